@@ -1,0 +1,9 @@
+//! vecgate: an authorization sidecar for vector databases.
+//!
+//! Cerbos-compatible policies are partially evaluated into query plans ([`plan`]), which the
+//! backends translate exactly into Chroma `where` clauses and Qdrant filters.
+
+pub mod backends;
+pub mod cli;
+pub mod plan;
+pub mod policy;

@@ -1,0 +1,340 @@
+//! The plan IR: an expression tree whose JSON form is Cerbos' `PlanResourcesFilter` operand.
+
+use super::value::{MapKey, Value};
+use std::fmt;
+
+/// An operator of the IR. The names are Cerbos' wire names (`Display`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    And,
+    Or,
+    Not,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    Add,
+    Sub,
+    Mult,
+    Div,
+    Mod,
+    Negate,
+    Index,
+    GetField,
+    If,
+    List,
+    Struct,
+    SetField,
+    Lambda,
+    All,
+    Exists,
+    ExistsOne,
+    Filter,
+    Map,
+    /// `has(x.f)`: an existence test. Cerbos' planner folds it to `true`; we keep it.
+    Has,
+    /// Any other function, by its CEL name (member calls put the target first).
+    Call(String),
+}
+
+impl Op {
+    pub fn name(&self) -> &str {
+        match self {
+            Op::And => "and",
+            Op::Or => "or",
+            Op::Not => "not",
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Lt => "lt",
+            Op::Le => "le",
+            Op::Gt => "gt",
+            Op::Ge => "ge",
+            Op::In => "in",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mult => "mult",
+            Op::Div => "div",
+            Op::Mod => "mod",
+            Op::Negate => "-_",
+            Op::Index => "index",
+            Op::GetField => "get-field",
+            Op::If => "if",
+            Op::List => "list",
+            Op::Struct => "struct",
+            Op::SetField => "set-field",
+            Op::Lambda => "lambda",
+            Op::All => "all",
+            Op::Exists => "exists",
+            Op::ExistsOne => "exists_one",
+            Op::Filter => "filter",
+            Op::Map => "map",
+            Op::Has => "has",
+            Op::Call(name) => name,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Op {
+        match name {
+            "and" => Op::And,
+            "or" => Op::Or,
+            "not" => Op::Not,
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "lt" => Op::Lt,
+            "le" => Op::Le,
+            "gt" => Op::Gt,
+            "ge" => Op::Ge,
+            "in" => Op::In,
+            "add" => Op::Add,
+            "sub" => Op::Sub,
+            "mult" => Op::Mult,
+            "div" => Op::Div,
+            "mod" => Op::Mod,
+            "-_" => Op::Negate,
+            "index" => Op::Index,
+            "get-field" => Op::GetField,
+            "if" => Op::If,
+            "list" => Op::List,
+            "struct" => Op::Struct,
+            "set-field" => Op::SetField,
+            "lambda" => Op::Lambda,
+            "all" => Op::All,
+            "exists" => Op::Exists,
+            "exists_one" => Op::ExistsOne,
+            "filter" => Op::Filter,
+            "map" => Op::Map,
+            "has" => Op::Has,
+            other => Op::Call(other.to_string()),
+        }
+    }
+
+    /// Operators whose operand order carries no meaning (Cerbos sorts them when comparing).
+    pub fn is_commutative(&self) -> bool {
+        matches!(self, Op::And | Op::Or | Op::Eq | Op::Ne | Op::Add | Op::Mult)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An expression of the plan IR.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    /// A constant.
+    Value(Value),
+    /// A dotted name: `request.resource.attr.x`, or a lambda variable (`t`, `x.countries`).
+    Variable(String),
+    /// An operator applied to operands.
+    Call(Op, Vec<Expr>),
+}
+
+/// The name of the resource attribute map in variables.
+pub const RESOURCE_ATTR: &str = "request.resource.attr";
+/// The name of the resource id in variables.
+pub const RESOURCE_ID: &str = "request.resource.id";
+
+impl Expr {
+    pub fn call(op: Op, args: Vec<Expr>) -> Expr {
+        Expr::Call(op, args)
+    }
+
+    pub fn bool(b: bool) -> Expr {
+        Expr::Value(Value::Bool(b))
+    }
+
+    pub fn var(name: &str) -> Expr {
+        Expr::Variable(name.to_string())
+    }
+
+    pub fn not(e: Expr) -> Expr {
+        Expr::Call(Op::Not, vec![e])
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Expr::Value(Value::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// If this expression names a resource attribute (`request.resource.attr.x` or
+    /// `request.resource.attr["x"]`), its name.
+    pub fn resource_attr_name(&self) -> Option<&str> {
+        match self {
+            Expr::Variable(v) => v
+                .strip_prefix(RESOURCE_ATTR)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .filter(|name| !name.is_empty()),
+            Expr::Call(Op::Index, args) | Expr::Call(Op::GetField, args) if args.len() == 2 => {
+                match (&args[0], &args[1]) {
+                    (Expr::Variable(base), Expr::Value(Value::String(name)))
+                        if base == RESOURCE_ATTR =>
+                    {
+                        Some(name)
+                    }
+                    (Expr::Variable(base), Expr::Variable(name))
+                        if base == RESOURCE_ATTR && matches!(self, Expr::Call(Op::GetField, _)) =>
+                    {
+                        Some(name)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// True if this expression names the resource id.
+    pub fn is_resource_id(&self) -> bool {
+        matches!(self, Expr::Variable(v) if v == RESOURCE_ID)
+    }
+
+    /// Number of nodes in the tree.
+    pub fn size(&self) -> usize {
+        match self {
+            Expr::Value(_) | Expr::Variable(_) => 1,
+            Expr::Call(_, args) => 1 + args.iter().map(Expr::size).sum::<usize>(),
+        }
+    }
+
+    /// The Cerbos wire form of this expression as an operand.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Expr::Value(v) => match v {
+                Value::Timestamp(_) => json!({"expression": {"operator": "timestamp",
+                    "operands": [{"value": v.to_json()}]}}),
+                Value::Duration(_) => json!({"expression": {"operator": "duration",
+                    "operands": [{"value": v.to_json()}]}}),
+                _ => json!({"value": wire_value(v)}),
+            },
+            Expr::Variable(name) => json!({"variable": name}),
+            Expr::Call(op, args) => {
+                if args.is_empty() {
+                    json!({"expression": {"operator": op.name()}})
+                } else {
+                    json!({"expression": {"operator": op.name(),
+                        "operands": args.iter().map(Expr::to_json).collect::<Vec<_>>()}})
+                }
+            }
+        }
+    }
+
+    /// Reads an operand in Cerbos' wire form. Abbreviated names (`R.`, `P.`, `V.`…) are kept.
+    pub fn from_json(v: &serde_json::Value) -> Result<Expr, String> {
+        let obj = v.as_object().ok_or("operand must be an object")?;
+        if obj.len() != 1 {
+            return Err(format!("operand must have exactly one key, got {}", obj.len()));
+        }
+        if let Some(val) = obj.get("value") {
+            return Ok(Expr::Value(Value::from_json(val)));
+        }
+        if let Some(var) = obj.get("variable") {
+            return var
+                .as_str()
+                .map(Expr::var)
+                .ok_or_else(|| "variable must be a string".to_string());
+        }
+        if let Some(e) = obj.get("expression") {
+            let eo = e.as_object().ok_or("expression must be an object")?;
+            let op = eo
+                .get("operator")
+                .and_then(|o| o.as_str())
+                .ok_or("expression needs an operator")?;
+            let args = match eo.get("operands") {
+                None => Vec::new(),
+                Some(serde_json::Value::Array(a)) => {
+                    a.iter().map(Expr::from_json).collect::<Result<Vec<_>, _>>()?
+                }
+                Some(_) => return Err("operands must be a list".into()),
+            };
+            return Ok(Expr::Call(Op::from_name(op), args));
+        }
+        Err("operand must be one of value, variable, expression".into())
+    }
+
+    /// Cerbos' `filterDebug` s-expression form.
+    pub fn debug_string(&self) -> String {
+        let mut out = String::new();
+        self.write_debug(&mut out);
+        out
+    }
+
+    fn write_debug(&self, out: &mut String) {
+        match self {
+            Expr::Value(v) => match v {
+                Value::Timestamp(_) | Value::Duration(_) => {
+                    out.push('(');
+                    out.push_str(if matches!(v, Value::Timestamp(_)) {
+                        "timestamp "
+                    } else {
+                        "duration "
+                    });
+                    out.push_str(&wire_value(v).to_string());
+                    out.push(')');
+                }
+                _ => out.push_str(&wire_value(v).to_string()),
+            },
+            Expr::Variable(name) => out.push_str(name),
+            Expr::Call(op, args) => {
+                out.push('(');
+                out.push_str(op.name());
+                for a in args {
+                    out.push(' ');
+                    a.write_debug(out);
+                }
+                out.push(')');
+            }
+        }
+    }
+}
+
+/// A value as the wire carries it: numbers are doubles (protobuf `Value`).
+fn wire_value(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Int(i) => float_json(*i as f64),
+        Value::Uint(u) => float_json(*u as f64),
+        Value::Double(d) => float_json(*d),
+        Value::List(l) => J::Array(l.iter().map(wire_value).collect()),
+        Value::Map(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| (map_key_string(k), wire_value(v)))
+                .collect(),
+        ),
+        other => other.to_json(),
+    }
+}
+
+fn map_key_string(k: &MapKey) -> String {
+    k.to_string()
+}
+
+/// A double as JSON, written as an integer when it is one (as protojson does).
+fn float_json(d: f64) -> serde_json::Value {
+    if d.fract() == 0.0 && d.abs() < 9.007_199_254_740_992e15 {
+        serde_json::Value::from(d as i64)
+    } else {
+        serde_json::Number::from_f64(d)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Expr) -> bool {
+        match (self, other) {
+            (Expr::Value(a), Expr::Value(b)) => a.type_name() == b.type_name() && a.cel_eq(b)
+                || a.as_number().is_some() && b.as_number().is_some() && a.cel_eq(b),
+            (Expr::Variable(a), Expr::Variable(b)) => a == b,
+            (Expr::Call(oa, aa), Expr::Call(ob, ab)) => oa == ob && aa == ab,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Cerbos' plan normalisation.

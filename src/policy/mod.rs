@@ -1,0 +1,1 @@
+//! Cerbos-compatible policies: model, loading, CEL, evaluation and planning.
