@@ -152,7 +152,7 @@ impl Expr {
         Expr::Variable(name.to_string())
     }
 
-    pub fn not(e: Expr) -> Expr {
+    pub fn negate(e: Expr) -> Expr {
         Expr::Call(Op::Not, vec![e])
     }
 
