@@ -1,1 +1,5 @@
 //! Cerbos-compatible policies: model, loading, CEL, evaluation and planning.
+
+pub mod cel;
+pub mod load;
+pub mod model;

@@ -1,0 +1,1 @@
+//! Loading a policy directory into a validated [`PolicySet`](super::model::PolicySet).
