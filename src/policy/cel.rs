@@ -142,7 +142,7 @@ fn struct_expr(fields: Vec<(Expr, Expr)>) -> Expr {
 /// The keys of a map literal, where CEL uses a map as a list of its keys (`in`, macros).
 fn map_keys_as_list(e: Expr) -> Expr {
     match e {
-        Expr::Call(Op::Struct, fields) => list_expr(
+        Expr::Call(Op::Struct, fields) if !fields.is_empty() => list_expr(
             fields
                 .into_iter()
                 .filter_map(|f| match f {

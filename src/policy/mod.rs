@@ -3,4 +3,5 @@
 pub mod cel;
 pub mod load;
 pub mod model;
+pub mod plan_suite;
 pub mod planner;

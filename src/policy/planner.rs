@@ -76,6 +76,11 @@ pub struct PlanRequest<'a> {
     pub resource_version: &'a str,
     /// Resource attributes already known (folded into the plan).
     pub resource_attr: &'a BTreeMap<String, Value>,
+    /// The resource id, when known (a check rather than a plan).
+    pub resource_id: Option<&'a str>,
+    /// `resource_attr` is the whole attribute map: a missing attribute is an error, not
+    /// an unknown (a check rather than a plan).
+    pub attr_complete: bool,
     pub actions: &'a [String],
     /// Verified JWT claims (`request.auxData.jwt`).
     pub jwt: &'a BTreeMap<String, Value>,
@@ -192,6 +197,24 @@ impl Planner {
             plan: merge_with_and(plans),
             no_match: !policy_match,
             matched_scopes,
+        }
+    }
+
+    /// Full evaluation for one concrete resource: give `resource_id` and the complete
+    /// `resource_attr` with `attr_complete`. True when every action in the request is allowed.
+    pub fn check(&self, request: &PlanRequest<'_>) -> bool {
+        match self.plan(request).plan {
+            Plan::AlwaysAllowed => true,
+            Plan::AlwaysDenied => false,
+            plan @ Plan::Conditional(_) => {
+                let env = crate::plan::eval::RecordEnv::new(
+                    request.resource_id.map(Value::string).unwrap_or(Value::Null),
+                    request.resource_kind,
+                    string_map(request.resource_attr),
+                    CallContext { now: request.now },
+                );
+                crate::plan::eval::allows(&plan, &env)
+            }
         }
     }
 
@@ -873,6 +896,8 @@ pub struct PlanEnv {
     resource_attr: BTreeMap<String, Value>,
     aux: Value,
     globals: Value,
+    resource_id: Option<Value>,
+    attr_complete: bool,
     ctx: CallContext,
 }
 
@@ -906,6 +931,8 @@ impl PlanEnv {
             resource_attr: request.resource_attr.clone(),
             aux: Value::map(aux),
             globals: string_map(&options.globals),
+            resource_id: request.resource_id.map(Value::string),
+            attr_complete: request.attr_complete,
             ctx: CallContext { now: request.now },
         }
     }
@@ -943,12 +970,33 @@ impl PlanEnv {
         let (field, rest) = split_first(path);
         match field {
             "kind" | "scope" | "policyVersion" => walk(&self.resource_known, path),
+            "id" => match &self.resource_id {
+                Some(id) => walk(id, rest),
+                None => Resolved::Unknown,
+            },
+            "attr" if rest.is_empty() && self.attr_complete => {
+                Resolved::Known(string_map(&self.resource_attr))
+            }
             "attr" if !rest.is_empty() => {
                 let (attr, deeper) = split_first(rest);
                 match self.resource_attr.get(attr) {
                     Some(v) => walk(v, deeper),
+                    None if self.attr_complete => {
+                        Resolved::Error(EvalError::NoSuchKey(attr.to_string()))
+                    }
                     None => Resolved::Unknown,
                 }
+            }
+            "" if self.attr_complete && self.resource_id.is_some() => {
+                let mut m = match &self.resource_known {
+                    Value::Map(m) => (**m).clone(),
+                    _ => BTreeMap::new(),
+                };
+                m.insert(field_key("attr"), string_map(&self.resource_attr));
+                if let Some(id) = &self.resource_id {
+                    m.insert(field_key("id"), id.clone());
+                }
+                Resolved::Known(Value::map(m))
             }
             _ => Resolved::Unknown,
         }
