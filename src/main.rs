@@ -1,3 +1,6 @@
+use clap::Parser;
+
 fn main() {
-    std::process::exit(0);
+    let cli = vecgate::cli::Cli::parse();
+    std::process::exit(vecgate::cli::run(cli));
 }
