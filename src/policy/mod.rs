@@ -1,5 +1,6 @@
 //! Cerbos-compatible policies: model, loading, CEL, evaluation and planning.
 
+pub mod cache;
 pub mod cel;
 pub mod load;
 pub mod model;

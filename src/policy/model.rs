@@ -40,13 +40,15 @@ pub enum Condition {
     None(Vec<Condition>),
 }
 
-/// Variables in the order they must be inlined (each may use earlier ones), and constants.
+/// A policy's variables (imported, local and deprecated top-level, merged) and constants.
 #[derive(Clone, Debug, Default)]
 pub struct Definitions {
     /// name → compiled expression (aliases expanded; may reference `variables.other`).
     pub variables: BTreeMap<String, Expr>,
     /// name → literal value.
     pub constants: BTreeMap<String, Value>,
+    /// Variable names in dependency order: each uses only names earlier in the list.
+    pub variable_order: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,7 +61,9 @@ pub struct ResourcePolicy {
     pub scope: String,
     pub scope_permissions: ScopePermissions,
     pub definitions: Definitions,
-    /// Derived roles imported by this policy (from every imported `derivedRoles` set).
+    /// Derived roles from the imported `derivedRoles` sets that this policy's rules reference,
+    /// sorted by name. As in Cerbos, unreferenced ones are left out: they never activate and
+    /// never appear in `runtime.effectiveDerivedRoles`.
     pub derived_roles: Vec<DerivedRole>,
     pub rules: Vec<ResourceRule>,
 }
@@ -120,8 +124,11 @@ pub struct RolePolicy {
     pub file: String,
     /// The role this policy defines.
     pub role: String,
+    /// `default` when the file gives none.
     pub version: String,
     pub scope: String,
+    /// Always `RequireParentalConsentForAllows`: Cerbos ignores this field for role policies,
+    /// which only ever narrow what resource policies allow.
     pub scope_permissions: ScopePermissions,
     /// IdP roles or other role policies' roles this role inherits resource-policy rules from.
     pub parent_roles: Vec<String>,

@@ -429,8 +429,8 @@ impl<'a> Context<'a> {
                     type_deny = None;
                     break;
                 }
-                if let (Some(rdp), Some(ra)) = (&role_deny_rp, role_allow.take()) {
-                    role_allow = Some(mk_node(Op::And, vec![ra, invert(rdp.clone())]));
+                if let Some(rdp) = &role_deny_rp {
+                    role_allow = role_allow.map(|ra| mk_node(Op::And, vec![ra, invert(rdp.clone())]));
                 }
                 type_allow = add_opt(type_allow, role_allow, Op::Or);
                 type_deny = add_opt(type_deny, role_deny, Op::Or);
@@ -1000,5 +1000,29 @@ impl PlanEnv {
             }
             _ => Resolved::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+    #[test]
+    fn dbg_basics() {
+        let set = crate::policy::load::load_dir(std::path::Path::new("tests/conformance/cerbos/policies")).unwrap();
+        let planner = Planner::new(Arc::new(set), PlannerOptions::default());
+        let mut attr = BTreeMap::new();
+        attr.insert("userQid".to_string(), Value::string("z0"));
+        let p = Principal { id: "user123".into(), roles: vec!["USER".into()], attr, ..Principal::default() };
+        let empty = BTreeMap::new();
+        let actions = vec!["write".to_string()];
+        let req = PlanRequest { principal: &p, resource_kind: "x", resource_scope: "", resource_version: "default", resource_attr: &empty, resource_id: None, attr_complete: false, actions: &actions, jwt: &empty, now: chrono::Utc::now().fixed_offset() };
+        let env = PlanEnv::new(&req, &planner.options);
+        eprintln!("resolve P: {:?}", env.resolve("request.principal.attr.userQid"));
+        eprintln!("resolve id: {:?}", env.resolve("request.resource.id"));
+        let e = crate::policy::cel::compile("P.attr.userQid == R.id").unwrap();
+        let mut ev = Evaluator::new(&env);
+        eprintln!("eval: {:?}", ev.eval(&e, Polarity::Positive));
+        eprintln!("scopes: {:?}", planner.scope_chain(&planner.resource_scopes, ""));
+        eprintln!("plan: {:?}", planner.plan(&req));
     }
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Runs every test of vecgate. This is the one test command (README, CI via .ci/run).
+#
+#  1. Python environment: creates ./.venv and installs tests/python/requirements.txt (the real
+#     chromadb with its Rust server, langchain-chroma, qdrant-client, langchain-qdrant, pytest,
+#     PyJWT, requests). Reused as long as the requirements file and the base Python are
+#     unchanged (a hash stamp lives inside the venv); rebuilt from scratch otherwise.
+#  2. Rust: `cargo test --all-targets`, then the doctests. Integration tests start their own
+#     servers (Chroma, …) on free loopback ports using the venv's Python, found through
+#     VECGATE_PYTHON, and stop them when done.
+#  3. Python: `pytest tests/python`, once that directory has test files.
+#
+# Needs: a Rust toolchain, Python >= 3.10 (`python3`, or set VECGATE_BASE_PYTHON) with the
+# venv module, and access to crates.io and PyPI (or mirrors configured for cargo and pip).
+# Exits non-zero if anything fails; the last line is a summary.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+VENV="$ROOT/.venv"
+REQUIREMENTS="tests/python/requirements.txt"
+STAMP="$VENV/.vecgate-requirements.sha256"
+BASE_PYTHON="${VECGATE_BASE_PYTHON:-python3}"
+
+START=$SECONDS
+RESULTS=()      # "step: outcome (Ns)" for the summary
+FAILED=0
+PHASE="setup"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+summary() {
+    local rc=$?
+    local total=$((SECONDS - START))
+    local details
+    details=$(IFS=';'; echo "${RESULTS[*]:-}")
+    details=${details//;/, }
+    echo
+    if [[ $rc -eq 0 && $FAILED -eq 0 ]]; then
+        echo "test.sh: ALL PASSED in ${total}s (${details})"
+    elif [[ $PHASE == "done" ]]; then
+        echo "test.sh: FAILED in ${total}s (${details})"
+    else
+        [[ $rc -eq 0 ]] && rc=1
+        echo "test.sh: FAILED during ${PHASE} after ${total}s (${details:-nothing ran})"
+    fi
+    exit "$rc"
+}
+trap summary EXIT
+
+# Runs one test step, recording its outcome without stopping the script, so that every step
+# reports. Usage: step NAME [ok-exit-codes…] -- COMMAND…
+step() {
+    local name=$1; shift
+    local ok_codes=(0)
+    while [[ $1 != "--" ]]; do ok_codes+=("$1"); shift; done
+    shift
+    PHASE=$name
+    log "$name: $*"
+    local t0=$SECONDS rc=0
+    "$@" || rc=$?
+    local outcome="FAILED (exit $rc)"
+    for code in "${ok_codes[@]}"; do
+        if [[ $rc -eq $code ]]; then outcome="ok"; fi
+    done
+    if [[ $outcome != "ok" ]]; then FAILED=1; fi
+    RESULTS+=("$name: $outcome ($((SECONDS - t0))s)")
+}
+
+# ---------------------------------------------------------------------------------------
+# 1. Python venv
+# ---------------------------------------------------------------------------------------
+PHASE="python venv"
+if ! command -v "$BASE_PYTHON" >/dev/null 2>&1; then
+    echo "error: $BASE_PYTHON not found; install Python >= 3.10 or set VECGATE_BASE_PYTHON" >&2
+    exit 1
+fi
+if ! "$BASE_PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+    echo "error: $BASE_PYTHON is $("$BASE_PYTHON" --version 2>&1); Python >= 3.10 is needed" >&2
+    exit 1
+fi
+
+# The stamp covers the requirements and the base interpreter the venv was built from.
+WANT_STAMP="$("$BASE_PYTHON" - "$REQUIREMENTS" <<'PY'
+import hashlib, sys
+h = hashlib.sha256(open(sys.argv[1], "rb").read())
+h.update(f"{sys.version} {sys.executable}".encode())
+print(h.hexdigest())
+PY
+)"
+HAVE_STAMP="$(cat "$STAMP" 2>/dev/null || true)"
+
+if [[ "$WANT_STAMP" == "$HAVE_STAMP" && -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'pass' 2>/dev/null; then
+    log "python venv: reusing $VENV ($REQUIREMENTS unchanged)"
+    RESULTS+=("venv: reused")
+else
+    t0=$SECONDS
+    log "python venv: creating $VENV and installing $REQUIREMENTS (one to two minutes)"
+    rm -rf "$VENV"
+    if ! "$BASE_PYTHON" -m venv "$VENV"; then
+        echo "error: '$BASE_PYTHON -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+        exit 1
+    fi
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --progress-bar off \
+        --quiet -r "$REQUIREMENTS"
+    "$VENV/bin/python" -c 'import chromadb, chromadb_rust_bindings, langchain_chroma, langchain_core, qdrant_client, langchain_qdrant, jwt, requests, pytest'
+    echo "$WANT_STAMP" > "$STAMP"
+    RESULTS+=("venv: installed ($((SECONDS - t0))s)")
+fi
+"$VENV/bin/python" -c 'import chromadb; print("chromadb", chromadb.__version__)'
+export VECGATE_PYTHON="$VENV/bin/python"
+
+# ---------------------------------------------------------------------------------------
+# 2. Rust tests (unit, integration, benches in test mode, examples), then doctests
+# ---------------------------------------------------------------------------------------
+step "cargo test" -- cargo test --all-targets
+step "doctests" -- cargo test --doc
+
+# ---------------------------------------------------------------------------------------
+# 3. Python tests (LangChain / native SDKs through vecgate). Runs once tests exist.
+#    pytest exit code 5 means "no tests collected", which is not a failure here.
+# ---------------------------------------------------------------------------------------
+if [[ -n "$(find tests/python \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit 2>/dev/null)" ]]; then
+    step "pytest" 5 -- "$VENV/bin/python" -m pytest tests/python -q
+else
+    RESULTS+=("pytest: no tests yet")
+fi
+
+PHASE="done"
+exit "$FAILED"

@@ -1,0 +1,3 @@
+//! Qdrant (REST): translation of plans into `filter` objects.
+
+pub mod filter;
