@@ -29,7 +29,12 @@ fn read_dir_sorted(dir: &PathBuf) -> Vec<PathBuf> {
 
 /// Cases where vecgate deliberately answers differently from Cerbos, and why. Each entry is
 /// `(case name prefix, reason)`; the safer behaviour has its own test below.
-const DIVERGENCES: &[(&str, &str)] = &[];
+const DIVERGENCES: &[(&str, &str)] = &[(
+    "donald_duck.yaml#2 handle_null",
+    "`has(R.attr.present) && R.attr.present != null`: Cerbos folds has() to true and plans \
+     `ne(present, null)`; vecgate keeps `has(present)` in the plan (see has_is_an_existence_test \
+     and has_guard_is_kept_in_plans)",
+)];
 
 fn harness_planner(lenient: bool) -> Planner {
     let set = vecgate::policy::load::load_dir(&data_dir().join("policies"))
@@ -173,6 +178,53 @@ fn has_is_an_existence_test() {
     );
     assert!(!vecgate::plan::eval::allows(&plan, &without));
     assert!(vecgate::plan::eval::allows(&plan, &with));
+}
+
+#[test]
+fn has_guard_is_kept_in_plans() {
+    // The donald_duck `handle_null` rule, planned by vecgate: the has() guard survives.
+    let planner = harness_planner(false);
+    let principal = vecgate::policy::planner::Principal {
+        id: "donald_duck".into(),
+        roles: vec!["user".into()],
+        ..Default::default()
+    };
+    let empty = BTreeMap::new();
+    let actions = vec!["handle_null".to_string()];
+    let plan = planner
+        .plan(&vecgate::policy::planner::PlanRequest {
+            principal: &principal,
+            resource_kind: "contact",
+            resource_scope: "",
+            resource_version: "default",
+            resource_attr: &empty,
+            resource_id: None,
+            attr_complete: false,
+            actions: &actions,
+            jwt: &empty,
+            now: chrono::DateTime::parse_from_rfc3339(SUITE_NOW).unwrap(),
+        })
+        .plan;
+    let text = plan.debug_string();
+    assert!(text.contains("(has request.resource.attr.present)"), "{text}");
+    let ctx = vecgate::plan::functions::CallContext {
+        now: chrono::DateTime::parse_from_rfc3339(SUITE_NOW).unwrap(),
+    };
+    // A record lacking `present` (and with `missing` null) is not granted.
+    let lacking = vecgate::plan::eval::RecordEnv::new(
+        Value::string("r"),
+        "leave_request",
+        Value::from_json(&serde_json::json!({"missing": null})),
+        ctx,
+    );
+    assert!(!vecgate::plan::eval::allows(&plan, &lacking));
+    let having = vecgate::plan::eval::RecordEnv::new(
+        Value::string("r"),
+        "leave_request",
+        Value::from_json(&serde_json::json!({"missing": null, "present": 1})),
+        ctx,
+    );
+    assert!(vecgate::plan::eval::allows(&plan, &having));
 }
 
 #[allow(dead_code)]

@@ -69,8 +69,10 @@ fn conformance() -> PolicySet {
 #[test]
 fn conformance_policies_all_load() {
     let set = conformance();
-    assert_eq!(set.file_count, 37);
-    assert_eq!(set.resource_policies.len(), 22);
+    // 39 files (24 resource, 6 derived-role, 3 principal, 6 role policies); the upstream
+    // README says 37.
+    assert_eq!(set.file_count, 39);
+    assert_eq!(set.resource_policies.len(), 24);
     assert_eq!(set.principal_policies.len(), 3);
     assert_eq!(set.role_policies.len(), 6);
 }
@@ -93,7 +95,10 @@ fn conformance_leave_request_compiles_variables_constants_and_derived_roles() {
         ["is_owner", "principal_id", "resource_owner"]
     );
     // Dependencies come first.
-    assert_eq!(d.variable_order, ["principal_id", "resource_owner", "is_owner"]);
+    assert_eq!(
+        d.variable_order,
+        ["principal_id", "resource_owner", "is_owner"]
+    );
     assert_eq!(
         d.variables["is_owner"].debug_string(),
         "(eq variables.resource_owner variables.principal_id)"
@@ -255,8 +260,16 @@ fn good_set_loads_with_imports_anchors_json_and_several_documents() {
         d.constants.keys().collect::<Vec<_>>(),
         ["label", "limits", "max_amount", "regions"]
     );
-    let visible = d.variable_order.iter().position(|v| v == "visible").unwrap();
-    let public = d.variable_order.iter().position(|v| v == "is_public").unwrap();
+    let visible = d
+        .variable_order
+        .iter()
+        .position(|v| v == "visible")
+        .unwrap();
+    let public = d
+        .variable_order
+        .iter()
+        .position(|v| v == "is_public")
+        .unwrap();
     assert!(public < visible);
 
     // The merge key copied `effect` from the anchored rule; local keys won.
@@ -388,7 +401,7 @@ fn missing_derived_role_import() {
 fn undefined_variable() {
     let e = load_err(&fixture("broken/undefined_variable"));
     assert_eq!(e.kinds(), [ProblemKind::UndefinedVariable]);
-    assert_eq!(e.problems[0].line, Some(13));
+    assert_eq!(e.problems[0].line, Some(14));
 }
 
 #[test]
@@ -506,7 +519,11 @@ resourcePolicy:
     assert_eq!(e.kinds(), [ProblemKind::AmbiguousDerivedRole]);
     // Unreferenced, the clash is only a warning (as in Cerbos).
     let unreferenced = policy.replace("derivedRoles: [owner]", "roles: [user]");
-    let set = mem_ok(&[("a.yaml", DERIVED), ("b.yaml", &other), ("r.yaml", &unreferenced)]);
+    let set = mem_ok(&[
+        ("a.yaml", DERIVED),
+        ("b.yaml", &other),
+        ("r.yaml", &unreferenced),
+    ]);
     assert_eq!(set.warnings.len(), 1);
 }
 
@@ -532,7 +549,11 @@ fn variable_defined_twice_across_import_local_and_top_level() {
 
     let top = format!(
         "variables:\n  x: R.attr.c\n{}",
-        resource("doc", "  variables:\n    local:\n      x: R.attr.b\n", "V.x")
+        resource(
+            "doc",
+            "  variables:\n    local:\n      x: R.attr.b\n",
+            "V.x"
+        )
     );
     let e = mem_err(&[("r.yaml", &top)]);
     assert_eq!(e.kinds(), [ProblemKind::DuplicateDefinition]);
@@ -600,7 +621,11 @@ fn scoped_policy_needs_its_parent_chain() {
     assert_eq!(e.problems[0].file, "leaf.yaml");
 
     let mid = resource("doc", "  scope: a\n", "true");
-    mem_ok(&[("base.yaml", &base), ("mid.yaml", &mid), ("leaf.yaml", &leaf)]);
+    mem_ok(&[
+        ("base.yaml", &base),
+        ("mid.yaml", &mid),
+        ("leaf.yaml", &leaf),
+    ]);
 
     // Without the base policy, both `a` and the root are missing for the leaf.
     let e = mem_err(&[("leaf.yaml", &leaf)]);
@@ -648,7 +673,12 @@ fn scope_permissions_must_agree_within_a_scope() {
         "true",
     );
     let b = resource("b", "  scope: acme\n", "true");
-    let e = mem_err(&[("1.yaml", &base_a), ("2.yaml", &base_b), ("3.yaml", &a), ("4.yaml", &b)]);
+    let e = mem_err(&[
+        ("1.yaml", &base_a),
+        ("2.yaml", &base_b),
+        ("3.yaml", &a),
+        ("4.yaml", &b),
+    ]);
     assert_eq!(e.kinds(), [ProblemKind::ScopePermissionsConflict]);
 }
 
@@ -662,7 +692,10 @@ resourcePolicy:
     - actions: [view]
       effect: EFFECT_ALLOW
 ";
-    assert_eq!(mem_err(&[("r.yaml", no_roles)]).kinds(), [ProblemKind::NoRoles]);
+    assert_eq!(
+        mem_err(&[("r.yaml", no_roles)]).kinds(),
+        [ProblemKind::NoRoles]
+    );
 
     let no_effect = no_roles.replace("effect: EFFECT_ALLOW", "roles: [user]");
     assert_eq!(
@@ -682,7 +715,10 @@ resourcePolicy:
         [ProblemKind::MissingField]
     );
 
-    let repeated = no_roles.replace("actions: [view]", "actions: [view, view]\n      roles: [user]");
+    let repeated = no_roles.replace(
+        "actions: [view]",
+        "actions: [view, view]\n      roles: [user]",
+    );
     assert_eq!(
         mem_err(&[("r.yaml", &repeated)]).kinds(),
         [ProblemKind::InvalidValue]
@@ -708,7 +744,10 @@ resourcePolicy:
         .kinds()
         .contains(&ProblemKind::InvalidValue));
 
-    let two_bodies = format!("{}exportVariables:\n  name: v\n", resource("doc", "", "true"));
+    let two_bodies = format!(
+        "{}exportVariables:\n  name: v\n",
+        resource("doc", "", "true")
+    );
     assert_eq!(
         mem_err(&[("r.yaml", &two_bodies)]).kinds(),
         [ProblemKind::PolicyType]
@@ -774,22 +813,33 @@ resourcePolicy:
 
 #[test]
 fn documents_in_one_file_are_separate_policies() {
-    let text = format!("{}---\n{}", resource("a", "", "true"), resource("b", "", "true"));
+    let text = format!(
+        "{}---\n{}",
+        resource("a", "", "true"),
+        resource("b", "", "true")
+    );
     let set = mem_ok(&[("two.yaml", &text)]);
     assert_eq!(set.resource_policies.len(), 2);
     assert_eq!(set.file_count, 1);
 
     // A problem in the second document is reported at its own line.
-    let text = format!("{}---\n{}", resource("a", "", "true"), resource("b", "", "V.x"));
+    let text = format!(
+        "{}---\n{}",
+        resource("a", "", "true"),
+        resource("b", "", "V.x")
+    );
     let e = mem_err(&[("two.yaml", &text)]);
     assert_eq!(e.kinds(), [ProblemKind::UndefinedVariable]);
-    assert_eq!(e.problems[0].line, Some(24));
+    assert_eq!(e.problems[0].line, Some(23));
 }
 
 #[test]
 fn disabled_policies_are_excluded() {
     let disabled = format!("disabled: true\n{}", resource("doc", "", "V.undefined"));
-    let set = mem_ok(&[("a.yaml", &resource("doc", "", "true")), ("b.yaml", &disabled)]);
+    let set = mem_ok(&[
+        ("a.yaml", &resource("doc", "", "true")),
+        ("b.yaml", &disabled),
+    ]);
     assert_eq!(set.resource_policies.len(), 1);
     assert_eq!(set.file_count, 2);
 }
@@ -819,7 +869,10 @@ resourcePolicy:
     );
 
     let bad = p.replace("c: V.a && V.b", "c: V.a && V.b\n  bogus: 1");
-    assert_eq!(mem_err(&[("r.yaml", &bad)]).kinds(), [ProblemKind::UnknownField]);
+    assert_eq!(
+        mem_err(&[("r.yaml", &bad)]).kinds(),
+        [ProblemKind::UnknownField]
+    );
 }
 
 #[test]

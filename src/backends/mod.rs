@@ -1012,23 +1012,45 @@ pub(crate) mod testkit {
         ]
     }
 
+    fn optional_attr() -> impl Strategy<Value = Expr> {
+        (prop::sample::select(OPTIONAL.to_vec()), any::<bool>())
+            .prop_map(|(n, indexed)| if indexed { attr_index(n) } else { attr(n) })
+    }
+
+    fn number() -> impl Strategy<Value = Json> {
+        prop_oneof![
+            prop::sample::select(vec![-3i64, -2, 0, 1, 2, 3]).prop_map(|i| json!(i)),
+            prop::sample::select(vec![2.0f64, 2.5, -2.5, 0.5, -0.5]).prop_map(|f| json!(f)),
+        ]
+    }
+
     fn leaf() -> impl Strategy<Value = Expr> {
-        let cmp = (
-            prop::sample::select(vec![Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge]),
+        let side = |a: Expr, v: Json, flip: bool, op: Op| {
+            if flip {
+                call(op, vec![lit(v), a])
+            } else {
+                call(op, vec![a, lit(v)])
+            }
+        };
+        let equality = (
+            prop::sample::select(vec![Op::Eq, Op::Ne]),
             any_attr(),
             literal_value(),
             any::<bool>(),
         )
-            .prop_map(|(op, a, v, flip)| {
-                if flip {
-                    call(op, vec![lit(v), a])
-                } else {
-                    call(op, vec![a, lit(v)])
-                }
-            });
+            .prop_map(move |(op, a, v, flip)| side(a, v, flip, op));
+        // Mostly numbers: other ordered types are refused by both databases.
+        let ordering = (
+            prop::sample::select(vec![Op::Lt, Op::Le, Op::Gt, Op::Ge]),
+            any_attr(),
+            prop_oneof![9 => number(), 1 => literal_value()],
+            any::<bool>(),
+        )
+            .prop_map(move |(op, a, v, flip)| side(a, v, flip, op));
         let in_list = (any_attr(), prop::collection::vec(literal_value(), 0..4))
             .prop_map(|(a, vs)| in_(a, lit(Json::Array(vs))));
-        let contains = (scalar(), any_attr()).prop_map(|(v, a)| in_(lit(v), a));
+        let contains = (scalar(), prop_oneof![4 => optional_attr(), 1 => any_attr()])
+            .prop_map(|(v, a)| in_(lit(v), a));
         let has_ = any_attr().prop_map(|a| call(Op::Has, vec![a]));
         let ids = prop_oneof![
             (id_literal(), any::<bool>()).prop_map(|(v, e)| {
@@ -1041,7 +1063,8 @@ pub(crate) mod testkit {
             prop::collection::vec(id_literal(), 0..3).prop_map(|vs| in_(id(), lit(Json::Array(vs)))),
         ];
         prop_oneof![
-            6 => cmp,
+            4 => equality,
+            3 => ordering,
             3 => in_list,
             2 => contains,
             1 => has_,

@@ -106,6 +106,12 @@ pub struct Evaluator<'e> {
     pub unroll_limit: Option<usize>,
     /// How many errors (or non-boolean results) were folded into constants by polarity.
     pub folded_errors: usize,
+    /// Depth of lambda bodies being evaluated with their variable unknown. With an unroll
+    /// limit set (Cerbos compatibility), nothing is unrolled inside them, as in Cerbos.
+    residual_lambda_depth: usize,
+    /// Reproduce Cerbos' rewrites even where they are only exact for the true-set (the
+    /// struct matcher under negation). Off: such rewrites happen in positive position only.
+    pub cerbos_compat: bool,
 }
 
 impl<'e> Evaluator<'e> {
@@ -115,6 +121,8 @@ impl<'e> Evaluator<'e> {
             locals: Vec::new(),
             unroll_limit: None,
             folded_errors: 0,
+            residual_lambda_depth: 0,
+            cerbos_compat: false,
         }
     }
 
@@ -141,8 +149,8 @@ impl<'e> Evaluator<'e> {
                 Op::Or => self.junction(args, pol, true),
                 Op::Not => self.not(args, pol),
                 Op::If => self.conditional(args, pol),
-                Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => self.compare(op, args),
-                Op::In => self.membership(args),
+                Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => self.compare(op, args, pol),
+                Op::In => self.membership(args, pol),
                 Op::Has => self.has(args),
                 Op::All | Op::Exists | Op::ExistsOne | Op::Filter | Op::Map => {
                     self.comprehension(op, args, pol)
@@ -246,7 +254,12 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn compare(&mut self, op: &Op, args: &[Expr]) -> Partial {
+    /// The struct matcher maps "not a key" (an error) to false: exact for the true-set only.
+    fn struct_rewrite_allowed(&self, op: &Op, pol: Polarity) -> bool {
+        self.cerbos_compat || (pol == Polarity::Positive && !matches!(op, Op::Ne))
+    }
+
+    fn compare(&mut self, op: &Op, args: &[Expr], pol: Polarity) -> Partial {
         let [left, right] = args else {
             return arity_error(op.name());
         };
@@ -256,7 +269,7 @@ impl<'e> Evaluator<'e> {
             (Partial::Error(e), _) | (_, Partial::Error(e)) => Partial::Error(e),
             (Partial::Known(a), Partial::Known(b)) => compare_known(op, &a, &b),
             (l, r) => {
-                if matches!(op, Op::Eq | Op::Ne) {
+                if matches!(op, Op::Eq | Op::Ne) && self.struct_rewrite_allowed(op, pol) {
                     if let Some(rewritten) = self.match_struct_index(op, &l, &r) {
                         return rewritten;
                     }
@@ -268,6 +281,7 @@ impl<'e> Evaluator<'e> {
 
     /// Cerbos' struct matcher: `{k1: v1, …}[x] == c` becomes `x == k1 || …` over the keys
     /// whose value equals `c`, so an index of a known map by an unknown key stays expressible.
+    /// Field selections after the index (`m[x].role == c`) are followed.
     fn match_struct_index(&mut self, op: &Op, l: &Partial, r: &Partial) -> Option<Partial> {
         let (indexed, constant) = match (l, r) {
             (Partial::Residual(e), Partial::Known(c)) | (Partial::Known(c), Partial::Residual(e)) => {
@@ -275,23 +289,7 @@ impl<'e> Evaluator<'e> {
             }
             _ => return None,
         };
-        let Expr::Call(Op::Index, ix) = indexed else {
-            return None;
-        };
-        let [Expr::Value(Value::Map(map)), key] = ix.as_slice() else {
-            return None;
-        };
-        let mut alternatives: Vec<Expr> = map
-            .iter()
-            .filter(|(_, v)| v.cel_eq(constant))
-            .map(|(k, _)| Expr::Call(Op::Eq, vec![key.clone(), Expr::Value(k.to_value())]))
-            .collect();
-        let matched = match alternatives.len() {
-            0 => Partial::Known(Value::Bool(false)),
-            1 => Partial::Residual(alternatives.remove(0)),
-            _ => Partial::Residual(Expr::Call(Op::Or, alternatives)),
-        };
-        // `m[x]` errors when x is not a key; the rewrite keeps that: x == k only for keys.
+        let matched = keys_where(indexed, &|v: &Value| Some(v.cel_eq(constant)))?;
         Some(match (op, matched) {
             (Op::Eq, m) => m,
             (_, Partial::Known(Value::Bool(b))) => Partial::Known(Value::Bool(!b)),
@@ -300,7 +298,8 @@ impl<'e> Evaluator<'e> {
         })
     }
 
-    fn membership(&mut self, args: &[Expr]) -> Partial {
+    fn membership(&mut self, args: &[Expr], pol: Polarity) -> Partial {
+        let rewrite = self.struct_rewrite_allowed(&Op::In, pol);
         let [elem, container] = args else {
             return arity_error("in");
         };
@@ -312,6 +311,13 @@ impl<'e> Evaluator<'e> {
                 Ok(b) => Partial::Known(Value::Bool(b)),
                 Err(err) => Partial::Error(err),
             },
+            (Partial::Known(e), Partial::Residual(c)) if rewrite => {
+                let in_value = |v: &Value| functions::contains_in(&e, v).ok();
+                match keys_where(&c, &in_value) {
+                    Some(rewritten) => rewritten,
+                    None => residual_call(Op::In, vec![Partial::Known(e), Partial::Residual(c)]),
+                }
+            }
             (e, c) => residual_call(Op::In, vec![e, c]),
         }
     }
@@ -359,18 +365,17 @@ impl<'e> Evaluator<'e> {
         let [range, Expr::Call(Op::Lambda, lambda)] = args else {
             return arity_error(op.name());
         };
-        let vars: Vec<String> = lambda
+        let var_count = op.lambda_var_count(lambda.len()).min(lambda.len());
+        let vars: Vec<String> = lambda[lambda.len() - var_count..]
             .iter()
-            .rev()
-            .take_while(|a| matches!(a, Expr::Variable(_)))
             .filter_map(|a| match a {
                 Expr::Variable(v) => Some(v.clone()),
                 _ => None,
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
             .collect();
+        if vars.len() != var_count {
+            return arity_error(op.name());
+        }
         let bodies = &lambda[..lambda.len() - vars.len()];
         if vars.is_empty() || vars.len() > 2 || bodies.is_empty() || bodies.len() > 2 {
             return arity_error(op.name());
@@ -413,10 +418,12 @@ impl<'e> Evaluator<'e> {
     ) -> Result<Vec<Expr>, EvalError> {
         let depth = self.locals.len();
         self.locals.extend(vars.iter().map(|v| (v.clone(), None)));
+        self.residual_lambda_depth += 1;
         let out = bodies
             .iter()
             .map(|b| self.eval(b, pol).into_expr())
             .collect::<Result<Vec<_>, _>>();
+        self.residual_lambda_depth -= 1;
         self.locals.truncate(depth);
         out
     }
@@ -431,7 +438,10 @@ impl<'e> Evaluator<'e> {
         pol: Polarity,
     ) -> Partial {
         let unroll = match op {
-            Op::All | Op::Exists => self.unroll_limit.is_none_or(|limit| items.len() <= limit),
+            Op::All | Op::Exists => match self.unroll_limit {
+                None => true,
+                Some(limit) => items.len() <= limit && self.residual_lambda_depth == 0,
+            },
             _ => false,
         };
         let mut results: Vec<Vec<Partial>> = Vec::with_capacity(items.len());
@@ -742,6 +752,44 @@ impl<'e> Evaluator<'e> {
             Ok(v) => Partial::Known(v),
             Err(e) => Partial::Error(e),
         }
+    }
+}
+
+/// For `m[x]` (or `m[x].f.g`) with `m` a known map and `x` unknown: the condition on `x`
+/// under which `pred` holds for the selected value, as `x == k1 || x == k2 …`. `None` when
+/// the expression has another shape or `pred` cannot be decided for some entry.
+fn keys_where(indexed: &Expr, pred: &dyn Fn(&Value) -> Option<bool>) -> Option<Partial> {
+    match indexed {
+        Expr::Call(Op::Index, ix) => {
+            let [Expr::Value(Value::Map(map)), key] = ix.as_slice() else {
+                return None;
+            };
+            let mut alternatives = Vec::new();
+            for (k, v) in map.iter() {
+                if pred(v)? {
+                    alternatives.push(Expr::Call(
+                        Op::Eq,
+                        vec![key.clone(), Expr::Value(k.to_value())],
+                    ));
+                }
+            }
+            Some(match alternatives.len() {
+                0 => Partial::Known(Value::Bool(false)),
+                1 => Partial::Residual(alternatives.remove(0)),
+                _ => Partial::Residual(Expr::Call(Op::Or, alternatives)),
+            })
+        }
+        Expr::Call(Op::GetField, ga) => {
+            let [inner, Expr::Variable(field)] = ga.as_slice() else {
+                return None;
+            };
+            let through_field = |v: &Value| match walk(v, field) {
+                Resolved::Known(f) => pred(&f),
+                _ => Some(false),
+            };
+            keys_where(inner, &through_field)
+        }
+        _ => None,
     }
 }
 

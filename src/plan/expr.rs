@@ -111,6 +111,23 @@ impl Op {
         }
     }
 
+    /// How many trailing operands of this comprehension's `lambda` (of `lambda_len`
+    /// operands) are iteration variables; the rest are bodies.
+    pub fn lambda_var_count(&self, lambda_len: usize) -> usize {
+        match self {
+            Op::All | Op::Exists | Op::ExistsOne if lambda_len == 3 => 2,
+            Op::Call(name)
+                if matches!(
+                    name.as_str(),
+                    "transformList" | "transformMap" | "transformMapEntry"
+                ) =>
+            {
+                2
+            }
+            _ => 1,
+        }
+    }
+
     /// Operators whose operand order carries no meaning (Cerbos sorts them when comparing).
     pub fn is_commutative(&self) -> bool {
         matches!(self, Op::And | Op::Or | Op::Eq | Op::Ne | Op::Add | Op::Mult)

@@ -292,33 +292,33 @@ pub fn expand_aliases(e: Expr, bound: &mut Vec<String>) -> Expr {
     match e {
         Expr::Value(_) => e,
         Expr::Variable(name) => Expr::Variable(expand_name(&name, bound)),
-        Expr::Call(Op::Lambda, args) => {
-            let vars: Vec<String> = args
+        Expr::Call(op, args)
+            if matches!(args.as_slice(), [_, Expr::Call(Op::Lambda, _)]) =>
+        {
+            let mut args = args.into_iter();
+            let (Some(range), Some(Expr::Call(Op::Lambda, lambda))) = (args.next(), args.next())
+            else {
+                return Expr::Call(op, Vec::new());
+            };
+            let range = expand_aliases(range, bound);
+            let n_vars = op.lambda_var_count(lambda.len()).min(lambda.len());
+            let split = lambda.len() - n_vars;
+            let vars: Vec<String> = lambda[split..]
                 .iter()
-                .rev()
-                .take_while(|a| matches!(a, Expr::Variable(_)))
                 .filter_map(|a| match a {
                     Expr::Variable(v) => Some(v.clone()),
                     _ => None,
                 })
                 .collect();
-            let n_vars = vars.len();
             let depth = bound.len();
             bound.extend(vars);
-            let n = args.len();
-            let out = args
+            let out: Vec<Expr> = lambda
                 .into_iter()
                 .enumerate()
-                .map(|(i, a)| {
-                    if i + n_vars >= n {
-                        a
-                    } else {
-                        expand_aliases(a, bound)
-                    }
-                })
+                .map(|(i, a)| if i >= split { a } else { expand_aliases(a, bound) })
                 .collect();
             bound.truncate(depth);
-            Expr::Call(Op::Lambda, out)
+            Expr::Call(op, vec![range, Expr::Call(Op::Lambda, out)])
         }
         Expr::Call(op, args) => Expr::Call(
             op,

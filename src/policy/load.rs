@@ -135,8 +135,12 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, LoadErrors> {
     let mut walker = Walker::default();
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => walker.walk(dir, ""),
-        Ok(_) => walker.problems.push(io_problem(dir.display().to_string(), "not a directory")),
-        Err(e) => walker.problems.push(io_problem(dir.display().to_string(), &e.to_string())),
+        Ok(_) => walker
+            .problems
+            .push(io_problem(dir.display().to_string(), "not a directory")),
+        Err(e) => walker
+            .problems
+            .push(io_problem(dir.display().to_string(), &e.to_string())),
     }
     load(&walker.files, walker.problems)
 }
@@ -177,7 +181,11 @@ impl Walker {
                 return;
             }
         }
-        let shown = if rel.is_empty() { ".".to_string() } else { rel.to_string() };
+        let shown = if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) => return self.problems.push(io_problem(shown, &e.to_string())),
@@ -186,7 +194,9 @@ impl Walker {
         for entry in entries {
             match entry {
                 Ok(entry) => names.push(entry.file_name().to_string_lossy().into_owned()),
-                Err(e) => self.problems.push(io_problem(shown.clone(), &e.to_string())),
+                Err(e) => self
+                    .problems
+                    .push(io_problem(shown.clone(), &e.to_string())),
             }
         }
         names.sort();
@@ -195,7 +205,11 @@ impl Walker {
                 continue;
             }
             let path = dir.join(&name);
-            let rel_name = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let rel_name = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             let meta = match std::fs::metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {
@@ -298,7 +312,12 @@ struct Sink {
 impl Sink {
     /// A problem at `path` in a document; its line is found later.
     fn at(&mut self, at: At, path: &YPath, kind: ProblemKind, reason: String) {
-        let reason = if path.0.is_empty() { reason } else { format!("{path}: {reason}") };
+        let reason = one_line(&reason);
+        let reason = if path.0.is_empty() {
+            reason
+        } else {
+            format!("{path}: {reason}")
+        };
         self.pending.push(Pending {
             file: at.file,
             locate: Some((at.doc, path.clone())),
@@ -309,14 +328,20 @@ impl Sink {
         });
     }
 
-    fn located(&mut self, file: usize, pos: Option<(usize, usize)>, kind: ProblemKind, reason: String) {
+    fn located(
+        &mut self,
+        file: usize,
+        pos: Option<(usize, usize)>,
+        kind: ProblemKind,
+        reason: String,
+    ) {
         self.pending.push(Pending {
             file,
             locate: None,
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
             kind,
-            reason,
+            reason: one_line(&reason),
         });
     }
 
@@ -347,6 +372,15 @@ impl Sink {
             })
             .collect()
     }
+}
+
+/// A reason on one line, so that a report has one problem per line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The marker a probe uses to recognise its own error.
@@ -907,8 +941,11 @@ fn valid_scope(s: &str) -> bool {
         match cs.next() {
             None => false,
             Some(c) => {
-                (if i == 0 { c.is_ascii_alphanumeric() } else { is_word(c) })
-                    && cs.all(|c| is_word(c) || c == '-')
+                (if i == 0 {
+                    c.is_ascii_alphanumeric()
+                } else {
+                    is_word(c)
+                }) && cs.all(|c| is_word(c) || c == '-')
             }
         }
     })
@@ -949,7 +986,8 @@ struct Broken {
 
 impl Broken {
     fn record(&mut self, v: &YValue) {
-        let field = |body: &YValue, key: &str| body.get(key).and_then(YValue::as_str).map(str::to_string);
+        let field =
+            |body: &YValue, key: &str| body.get(key).and_then(YValue::as_str).map(str::to_string);
         let scope = |body: &YValue| normalise_scope(&field(body, "scope").unwrap_or_default());
         if let Some(body) = v.get("derivedRoles") {
             self.derived_roles.extend(field(body, "name"));
@@ -1162,6 +1200,16 @@ fn collect_refs(e: &Expr, vars: &mut BTreeSet<String>, consts: &mut BTreeSet<Str
     }
 }
 
+/// The first line of a CEL error (the rest is a caret diagram).
+fn first_line(e: &cel::CelError) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 fn yaml_to_value(v: &YValue) -> Result<Value, String> {
     let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
     Ok(Value::from_json(&json))
@@ -1190,29 +1238,52 @@ impl Local<'_> {
                 Some(expr)
             }
             Err(e) => {
-                self.err(path, ProblemKind::Cel, format!("invalid expression `{}`: {e}", source.trim()));
+                self.err(
+                    path,
+                    ProblemKind::Cel,
+                    format!("invalid expression `{}`: {}", source.trim(), first_line(&e)),
+                );
                 None
             }
         }
     }
 
-    fn required<'v>(&mut self, v: &'v Option<String>, path: &YPath, field: &str) -> Option<&'v str> {
+    fn required<'v>(
+        &mut self,
+        v: &'v Option<String>,
+        path: &YPath,
+        field: &str,
+    ) -> Option<&'v str> {
         match v.as_deref() {
             Some(s) if !s.is_empty() => Some(s),
             _ => {
-                self.err(path, ProblemKind::MissingField, format!("`{field}` is required"));
+                self.err(
+                    path,
+                    ProblemKind::MissingField,
+                    format!("`{field}` is required"),
+                );
                 None
             }
         }
     }
 
     /// A required name that must match `valid`.
-    fn name(&mut self, v: &Option<String>, path: &YPath, field: &str, valid: fn(&str) -> bool) -> String {
+    fn name(
+        &mut self,
+        v: &Option<String>,
+        path: &YPath,
+        field: &str,
+        valid: fn(&str) -> bool,
+    ) -> String {
         let p = path.k(field);
         match self.required(v, &p, field) {
             Some(s) => {
                 if !valid(s) {
-                    self.err(&p, ProblemKind::InvalidValue, format!("`{s}` is not a valid {field}"));
+                    self.err(
+                        &p,
+                        ProblemKind::InvalidValue,
+                        format!("`{s}` is not a valid {field}"),
+                    );
                 }
                 s.to_string()
             }
@@ -1223,7 +1294,11 @@ impl Local<'_> {
     fn scope(&mut self, v: &Option<String>, path: &YPath) -> String {
         let s = v.as_deref().unwrap_or_default();
         if !valid_scope(s) {
-            self.err(&path.k("scope"), ProblemKind::InvalidValue, format!("`{s}` is not a valid scope"));
+            self.err(
+                &path.k("scope"),
+                ProblemKind::InvalidValue,
+                format!("`{s}` is not a valid scope"),
+            );
         }
         normalise_scope(s)
     }
@@ -1240,14 +1315,26 @@ impl Local<'_> {
         let p = path.k(field);
         let items = items.clone().unwrap_or_default();
         if required && items.is_empty() {
-            self.err(&p, ProblemKind::MissingField, format!("`{field}` must list at least one item"));
+            self.err(
+                &p,
+                ProblemKind::MissingField,
+                format!("`{field}` must list at least one item"),
+            );
         }
         let mut seen = HashSet::new();
         for (i, s) in items.iter().enumerate() {
             if !valid(s) {
-                self.err(&p.i(i), ProblemKind::InvalidValue, format!("`{s}` is not a valid item of `{field}`"));
+                self.err(
+                    &p.i(i),
+                    ProblemKind::InvalidValue,
+                    format!("`{s}` is not a valid item of `{field}`"),
+                );
             } else if !seen.insert(s.as_str()) {
-                self.err(&p.i(i), ProblemKind::InvalidValue, format!("`{s}` is listed twice in `{field}`"));
+                self.err(
+                    &p.i(i),
+                    ProblemKind::InvalidValue,
+                    format!("`{s}` is listed twice in `{field}`"),
+                );
             }
         }
         items
@@ -1258,7 +1345,11 @@ impl Local<'_> {
             Some(RawEffect::Allow) => Effect::Allow,
             Some(RawEffect::Deny) => Effect::Deny,
             None => {
-                self.err(&path.k("effect"), ProblemKind::MissingField, "`effect` is required".into());
+                self.err(
+                    &path.k("effect"),
+                    ProblemKind::MissingField,
+                    "`effect` is required".into(),
+                );
                 Effect::Deny
             }
         }
@@ -1267,7 +1358,11 @@ impl Local<'_> {
     fn rule_name(&mut self, name: &Option<String>, path: &YPath) -> Option<String> {
         let name = name.clone().filter(|n| !n.is_empty())?;
         if !valid_rule_name(&name) {
-            self.err(&path.k("name"), ProblemKind::InvalidValue, format!("`{name}` is not a valid rule name"));
+            self.err(
+                &path.k("name"),
+                ProblemKind::InvalidValue,
+                format!("`{name}` is not a valid rule name"),
+            );
         }
         Some(name)
     }
@@ -1278,24 +1373,45 @@ impl Local<'_> {
         match (&c.matcher, &c.script) {
             (Some(m), None) => self.matcher(m, &path.k("match")),
             (None, Some(_)) => {
-                self.err(&path.k("script"), ProblemKind::Unsupported, "`condition.script` is not supported; use `match`".into());
+                self.err(
+                    &path.k("script"),
+                    ProblemKind::Unsupported,
+                    "`condition.script` is not supported; use `match`".into(),
+                );
                 None
             }
             (Some(_), Some(_)) => {
-                self.err(&path, ProblemKind::InvalidValue, "`match` and `script` are mutually exclusive".into());
+                self.err(
+                    &path,
+                    ProblemKind::InvalidValue,
+                    "`match` and `script` are mutually exclusive".into(),
+                );
                 None
             }
             (None, None) => {
-                self.err(&path, ProblemKind::MissingField, "`condition` needs `match`".into());
+                self.err(
+                    &path,
+                    ProblemKind::MissingField,
+                    "`condition` needs `match`".into(),
+                );
                 None
             }
         }
     }
 
     fn matcher(&mut self, m: &RawMatch, path: &YPath) -> Option<Condition> {
-        let set = [m.expr.is_some(), m.all.is_some(), m.any.is_some(), m.none.is_some()];
+        let set = [
+            m.expr.is_some(),
+            m.all.is_some(),
+            m.any.is_some(),
+            m.none.is_some(),
+        ];
         if set.iter().filter(|b| **b).count() != 1 {
-            self.err(path, ProblemKind::InvalidValue, "`match` needs exactly one of `expr`, `all`, `any`, `none`".into());
+            self.err(
+                path,
+                ProblemKind::InvalidValue,
+                "`match` needs exactly one of `expr`, `all`, `any`, `none`".into(),
+            );
             return None;
         }
         if let Some(src) = &m.expr {
@@ -1314,7 +1430,11 @@ impl Local<'_> {
         let of_path = path.k(op).k("of");
         let items = list.of.as_deref().unwrap_or_default();
         if items.is_empty() {
-            self.err(&of_path, ProblemKind::MissingField, format!("`{op}.of` must list at least one condition"));
+            self.err(
+                &of_path,
+                ProblemKind::MissingField,
+                format!("`{op}.of` must list at least one condition"),
+            );
             return None;
         }
         let mut children = Vec::with_capacity(items.len());
@@ -1353,14 +1473,27 @@ impl Local<'_> {
         }
     }
 
-    fn var_defs(&mut self, defs: &BTreeMap<String, String>, path: &YPath, origin: &str) -> Vec<VarDef> {
+    fn var_defs(
+        &mut self,
+        defs: &BTreeMap<String, String>,
+        path: &YPath,
+        origin: &str,
+    ) -> Vec<VarDef> {
         defs.iter()
             .map(|(name, src)| {
                 let p = path.k(name);
                 let expr = match cel::compile(src) {
                     Ok(e) => Some(e),
                     Err(e) => {
-                        self.err(&p, ProblemKind::Cel, format!("invalid expression `{}` for variable `{name}`: {e}", src.trim()));
+                        self.err(
+                            &p,
+                            ProblemKind::Cel,
+                            format!(
+                                "invalid expression `{}` for variable `{name}`: {}",
+                                src.trim(),
+                                first_line(&e)
+                            ),
+                        );
                         None
                     }
                 };
@@ -1375,7 +1508,12 @@ impl Local<'_> {
             .collect()
     }
 
-    fn const_defs(&mut self, defs: &BTreeMap<String, YValue>, path: &YPath, origin: &str) -> Vec<ConstDef> {
+    fn const_defs(
+        &mut self,
+        defs: &BTreeMap<String, YValue>,
+        path: &YPath,
+        origin: &str,
+    ) -> Vec<ConstDef> {
         let mut out = Vec::new();
         for (name, v) in defs {
             let p = path.k(name);
@@ -1387,7 +1525,11 @@ impl Local<'_> {
                     path: p,
                     origin: origin.to_string(),
                 }),
-                Err(e) => self.err(&p, ProblemKind::InvalidValue, format!("constant `{name}` is not a JSON value: {e}")),
+                Err(e) => self.err(
+                    &p,
+                    ProblemKind::InvalidValue,
+                    format!("constant `{name}` is not a JSON value: {e}"),
+                ),
             }
         }
         out
@@ -1396,7 +1538,11 @@ impl Local<'_> {
     fn imports(&mut self, list: &List<String>, path: &YPath) -> Vec<(String, YPath)> {
         let names = self.strings(list, path, "import", false, valid_ident);
         let p = path.k("import");
-        names.into_iter().enumerate().map(|(i, n)| (n, p.i(i))).collect()
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, p.i(i)))
+            .collect()
     }
 
     /// `variables {import, local}` and `constants {import, local}` of a policy body, plus the
@@ -1417,7 +1563,8 @@ impl Local<'_> {
             }
         }
         if let Some(top) = top {
-            let mut more = self.var_defs(top, &YPath::default().k("variables"), "top-level variables");
+            let mut more =
+                self.var_defs(top, &YPath::default().k("variables"), "top-level variables");
             spec.vars.append(&mut more);
         }
         if let Some(c) = consts {
@@ -1439,15 +1586,29 @@ impl Local<'_> {
         }
     }
 
-    fn resource_policy(&mut self, raw: &RawResourcePolicy, top: &Option<BTreeMap<String, String>>) -> Unit {
+    fn resource_policy(
+        &mut self,
+        raw: &RawResourcePolicy,
+        top: &Option<BTreeMap<String, String>>,
+    ) -> Unit {
         let base = YPath::default().k("resourcePolicy");
         let resource = self.name(&raw.resource, &base, "resource", valid_policy_name);
         let version = self.name(&raw.version, &base, "version", valid_version);
         let scope = self.scope(&raw.scope, &base);
         let scope_permissions = self.scope_permissions(raw.scope_permissions);
-        let import_list = self.strings(&raw.import_derived_roles, &base, "importDerivedRoles", false, valid_ident);
+        let import_list = self.strings(
+            &raw.import_derived_roles,
+            &base,
+            "importDerivedRoles",
+            false,
+            valid_ident,
+        );
         let ip = base.k("importDerivedRoles");
-        let imports = import_list.into_iter().enumerate().map(|(i, n)| (n, ip.i(i))).collect();
+        let imports = import_list
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, ip.i(i)))
+            .collect();
         if raw.schemas.is_some() {
             self.warn("`resourcePolicy.schemas` is ignored: request attributes are not validated against schemas".into());
         }
@@ -1461,17 +1622,31 @@ impl Local<'_> {
             let name = self.rule_name(&r.name, &p);
             if let Some(n) = &name {
                 if let Some(first) = names.insert(n.clone(), i) {
-                    self.err(&p.k("name"), ProblemKind::DuplicateName, format!("rule name `{n}` is also used by rule #{}", first + 1));
+                    self.err(
+                        &p.k("name"),
+                        ProblemKind::DuplicateName,
+                        format!("rule name `{n}` is also used by rule #{}", first + 1),
+                    );
                 }
             }
             let actions = self.strings(&r.actions, &p, "actions", true, non_empty);
             let roles = self.strings(&r.roles, &p, "roles", false, non_empty);
-            let derived_roles = self.strings(&r.derived_roles, &p, "derivedRoles", false, valid_ident);
+            let derived_roles =
+                self.strings(&r.derived_roles, &p, "derivedRoles", false, valid_ident);
             if roles.is_empty() && derived_roles.is_empty() {
-                self.err(&p, ProblemKind::NoRoles, "rule needs `roles` or `derivedRoles`".into());
+                self.err(
+                    &p,
+                    ProblemKind::NoRoles,
+                    "rule needs `roles` or `derivedRoles`".into(),
+                );
             }
             let dp = p.k("derivedRoles");
-            role_refs.extend(derived_roles.iter().enumerate().map(|(j, d)| (d.clone(), dp.i(j))));
+            role_refs.extend(
+                derived_roles
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| (d.clone(), dp.i(j))),
+            );
             let effect = self.effect(r.effect, &p);
             let condition = self.condition(&r.condition, &p);
             self.output(&r.output, &p);
@@ -1505,7 +1680,11 @@ impl Local<'_> {
         }
     }
 
-    fn principal_policy(&mut self, raw: &RawPrincipalPolicy, top: &Option<BTreeMap<String, String>>) -> Unit {
+    fn principal_policy(
+        &mut self,
+        raw: &RawPrincipalPolicy,
+        top: &Option<BTreeMap<String, String>>,
+    ) -> Unit {
         let base = YPath::default().k("principalPolicy");
         let principal = self.name(&raw.principal, &base, "principal", valid_policy_name);
         let version = self.name(&raw.version, &base, "version", valid_version);
@@ -1517,25 +1696,46 @@ impl Local<'_> {
         let mut resources: HashMap<String, usize> = HashMap::new();
         for (i, r) in raw.rules.as_deref().unwrap_or_default().iter().enumerate() {
             let p = base.k("rules").i(i);
-            let resource = self.required(&r.resource, &p.k("resource"), "resource").unwrap_or_default().to_string();
+            let resource = self
+                .required(&r.resource, &p.k("resource"), "resource")
+                .unwrap_or_default()
+                .to_string();
             if !resource.is_empty() {
                 if let Some(first) = resources.insert(resource.clone(), i) {
-                    self.err(&p.k("resource"), ProblemKind::DuplicateName, format!("resource `{resource}` already has rule #{}", first + 1));
+                    self.err(
+                        &p.k("resource"),
+                        ProblemKind::DuplicateName,
+                        format!("resource `{resource}` already has rule #{}", first + 1),
+                    );
                 }
             }
             let raw_actions = r.actions.as_deref().unwrap_or_default();
             if raw_actions.is_empty() {
-                self.err(&p.k("actions"), ProblemKind::MissingField, "`actions` must list at least one action".into());
+                self.err(
+                    &p.k("actions"),
+                    ProblemKind::MissingField,
+                    "`actions` must list at least one action".into(),
+                );
             }
             let mut actions = Vec::new();
             let mut names: HashMap<String, usize> = HashMap::new();
             for (j, a) in raw_actions.iter().enumerate() {
                 let ap = p.k("actions").i(j);
-                let action = self.required(&a.action, &ap.k("action"), "action").unwrap_or_default().to_string();
+                let action = self
+                    .required(&a.action, &ap.k("action"), "action")
+                    .unwrap_or_default()
+                    .to_string();
                 let name = self.rule_name(&a.name, &ap);
                 if let Some(n) = &name {
                     if let Some(first) = names.insert(n.clone(), j) {
-                        self.err(&ap.k("name"), ProblemKind::DuplicateName, format!("action rule name `{n}` is also used by action rule #{}", first + 1));
+                        self.err(
+                            &ap.k("name"),
+                            ProblemKind::DuplicateName,
+                            format!(
+                                "action rule name `{n}` is also used by action rule #{}",
+                                first + 1
+                            ),
+                        );
                     }
                 }
                 let effect = self.effect(a.effect, &ap);
@@ -1573,7 +1773,11 @@ impl Local<'_> {
             None | Some("") => "default".to_string(),
             Some(v) => {
                 if !valid_version(v) {
-                    self.err(&base.k("version"), ProblemKind::InvalidValue, format!("`{v}` is not a valid version"));
+                    self.err(
+                        &base.k("version"),
+                        ProblemKind::InvalidValue,
+                        format!("`{v}` is not a valid version"),
+                    );
                 }
                 v.to_string()
             }
@@ -1583,7 +1787,8 @@ impl Local<'_> {
             self.err(
                 &base.k("scopePermissions"),
                 ProblemKind::InvalidValue,
-                "role policies only allow SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS".into(),
+                "role policies only allow SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS"
+                    .into(),
             );
         }
         let parent_roles = self.strings(&raw.parent_roles, &base, "parentRoles", false, non_empty);
@@ -1592,7 +1797,10 @@ impl Local<'_> {
         let mut rules = Vec::new();
         for (i, r) in raw.rules.as_deref().unwrap_or_default().iter().enumerate() {
             let p = base.k("rules").i(i);
-            let resource = self.required(&r.resource, &p.k("resource"), "resource").unwrap_or_default().to_string();
+            let resource = self
+                .required(&r.resource, &p.k("resource"), "resource")
+                .unwrap_or_default()
+                .to_string();
             let allow_actions = self.strings(&r.allow_actions, &p, "allowActions", true, non_empty);
             let name = self.rule_name(&r.name, &p);
             let condition = self.condition(&r.condition, &p);
@@ -1623,13 +1831,21 @@ impl Local<'_> {
         }
     }
 
-    fn derived_roles(&mut self, raw: &RawDerivedRoles, top: &Option<BTreeMap<String, String>>) -> Unit {
+    fn derived_roles(
+        &mut self,
+        raw: &RawDerivedRoles,
+        top: &Option<BTreeMap<String, String>>,
+    ) -> Unit {
         let base = YPath::default().k("derivedRoles");
         let name = self.name(&raw.name, &base, "name", valid_ident);
         let defs = self.defs_spec(&raw.variables, &raw.constants, top, &base);
         let list = raw.definitions.as_deref().unwrap_or_default();
         if list.is_empty() {
-            self.err(&base.k("definitions"), ProblemKind::MissingField, "`definitions` must list at least one derived role".into());
+            self.err(
+                &base.k("definitions"),
+                ProblemKind::MissingField,
+                "`definitions` must list at least one derived role".into(),
+            );
         }
         let mut roles = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -1638,7 +1854,14 @@ impl Local<'_> {
             let role_name = self.name(&d.name, &p, "name", valid_ident);
             if !role_name.is_empty() {
                 if let Some(first) = names.insert(role_name.clone(), i) {
-                    self.err(&p.k("name"), ProblemKind::DuplicateName, format!("derived role `{role_name}` is also defined by definition #{}", first + 1));
+                    self.err(
+                        &p.k("name"),
+                        ProblemKind::DuplicateName,
+                        format!(
+                            "derived role `{role_name}` is also defined by definition #{}",
+                            first + 1
+                        ),
+                    );
                 }
             }
             let parent_roles = self.strings(&d.parent_roles, &p, "parentRoles", true, non_empty);
@@ -1662,7 +1885,11 @@ impl Local<'_> {
         let base = YPath::default().k("exportVariables");
         let name = self.name(&raw.name, &base, "name", valid_ident);
         let vars = match &raw.definitions {
-            Some(d) => self.var_defs(d, &base.k("definitions"), &format!("exported variables `{name}`")),
+            Some(d) => self.var_defs(
+                d,
+                &base.k("definitions"),
+                &format!("exported variables `{name}`"),
+            ),
             None => Vec::new(),
         };
         Unit {
@@ -1677,7 +1904,11 @@ impl Local<'_> {
         let base = YPath::default().k("exportConstants");
         let name = self.name(&raw.name, &base, "name", valid_ident);
         let consts = match &raw.definitions {
-            Some(d) => self.const_defs(d, &base.k("definitions"), &format!("exported constants `{name}`")),
+            Some(d) => self.const_defs(
+                d,
+                &base.k("definitions"),
+                &format!("exported constants `{name}`"),
+            ),
             None => Vec::new(),
         };
         Unit {
@@ -1707,7 +1938,12 @@ fn compile_doc(
             ProblemKind::ApiVersion,
             format!("apiVersion must be `{API_VERSION}`, not `{other}`"),
         ),
-        None => sink.at(at, &root, ProblemKind::MissingField, "`apiVersion` is required".into()),
+        None => sink.at(
+            at,
+            &root,
+            ProblemKind::MissingField,
+            "`apiVersion` is required".into(),
+        ),
     }
     let bodies = [
         raw.resource_policy.is_some(),
@@ -1787,15 +2023,33 @@ struct Linker<'a> {
 
 impl Linker<'_> {
     fn file_name(&self, at: At) -> &str {
-        self.files.get(at.file).map(|f| f.0.as_str()).unwrap_or_default()
+        self.files
+            .get(at.file)
+            .map(|f| f.0.as_str())
+            .unwrap_or_default()
     }
 
     fn register(&mut self) {
         for (i, u) in self.units.iter().enumerate() {
             let (map, name, kind, path) = match &u.body {
-                Body::DerivedRoles { name, .. } => (&mut self.reg.derived_roles, name, "derived roles", "derivedRoles"),
-                Body::ExportVariables { name, .. } => (&mut self.reg.export_variables, name, "exported variables", "exportVariables"),
-                Body::ExportConstants { name, .. } => (&mut self.reg.export_constants, name, "exported constants", "exportConstants"),
+                Body::DerivedRoles { name, .. } => (
+                    &mut self.reg.derived_roles,
+                    name,
+                    "derived roles",
+                    "derivedRoles",
+                ),
+                Body::ExportVariables { name, .. } => (
+                    &mut self.reg.export_variables,
+                    name,
+                    "exported variables",
+                    "exportVariables",
+                ),
+                Body::ExportConstants { name, .. } => (
+                    &mut self.reg.export_constants,
+                    name,
+                    "exported constants",
+                    "exportConstants",
+                ),
                 _ => continue,
             };
             if name.is_empty() {
@@ -1826,28 +2080,62 @@ impl Linker<'_> {
         // (definition, where a duplicate is reported, import name if imported)
         let mut vars: Vec<(VarDef, YPath, Option<String>)> = Vec::new();
         for (imp, path) in &u.defs.var_imports {
-            match self.reg.export_variables.get(imp).and_then(|&i| self.units.get(i)) {
-                Some(Unit { body: Body::ExportVariables { vars: defs, .. }, .. }) => {
-                    vars.extend(defs.iter().map(|d| (d.clone(), path.clone(), Some(imp.clone()))));
+            match self
+                .reg
+                .export_variables
+                .get(imp)
+                .and_then(|&i| self.units.get(i))
+            {
+                Some(Unit {
+                    body: Body::ExportVariables { vars: defs, .. },
+                    ..
+                }) => {
+                    vars.extend(
+                        defs.iter()
+                            .map(|d| (d.clone(), path.clone(), Some(imp.clone()))),
+                    );
                 }
                 _ => {
                     if !self.broken.export_variables.contains(imp) {
-                        self.sink.at(u.at, path, ProblemKind::MissingImport, format!("no exportVariables named `{imp}`"));
+                        self.sink.at(
+                            u.at,
+                            path,
+                            ProblemKind::MissingImport,
+                            format!("no exportVariables named `{imp}`"),
+                        );
                     }
                 }
             }
         }
-        vars.extend(u.defs.vars.iter().map(|d| (d.clone(), d.path.clone(), None)));
+        vars.extend(
+            u.defs
+                .vars
+                .iter()
+                .map(|d| (d.clone(), d.path.clone(), None)),
+        );
 
         let mut consts: Vec<(ConstDef, YPath)> = Vec::new();
         for (imp, path) in &u.defs.const_imports {
-            match self.reg.export_constants.get(imp).and_then(|&i| self.units.get(i)) {
-                Some(Unit { body: Body::ExportConstants { consts: defs, .. }, .. }) => {
+            match self
+                .reg
+                .export_constants
+                .get(imp)
+                .and_then(|&i| self.units.get(i))
+            {
+                Some(Unit {
+                    body: Body::ExportConstants { consts: defs, .. },
+                    ..
+                }) => {
                     consts.extend(defs.iter().map(|d| (d.clone(), path.clone())));
                 }
                 _ => {
                     if !self.broken.export_constants.contains(imp) {
-                        self.sink.at(u.at, path, ProblemKind::MissingImport, format!("no exportConstants named `{imp}`"));
+                        self.sink.at(
+                            u.at,
+                            path,
+                            ProblemKind::MissingImport,
+                            format!("no exportConstants named `{imp}`"),
+                        );
                     }
                 }
             }
@@ -1866,7 +2154,8 @@ impl Linker<'_> {
                     def.origin,
                     self.file_name(def.at)
                 );
-                self.sink.at(u.at, &report, ProblemKind::DuplicateDefinition, reason);
+                self.sink
+                    .at(u.at, &report, ProblemKind::DuplicateDefinition, reason);
             } else {
                 var_map.insert(def.name.clone(), (def, report, imp));
             }
@@ -1882,7 +2171,8 @@ impl Linker<'_> {
                     def.origin,
                     self.file_name(def.at)
                 );
-                self.sink.at(u.at, &report, ProblemKind::DuplicateDefinition, reason);
+                self.sink
+                    .at(u.at, &report, ProblemKind::DuplicateDefinition, reason);
             } else {
                 const_origin.insert(def.name.clone(), (def.origin.clone(), def.at));
                 constants.insert(def.name.clone(), def.value);
@@ -1907,16 +2197,31 @@ impl Linker<'_> {
                 };
                 for r in vrefs {
                     if &r == name {
-                        self.sink.at(at, &path, ProblemKind::VariableCycle, format!("{what} references itself"));
+                        self.sink.at(
+                            at,
+                            &path,
+                            ProblemKind::VariableCycle,
+                            format!("{what} references itself"),
+                        );
                     } else if var_map.contains_key(&r) {
                         edges.insert(r);
                     } else {
-                        self.sink.at(at, &path, ProblemKind::UndefinedVariable, format!("{what} references undefined variable `{r}`"));
+                        self.sink.at(
+                            at,
+                            &path,
+                            ProblemKind::UndefinedVariable,
+                            format!("{what} references undefined variable `{r}`"),
+                        );
                     }
                 }
                 for c in crefs {
                     if !constants.contains_key(&c) {
-                        self.sink.at(at, &path, ProblemKind::UndefinedConstant, format!("{what} references undefined constant `{c}`"));
+                        self.sink.at(
+                            at,
+                            &path,
+                            ProblemKind::UndefinedConstant,
+                            format!("{what} references undefined constant `{c}`"),
+                        );
                     }
                 }
             }
@@ -1926,22 +2231,47 @@ impl Linker<'_> {
             let first = cycle.first().cloned().unwrap_or_default();
             let path = var_map
                 .get(&first)
-                .map(|(d, report, imp)| if imp.is_some() { report.clone() } else { d.path.clone() })
+                .map(|(d, report, imp)| {
+                    if imp.is_some() {
+                        report.clone()
+                    } else {
+                        d.path.clone()
+                    }
+                })
                 .unwrap_or_default();
-            let names = cycle.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            self.sink.at(u.at, &path, ProblemKind::VariableCycle, format!("variables {names} form a cycle"));
+            let names = cycle
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.sink.at(
+                u.at,
+                &path,
+                ProblemKind::VariableCycle,
+                format!("variables {names} form a cycle"),
+            );
         }
 
         // References made by conditions and outputs.
         for e in &u.uses {
             for v in &e.vars {
                 if !var_map.contains_key(v) {
-                    self.sink.at(u.at, &e.path, ProblemKind::UndefinedVariable, format!("undefined variable `{v}`"));
+                    self.sink.at(
+                        u.at,
+                        &e.path,
+                        ProblemKind::UndefinedVariable,
+                        format!("undefined variable `{v}`"),
+                    );
                 }
             }
             for c in &e.consts {
                 if !constants.contains_key(c) {
-                    self.sink.at(u.at, &e.path, ProblemKind::UndefinedConstant, format!("undefined constant `{c}`"));
+                    self.sink.at(
+                        u.at,
+                        &e.path,
+                        ProblemKind::UndefinedConstant,
+                        format!("undefined constant `{c}`"),
+                    );
                 }
             }
         }
@@ -1971,13 +2301,21 @@ impl Linker<'_> {
             match self.reg.derived_roles.get(imp).and_then(|i| sets.get(i)) {
                 Some(roles) => {
                     for r in roles {
-                        available.entry(r.name.clone()).or_default().push((imp.clone(), r.clone()));
+                        available
+                            .entry(r.name.clone())
+                            .or_default()
+                            .push((imp.clone(), r.clone()));
                     }
                 }
                 None => {
                     complete = false;
                     if !self.broken.derived_roles.contains(imp) {
-                        self.sink.at(u.at, path, ProblemKind::MissingImport, format!("no derivedRoles named `{imp}`"));
+                        self.sink.at(
+                            u.at,
+                            path,
+                            ProblemKind::MissingImport,
+                            format!("no derivedRoles named `{imp}`"),
+                        );
                     }
                 }
             }
@@ -1991,21 +2329,43 @@ impl Linker<'_> {
                 }
                 Some(many) => {
                     if reported.insert(name.clone()) {
-                        let from = many.iter().map(|(i, _)| format!("`{i}`")).collect::<Vec<_>>().join(", ");
-                        self.sink.at(u.at, path, ProblemKind::AmbiguousDerivedRole, format!("derived role `{name}` is defined by more than one import: {from}"));
+                        let from = many
+                            .iter()
+                            .map(|(i, _)| format!("`{i}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.sink.at(
+                            u.at,
+                            path,
+                            ProblemKind::AmbiguousDerivedRole,
+                            format!(
+                                "derived role `{name}` is defined by more than one import: {from}"
+                            ),
+                        );
                     }
                 }
                 None => {
                     // A missing import was already reported; its roles are unknown.
                     if complete && reported.insert(name.clone()) {
-                        self.sink.at(u.at, path, ProblemKind::UndefinedDerivedRole, format!("derived role `{name}` is not defined by any imported derivedRoles"));
+                        self.sink.at(
+                            u.at,
+                            path,
+                            ProblemKind::UndefinedDerivedRole,
+                            format!(
+                                "derived role `{name}` is not defined by any imported derivedRoles"
+                            ),
+                        );
                     }
                 }
             }
         }
         for (name, defs) in &available {
             if defs.len() > 1 && !referenced.contains_key(name) && !reported.contains(name) {
-                let from = defs.iter().map(|(i, _)| format!("`{i}`")).collect::<Vec<_>>().join(", ");
+                let from = defs
+                    .iter()
+                    .map(|(i, _)| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 warnings.push(format!(
                     "{}: derived role `{name}` is defined by several imports ({from}); no rule uses it",
                     self.file_name(u.at)
@@ -2089,14 +2449,19 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 /// Variable names in dependency order (dependencies first, ties by name). Variables on or
 /// behind a cycle are left out; cycles are errors anyway.
 fn topo_order(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
-    let mut remaining: BTreeMap<&str, usize> = graph.iter().map(|(n, e)| (n.as_str(), e.len())).collect();
+    let mut remaining: BTreeMap<&str, usize> =
+        graph.iter().map(|(n, e)| (n.as_str(), e.len())).collect();
     let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
     for (n, edges) in graph {
         for e in edges {
             dependents.entry(e.as_str()).or_default().push(n.as_str());
         }
     }
-    let mut ready: BTreeSet<&str> = remaining.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+    let mut ready: BTreeSet<&str> = remaining
+        .iter()
+        .filter(|(_, c)| **c == 0)
+        .map(|(n, _)| *n)
+        .collect();
     let mut order = Vec::new();
     while let Some(n) = ready.pop_first() {
         order.push(n.to_string());
@@ -2247,7 +2612,8 @@ fn link(
                     &YPath::default().k(body),
                     ProblemKind::DuplicatePolicy,
                     format!(
-                        "{kind} policy `{name}` version `{version}` scope `{scope}` is also defined in {}",
+                        "{kind} policy `{name}` (version `{version}`, {}) is also defined in {}",
+                        scope_label(scope),
                         name_of(*prev)
                     ),
                 );
@@ -2260,13 +2626,23 @@ fn link(
         .resource_policies
         .iter()
         .zip(&resource_at)
-        .map(|(p, at)| ((p.resource.clone(), p.version.clone(), p.scope.clone()), *at))
+        .map(|(p, at)| {
+            (
+                (p.resource.clone(), p.version.clone(), p.scope.clone()),
+                *at,
+            )
+        })
         .collect();
     let principal_keys: Vec<_> = set
         .principal_policies
         .iter()
         .zip(&principal_at)
-        .map(|(p, at)| ((p.principal.clone(), p.version.clone(), p.scope.clone()), *at))
+        .map(|(p, at)| {
+            (
+                (p.principal.clone(), p.version.clone(), p.scope.clone()),
+                *at,
+            )
+        })
         .collect();
     let role_keys: Vec<_> = set
         .role_policies
@@ -2280,52 +2656,81 @@ fn link(
 
     // Scoped resource and principal policies need a policy at every parent scope.
     let check_chain = |keys: &[((String, String, String), At)],
-                           broken: &HashSet<(String, String, String)>,
-                           kind: &str,
-                           body: &str,
-                           sink: &mut Sink| {
+                       broken: &HashSet<(String, String, String)>,
+                       kind: &str,
+                       body: &str,
+                       sink: &mut Sink| {
         let present: HashSet<&(String, String, String)> = keys.iter().map(|(k, _)| k).collect();
         for ((name, version, scope), at) in keys {
             for parent in ancestors(scope) {
                 let key = (name.clone(), version.clone(), parent.clone());
                 if !present.contains(&key) && !broken.contains(&key) {
-                    let shown = if parent.is_empty() { "the root scope".to_string() } else { format!("scope `{parent}`") };
                     sink.at(
                         *at,
                         &YPath::default().k(body).k("scope"),
                         ProblemKind::MissingAncestor,
-                        format!("{kind} policy `{name}` version `{version}` scope `{scope}` has no parent policy in {shown}"),
+                        format!(
+                            "{kind} policy `{name}` (version `{version}`, {}) has no parent policy in {}",
+                            scope_label(scope),
+                            scope_label(&parent)
+                        ),
                     );
                 }
             }
         }
     };
-    check_chain(&resource_keys, &broken.resource, "resource", "resourcePolicy", sink);
-    check_chain(&principal_keys, &broken.principal, "principal", "principalPolicy", sink);
+    check_chain(
+        &resource_keys,
+        &broken.resource,
+        "resource",
+        "resourcePolicy",
+        sink,
+    );
+    check_chain(
+        &principal_keys,
+        &broken.principal,
+        "principal",
+        "principalPolicy",
+        sink,
+    );
 
     // All resource and principal policies in one scope must agree on scopePermissions.
     let mut by_scope: BTreeMap<String, Vec<(ScopePermissions, At, String)>> = BTreeMap::new();
     for (p, at) in set.resource_policies.iter().zip(&resource_at) {
-        by_scope
-            .entry(p.scope.clone())
-            .or_default()
-            .push((p.scope_permissions, *at, format!("resource `{}`", p.resource)));
+        by_scope.entry(p.scope.clone()).or_default().push((
+            p.scope_permissions,
+            *at,
+            format!("resource `{}`", p.resource),
+        ));
     }
     for (p, at) in set.principal_policies.iter().zip(&principal_at) {
-        by_scope
-            .entry(p.scope.clone())
-            .or_default()
-            .push((p.scope_permissions, *at, format!("principal `{}`", p.principal)));
+        by_scope.entry(p.scope.clone()).or_default().push((
+            p.scope_permissions,
+            *at,
+            format!("principal `{}`", p.principal),
+        ));
     }
     for (scope, entries) in &by_scope {
-        let Some((first, _, _)) = entries.first() else { continue };
+        let Some((first, _, _)) = entries.first() else {
+            continue;
+        };
         if let Some((_, at, _)) = entries.iter().find(|(sp, _, _)| sp != first) {
             let list = entries
                 .iter()
-                .map(|(sp, at, what)| format!("{what} ({}) = {}", name_of(*at), scope_permissions_name(*sp)))
+                .map(|(sp, at, what)| {
+                    format!(
+                        "{what} ({}) = {}",
+                        name_of(*at),
+                        scope_permissions_name(*sp)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
-            let body = if principal_at.contains(at) { "principalPolicy" } else { "resourcePolicy" };
+            let body = if principal_at.contains(at) {
+                "principalPolicy"
+            } else {
+                "resourcePolicy"
+            };
             sink.at(
                 *at,
                 &YPath::default().k(body),
@@ -2335,6 +2740,14 @@ fn link(
         }
     }
     set
+}
+
+fn scope_label(scope: &str) -> String {
+    if scope.is_empty() {
+        "the root scope".to_string()
+    } else {
+        format!("scope `{scope}`")
+    }
 }
 
 fn scope_permissions_name(sp: ScopePermissions) -> &'static str {
@@ -2389,7 +2802,12 @@ mod tests {
     #[test]
     fn locate_finds_nested_nodes() {
         let text = "a:\n  b:\n    - x\n    - y: 1\n";
-        let path = [Seg::Key("a".into()), Seg::Key("b".into()), Seg::Index(1), Seg::Key("y".into())];
+        let path = [
+            Seg::Key("a".into()),
+            Seg::Key("b".into()),
+            Seg::Index(1),
+            Seg::Key("y".into()),
+        ];
         assert_eq!(locate(text, 0, &path), Some((4, 10)));
         // Missing tail falls back to the deepest existing node.
         let path = [Seg::Key("a".into()), Seg::Key("zz".into())];

@@ -324,6 +324,7 @@ impl<'a> Context<'a> {
                 let mut role_deny: Option<Expr> = None;
                 let mut role_deny_rp: Option<Expr> = None;
                 let mut pending_allow = false;
+                let mut consent: Option<Expr> = None;
                 let mut child_override: Option<Expr> = None;
                 let roles = self
                     .planner
@@ -390,16 +391,14 @@ impl<'a> Context<'a> {
 
                     let perms = self.planner.permissions(scope);
                     if let Some(sa) = &scope_allow {
-                        role_allow = Some(match role_allow.take() {
-                            None => sa.clone(),
-                            Some(ra) if pending_allow => {
-                                pending_allow = false;
-                                mk_node(Op::And, vec![ra, sa.clone()])
+                        if pending_allow {
+                            // A REQUIRE_PARENTAL_CONSENT child waits for any ancestor's ALLOW.
+                            consent = Some(add_node(consent, sa.clone(), Op::Or));
+                        } else {
+                            role_allow = Some(add_node(role_allow, sa.clone(), Op::Or));
+                            if perms == ScopePermissions::RequireParentalConsentForAllows {
+                                pending_allow = true;
                             }
-                            Some(ra) => mk_node(Op::Or, vec![ra, sa.clone()]),
-                        });
-                        if perms == ScopePermissions::RequireParentalConsentForAllows {
-                            pending_allow = true;
                         }
                     }
                     if (scope_deny.is_some() || scope_deny_rp.is_some() || scope_allow.is_some())
@@ -413,7 +412,10 @@ impl<'a> Context<'a> {
                     }
                 }
                 if pending_allow {
-                    role_allow = None;
+                    role_allow = match (role_allow, consent) {
+                        (Some(child), Some(parents)) => Some(mk_node(Op::And, vec![child, parents])),
+                        _ => None,
+                    };
                 }
                 let const_deny = role_deny.as_ref().and_then(Expr::as_bool) == Some(true)
                     || role_deny_rp.as_ref().and_then(Expr::as_bool) == Some(true);
@@ -595,22 +597,23 @@ impl<'a> Context<'a> {
             .collect();
         roles.sort_by(|a, b| a.name.cmp(&b.name));
         let empty = Expr::Value(Value::list(Vec::new()));
-        let mut list: Option<Expr> = None;
+        let mut items = Vec::new();
         for dr in roles {
             let name = Expr::Value(Value::list(vec![Value::string(&dr.name)]));
             let node = self
                 .condition_node(dr.condition.as_ref(), &dr.definitions, &empty, Polarity::Positive)
                 .node;
-            let item = match normalise(node) {
+            items.push(match normalise(node) {
                 Expr::Value(Value::Bool(true)) => name,
                 Expr::Value(Value::Bool(false)) => continue,
                 cond => Expr::Call(Op::If, vec![cond, name, empty.clone()]),
-            };
-            list = Some(match list {
-                None => item,
-                Some(l) => Expr::Call(Op::Add, vec![l, item]),
             });
         }
+        // Concatenated right-nested, as Cerbos builds it: a + (b + c).
+        let list = items
+            .into_iter()
+            .rev()
+            .reduce(|acc, item| Expr::Call(Op::Add, vec![item, acc]));
         list.unwrap_or(empty)
     }
 
@@ -646,6 +649,8 @@ impl<'a> Context<'a> {
                 let inlined = inline_definitions(expr, defs, derived_list, &mut Vec::new());
                 let mut ev = Evaluator::new(self.env);
                 ev.unroll_limit = self.planner.options.unroll_limit;
+                ev.cerbos_compat =
+                    self.planner.options.error_semantics == ErrorSemantics::NeverMatch;
                 let out = ev.eval(&inlined, pol);
                 *errored |= ev.folded_errors > 0;
                 match out {
@@ -1000,29 +1005,5 @@ impl PlanEnv {
             }
             _ => Resolved::Unknown,
         }
-    }
-}
-
-#[cfg(test)]
-mod debug_tests {
-    use super::*;
-    #[test]
-    fn dbg_basics() {
-        let set = crate::policy::load::load_dir(std::path::Path::new("tests/conformance/cerbos/policies")).unwrap();
-        let planner = Planner::new(Arc::new(set), PlannerOptions::default());
-        let mut attr = BTreeMap::new();
-        attr.insert("userQid".to_string(), Value::string("z0"));
-        let p = Principal { id: "user123".into(), roles: vec!["USER".into()], attr, ..Principal::default() };
-        let empty = BTreeMap::new();
-        let actions = vec!["write".to_string()];
-        let req = PlanRequest { principal: &p, resource_kind: "x", resource_scope: "", resource_version: "default", resource_attr: &empty, resource_id: None, attr_complete: false, actions: &actions, jwt: &empty, now: chrono::Utc::now().fixed_offset() };
-        let env = PlanEnv::new(&req, &planner.options);
-        eprintln!("resolve P: {:?}", env.resolve("request.principal.attr.userQid"));
-        eprintln!("resolve id: {:?}", env.resolve("request.resource.id"));
-        let e = crate::policy::cel::compile("P.attr.userQid == R.id").unwrap();
-        let mut ev = Evaluator::new(&env);
-        eprintln!("eval: {:?}", ev.eval(&e, Polarity::Positive));
-        eprintln!("scopes: {:?}", planner.scope_chain(&planner.resource_scopes, ""));
-        eprintln!("plan: {:?}", planner.plan(&req));
     }
 }
