@@ -928,7 +928,7 @@ pub(crate) mod testkit {
                 .prop_map(|v| json!(v)),
             prop::collection::vec(prop::sample::select(vec![-2i64, 1, 2, 3]), 0..3)
                 .prop_map(|v| json!(v)),
-            prop::collection::vec(prop::sample::select(vec![2.0f64, 2.5, -2.5]), 0..3)
+            prop::collection::vec(prop::sample::select(vec![2.0f64, 2.5, -2.0, 3.0]), 0..3)
                 .prop_map(|v| json!(v)),
             prop::collection::vec(any::<bool>(), 0..3).prop_map(|v| json!(v)),
         ]

@@ -434,6 +434,16 @@ impl<'a> Context<'a> {
                 if let Some(rdp) = &role_deny_rp {
                     role_allow = role_allow.map(|ra| mk_node(Op::And, vec![ra, invert(rdp.clone())]));
                 }
+                if pt == PolicyType::Resource
+                    && self.planner.options.error_semantics == ErrorSemantics::FailClosed
+                {
+                    // Check semantics, exactly: a role's DENY vetoes that role's ALLOW only;
+                    // an ALLOW from another role still counts. (Cerbos' planner applies a
+                    // conditional DENY across all roles, which check does not.)
+                    if let Some(d) = role_deny.take() {
+                        role_allow = role_allow.map(|ra| mk_node(Op::And, vec![invert(d), ra]));
+                    }
+                }
                 type_allow = add_opt(type_allow, role_allow, Op::Or);
                 type_deny = add_opt(type_deny, role_deny, Op::Or);
             }

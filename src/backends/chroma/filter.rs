@@ -251,7 +251,7 @@ impl Target for Chroma<'_> {
                     // a float array.
                     Lit::Num(Num::Int(i)) => Ok(Formula::or(vec![
                         leaf(&key, "$contains", json!(i)),
-                        leaf(&key, "$contains", super::super::float_json(i as f64)),
+                        
                     ])),
                     Lit::Num(n @ Num::Frac(_)) => Ok(leaf(&key, "$contains", n.to_json())),
                     Lit::Null => Err(unsupported(node, side, "Chroma arrays hold no nulls; membership of null is not translated")),
