@@ -3,6 +3,8 @@
 //! to operand encoding cases. Deliberate divergences are listed with their reason, and each
 //! has its own test of the safer behaviour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

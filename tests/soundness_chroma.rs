@@ -3,6 +3,8 @@
 //! a real Chroma server. A plan the translator refuses is counted, never skipped silently:
 //! the test fails if too many are refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use proptest::prelude::*;

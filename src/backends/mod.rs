@@ -7,11 +7,13 @@
 //! type mismatch). `and`, `or` and `not` combine them by De Morgan:
 //! T(and)=∩T, F(and)=∪F, T(or)=∪T, F(or)=∩F, T(not a)=F(a), F(not a)=T(a).
 //!
-//! [`lower`] walks the expression with a [`Side`] (want T or want F), pushes every `not`
-//! down to the leaves, and asks a backend ([`Target`]) for the exact T or F set of each leaf
-//! comparison ([`Atom`]). A backend that cannot express that set exactly refuses; nothing is
-//! ever approximated. The backends then render the resulting [`Formula`] as a Chroma `where`
-//! or a Qdrant `filter`.
+//! `lower` walks the expression with a `Side` (want T or want F), pushes every `not` down
+//! to the leaves, and asks a backend (`Target`) for the exact T or F set of each leaf
+//! comparison (`Atom`). A backend that cannot express that set exactly refuses; nothing is
+//! ever approximated. Existence tests (`has()`), which neither database can express alone,
+//! are resolved against their sibling comparisons where that is exact (`existence_plan`).
+//! The backends then render the resulting `Formula` as a Chroma `where` or a Qdrant
+//! `filter`: [`chroma::filter::translate`], [`qdrant::filter::translate`].
 
 pub mod chroma;
 pub mod qdrant;
@@ -29,8 +31,9 @@ pub const QDRANT_DEFAULT_PREFIX: &str = "metadata.";
 pub const MAX_FILTER_DEPTH: usize = 40;
 /// Deepest plan expression the translators walk (bounds recursion).
 pub const MAX_EXPR_DEPTH: usize = 200;
-/// Largest integer magnitude below which every integer is an exact `f64`. Both databases
-/// compare some numbers as doubles, so literals beyond it are refused.
+/// Largest number magnitude accepted in a literal: every integer up to it is an exact `f64`,
+/// and no larger stored integer rounds onto it. Both databases compare some numbers as
+/// doubles, so literals beyond it are refused.
 pub const MAX_EXACT_INT: i64 = (1 << 53) - 1;
 
 /// How a collection's records map to `R.attr`.
@@ -56,22 +59,26 @@ impl FieldMapping {
     }
 
     /// Chroma's default: flat keys, nothing required.
+    #[must_use]
     pub fn chroma_default() -> FieldMapping {
         FieldMapping::new(CHROMA_DEFAULT_PREFIX, Vec::<String>::new())
     }
 
     /// Qdrant's default: keys under `metadata.`, nothing required.
+    #[must_use]
     pub fn qdrant_default() -> FieldMapping {
         FieldMapping::new(QDRANT_DEFAULT_PREFIX, Vec::<String>::new())
     }
 
     /// The same mapping with these attributes declared required.
+    #[must_use]
     pub fn with_required<I, S>(mut self, names: I) -> FieldMapping
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_attrs.extend(names.into_iter().map(Into::into));
+        self.required_attrs
+            .extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -437,8 +444,20 @@ pub(crate) trait Target {
     type Leaf;
 
     /// The exact T or F set of one leaf, or a refusal. `node` is the plan node (for errors).
-    fn atom(&self, atom: Atom<'_>, side: Side, node: &Expr)
-        -> Result<Formula<Self::Leaf>, TranslateError>;
+    fn atom(
+        &self,
+        atom: Atom<'_>,
+        side: Side,
+        node: &Expr,
+    ) -> Result<Formula<Self::Leaf>, TranslateError>;
+
+    /// Every record outside T of an `Eq` or `InList` atom on a top-level attribute: where it
+    /// is false, and where the key is missing (the only way these atoms error).
+    fn complement(
+        &self,
+        atom: Atom<'_>,
+        node: &Expr,
+    ) -> Result<Formula<Self::Leaf>, TranslateError>;
 }
 
 /// Names a node for an error, with the side it was asked for.
@@ -490,12 +509,22 @@ pub(crate) fn lower<T: Target>(
     match node {
         Expr::Value(Value::Bool(b)) => Ok(Formula::Const(*b == side.is_true())),
         Expr::Call(Op::And, args) | Expr::Call(Op::Or, args) => {
-            let parts = args
-                .iter()
-                .map(|a| lower(target, a, side, depth + 1))
-                .collect::<Result<Vec<_>, _>>()?;
             // T(and) = ∩T and F(or) = ∩F; T(or) = ∪T and F(and) = ∪F.
             let conjunctive = matches!(node, Expr::Call(Op::And, _)) == side.is_true();
+            let plan = existence_plan(args, side, conjunctive);
+            let parts = args
+                .iter()
+                .zip(plan)
+                .map(|(a, how)| match how {
+                    Operand2::Lower => lower(target, a, side, depth + 1),
+                    Operand2::Const(b) => Ok(Formula::Const(b)),
+                    Operand2::Complement => {
+                        let (leaf, leaf_side) = peel(a, side);
+                        let (atom, _) = parse_atom(leaf, leaf_side)?;
+                        target.complement(atom, leaf)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(if conjunctive {
                 Formula::and(parts)
             } else {
@@ -511,6 +540,128 @@ pub(crate) fn lower<T: Target>(
             target.atom(atom, side, node)
         }
     }
+}
+
+/// How one operand of an `and`/`or` is translated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Operand2 {
+    Lower,
+    /// Replaced by a constant (an existence test made redundant by a sibling).
+    Const(bool),
+    /// A `false`-side `Eq`/`InList` atom absorbing a sibling "key is missing": translated
+    /// as the atom's complement.
+    Complement,
+}
+
+/// What an operand of an `and`/`or` is, as far as existence tests go.
+#[derive(Debug, Clone, PartialEq)]
+enum Role {
+    /// `has(c)` on the side where it is true: c exists.
+    Present(Vec<String>),
+    /// `has(c)` on the side where it is false: c is missing.
+    Missing(Vec<String>),
+    /// A comparison on c, asked on `side` (after `ne` became `eq`); `total` when it never
+    /// errors on an existing key (`==`, `in` a list), so that its F side plus "c is missing"
+    /// is the complement of its T side.
+    Atom {
+        attr: Vec<String>,
+        side: Side,
+        total: bool,
+    },
+    Other,
+}
+
+/// Strips `not`s, flipping the side.
+fn peel(mut e: &Expr, mut side: Side) -> (&Expr, Side) {
+    while let Expr::Call(Op::Not, args) = e {
+        match args.as_slice() {
+            [a] => {
+                e = a;
+                side = side.flip();
+            }
+            _ => break,
+        }
+    }
+    (e, side)
+}
+
+fn role(e: &Expr, side: Side) -> Role {
+    let (e, side) = peel(e, side);
+    if let Expr::Call(Op::Has, args) = e {
+        if let Some(attr) = args.first().and_then(attr_ref) {
+            return match side {
+                Side::True => Role::Present(attr.segments),
+                Side::False => Role::Missing(attr.segments),
+            };
+        }
+        return Role::Other;
+    }
+    match parse_atom(e, side) {
+        Ok((atom, side)) => match atom {
+            Atom::Eq { attr, .. } | Atom::InList { attr, .. } => Role::Atom {
+                attr: attr.segments,
+                side,
+                total: true,
+            },
+            Atom::Order { attr, .. } | Atom::Contains { attr, .. } | Atom::Truthy { attr } => {
+                Role::Atom {
+                    attr: attr.segments,
+                    side,
+                    total: false,
+                }
+            }
+            _ => Role::Other,
+        },
+        Err(_) => Role::Other,
+    }
+}
+
+/// Uses existence tests together with their siblings, where alone they have no exact form:
+/// - in an intersection, "c exists" is implied by any comparison on c (both of its sides
+///   need the key), so it is dropped; "c is missing" next to a comparison on c is empty;
+/// - in a union, "c is missing" plus the F side of `c == x` or `c in [..]` is the
+///   complement of their T side, which both databases express (`$ne`/`$nin`, `must_not`).
+///   This is the `has()`-guarded DENY: `not (has(c) && c == x)`.
+fn existence_plan(args: &[Expr], side: Side, conjunctive: bool) -> Vec<Operand2> {
+    let roles: Vec<Role> = args.iter().map(|a| role(a, side)).collect();
+    let mut plan = vec![Operand2::Lower; args.len()];
+    let compares = |c: &Vec<String>| {
+        roles
+            .iter()
+            .any(|r| matches!(r, Role::Atom { attr, .. } if attr == c))
+    };
+    if conjunctive {
+        for (i, r) in roles.iter().enumerate() {
+            match r {
+                Role::Present(c) if compares(c) => plan[i] = Operand2::Const(true),
+                Role::Missing(c) if compares(c) => plan[i] = Operand2::Const(false),
+                _ => {}
+            }
+        }
+    } else {
+        for (i, r) in roles.iter().enumerate() {
+            let Role::Missing(c) = r else { continue };
+            // Only top-level keys: a nested path also errors when its parent is not a map.
+            if c.len() != 1 {
+                continue;
+            }
+            let partners: Vec<usize> = roles
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    matches!(p, Role::Atom { attr, side: Side::False, total: true } if attr == c)
+                })
+                .map(|(j, _)| j)
+                .collect();
+            if !partners.is_empty() {
+                plan[i] = Operand2::Const(false);
+                for j in partners {
+                    plan[j] = Operand2::Complement;
+                }
+            }
+        }
+    }
+    plan
 }
 
 /// One operand of a comparison.
@@ -700,22 +851,22 @@ pub(crate) fn group_literals<'a>(values: &[&'a Value]) -> Result<Groups<'a>, &'s
         match literal(v)? {
             Lit::Str(s) => {
                 if !g.strings.contains(&s) {
-                    g.strings.push(s)
+                    g.strings.push(s);
                 }
             }
             Lit::Bool(b) => {
                 if !g.bools.contains(&b) {
-                    g.bools.push(b)
+                    g.bools.push(b);
                 }
             }
             Lit::Num(Num::Int(i)) => {
                 if !g.ints.contains(&i) {
-                    g.ints.push(i)
+                    g.ints.push(i);
                 }
             }
             Lit::Num(Num::Frac(f)) => {
                 if !g.fracs.iter().any(|x| x.to_bits() == f.to_bits()) {
-                    g.fracs.push(f)
+                    g.fracs.push(f);
                 }
             }
             Lit::Null => g.null = true,
@@ -744,7 +895,10 @@ pub(crate) mod testkit {
     pub fn attr_index(name: &str) -> Expr {
         Expr::call(
             Op::Index,
-            vec![Expr::var("request.resource.attr"), Expr::Value(Value::string(name))],
+            vec![
+                Expr::var("request.resource.attr"),
+                Expr::Value(Value::string(name)),
+            ],
         )
     }
 
@@ -833,12 +987,16 @@ pub(crate) mod testkit {
                     _ => Err(()),
                 },
                 Op::Eq | Op::Ne => {
-                    let [a, b] = args.as_slice() else { return Err(()) };
+                    let [a, b] = args.as_slice() else {
+                        return Err(());
+                    };
                     let same = eval(a, r)?.cel_eq(&eval(b, r)?);
                     Ok(Value::Bool(same == (*op == Op::Eq)))
                 }
                 Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                    let [a, b] = args.as_slice() else { return Err(()) };
+                    let [a, b] = args.as_slice() else {
+                        return Err(());
+                    };
                     let ord = eval(a, r)?.cel_cmp(&eval(b, r)?).ok_or(())?;
                     Ok(Value::Bool(match op {
                         Op::Lt => ord == Ordering::Less,
@@ -848,10 +1006,14 @@ pub(crate) mod testkit {
                     }))
                 }
                 Op::In => {
-                    let [a, b] = args.as_slice() else { return Err(()) };
+                    let [a, b] = args.as_slice() else {
+                        return Err(());
+                    };
                     let needle = eval(a, r)?;
                     match eval(b, r)? {
-                        Value::List(items) => Ok(Value::Bool(items.iter().any(|i| needle.cel_eq(i)))),
+                        Value::List(items) => {
+                            Ok(Value::Bool(items.iter().any(|i| needle.cel_eq(i))))
+                        }
                         Value::Map(m) => {
                             let k = needle.to_map_key().ok_or(())?;
                             Ok(Value::Bool(lookup_key(&m, &k).is_some()))
@@ -860,7 +1022,9 @@ pub(crate) mod testkit {
                     }
                 }
                 Op::List => Ok(Value::list(
-                    args.iter().map(|a| eval(a, r)).collect::<Result<Vec<_>, _>>()?,
+                    args.iter()
+                        .map(|a| eval(a, r))
+                        .collect::<Result<Vec<_>, _>>()?,
                 )),
                 Op::Has => {
                     let [a] = args.as_slice() else { return Err(()) };
@@ -870,9 +1034,9 @@ pub(crate) mod testkit {
                         return Ok(Value::Bool(r.meta.contains_key(last)));
                     }
                     match lookup(parents, r)? {
-                        Value::Map(m) => Ok(Value::Bool(
-                            lookup_key(&m, &MapKey::string(last)).is_some(),
-                        )),
+                        Value::Map(m) => {
+                            Ok(Value::Bool(lookup_key(&m, &MapKey::string(last)).is_some()))
+                        }
                         _ => Err(()),
                     }
                 }
@@ -992,8 +1156,13 @@ pub(crate) mod testkit {
 
     fn any_attr() -> impl Strategy<Value = Expr> {
         let names: Vec<&str> = REQUIRED.iter().chain(OPTIONAL.iter()).copied().collect();
-        (prop::sample::select(names), any::<bool>())
-            .prop_map(|(n, indexed)| if indexed { attr_index(n) } else { attr(n) })
+        (prop::sample::select(names), any::<bool>()).prop_map(|(n, indexed)| {
+            if indexed {
+                attr_index(n)
+            } else {
+                attr(n)
+            }
+        })
     }
 
     fn literal_value() -> impl Strategy<Value = Json> {
@@ -1013,8 +1182,13 @@ pub(crate) mod testkit {
     }
 
     fn optional_attr() -> impl Strategy<Value = Expr> {
-        (prop::sample::select(OPTIONAL.to_vec()), any::<bool>())
-            .prop_map(|(n, indexed)| if indexed { attr_index(n) } else { attr(n) })
+        (prop::sample::select(OPTIONAL.to_vec()), any::<bool>()).prop_map(|(n, indexed)| {
+            if indexed {
+                attr_index(n)
+            } else {
+                attr(n)
+            }
+        })
     }
 
     fn number() -> impl Strategy<Value = Json> {
@@ -1060,9 +1234,38 @@ pub(crate) mod testkit {
                     ne(lit(v), id())
                 }
             }),
-            prop::collection::vec(id_literal(), 0..3).prop_map(|vs| in_(id(), lit(Json::Array(vs)))),
+            prop::collection::vec(id_literal(), 0..3)
+                .prop_map(|vs| in_(id(), lit(Json::Array(vs)))),
         ];
+        // An existence test next to a comparison on the same attribute.
+        let guarded = (
+            0..7u8,
+            prop::sample::select(
+                REQUIRED
+                    .iter()
+                    .chain(OPTIONAL.iter())
+                    .copied()
+                    .collect::<Vec<_>>(),
+            ),
+            any::<bool>(),
+            literal_value(),
+            prop::collection::vec(literal_value(), 0..3),
+        )
+            .prop_map(|(shape, n, indexed, v, vs)| {
+                let a = if indexed { attr_index(n) } else { attr(n) };
+                let h = has(n);
+                match shape {
+                    0 => and(vec![h, eq(a, lit(v))]),
+                    1 => and(vec![h, ne(a, lit(v))]),
+                    2 => not(and(vec![h, eq(a, lit(v))])),
+                    3 => or(vec![not(h), ne(lit(v), a)]),
+                    4 => not(and(vec![h, in_(a, lit(Json::Array(vs)))])),
+                    5 => and(vec![not(h), eq(a, lit(v))]),
+                    _ => or(vec![not(h), lt(a, lit(v))]),
+                }
+            });
         prop_oneof![
+            2 => guarded,
             4 => equality,
             3 => ordering,
             3 => in_list,

@@ -70,7 +70,10 @@ pub fn run(dir: &Path) -> i32 {
     let set = match load_dir(dir) {
         Ok(set) => Arc::new(set),
         Err(e) => {
-            eprintln!("error: the policies under {} do not load:\n{e}", dir.display());
+            eprintln!(
+                "error: the policies under {} do not load:\n{e}",
+                dir.display()
+            );
             return 2;
         }
     };
@@ -81,11 +84,7 @@ pub fn run(dir: &Path) -> i32 {
     let mut fixtures = FixtureCache::default();
     let mut totals = Totals::default();
     for file in &files {
-        let shown = file
-            .strip_prefix(dir)
-            .unwrap_or(file)
-            .display()
-            .to_string();
+        let shown = file.strip_prefix(dir).unwrap_or(file).display().to_string();
         if let Err(e) = run_file(&set, file, &shown, &mut fixtures, &mut totals) {
             eprintln!("ERROR {shown}: {e}");
             totals.errored_suites += 1;
@@ -122,7 +121,9 @@ fn is_test_file(name: &str) -> bool {
 
 fn has_supported_ext(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [".yaml", ".yml", ".json"].iter().any(|e| lower.ends_with(e))
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|e| lower.ends_with(e))
 }
 
 /// Every suite file under `dir`, recursively, sorted. `testdata` directories hold fixtures
@@ -359,18 +360,19 @@ struct RawAuxDataFile {
     schema: Option<String>,
 }
 
-/// Reads a YAML (anchors and merge keys applied) or JSON file into `T`, strictly.
+/// Reads a YAML (anchors and merge keys applied) or JSON file into `T`, strictly. Errors do
+/// not name the file.
 fn read_doc<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let json = if is_json {
-        serde_json::from_str::<Json>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        serde_json::from_str::<Json>(&text).map_err(|e| e.to_string())?
     } else {
-        yaml_to_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        yaml_to_json(&text).map_err(|e| e.to_string())?
     };
-    serde_json::from_value(json).map_err(|e| format!("{}: {e}", path.display()))
+    serde_json::from_value(json).map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +475,8 @@ fn validate_options(o: &RawOptions) -> Result<(), String> {
 }
 
 fn parse_now(text: &str) -> Result<DateTime<FixedOffset>, String> {
-    DateTime::parse_from_rfc3339(text).map_err(|e| format!("now {text:?} is not an RFC 3339 time: {e}"))
+    DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("now {text:?} is not an RFC 3339 time: {e}"))
 }
 
 fn non_empty(v: &Option<Vec<String>>) -> bool {
@@ -556,7 +559,10 @@ fn validate_expectation(e: &RawExpectation) -> Result<(), String> {
             return Err("outputs: empty action".into());
         }
         if o.expected.is_empty() {
-            return Err(format!("outputs for {:?}: expected must not be empty", o.action));
+            return Err(format!(
+                "outputs for {:?}: expected must not be empty",
+                o.action
+            ));
         }
     }
     Ok(())
@@ -569,7 +575,9 @@ fn parse_effect(v: &Json) -> Result<bool, String> {
         Json::String(s) if s == EFFECT_DENY => Ok(false),
         Json::Number(n) if n.as_u64() == Some(1) => Ok(true),
         Json::Number(n) if n.as_u64() == Some(2) => Ok(false),
-        other => Err(format!("expected EFFECT_ALLOW or EFFECT_DENY, found {other}")),
+        other => Err(format!(
+            "expected EFFECT_ALLOW or EFFECT_DENY, found {other}"
+        )),
     }
 }
 
@@ -632,9 +640,10 @@ fn load_fixture(dir: &Path) -> Result<Fixture, String> {
     if !dir.is_dir() {
         return Ok(fx);
     }
-    let wrap = |e: String| format!("test fixtures in {}: {e}", dir.display());
+    let wrap = |e: String| format!("failed to load test fixtures: {e}");
     if let Some(path) = find_fixture_file(dir, "principals").map_err(wrap)? {
-        let file: RawPrincipalsFile = read_doc(&path).map_err(wrap)?;
+        let file: RawPrincipalsFile =
+            read_doc(&path).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
         fx.principals = file.principals.unwrap_or_default();
         for (k, p) in &fx.principals {
             validate_principal(k, p).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
@@ -642,7 +651,11 @@ fn load_fixture(dir: &Path) -> Result<Fixture, String> {
         let groups = file.principal_groups.unwrap_or_default();
         validate_principal_groups(&groups).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
         for (name, g) in groups {
-            if let Some(missing) = g.principals.iter().find(|m| !fx.principals.contains_key(*m)) {
+            if let Some(missing) = g
+                .principals
+                .iter()
+                .find(|m| !fx.principals.contains_key(*m))
+            {
                 return Err(wrap(format!(
                     "{}: missing fixture {missing:?} referenced in group {name:?}",
                     path.display()
@@ -652,7 +665,8 @@ fn load_fixture(dir: &Path) -> Result<Fixture, String> {
         }
     }
     if let Some(path) = find_fixture_file(dir, "resources").map_err(wrap)? {
-        let file: RawResourcesFile = read_doc(&path).map_err(wrap)?;
+        let file: RawResourcesFile =
+            read_doc(&path).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
         fx.resources = file.resources.unwrap_or_default();
         for (k, r) in &fx.resources {
             validate_resource(k, r).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
@@ -671,7 +685,8 @@ fn load_fixture(dir: &Path) -> Result<Fixture, String> {
     }
     for base in AUX_DATA_FILE_NAMES {
         if let Some(path) = find_fixture_file(dir, base).map_err(wrap)? {
-            let file: RawAuxDataFile = read_doc(&path).map_err(wrap)?;
+            let file: RawAuxDataFile =
+                read_doc(&path).map_err(|e| wrap(format!("{}: {e}", path.display())))?;
             fx.aux_data = file.aux_data.unwrap_or_default();
             break;
         }
@@ -929,8 +944,12 @@ fn engine_for(set: &Arc<PolicySet>, options: Option<&RawOptions>) -> Result<Engi
 }
 
 fn attr_map(attr: Option<&serde_json::Map<String, Json>>) -> BTreeMap<String, Value> {
-    attr.map(|a| a.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-        .unwrap_or_default()
+    attr.map(|a| {
+        a.iter()
+            .map(|(k, v)| (k.clone(), Value::from_json(v)))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The outcome of one action check: the effect, or an error.
@@ -1037,15 +1056,18 @@ fn run_file(
     let mut names = HashSet::new();
     for t in &suite.tests {
         if !names.insert(t.name.as_str()) {
-            return Err(format!("invalid test suite: another test named {:?} already exists", t.name));
+            return Err(format!(
+                "invalid test suite: another test named {:?} already exists",
+                t.name
+            ));
         }
     }
 
     // Cerbos builds every test before running any: one bad table errors the whole suite.
     let mut prepared = Vec::with_capacity(suite.tests.len());
     for table in &suite.tests {
-        let cells =
-            build_cells(&scope, table).map_err(|e| format!("invalid test {:?}: {e}", table.name))?;
+        let cells = build_cells(&scope, table)
+            .map_err(|e| format!("invalid test {:?}: {e}", table.name))?;
         prepared.push(Prepared {
             table,
             cells,
@@ -1065,9 +1087,10 @@ fn run_file(
         let checks: usize = cells.iter().map(|c| c.expected.len()).sum();
         if table.skip.unwrap_or(false) {
             println!(
-                "SKIP {} / {}: {checks} checks skipped ({})",
+                "SKIP {} / {}: {checks} {} skipped ({})",
                 suite.name,
                 table.name,
+                if checks == 1 { "check" } else { "checks" },
                 table.skip_reason.as_deref().unwrap_or("test skipped")
             );
             continue;

@@ -666,8 +666,9 @@ type List<T> = Option<Vec<T>>;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawPolicy {
     api_version: Option<String>,
-    #[serde(default)]
     disabled: Option<bool>,
+    // `description`, `metadata`, `$schema`, `schemas` and `ignoreWhen` are checked for shape
+    // and otherwise ignored.
     #[allow(dead_code)]
     description: Option<String>,
     #[allow(dead_code)]

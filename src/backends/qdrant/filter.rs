@@ -17,7 +17,9 @@
 //! - CEL's "the key exists" (any value, `null` and `[]` included) has no Qdrant form:
 //!   `is_empty`, `is_null`, `values_count`, `match` and `range` all answer the same for `[]`
 //!   and for a missing key. So `has()` and every negation over a key that may be missing are
-//!   refused unless the attribute is required.
+//!   refused unless the attribute is required, or unless the `has()` sits next to an `==`/`in`
+//!   on the same key (see `existence_plan` in the parent module): `not (has(c) && c == x)` is
+//!   the complement of `c == x`, which negating its `must`/`must_not` expresses.
 //! - `is_null` alone depends on the index for `[null]` (rows 27/28), but `is_null AND
 //!   is_empty` is exactly "the value is null" in both cases.
 //! - `has_id` takes unsigned integers and UUIDs. `R.id` is the point id as a string: an
@@ -32,8 +34,8 @@
 //! not returned (fail-closed; objects as ACL sets are not a supported layout).
 
 use super::super::{
-    check_limits, group_literals, literal, lower, not_exact, unsupported, Atom, Attr,
-    FieldMapping, Formula, Lit, Num, Ord4, Pushdown, Side, Target, TranslateError,
+    check_limits, group_literals, literal, lower, not_exact, unsupported, Atom, Attr, FieldMapping,
+    Formula, Lit, Num, Ord4, Pushdown, Side, Target, TranslateError,
 };
 use crate::plan::{Expr, Value};
 use serde_json::{json, Value as Json};
@@ -47,11 +49,13 @@ pub fn translate(
     mapping: &FieldMapping,
     max_terms: usize,
 ) -> Result<Json, TranslateError> {
-    Ok(match translate_pushdown(plan_condition, mapping, max_terms)? {
-        Pushdown::MatchAll => match_all(),
-        Pushdown::MatchNone => match_none(),
-        Pushdown::Filter(f) => f,
-    })
+    Ok(
+        match translate_pushdown(plan_condition, mapping, max_terms)? {
+            Pushdown::MatchAll => match_all(),
+            Pushdown::MatchNone => match_none(),
+            Pushdown::Filter(f) => f,
+        },
+    )
 }
 
 /// Like [`translate`], but reports constant outcomes instead of encoding them.
@@ -70,11 +74,13 @@ pub fn translate_pushdown(
 }
 
 /// A filter that matches no point (`has_id` of no ids).
+#[must_use]
 pub fn match_none() -> Json {
     json!({"must": [{"has_id": []}]})
 }
 
 /// A filter that matches every point (no point is among no ids).
+#[must_use]
 pub fn match_all() -> Json {
     json!({"must_not": [{"has_id": []}]})
 }
@@ -99,7 +105,9 @@ fn render_filter(f: &Formula<Leaf>) -> Json {
         Formula::Leaf(Leaf::Pos(c)) => json!({"must": [c]}),
         Formula::Leaf(Leaf::Neg(c)) => json!({"must_not": [c]}),
         Formula::And(items) => render_and(items),
-        Formula::Or(items) => json!({"should": items.iter().map(render_condition).collect::<Vec<_>>()}),
+        Formula::Or(items) => {
+            json!({"should": items.iter().map(render_condition).collect::<Vec<_>>()})
+        }
         Formula::Const(true) => match_all(),
         Formula::Const(false) => match_none(),
     }
@@ -149,7 +157,9 @@ impl Cond<'_> {
             Cond::Str(s) => json!({"key": key, "match": {"value": s}}),
             Cond::Bool(b) => json!({"key": key, "match": {"value": b}}),
             Cond::AnyStr(list) => json!({"key": key, "match": {"any": list}}),
-            Cond::NumEq(n) => json!({"key": key, "range": {"gte": n.to_json(), "lte": n.to_json()}}),
+            Cond::NumEq(n) => {
+                json!({"key": key, "range": {"gte": n.to_json(), "lte": n.to_json()}})
+            }
             Cond::Range(op, n) => {
                 let mut r = serde_json::Map::new();
                 r.insert(op.key().to_string(), n.to_json());
@@ -198,7 +208,9 @@ impl Qdrant<'_> {
         let mut out = String::new();
         if !path.is_empty() {
             if !path.split('.').all(is_plain) {
-                return Err(invalid("attr_prefix must be dot-separated plain keys (letters, digits, _ and -)"));
+                return Err(invalid(
+                    "attr_prefix must be dot-separated plain keys (letters, digits, _ and -)",
+                ));
             }
             out.push_str(path);
             out.push('.');
@@ -218,7 +230,9 @@ impl Qdrant<'_> {
             if is_plain(&seg) {
                 out.push_str(&seg);
             } else if seg.contains('"') || seg.contains('\\') {
-                return Err(invalid("Qdrant key paths cannot quote a name containing \" or \\"));
+                return Err(invalid(
+                    "Qdrant key paths cannot quote a name containing \" or \\",
+                ));
             } else {
                 out.push('"');
                 out.push_str(&seg);
@@ -231,15 +245,19 @@ impl Qdrant<'_> {
 
 fn is_plain(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Target for Qdrant<'_> {
     type Leaf = Leaf;
 
-    fn atom(&self, atom: Atom<'_>, side: Side, node: &Expr) -> Result<Formula<Leaf>, TranslateError> {
+    fn atom(
+        &self,
+        atom: Atom<'_>,
+        side: Side,
+        node: &Expr,
+    ) -> Result<Formula<Leaf>, TranslateError> {
         match atom {
             Atom::Truthy { attr } => {
                 let key = self.key(&attr)?;
@@ -272,7 +290,7 @@ impl Target for Qdrant<'_> {
                                 pos(json!({"is_empty": {"key": key}})),
                             ])),
                             (Side::False, false) => Err(not_exact(node, side, PRESENCE)),
-                        }
+                        };
                     }
                 };
                 match side {
@@ -317,7 +335,9 @@ impl Target for Qdrant<'_> {
                         };
                         Ok(Formula::or(vec![scalars, null]))
                     }
-                    Side::False => Ok(Formula::and(conds.iter().map(|c| neg(c.on(&key))).collect())),
+                    Side::False => Ok(Formula::and(
+                        conds.iter().map(|c| neg(c.on(&key))).collect(),
+                    )),
                 }
             }
             Atom::Contains { attr, value } => {
@@ -341,7 +361,11 @@ impl Target for Qdrant<'_> {
                     Lit::Bool(b) => Cond::Bool(b),
                     Lit::Num(n) => Cond::NumEq(n),
                     Lit::Null => {
-                        return Err(unsupported(node, side, "membership of null is not translated"))
+                        return Err(unsupported(
+                            node,
+                            side,
+                            "membership of null is not translated",
+                        ))
                     }
                 };
                 // A direct element matches at K; only arrays yield anything at K[].
@@ -353,6 +377,31 @@ impl Target for Qdrant<'_> {
             Atom::IdEq { value } => Ok(ids(&[value], side)),
             Atom::IdIn { values } => Ok(ids(&values, side)),
         }
+    }
+
+    /// The negation of the True-side formula: `must_not` matches missing keys, as wanted.
+    fn complement(&self, atom: Atom<'_>, node: &Expr) -> Result<Formula<Leaf>, TranslateError> {
+        match atom {
+            Atom::Eq { .. } | Atom::InList { .. } => {
+                Ok(negate(self.atom(atom, Side::True, node)?))
+            }
+            _ => Err(unsupported(
+                node,
+                Side::False,
+                "no complement form for this comparison",
+            )),
+        }
+    }
+}
+
+/// De Morgan over a formula; a leaf flips between `must` and `must_not`.
+fn negate(f: Formula<Leaf>) -> Formula<Leaf> {
+    match f {
+        Formula::Const(b) => Formula::Const(!b),
+        Formula::Leaf(Leaf::Pos(c)) => neg(c),
+        Formula::Leaf(Leaf::Neg(c)) => pos(c),
+        Formula::And(items) => Formula::or(items.into_iter().map(negate).collect()),
+        Formula::Or(items) => Formula::and(items.into_iter().map(negate).collect()),
     }
 }
 
@@ -390,7 +439,9 @@ fn canonical_point_id(s: &str) -> Option<Json> {
     let lens = [8, 4, 4, 4, 12];
     if groups.len() == 5
         && groups.iter().zip(lens).all(|(g, n)| {
-            g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            g.len() == n
+                && g.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
     {
         return Some(Json::String(s.to_string()));
@@ -432,7 +483,11 @@ pub(crate) mod sim {
         let read_key = |i: &mut usize| -> Result<String, String> {
             if chars.get(*i) == Some(&'"') {
                 let start = *i + 1;
-                let end = chars[start..].iter().position(|c| *c == '"').ok_or_else(bad)? + start;
+                let end = chars[start..]
+                    .iter()
+                    .position(|c| *c == '"')
+                    .ok_or_else(bad)?
+                    + start;
                 let k: String = chars[start..end].iter().collect();
                 if k.contains('\\') {
                     return Err(bad());
@@ -550,7 +605,9 @@ pub(crate) mod sim {
     }
 
     fn key_of(v: &Json) -> Result<&str, String> {
-        v.get("key").and_then(Json::as_str).ok_or_else(|| "condition needs a key".into())
+        v.get("key")
+            .and_then(Json::as_str)
+            .ok_or_else(|| "condition needs a key".into())
     }
 
     fn condition(c: &Json, p: &Point<'_>, indexed: bool) -> Result<bool, String> {
@@ -560,12 +617,15 @@ pub(crate) mod sim {
         }
         if let Some(e) = obj.get("is_empty") {
             let vals = values(key_of(e)?, p.payload)?;
-            return Ok(vals.iter().all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)));
+            return Ok(vals
+                .iter()
+                .all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)));
         }
         if let Some(e) = obj.get("is_null") {
             let vals = values(key_of(e)?, p.payload)?;
             return Ok(vals.iter().any(|v| {
-                v.is_null() || (indexed && v.as_array().is_some_and(|a| a.iter().any(Json::is_null)))
+                v.is_null()
+                    || (indexed && v.as_array().is_some_and(|a| a.iter().any(Json::is_null)))
             }));
         }
         if let Some(ids) = obj.get("has_id") {
@@ -577,7 +637,10 @@ pub(crate) mod sim {
             let inner = n.get("filter").ok_or("nested needs a filter")?;
             for v in values(&path, p.payload)? {
                 if let Some(o) = v.as_object() {
-                    let sub = Point { id: p.id, payload: o };
+                    let sub = Point {
+                        id: p.id,
+                        payload: o,
+                    };
                     if matches(inner, &sub, indexed)? {
                         return Ok(true);
                     }
@@ -595,12 +658,23 @@ pub(crate) mod sim {
         }
     }
 
-    fn field(obj: &Map<String, Json>, payload: &Map<String, Json>, indexed: bool) -> Result<bool, String> {
+    fn field(
+        obj: &Map<String, Json>,
+        payload: &Map<String, Json>,
+        indexed: bool,
+    ) -> Result<bool, String> {
         let key = obj["key"].as_str().ok_or("key must be a string")?;
-        let clauses: Vec<&str> = ["match", "range", "values_count", "is_empty", "is_null", "geo_radius"]
-            .into_iter()
-            .filter(|k| obj.contains_key(*k))
-            .collect();
+        let clauses: Vec<&str> = [
+            "match",
+            "range",
+            "values_count",
+            "is_empty",
+            "is_null",
+            "geo_radius",
+        ]
+        .into_iter()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
         let vals = values(key, payload)?;
         match clauses.as_slice() {
             ["match"] => {
@@ -649,12 +723,20 @@ pub(crate) mod sim {
                     }
                     let contains = |e: &Json| items.iter().any(|i| i == e);
                     if !except {
-                        any(&|e| Ok(if strings { e.is_string() && contains(e) } else { e.as_i64().is_some_and(|_| contains(e)) }))
+                        any(&|e| {
+                            Ok(if strings {
+                                e.is_string() && contains(e)
+                            } else {
+                                e.as_i64().is_some_and(|_| contains(e))
+                            })
+                        })
                     } else {
                         any(&|e| {
                             Ok(match e {
                                 Json::String(_) => !contains(e),
-                                Json::Number(n) if !indexed => n.as_i64().is_none_or(|_| !contains(e)),
+                                Json::Number(n) if !indexed => {
+                                    n.as_i64().is_none_or(|_| !contains(e))
+                                }
                                 Json::Null => false,
                                 _ => !indexed,
                             })
@@ -682,7 +764,9 @@ pub(crate) mod sim {
                 }))
             }
             ["values_count"] => {
-                let r = obj["values_count"].as_object().ok_or("values_count is an object")?;
+                let r = obj["values_count"]
+                    .as_object()
+                    .ok_or("values_count is an object")?;
                 let count: u64 = vals
                     .iter()
                     .map(|v| match v {
@@ -727,7 +811,10 @@ pub(crate) mod sim {
                         if m.get("except").is_some() || m.get("value").is_some_and(Json::is_null) {
                             return Err("except or null match".into());
                         }
-                        if m.get("any").and_then(Json::as_array).is_some_and(Vec::is_empty) {
+                        if m.get("any")
+                            .and_then(Json::as_array)
+                            .is_some_and(Vec::is_empty)
+                        {
                             return Err("empty any".into());
                         }
                     }
@@ -754,7 +841,11 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{json, Map, Value as Json};
 
-    fn ids_where(filter: &Json, points: &[(Json, Map<String, Json>)], indexed: bool) -> Result<Vec<String>, String> {
+    fn ids_where(
+        filter: &Json,
+        points: &[(Json, Map<String, Json>)],
+        indexed: bool,
+    ) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
         for (id, payload) in points {
             if sim::matches(filter, &sim::Point { id, payload }, indexed)? {
@@ -811,86 +902,354 @@ mod tests {
         // (row, filter, no index, keyword index; "=" = same, "ERR" = 400/422)
         let rows: Vec<(u32, Json, &str, &str)> = vec![
             (1, json!({"must":[fin]}), "1,4", "="),
-            (2, json!({"must_not":[fin]}), "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18", "="),
-            (3, json!({"must":[{"key":"department","match":{"value":"HR"}}]}), "2,4,18", "="),
-            (4, json!({"must_not":[{"key":"department","match":{"value":"HR"}}]}), "1,3,5,6,7,8,9,10,11,12,13,14,15,16,17", "="),
-            (5, json!({"must":[{"key":"department","match":{"any":["FINANCE","HR"]}}]}), "1,2,4,18", "="),
-            (6, json!({"must":[{"key":"department","match":{"any":[]}}]}), "none", "="),
-            (7, json!({"must_not":[{"key":"department","match":{"any":["FINANCE"]}}]}), "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18", "="),
-            (8, json!({"must":[{"key":"department","match":{"except":["FINANCE"]}}]}), "2,4,8,11,13,17,18", "2,4,8,13,18"),
-            (9, json!({"must":[{"key":"department","match":{"except":["HR"]}}]}), "1,4,8,11,13,17", "1,4,8,13"),
-            (10, json!({"must":[{"key":"department","match":{"except":[]}}]}), "1,2,4,8,11,13,17,18", "1,2,4,8,13,18"),
-            (11, json!({"must_not":[{"key":"department","match":{"except":["FINANCE"]}}]}), "1,3,5,6,7,9,10,12,14,15,16", "1,3,5,6,7,9,10,11,12,14,15,16,17"),
-            (12, json!({"must":[{"key":"department","match":{"value":42}}]}), "11", "="),
-            (13, json!({"must":[{"key":"department","match":{"value":"42"}}]}), "none", "="),
-            (14, json!({"must":[{"key":"department","match":{"value":""}}]}), "13", "="),
-            (15, json!({"must":[{"key":"department","match":{"value":null}}]}), "ERR", "="),
-            (16, json!({"must":[{"key":"department","match":{"text":"FIN"}}]}), "1,4", "="),
-            (17, json!({"must":[{"key":"Department","match":{"value":"FINANCE"}}]}), "16", "="),
-            (18, json!({"must":[{"key":"metadata.department","match":{"value":"HR"}}]}), "3,9", "="),
-            (19, json!({"must":[{"key":"metadata[].department","match":{"value":"HR"}}]}), "10", "="),
-            (20, json!({"must":[{"key":"\"metadata.department\"","match":{"value":"HR"}}]}), "14", "="),
-            (21, json!({"must":[{"key":"department[]","match":{"value":"HR"}}]}), "4,18", "="),
-            (22, json!({"must":[{"key":"department.name","match":{"value":"FINANCE"}}]}), "17", "="),
-            (23, json!({"must_not":[{"key":"metadata.department","match":{"value":"HR"}}]}), "1,2,4,5,6,7,8,10,11,12,13,14,15,16,17,18", "="),
-            (24, json!({"must":[{"nested":{"key":"metadata","filter":{"must":[{"key":"department","match":{"value":"HR"}}]}}}]}), "10", "="),
-            (25, json!({"must":[{"is_empty":{"key":"department"}}]}), "3,5,6,7,9,10,12,14,16", "="),
-            (26, json!({"must_not":[{"is_empty":{"key":"department"}}]}), "1,2,4,8,11,13,15,17,18", "="),
-            (27, json!({"must":[{"is_null":{"key":"department"}}]}), "6", "6,15,18"),
-            (28, json!({"must_not":[{"is_null":{"key":"department"}}]}), "1,2,3,4,5,7,8,9,10,11,12,13,14,15,16,17,18", "1,2,3,4,5,7,8,9,10,11,12,13,14,16,17"),
-            (29, json!({"must":[{"is_empty":{"key":"metadata.department"}}]}), "1,2,4,5,6,7,8,10,11,12,13,14,15,16,17,18", "="),
-            (30, json!({"must":[{"key":"department","values_count":{"gte":1}}]}), "1,2,4,8,11,13,15,17,18", "="),
+            (
+                2,
+                json!({"must_not":[fin]}),
+                "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
+            (
+                3,
+                json!({"must":[{"key":"department","match":{"value":"HR"}}]}),
+                "2,4,18",
+                "=",
+            ),
+            (
+                4,
+                json!({"must_not":[{"key":"department","match":{"value":"HR"}}]}),
+                "1,3,5,6,7,8,9,10,11,12,13,14,15,16,17",
+                "=",
+            ),
+            (
+                5,
+                json!({"must":[{"key":"department","match":{"any":["FINANCE","HR"]}}]}),
+                "1,2,4,18",
+                "=",
+            ),
+            (
+                6,
+                json!({"must":[{"key":"department","match":{"any":[]}}]}),
+                "none",
+                "=",
+            ),
+            (
+                7,
+                json!({"must_not":[{"key":"department","match":{"any":["FINANCE"]}}]}),
+                "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
+            (
+                8,
+                json!({"must":[{"key":"department","match":{"except":["FINANCE"]}}]}),
+                "2,4,8,11,13,17,18",
+                "2,4,8,13,18",
+            ),
+            (
+                9,
+                json!({"must":[{"key":"department","match":{"except":["HR"]}}]}),
+                "1,4,8,11,13,17",
+                "1,4,8,13",
+            ),
+            (
+                10,
+                json!({"must":[{"key":"department","match":{"except":[]}}]}),
+                "1,2,4,8,11,13,17,18",
+                "1,2,4,8,13,18",
+            ),
+            (
+                11,
+                json!({"must_not":[{"key":"department","match":{"except":["FINANCE"]}}]}),
+                "1,3,5,6,7,9,10,12,14,15,16",
+                "1,3,5,6,7,9,10,11,12,14,15,16,17",
+            ),
+            (
+                12,
+                json!({"must":[{"key":"department","match":{"value":42}}]}),
+                "11",
+                "=",
+            ),
+            (
+                13,
+                json!({"must":[{"key":"department","match":{"value":"42"}}]}),
+                "none",
+                "=",
+            ),
+            (
+                14,
+                json!({"must":[{"key":"department","match":{"value":""}}]}),
+                "13",
+                "=",
+            ),
+            (
+                15,
+                json!({"must":[{"key":"department","match":{"value":null}}]}),
+                "ERR",
+                "=",
+            ),
+            (
+                16,
+                json!({"must":[{"key":"department","match":{"text":"FIN"}}]}),
+                "1,4",
+                "=",
+            ),
+            (
+                17,
+                json!({"must":[{"key":"Department","match":{"value":"FINANCE"}}]}),
+                "16",
+                "=",
+            ),
+            (
+                18,
+                json!({"must":[{"key":"metadata.department","match":{"value":"HR"}}]}),
+                "3,9",
+                "=",
+            ),
+            (
+                19,
+                json!({"must":[{"key":"metadata[].department","match":{"value":"HR"}}]}),
+                "10",
+                "=",
+            ),
+            (
+                20,
+                json!({"must":[{"key":"\"metadata.department\"","match":{"value":"HR"}}]}),
+                "14",
+                "=",
+            ),
+            (
+                21,
+                json!({"must":[{"key":"department[]","match":{"value":"HR"}}]}),
+                "4,18",
+                "=",
+            ),
+            (
+                22,
+                json!({"must":[{"key":"department.name","match":{"value":"FINANCE"}}]}),
+                "17",
+                "=",
+            ),
+            (
+                23,
+                json!({"must_not":[{"key":"metadata.department","match":{"value":"HR"}}]}),
+                "1,2,4,5,6,7,8,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
+            (
+                24,
+                json!({"must":[{"nested":{"key":"metadata","filter":{"must":[{"key":"department","match":{"value":"HR"}}]}}}]}),
+                "10",
+                "=",
+            ),
+            (
+                25,
+                json!({"must":[{"is_empty":{"key":"department"}}]}),
+                "3,5,6,7,9,10,12,14,16",
+                "=",
+            ),
+            (
+                26,
+                json!({"must_not":[{"is_empty":{"key":"department"}}]}),
+                "1,2,4,8,11,13,15,17,18",
+                "=",
+            ),
+            (
+                27,
+                json!({"must":[{"is_null":{"key":"department"}}]}),
+                "6",
+                "6,15,18",
+            ),
+            (
+                28,
+                json!({"must_not":[{"is_null":{"key":"department"}}]}),
+                "1,2,3,4,5,7,8,9,10,11,12,13,14,15,16,17,18",
+                "1,2,3,4,5,7,8,9,10,11,12,13,14,16,17",
+            ),
+            (
+                29,
+                json!({"must":[{"is_empty":{"key":"metadata.department"}}]}),
+                "1,2,4,5,6,7,8,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
+            (
+                30,
+                json!({"must":[{"key":"department","values_count":{"gte":1}}]}),
+                "1,2,4,8,11,13,15,17,18",
+                "=",
+            ),
             (31, json!({"should":[fin]}), "1,4", "="),
             (32, json!({"should":[]}), "ALL", "="),
             (33, json!({"must":[]}), "ALL", "="),
             (34, json!({"must_not":[]}), "ALL", "="),
             (35, json!({}), "ALL", "="),
-            (36, json!({"must":[{"key":"region","match":{"value":"EMEA"}}],"must_not":[fin]}), "5", "="),
+            (
+                36,
+                json!({"must":[{"key":"region","match":{"value":"EMEA"}}],"must_not":[fin]}),
+                "5",
+                "=",
+            ),
             (37, json!({"must":[{"should":[]}]}), "ALL", "="),
-            (38, json!({"must":[{"must_not":[fin]}]}), "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18", "="),
-            (39, json!({"min_should":{"conditions":[fin,{"key":"department","match":{"value":"HR"}}],"min_count":1}}), "1,2,4,18", "="),
-            (40, json!({"min_should":{"conditions":[fin,{"key":"department","match":{"value":"HR"}}],"min_count":2}}), "4", "="),
+            (
+                38,
+                json!({"must":[{"must_not":[fin]}]}),
+                "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
+            (
+                39,
+                json!({"min_should":{"conditions":[fin,{"key":"department","match":{"value":"HR"}}],"min_count":1}}),
+                "1,2,4,18",
+                "=",
+            ),
+            (
+                40,
+                json!({"min_should":{"conditions":[fin,{"key":"department","match":{"value":"HR"}}],"min_count":2}}),
+                "4",
+                "=",
+            ),
             (41, json!({"must":[{"has_id":[1,2]},fin]}), "1", "="),
             (42, json!({"mustt":[fin]}), "ERR", "="),
-            (43, json!({"must":[{"key":"department","match":{"any":["FINANCE",42]}}]}), "ERR", "="),
-            (44, json!({"must":[{"key":"","match":{"value":"FINANCE"}}]}), "ERR", "="),
-            (45, json!({"min_should":{"conditions":[],"min_count":1}}), "none", "="),
-            (46, json!({"min_should":{"conditions":[fin],"min_count":0}}), "ERR", "="),
-            (47, json!({"should":[],"must":[{"key":"region","match":{"value":"EMEA"}}]}), "1,4,5", "="),
+            (
+                43,
+                json!({"must":[{"key":"department","match":{"any":["FINANCE",42]}}]}),
+                "ERR",
+                "=",
+            ),
+            (
+                44,
+                json!({"must":[{"key":"","match":{"value":"FINANCE"}}]}),
+                "ERR",
+                "=",
+            ),
+            (
+                45,
+                json!({"min_should":{"conditions":[],"min_count":1}}),
+                "none",
+                "=",
+            ),
+            (
+                46,
+                json!({"min_should":{"conditions":[fin],"min_count":0}}),
+                "ERR",
+                "=",
+            ),
+            (
+                47,
+                json!({"should":[],"must":[{"key":"region","match":{"value":"EMEA"}}]}),
+                "1,4,5",
+                "=",
+            ),
             (48, json!({"should":[{"must":[]}]}), "ALL", "="),
-            (49, json!({"should":[{"key":"department","match":{"any":[]}}]}), "none", "="),
-            (50, json!({"must_not":[{"key":"department","match":{"any":[]}}]}), "ALL", "="),
-            (51, json!({"must_not":[{"is_empty":{"key":"department"}},fin]}), "2,8,11,13,15,17,18", "="),
-            (52, json!({"must":[{"key":"metadata","match":{"value":"HR"}}]}), "none", "="),
-            (53, json!({"must":[{"key":" department","match":{"value":"FINANCE"}}]}), "ERR", "="),
-            (54, json!({"must":[{"key":"department","match":{"text":"finance"}}]}), "8", "="),
-            (55, json!({"must":[{"key":"department","match":{"phrase":"FIN"}}]}), "1,4", "="),
+            (
+                49,
+                json!({"should":[{"key":"department","match":{"any":[]}}]}),
+                "none",
+                "=",
+            ),
+            (
+                50,
+                json!({"must_not":[{"key":"department","match":{"any":[]}}]}),
+                "ALL",
+                "=",
+            ),
+            (
+                51,
+                json!({"must_not":[{"is_empty":{"key":"department"}},fin]}),
+                "2,8,11,13,15,17,18",
+                "=",
+            ),
+            (
+                52,
+                json!({"must":[{"key":"metadata","match":{"value":"HR"}}]}),
+                "none",
+                "=",
+            ),
+            (
+                53,
+                json!({"must":[{"key":" department","match":{"value":"FINANCE"}}]}),
+                "ERR",
+                "=",
+            ),
+            (
+                54,
+                json!({"must":[{"key":"department","match":{"text":"finance"}}]}),
+                "8",
+                "=",
+            ),
+            (
+                55,
+                json!({"must":[{"key":"department","match":{"phrase":"FIN"}}]}),
+                "1,4",
+                "=",
+            ),
             (56, json!({"must":fin}), "1,4", "="),
-            (57, json!({"must_not":fin}), "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18", "="),
+            (
+                57,
+                json!({"must_not":fin}),
+                "2,3,5,6,7,8,9,10,11,12,13,14,15,16,17,18",
+                "=",
+            ),
             (58, json!({"must":null}), "ALL", "="),
             (59, json!({"must":[{"key":"department"}]}), "ERR", "="),
             (61, json!({"must":[{"has_id":[]}]}), "none", "="),
             (62, json!({"must_not":[{"has_id":[]}]}), "ALL", "="),
-            (63, json!({"must":[{"key":"department[0]","match":{"value":"FINANCE"}}]}), "4", "="),
-            (64, json!({"must":[{"nested":{"key":"metadata","filter":{"must":[{"is_empty":{"key":"department"}}]}}}]}), "none", "="),
-            (65, json!({"must":[{"key":"department","match":{"value":true}}]}), "none", "="),
-            (66, json!({"must":[{"key":"department","matc":{"value":"FINANCE"}}]}), "ERR", "="),
-            (67, json!({"must":[{"key":"department","match":{"value":"FINANCE","any":["HR"]}}]}), "1,4", "="),
+            (
+                63,
+                json!({"must":[{"key":"department[0]","match":{"value":"FINANCE"}}]}),
+                "4",
+                "=",
+            ),
+            (
+                64,
+                json!({"must":[{"nested":{"key":"metadata","filter":{"must":[{"is_empty":{"key":"department"}}]}}}]}),
+                "none",
+                "=",
+            ),
+            (
+                65,
+                json!({"must":[{"key":"department","match":{"value":true}}]}),
+                "none",
+                "=",
+            ),
+            (
+                66,
+                json!({"must":[{"key":"department","matc":{"value":"FINANCE"}}]}),
+                "ERR",
+                "=",
+            ),
+            (
+                67,
+                json!({"must":[{"key":"department","match":{"value":"FINANCE","any":["HR"]}}]}),
+                "1,4",
+                "=",
+            ),
         ];
         for (row, filter, plain, with_index) in rows {
             let with_index = if with_index == "=" { plain } else { with_index };
             for (indexed, want) in [(false, plain), (true, with_index)] {
                 let got = ids_where(&filter, &points, indexed);
                 if want == "ERR" {
-                    assert!(got.is_err(), "row {row} (indexed {indexed}) should be refused");
+                    assert!(
+                        got.is_err(),
+                        "row {row} (indexed {indexed}) should be refused"
+                    );
                 } else {
-                    assert_eq!(got.unwrap(), expect(want, points.len()), "row {row} indexed {indexed}");
+                    assert_eq!(
+                        got.unwrap(),
+                        expect(want, points.len()),
+                        "row {row} indexed {indexed}"
+                    );
                 }
             }
         }
         // The translator's constants.
-        assert_eq!(ids_where(&match_none(), &points, false).unwrap(), expect("none", 18));
-        assert_eq!(ids_where(&match_all(), &points, true).unwrap(), expect("ALL", 18));
+        assert_eq!(
+            ids_where(&match_none(), &points, false).unwrap(),
+            expect("none", 18)
+        );
+        assert_eq!(
+            ids_where(&match_all(), &points, true).unwrap(),
+            expect("ALL", 18)
+        );
     }
 
     /// `ref/vectordbs.md` B.2, measured with qdrant-edge (Qdrant's segment code). Its
@@ -912,28 +1271,76 @@ mod tests {
         let rows: Vec<(Json, &str, &str)> = vec![
             (json!({"must":[eng]}), "1,6,8,9", "="),
             (json!({"must_not":[eng]}), "2,3,4,5,7", "="),
-            (json!({"must_not":[{"key":"dept","match":{"any":["eng"]}}]}), "2,3,4,5,7", "="),
-            (json!({"must":[{"key":"dept","match":{"any":["eng","hr"]}}]}), "1,2,6,8,9", "="),
-            (json!({"must":[{"key":"dept","match":{"except":["eng"]}}]}), "2,6,7", "2,6"),
-            (json!({"must":[{"key":"tags","match":{"except":["a"]}}]}), "1,2", "="),
-            (json!({"must":[{"key":"dept","match":{"any":[]}}]}), "none", "="),
-            (json!({"must":[{"key":"dept","match":{"except":[]}}]}), "1,2,6,7,8,9", "1,2,6,8,9"),
-            (json!({"must":[{"key":"lvl","match":{"value":3}}]}), "1", "1,7"),
-            (json!({"must":[{"key":"lvl","range":{"gte":3,"lte":3}}]}), "1,7", "="),
+            (
+                json!({"must_not":[{"key":"dept","match":{"any":["eng"]}}]}),
+                "2,3,4,5,7",
+                "=",
+            ),
+            (
+                json!({"must":[{"key":"dept","match":{"any":["eng","hr"]}}]}),
+                "1,2,6,8,9",
+                "=",
+            ),
+            (
+                json!({"must":[{"key":"dept","match":{"except":["eng"]}}]}),
+                "2,6,7",
+                "2,6",
+            ),
+            (
+                json!({"must":[{"key":"tags","match":{"except":["a"]}}]}),
+                "1,2",
+                "=",
+            ),
+            (
+                json!({"must":[{"key":"dept","match":{"any":[]}}]}),
+                "none",
+                "=",
+            ),
+            (
+                json!({"must":[{"key":"dept","match":{"except":[]}}]}),
+                "1,2,6,7,8,9",
+                "1,2,6,8,9",
+            ),
+            (
+                json!({"must":[{"key":"lvl","match":{"value":3}}]}),
+                "1",
+                "1,7",
+            ),
+            (
+                json!({"must":[{"key":"lvl","range":{"gte":3,"lte":3}}]}),
+                "1,7",
+                "=",
+            ),
             (json!({"must":[{"is_empty":{"key":"dept"}}]}), "3,4,5", "="),
             (json!({"must":[{"is_null":{"key":"dept"}}]}), "4", "4,9"),
-            (json!({"must":[{"key":"dept","values_count":{"lt":1}}]}), "3,4,5", "="),
+            (
+                json!({"must":[{"key":"dept","values_count":{"lt":1}}]}),
+                "3,4,5",
+                "=",
+            ),
             (json!({"should":[]}), "ALL", "="),
             (json!({"must":[]}), "ALL", "="),
             (json!({"must_not":[]}), "ALL", "="),
             (json!({}), "ALL", "="),
             (json!({"must":[{"should":[]}]}), "ALL", "="),
-            (json!({"min_should":{"conditions":[],"min_count":1}}), "none", "="),
+            (
+                json!({"min_should":{"conditions":[],"min_count":1}}),
+                "none",
+                "=",
+            ),
             (json!({"has_id":[]}), "ERR", "="),
             (json!({"must":[{"has_id":[]}]}), "none", "="),
-            (json!({"must":[{"nested":{"key":"nested","filter":{"must":[
-                {"key":"a","match":{"value":1}},{"key":"b","match":{"value":"y"}}]}}}]}), "none", "="),
-            (json!({"must":[{"key":"nested[].a","match":{"value":1}},{"key":"nested[].b","match":{"value":"y"}}]}), "8", "="),
+            (
+                json!({"must":[{"nested":{"key":"nested","filter":{"must":[
+                {"key":"a","match":{"value":1}},{"key":"b","match":{"value":"y"}}]}}}]}),
+                "none",
+                "=",
+            ),
+            (
+                json!({"must":[{"key":"nested[].a","match":{"value":1}},{"key":"nested[].b","match":{"value":"y"}}]}),
+                "8",
+                "=",
+            ),
         ];
         for (filter, plain, with_index) in rows {
             let with_index = if with_index == "=" { plain } else { with_index };
@@ -943,7 +1350,11 @@ mod tests {
                     // A bare `{"has_id": []}` is a condition, not a filter.
                     assert!(got.is_err(), "{filter} should be refused");
                 } else {
-                    assert_eq!(got.unwrap(), expect(want, points.len()), "{filter} indexed {indexed}");
+                    assert_eq!(
+                        got.unwrap(),
+                        expect(want, points.len()),
+                        "{filter} indexed {indexed}"
+                    );
                 }
             }
         }
@@ -968,7 +1379,10 @@ mod tests {
         ] {
             for indexed in [false, true] {
                 let got = ids_where(&k(c.clone()), &points, indexed).unwrap();
-                assert!(got.len() != 1, "{c} separates [] from a missing key: {got:?}");
+                assert!(
+                    got.len() != 1,
+                    "{c} separates [] from a missing key: {got:?}"
+                );
             }
         }
     }
@@ -1011,8 +1425,14 @@ mod tests {
             "must":[{"key":"metadata.dept","match":{"value":"eng"}}],
             "must_not":[{"key":"metadata.dept[]","match":{"value":"eng"}}]
         });
-        assert_eq!(tr(&eq(attr("dept"), lit(json!("eng"))), &dflt()).unwrap(), want);
-        assert_eq!(tr(&eq(lit(json!("eng")), attr_index("dept")), &dflt()).unwrap(), want);
+        assert_eq!(
+            tr(&eq(attr("dept"), lit(json!("eng"))), &dflt()).unwrap(),
+            want
+        );
+        assert_eq!(
+            tr(&eq(lit(json!("eng")), attr_index("dept")), &dflt()).unwrap(),
+            want
+        );
         // A required attribute is a scalar: no array guard.
         assert_eq!(
             tr(&eq(attr("dept"), lit(json!("eng"))), &req(&["dept"])).unwrap(),
@@ -1032,8 +1452,14 @@ mod tests {
             json!({"must":[{"key":"metadata.level","range":{"gt":2}}],
                    "must_not":[{"key":"metadata.level[]","range":{"gt":2}}]})
         );
-        assert!(is_unsupported(&refused(&gt(attr("dept"), lit(json!("m"))), &dflt())));
-        assert!(is_unsupported(&refused(&eq(attr("x"), lit(json!(-9007199254740992i64))), &dflt())));
+        assert!(is_unsupported(&refused(
+            &gt(attr("dept"), lit(json!("m"))),
+            &dflt()
+        )));
+        assert!(is_unsupported(&refused(
+            &eq(attr("x"), lit(json!(-9007199254740992i64))),
+            &dflt()
+        )));
     }
 
     #[test]
@@ -1061,7 +1487,10 @@ mod tests {
                 {"key":"metadata.dept","range":{"gte":1,"lte":1}}
             ]})
         );
-        assert_eq!(push(&not(in_(attr("dept"), lit(json!([])))), &m), Pushdown::MatchAll);
+        assert_eq!(
+            push(&not(in_(attr("dept"), lit(json!([])))), &m),
+            Pushdown::MatchAll
+        );
         assert_eq!(push(&has("dept"), &m), Pushdown::MatchAll);
         assert_eq!(push(&not(has("dept")), &m), Pushdown::MatchNone);
         // Orderings and equality-on-the-true-side need no guarantee.
@@ -1074,14 +1503,24 @@ mod tests {
 
     #[test]
     fn lists_empty_singleton_mixed() {
-        assert_eq!(push(&in_(attr("dept"), lit(json!([]))), &dflt()), Pushdown::MatchNone);
-        assert_eq!(tr(&in_(attr("dept"), lit(json!([]))), &dflt()).unwrap(), match_none());
+        assert_eq!(
+            push(&in_(attr("dept"), lit(json!([]))), &dflt()),
+            Pushdown::MatchNone
+        );
+        assert_eq!(
+            tr(&in_(attr("dept"), lit(json!([]))), &dflt()).unwrap(),
+            match_none()
+        );
         assert_eq!(
             tr(&in_(attr("dept"), lit(json!(["a"]))), &req(&["dept"])).unwrap(),
             json!({"must":[{"key":"metadata.dept","match":{"value":"a"}}]})
         );
         assert_eq!(
-            tr(&in_(attr("dept"), lit(json!(["a", "b", true, 2.5]))), &dflt()).unwrap(),
+            tr(
+                &in_(attr("dept"), lit(json!(["a", "b", true, 2.5]))),
+                &dflt()
+            )
+            .unwrap(),
             json!({
                 "must":[{"should":[
                     {"key":"metadata.dept","match":{"any":["a","b"]}},
@@ -1100,7 +1539,10 @@ mod tests {
             tr(&eq(attr("x"), lit(json!(null))), &dflt()).unwrap(),
             json!({"must":[{"is_null":{"key":"metadata.x"}},{"is_empty":{"key":"metadata.x"}}]})
         );
-        assert_eq!(push(&eq(attr("x"), lit(json!(null))), &req(&["x"])), Pushdown::MatchNone);
+        assert_eq!(
+            push(&eq(attr("x"), lit(json!(null))), &req(&["x"])),
+            Pushdown::MatchNone
+        );
     }
 
     #[test]
@@ -1109,7 +1551,10 @@ mod tests {
             {"key":"metadata.tags","match":{"value":"a"}},
             {"key":"metadata.tags[]","match":{"value":"a"}}
         ]});
-        assert_eq!(tr(&in_(lit(json!("a")), attr("tags")), &dflt()).unwrap(), want);
+        assert_eq!(
+            tr(&in_(lit(json!("a")), attr("tags")), &dflt()).unwrap(),
+            want
+        );
         // Scalars, nested arrays and missing keys do not match; direct elements do.
         let points = numbered(vec![
             json!({"metadata":{"tags":"a"}}),
@@ -1119,10 +1564,19 @@ mod tests {
             json!({"metadata":{"tags":[null,"a"]}}),
         ]);
         for indexed in [false, true] {
-            assert_eq!(ids_where(&want, &points, indexed).unwrap(), expect("3,5", 5));
+            assert_eq!(
+                ids_where(&want, &points, indexed).unwrap(),
+                expect("3,5", 5)
+            );
         }
-        assert!(is_not_exact(&refused(&not(in_(lit(json!("a")), attr("tags"))), &dflt())));
-        assert!(is_unsupported(&refused(&in_(lit(json!("a")), attr("tags")), &req(&["tags"]))));
+        assert!(is_not_exact(&refused(
+            &not(in_(lit(json!("a")), attr("tags"))),
+            &dflt()
+        )));
+        assert!(is_unsupported(&refused(
+            &in_(lit(json!("a")), attr("tags")),
+            &req(&["tags"])
+        )));
         // Equality never looks into arrays.
         let eqf = tr(&eq(attr("tags"), lit(json!("a"))), &dflt()).unwrap();
         for indexed in [false, true] {
@@ -1145,46 +1599,155 @@ mod tests {
 
     #[test]
     fn ids() {
-        assert_eq!(tr(&eq(id(), lit(json!("42"))), &dflt()).unwrap(), json!({"must":[{"has_id":[42]}]}));
+        assert_eq!(
+            tr(&eq(id(), lit(json!("42"))), &dflt()).unwrap(),
+            json!({"must":[{"has_id":[42]}]})
+        );
         let u = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
-        assert_eq!(tr(&eq(lit(json!(u)), id()), &dflt()).unwrap(), json!({"must":[{"has_id":[u]}]}));
-        assert_eq!(tr(&ne(id(), lit(json!("42"))), &dflt()).unwrap(), json!({"must_not":[{"has_id":[42]}]}));
+        assert_eq!(
+            tr(&eq(lit(json!(u)), id()), &dflt()).unwrap(),
+            json!({"must":[{"has_id":[u]}]})
+        );
+        assert_eq!(
+            tr(&ne(id(), lit(json!("42"))), &dflt()).unwrap(),
+            json!({"must_not":[{"has_id":[42]}]})
+        );
         assert_eq!(
             tr(&in_(id(), lit(json!(["1", u, "1", "01"]))), &dflt()).unwrap(),
             json!({"must":[{"has_id":[1, u]}]})
         );
         // Spellings no point id has as R.id: Qdrant would parse them, CEL compares strings.
-        for v in [json!("01"), json!(u.to_uppercase()), json!("x"), json!(42), json!("")] {
-            assert_eq!(push(&eq(id(), lit(v.clone())), &dflt()), Pushdown::MatchNone, "{v}");
+        for v in [
+            json!("01"),
+            json!(u.to_uppercase()),
+            json!("x"),
+            json!(42),
+            json!(""),
+        ] {
+            assert_eq!(
+                push(&eq(id(), lit(v.clone())), &dflt()),
+                Pushdown::MatchNone,
+                "{v}"
+            );
             assert_eq!(push(&ne(id(), lit(v)), &dflt()), Pushdown::MatchAll);
         }
-        assert!(is_unsupported(&refused(&lt(id(), lit(json!("5"))), &dflt())));
-        assert!(is_unsupported(&refused(&in_(lit(json!("a")), id()), &dflt())));
+        assert!(is_unsupported(&refused(
+            &lt(id(), lit(json!("5"))),
+            &dflt()
+        )));
+        assert!(is_unsupported(&refused(
+            &in_(lit(json!("a")), id()),
+            &dflt()
+        )));
+    }
+
+    #[test]
+    fn has_guards_combine_with_their_comparison() {
+        let secret = || eq(attr("c"), lit(json!("secret")));
+        let deny = tr(&not(and(vec![has("c"), secret()])), &dflt()).unwrap();
+        assert_eq!(
+            deny,
+            json!({"should":[
+                {"must_not":[{"key":"metadata.c","match":{"value":"secret"}}]},
+                {"key":"metadata.c[]","match":{"value":"secret"}}
+            ]})
+        );
+        let points = numbered(vec![
+            json!({"metadata":{"c":"secret"}}),
+            json!({"metadata":{"c":"x"}}),
+            json!({"metadata":{"c":["secret"]}}),
+            json!({"metadata":{"c":[]}}),
+            json!({"metadata":{"c":null}}),
+            json!({"metadata":{}}),
+            json!({}),
+        ]);
+        for indexed in [false, true] {
+            assert_eq!(
+                ids_where(&deny, &points, indexed).unwrap(),
+                expect("2,3,4,5,6,7", 7)
+            );
+        }
+        assert_eq!(
+            tr(
+                &or(vec![not(has("c")), ne(attr("c"), lit(json!("secret")))]),
+                &dflt()
+            )
+            .unwrap(),
+            deny
+        );
+        assert_eq!(
+            tr(&and(vec![has("c"), secret()]), &dflt()).unwrap(),
+            tr(&secret(), &dflt()).unwrap()
+        );
+        assert_eq!(
+            push(&and(vec![not(has("c")), secret()]), &dflt()),
+            Pushdown::MatchNone
+        );
+        // A nested path also errors when its parent is not a map: no rewrite.
+        assert!(is_not_exact(&refused(
+            &not(and(vec![has("o.c"), eq(attr("o.c"), lit(json!("x")))])),
+            &dflt()
+        )));
+        assert!(is_not_exact(&refused(
+            &and(vec![has("c"), ne(attr("c"), lit(json!("x")))]),
+            &dflt()
+        )));
     }
 
     #[test]
     fn key_paths_and_prefixes() {
-        let f = |m: &FieldMapping, e: crate::plan::Expr| tr(&e, m).map(|j| j["must"][0]["key"].clone());
+        let f =
+            |m: &FieldMapping, e: crate::plan::Expr| tr(&e, m).map(|j| j["must"][0]["key"].clone());
         let m = FieldMapping::new("", ["dept"]);
-        assert_eq!(f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(), json!("dept"));
+        assert_eq!(
+            f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(),
+            json!("dept")
+        );
         let m = FieldMapping::new("meta_", ["dept"]);
-        assert_eq!(f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(), json!("meta_dept"));
+        assert_eq!(
+            f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(),
+            json!("meta_dept")
+        );
         let m = FieldMapping::new("doc.meta.", ["dept"]);
-        assert_eq!(f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(), json!("doc.meta.dept"));
+        assert_eq!(
+            f(&m, eq(attr("dept"), lit(json!("a")))).unwrap(),
+            json!("doc.meta.dept")
+        );
         let m = req(&["a.b"]);
-        assert_eq!(f(&m, eq(attr_index("a.b"), lit(json!("x")))).unwrap(), json!("metadata.\"a.b\""));
-        assert_eq!(f(&dflt(), eq(attr("owner.id"), lit(json!("x")))).unwrap(), json!("metadata.owner.id"));
-        assert_eq!(f(&req(&["a b"]), eq(attr_index("a b"), lit(json!("x")))).unwrap(), json!("metadata.\"a b\""));
+        assert_eq!(
+            f(&m, eq(attr_index("a.b"), lit(json!("x")))).unwrap(),
+            json!("metadata.\"a.b\"")
+        );
+        assert_eq!(
+            f(&dflt(), eq(attr("owner.id"), lit(json!("x")))).unwrap(),
+            json!("metadata.owner.id")
+        );
+        assert_eq!(
+            f(&req(&["a b"]), eq(attr_index("a b"), lit(json!("x")))).unwrap(),
+            json!("metadata.\"a b\"")
+        );
         for (m, e) in [
             (dflt(), eq(attr_index("a\"b"), lit(json!("x")))),
             (dflt(), eq(attr_index(""), lit(json!("x")))),
-            (FieldMapping::new("a b.", Vec::<String>::new()), eq(attr("x"), lit(json!("x")))),
-            (FieldMapping::new("m[].", Vec::<String>::new()), eq(attr("x"), lit(json!("x")))),
+            (
+                FieldMapping::new("a b.", Vec::<String>::new()),
+                eq(attr("x"), lit(json!("x"))),
+            ),
+            (
+                FieldMapping::new("m[].", Vec::<String>::new()),
+                eq(attr("x"), lit(json!("x"))),
+            ),
         ] {
-            assert!(matches!(refused(&e, &m), TranslateError::InvalidKey { .. }), "{e:?}");
+            assert!(
+                matches!(refused(&e, &m), TranslateError::InvalidKey { .. }),
+                "{e:?}"
+            );
         }
         // A nested field is never "required", even if its dotted name is listed.
-        assert!(is_not_exact(&refused(&ne(attr("owner.id"), lit(json!("x"))), &req(&["owner.id"]))));
+        assert!(is_not_exact(&refused(
+            &ne(attr("owner.id"), lit(json!("x"))),
+            &req(&["owner.id"])
+        )));
         // The quoted key reaches the literal dotted key, not the nested path.
         let f = tr(&eq(attr_index("a.b"), lit(json!("x"))), &req(&["a.b"])).unwrap();
         let points = numbered(vec![
@@ -1210,7 +1773,10 @@ mod tests {
         );
         let e = or(vec![
             eq(attr("dept"), lit(json!("a"))),
-            not(and(vec![eq(attr("region"), lit(json!("eu"))), lt(attr("n"), lit(json!(1)))])),
+            not(and(vec![
+                eq(attr("region"), lit(json!("eu"))),
+                lt(attr("n"), lit(json!(1))),
+            ])),
         ]);
         assert_eq!(
             tr(&e, &FieldMapping::new("", ["dept", "region", "n"])).unwrap(),
@@ -1220,24 +1786,52 @@ mod tests {
                 {"key":"n","range":{"gte":1}}
             ]})
         );
-        assert_eq!(push(&and(vec![Expr::bool(false), has("dept")]), &m), Pushdown::MatchNone);
-        assert_eq!(tr(&or(vec![Expr::bool(true), has("dept")]), &m).unwrap(), match_all());
+        assert_eq!(
+            push(&and(vec![Expr::bool(false), has("dept")]), &m),
+            Pushdown::MatchNone
+        );
+        assert_eq!(
+            tr(&or(vec![Expr::bool(true), has("dept")]), &m).unwrap(),
+            match_all()
+        );
         let e = or((0..4).map(|i| eq(attr("dept"), lit(json!(i)))).collect());
-        assert_eq!(translate(&e, &m, 3), Err(TranslateError::TooManyTerms { terms: 4, limit: 3 }));
+        assert_eq!(
+            translate(&e, &m, 3),
+            Err(TranslateError::TooManyTerms { terms: 4, limit: 3 })
+        );
         // Four conditions plus four array guards without the guarantee.
-        assert!(matches!(translate(&e, &dflt(), 7), Err(TranslateError::TooManyTerms { terms: 8, limit: 7 })));
+        assert!(matches!(
+            translate(&e, &dflt(), 7),
+            Err(TranslateError::TooManyTerms { terms: 8, limit: 7 })
+        ));
         let mut deep = eq(attr("dept"), lit(json!(0)));
         for i in 0..60 {
             let other = eq(attr("region"), lit(json!(i)));
-            deep = if i % 2 == 0 { and(vec![deep, other]) } else { or(vec![deep, other]) };
+            deep = if i % 2 == 0 {
+                and(vec![deep, other])
+            } else {
+                or(vec![deep, other])
+            };
         }
-        assert!(matches!(translate(&deep, &m, 1000), Err(TranslateError::TooDeep { .. })));
+        assert!(matches!(
+            translate(&deep, &m, 1000),
+            Err(TranslateError::TooDeep { .. })
+        ));
         for e in [
-            call(Op::Call("startsWith".into()), vec![attr("dept"), lit(json!("a"))]),
+            call(
+                Op::Call("startsWith".into()),
+                vec![attr("dept"), lit(json!("a"))],
+            ),
             eq(call(Op::Mod, vec![attr("n"), lit(json!(2))]), lit(json!(0))),
             eq(attr("a"), attr("b")),
             eq(lit(json!("a")), lit(json!("a"))),
-            call(Op::All, vec![attr("tags"), call(Op::Lambda, vec![Expr::bool(true), Expr::var("t")])]),
+            call(
+                Op::All,
+                vec![
+                    attr("tags"),
+                    call(Op::Lambda, vec![Expr::bool(true), Expr::var("t")]),
+                ],
+            ),
             in_(attr("dept"), call(Op::List, vec![attr("x")])),
         ] {
             let err = refused(&e, &m);
@@ -1245,7 +1839,11 @@ mod tests {
         }
     }
 
-    fn check_case(e: &crate::plan::Expr, metas: &[Map<String, Json>], prefix: &str) -> Result<bool, TestCaseError> {
+    fn check_case(
+        e: &crate::plan::Expr,
+        metas: &[Map<String, Json>],
+        prefix: &str,
+    ) -> Result<bool, TestCaseError> {
         let mapping = FieldMapping::new(prefix, REQUIRED);
         let f = match translate(e, &mapping, 500) {
             Ok(f) => f,
@@ -1254,20 +1852,47 @@ mod tests {
         sim::check_shape(&f, true).map_err(TestCaseError::fail)?;
         for (i, meta) in metas.iter().enumerate() {
             let id_str = IDS[i % IDS.len()];
-            let point_id: Json = id_str.parse::<u64>().map(Json::from).unwrap_or_else(|_| json!(id_str));
+            let point_id: Json = id_str
+                .parse::<u64>()
+                .map(Json::from)
+                .unwrap_or_else(|_| json!(id_str));
             let payload: Map<String, Json> = if prefix.is_empty() {
                 meta.clone()
             } else {
                 let mut p = Map::new();
                 p.insert("page_content".into(), json!("text"));
-                p.insert(prefix.trim_end_matches('.').into(), Json::Object(meta.clone()));
+                p.insert(
+                    prefix.trim_end_matches('.').into(),
+                    Json::Object(meta.clone()),
+                );
                 p
             };
-            let want = allowed(e, &Record { id: id_str.to_string(), meta: meta.clone() });
+            let want = allowed(
+                e,
+                &Record {
+                    id: id_str.to_string(),
+                    meta: meta.clone(),
+                },
+            );
             for indexed in [false, true] {
-                let got = sim::matches(&f, &sim::Point { id: &point_id, payload: &payload }, indexed)
-                    .map_err(TestCaseError::fail)?;
-                prop_assert_eq!(got, want, "plan {} record {:?} filter {} indexed {}", e.debug_string(), meta, f, indexed);
+                let got = sim::matches(
+                    &f,
+                    &sim::Point {
+                        id: &point_id,
+                        payload: &payload,
+                    },
+                    indexed,
+                )
+                .map_err(TestCaseError::fail)?;
+                prop_assert_eq!(
+                    got,
+                    want,
+                    "plan {} record {:?} filter {} indexed {}",
+                    e.debug_string(),
+                    meta,
+                    f,
+                    indexed
+                );
             }
         }
         Ok(true)
@@ -1301,6 +1926,9 @@ mod tests {
                 translated += 1;
             }
         }
-        assert!(translated > 120, "only {translated} of 400 random plans translated");
+        assert!(
+            translated > 120,
+            "only {translated} of 400 random plans translated"
+        );
     }
 }
