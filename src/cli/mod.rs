@@ -224,7 +224,7 @@ fn plan(args: &PlanArgs<'_>) -> i32 {
                 required_attrs: required,
             };
             match chroma::filter::translate(e, &mapping, 500) {
-                Ok(v) => v,
+                Ok(v) => chroma::filter::compact(&v),
                 Err(err) => {
                     eprintln!("error: {err}");
                     return 1;

@@ -1419,3 +1419,28 @@ mod tests {
         );
     }
 }
+
+/// Rewrites `{key: {"$eq": v}}` to Chroma's own shorthand `{key: v}` where `v` is a string
+/// or a bool (the two forms are the same filter; the shorthand is what people write).
+pub fn compact(where_: &Json) -> Json {
+    match where_ {
+        Json::Object(o) if o.len() == 1 => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in o {
+                let value = match v {
+                    Json::Array(items) if k == "$and" || k == "$or" => {
+                        Json::Array(items.iter().map(compact).collect())
+                    }
+                    Json::Object(inner) if inner.len() == 1 => match inner.get("$eq") {
+                        Some(eq @ (Json::String(_) | Json::Bool(_))) => eq.clone(),
+                        _ => v.clone(),
+                    },
+                    other => other.clone(),
+                };
+                out.insert(k.clone(), value);
+            }
+            Json::Object(out)
+        }
+        other => other.clone(),
+    }
+}
