@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use support::chroma::ChromaServer;
+use support::ChromaServer;
 use vecgate::backends::{chroma, FieldMapping};
 use vecgate::plan::eval::{allows, RecordEnv};
 use vecgate::plan::functions::CallContext;

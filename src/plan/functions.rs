@@ -1194,7 +1194,6 @@ fn common_ancestors(a: &[String], b: &[String]) -> Value {
 }
 
 #[cfg(test)]
-
 mod tests {
     use super::*;
     use crate::plan::value::MapKey;
