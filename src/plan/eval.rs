@@ -9,7 +9,7 @@
 //! negations: `true`). [`Polarity`] tracks which one applies; where neither does (inside
 //! `==`, arguments of functions…), the error propagates upwards.
 
-use super::expr::{Expr, Op};
+use super::expr::{split_first_segment, Expr, Op};
 use super::functions::{self, CallContext};
 use super::value::{lookup_key, MapKey, Value};
 use super::{EvalError, Plan};
@@ -47,7 +47,7 @@ pub enum Polarity {
 }
 
 impl Polarity {
-    fn flip(self) -> Polarity {
+    pub fn flip(self) -> Polarity {
         match self {
             Polarity::Positive => Polarity::Negative,
             Polarity::Negative => Polarity::Positive,
@@ -172,10 +172,7 @@ impl<'e> Evaluator<'e> {
     }
 
     fn variable(&mut self, name: &str) -> Partial {
-        let (root, rest) = match name.find('.') {
-            Some(i) => (&name[..i], &name[i + 1..]),
-            None => (name, ""),
-        };
+        let (root, rest) = split_first_segment(name);
         if let Some((_, binding)) = self.locals.iter().rev().find(|(n, _)| n == root) {
             return match binding {
                 Some(v) => resolved(walk(v, rest), name),
@@ -187,36 +184,13 @@ impl<'e> Evaluator<'e> {
 
     /// `and` (`is_or` false) and `or` (`is_or` true), any number of operands.
     fn junction(&mut self, args: &[Expr], pol: Polarity, is_or: bool) -> Partial {
-        let absorbing = is_or;
-        let mut residuals = Vec::new();
-        let mut error = None;
+        let mut j = Junction::new(is_or);
         for a in args {
-            match self.eval(a, pol) {
-                Partial::Known(Value::Bool(b)) if b == absorbing => {
-                    return Partial::Known(Value::Bool(absorbing))
-                }
-                Partial::Known(Value::Bool(_)) => {}
-                Partial::Known(other) => {
-                    error = Some(EvalError::NoSuchOverload(format!(
-                        "{} on {}",
-                        if is_or { "||" } else { "&&" },
-                        other.type_name()
-                    )))
-                }
-                Partial::Error(e) => error = Some(e),
-                Partial::Residual(r) => residuals.push(r),
+            if let Some(absorbed) = j.add(self.eval(a, pol)) {
+                return absorbed;
             }
         }
-        if let Some(e) = error {
-            // `error && r` is false or an error: never true. Only reached without polarity.
-            return Partial::Error(e);
-        }
-        let op = if is_or { Op::Or } else { Op::And };
-        match residuals.len() {
-            0 => Partial::Known(Value::Bool(!absorbing)),
-            1 => Partial::Residual(residuals.remove(0)),
-            _ => Partial::Residual(dedup_call(op, residuals)),
-        }
+        j.finish()
     }
 
     fn not(&mut self, args: &[Expr], pol: Polarity) -> Partial {
@@ -227,9 +201,6 @@ impl<'e> Evaluator<'e> {
             Partial::Known(Value::Bool(b)) => Partial::Known(Value::Bool(!b)),
             Partial::Known(other) => overload_error("!", &other),
             Partial::Error(e) => Partial::Error(e),
-            Partial::Residual(Expr::Call(Op::Not, mut inner)) if inner.len() == 1 => {
-                Partial::Residual(inner.remove(0))
-            }
             Partial::Residual(r) => Partial::Residual(Expr::negate(r)),
         }
     }
@@ -470,21 +441,14 @@ impl<'e> Evaluator<'e> {
         }
         match op {
             Op::All | Op::Exists => {
-                let is_or = matches!(op, Op::Exists);
-                let parts: Vec<Expr> = results
-                    .into_iter()
-                    .filter_map(|mut r| r.pop())
-                    .map(|p| match p {
-                        Partial::Known(v) => Expr::Value(v),
-                        Partial::Residual(e) => e,
-                        Partial::Error(e) => Expr::Call(
-                            Op::Call("error".into()),
-                            vec![Expr::Value(Value::string(&e.to_string()))],
-                        ),
-                    })
-                    .collect();
-                // Fold the unrolled body results with the same rules as `&&` / `||`.
-                self.fold_unrolled(parts, pol, is_or)
+                // The unrolled bodies combine with the same rules as `&&` / `||`.
+                let mut j = Junction::new(matches!(op, Op::Exists));
+                for body in results.into_iter().filter_map(|mut r| r.pop()) {
+                    if let Some(absorbed) = j.add(body) {
+                        return absorbed;
+                    }
+                }
+                j.finish()
             }
             Op::ExistsOne => {
                 let mut count = 0usize;
@@ -542,36 +506,6 @@ impl<'e> Evaluator<'e> {
                 Partial::Known(Value::list(out))
             }
             other => self.transform_known(other, items, results),
-        }
-    }
-
-    fn fold_unrolled(&mut self, parts: Vec<Expr>, pol: Polarity, is_or: bool) -> Partial {
-        // Errors were folded by polarity already; an `error(...)` marker remains only in
-        // neutral position, where the whole comprehension is an error unless absorbed.
-        let mut residuals = Vec::new();
-        let mut error = None;
-        for p in parts {
-            match p {
-                Expr::Value(Value::Bool(b)) if b == is_or => return Partial::Known(Value::Bool(b)),
-                Expr::Value(Value::Bool(_)) => {}
-                Expr::Value(other) => error = Some(overload_error_value("comprehension", &other)),
-                Expr::Call(Op::Call(ref n), ref a) if n == "error" => {
-                    error = Some(EvalError::InvalidArgument(
-                        a.first().map(|e| e.debug_string()).unwrap_or_default(),
-                    ))
-                }
-                other => residuals.push(other),
-            }
-        }
-        if let Some(e) = error {
-            let _ = pol;
-            return Partial::Error(e);
-        }
-        let op = if is_or { Op::Or } else { Op::And };
-        match residuals.len() {
-            0 => Partial::Known(Value::Bool(!is_or)),
-            1 => Partial::Residual(residuals.remove(0)),
-            _ => Partial::Residual(dedup_call(op, residuals)),
         }
     }
 
@@ -742,7 +676,7 @@ impl<'e> Evaluator<'e> {
                 [v] => functions::negate(v),
                 _ => Err(EvalError::NoSuchOverload("-_".into())),
             },
-            Op::Index => values_pair(&values).and_then(|(a, b)| index(a, b, &ctx)),
+            Op::Index => values_pair(&values).and_then(|(a, b)| index(a, b)),
             Op::GetField => Err(EvalError::NoSuchOverload("get-field".into())),
             Op::List => Ok(Value::list(values)),
             Op::SetField => Err(EvalError::InvalidArgument("set-field outside struct".into())),
@@ -800,7 +734,7 @@ fn values_pair(values: &[Value]) -> Result<(&Value, &Value), EvalError> {
     }
 }
 
-fn index(container: &Value, key: &Value, ctx: &CallContext) -> Result<Value, EvalError> {
+fn index(container: &Value, key: &Value) -> Result<Value, EvalError> {
     match container {
         Value::List(l) => {
             let i = match key {
@@ -828,9 +762,7 @@ fn index(container: &Value, key: &Value, ctx: &CallContext) -> Result<Value, Eva
                 .cloned()
                 .ok_or_else(|| EvalError::NoSuchKey(k.to_string()))
         }
-        Value::Hierarchy(_) => {
-            functions::call("hierarchy_index", &[container.clone(), key.clone()], ctx)
-        }
+        Value::Hierarchy(_) => functions::hierarchy_index(container, key),
         other => Err(EvalError::NoSuchOverload(format!(
             "index on {}",
             other.type_name()
@@ -889,18 +821,57 @@ fn residual_call(op: Op, parts: Vec<Partial>) -> Partial {
     Partial::Residual(Expr::Call(op, args))
 }
 
-/// An `and`/`or` with duplicate operands removed (Cerbos deduplicates identical nodes).
-fn dedup_call(op: Op, operands: Vec<Expr>) -> Expr {
-    let mut unique: Vec<Expr> = Vec::with_capacity(operands.len());
-    for o in operands {
-        if !unique.contains(&o) {
-            unique.push(o);
+/// Folds the operands of an `and` (`is_or` false) or `or` (`is_or` true) as CEL does:
+/// the absorbing constant wins, neutral constants drop out, residuals remain, and an error
+/// (or a non-boolean) makes the result an error unless something absorbs it.
+struct Junction {
+    is_or: bool,
+    residuals: Vec<Expr>,
+    error: Option<EvalError>,
+}
+
+impl Junction {
+    fn new(is_or: bool) -> Self {
+        Junction {
+            is_or,
+            residuals: Vec::new(),
+            error: None,
         }
     }
-    if unique.len() == 1 {
-        return unique.remove(0);
+
+    /// Adds one operand; returns the result early when it absorbs the whole junction.
+    fn add(&mut self, operand: Partial) -> Option<Partial> {
+        match operand {
+            Partial::Known(Value::Bool(b)) if b == self.is_or => {
+                return Some(Partial::Known(Value::Bool(b)))
+            }
+            Partial::Known(Value::Bool(_)) => {}
+            Partial::Known(other) => {
+                self.error = Some(overload_error_value(
+                    if self.is_or { "||" } else { "&&" },
+                    &other,
+                ))
+            }
+            Partial::Error(e) => self.error = Some(e),
+            Partial::Residual(r) => self.residuals.push(r),
+        }
+        None
     }
-    Expr::Call(op, unique)
+
+    fn finish(mut self) -> Partial {
+        if let Some(e) = self.error {
+            // `error && r` is false or an error: never true. Only reached without polarity.
+            return Partial::Error(e);
+        }
+        match self.residuals.len() {
+            0 => Partial::Known(Value::Bool(!self.is_or)),
+            1 => Partial::Residual(self.residuals.remove(0)),
+            _ => Partial::Residual(Expr::call_unique(
+                if self.is_or { Op::Or } else { Op::And },
+                self.residuals,
+            )),
+        }
+    }
 }
 
 fn resolved(r: Resolved, name: &str) -> Partial {

@@ -151,6 +151,14 @@ pub enum Expr {
     Call(Op, Vec<Expr>),
 }
 
+/// Splits a dotted name into its first segment and the rest (`"a.b.c"` → `("a", "b.c")`).
+pub fn split_first_segment(path: &str) -> (&str, &str) {
+    match path.find('.') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (path, ""),
+    }
+}
+
 /// The name of the resource attribute map in variables.
 pub const RESOURCE_ATTR: &str = "request.resource.attr";
 /// The name of the resource id in variables.
@@ -169,8 +177,27 @@ impl Expr {
         Expr::Variable(name.to_string())
     }
 
+    /// `not(e)`, without stacking: `not(not x)` is `x`.
     pub fn negate(e: Expr) -> Expr {
-        Expr::Call(Op::Not, vec![e])
+        match e {
+            Expr::Call(Op::Not, mut args) if args.len() == 1 => args.remove(0),
+            other => Expr::Call(Op::Not, vec![other]),
+        }
+    }
+
+    /// `op(operands…)` with duplicate operands removed, and a single operand unwrapped
+    /// (Cerbos deduplicates identical nodes of `and`/`or`).
+    pub fn call_unique(op: Op, operands: Vec<Expr>) -> Expr {
+        let mut unique: Vec<Expr> = Vec::with_capacity(operands.len());
+        for o in operands {
+            if !unique.contains(&o) {
+                unique.push(o);
+            }
+        }
+        if unique.len() == 1 {
+            return unique.remove(0);
+        }
+        Expr::Call(op, unique)
     }
 
     pub fn as_bool(&self) -> Option<bool> {

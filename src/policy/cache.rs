@@ -2,7 +2,7 @@
 //! scope, actions). Plans that depend on the clock (`now()`, `timeSince`) are not cached.
 
 use super::planner::{PlanOutput, PlanRequest, Planner, Principal};
-use crate::plan::value::{MapKey, Value};
+use crate::plan::value::Value;
 use crate::plan::{Expr, Op, Plan};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -95,7 +95,7 @@ fn hash_value(v: &Value, h: &mut DefaultHasher) {
         Value::Map(m) => {
             m.len().hash(h);
             for (k, v) in m.iter() {
-                hash_key(k, h);
+                k.hash(h);
                 hash_value(v, h);
             }
         }
@@ -104,10 +104,6 @@ fn hash_value(v: &Value, h: &mut DefaultHasher) {
         Value::Hierarchy(p) => p.hash(h),
         Value::Type(t) => t.hash(h),
     }
-}
-
-fn hash_key(k: &MapKey, h: &mut DefaultHasher) {
-    k.hash(h)
 }
 
 fn depends_on_clock(plan: &Plan) -> bool {

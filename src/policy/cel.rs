@@ -2,10 +2,10 @@
 //! encoding (`ref/cerbos.md` §3.5) is ours. Macros are not expanded by the parser, so
 //! `x.all(t, p)` arrives as a call and becomes `all(x, lambda(p, t))` directly.
 
-use crate::plan::value::{MapKey, Value};
+use crate::plan::expr::split_first_segment;
+use crate::plan::value::Value;
 use crate::plan::{Expr, Op};
 use cel::common::ast::{self as ast, EntryExpr, LiteralValue};
-use std::collections::BTreeMap;
 
 /// Why a CEL expression could not be compiled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -328,13 +328,11 @@ pub fn expand_aliases(e: Expr, bound: &mut Vec<String>) -> Expr {
 }
 
 fn expand_name(name: &str, bound: &[String]) -> String {
-    let (root, rest) = match name.find('.') {
-        Some(i) => (&name[..i], &name[i..]),
-        None => (name, ""),
-    };
+    let (root, rest) = split_first_segment(name);
     if bound.iter().any(|b| b == root) {
         return name.to_string();
     }
+    let rest = if rest.is_empty() { String::new() } else { format!(".{rest}") };
     let root = match root {
         "R" => "request.resource",
         "P" => "request.principal",
@@ -351,28 +349,6 @@ fn expand_name(name: &str, bound: &[String]) -> String {
         return format!("runtime.effectiveDerivedRoles{tail}");
     }
     full
-}
-
-/// Builds a map value from constant `set-field` pairs, if all are constant.
-pub fn constant_struct(fields: &[Expr]) -> Option<Value> {
-    let mut map = BTreeMap::new();
-    for f in fields {
-        match f {
-            Expr::Call(Op::SetField, kv) => match kv.as_slice() {
-                [Expr::Value(k), Expr::Value(v)] => {
-                    map.insert(k.to_map_key()?, v.clone());
-                }
-                _ => return None,
-            },
-            _ => return None,
-        }
-    }
-    Some(Value::map(map))
-}
-
-/// A map key for a constant field name.
-pub fn field_key(name: &str) -> MapKey {
-    MapKey::string(name)
 }
 
 #[cfg(test)]

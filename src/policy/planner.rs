@@ -6,11 +6,11 @@
 //! combines them: DENY beats ALLOW within a role, an ALLOW from any role wins across roles,
 //! principal policies override resource policies, role policies narrow their roles.
 
-use super::cel::field_key;
 use super::model::{
     Condition, Definitions, DerivedRole, Effect, PolicySet, ResourcePolicy, ScopePermissions,
 };
 use crate::plan::eval::{walk, Env, Evaluator, Partial, Polarity, Resolved};
+use crate::plan::expr::split_first_segment;
 use crate::plan::functions::CallContext;
 use crate::plan::normalise::normalise;
 use crate::plan::value::MapKey;
@@ -177,13 +177,19 @@ impl Planner {
             };
         }
         let env = PlanEnv::new(request, &self.options);
-        let ctx = Context {
+        let mut ctx = Context {
             planner: self,
             request,
             env: &env,
             principal_version,
             resource_version,
+            derived_lists: BTreeMap::new(),
         };
+        let all_roles = self.roles_with_parents(request.resource_scope, &request.principal.roles);
+        ctx.derived_lists = resource_scopes
+            .iter()
+            .map(|scope| (scope.clone(), ctx.derived_roles_list(scope, &all_roles)))
+            .collect();
         let mut plans = Vec::with_capacity(request.actions.len());
         let mut policy_match = false;
         for action in request.actions {
@@ -284,6 +290,9 @@ struct Context<'a> {
     env: &'a PlanEnv,
     principal_version: String,
     resource_version: String,
+    /// `runtime.effectiveDerivedRoles` per resource scope; it depends on neither the role
+    /// being evaluated nor the action, so it is computed once per request.
+    derived_lists: BTreeMap<String, Expr>,
 }
 
 /// The outcome of evaluating one condition into a plan node.
@@ -305,10 +314,8 @@ impl<'a> Context<'a> {
         let mut root: Option<Expr> = None;
         let mut has_allow = false;
         let mut strict_error = false;
-        let all_roles = self
-            .planner
-            .roles_with_parents(self.request.resource_scope, &principal.roles);
 
+        let no_derived_roles = Expr::Value(Value::list(Vec::new()));
         'types: for pt in [PolicyType::Resource, PolicyType::Principal] {
             let mut type_allow: Option<Expr> = None;
             let mut type_deny: Option<Expr> = None;
@@ -338,9 +345,10 @@ impl<'a> Context<'a> {
                     let mut scope_deny: Option<Expr> = None;
                     let mut scope_deny_rp: Option<Expr> = None;
                     let derived_list = match pt {
-                        PolicyType::Resource => self.derived_roles_list(scope, &all_roles),
-                        PolicyType::Principal => Expr::Value(Value::list(Vec::new())),
-                    };
+                        PolicyType::Resource => self.derived_lists.get(scope),
+                        PolicyType::Principal => None,
+                    }
+                    .unwrap_or(&no_derived_roles);
                     let rules = match pt {
                         PolicyType::Resource => self.resource_rules(scope, action, &roles),
                         PolicyType::Principal => self.principal_rules(scope, action),
@@ -348,15 +356,15 @@ impl<'a> Context<'a> {
                     for rule in rules {
                         let pol = self.rule_polarity(rule.effect, rule.negate_condition);
                         let mut result =
-                            self.condition_node(rule.condition, rule.definitions, &derived_list, pol);
+                            self.condition_node(rule.condition, rule.definitions, derived_list, pol);
                         if rule.negate_condition {
-                            result.node = invert(result.node);
+                            result.node = Expr::negate(result.node);
                         }
                         if let Some(dr) = rule.derived {
                             let dr_result = self.condition_node(
                                 dr.condition.as_ref(),
                                 &dr.definitions,
-                                &derived_list,
+                                derived_list,
                                 pol,
                             );
                             result.errored |= dr_result.errored;
@@ -413,7 +421,7 @@ impl<'a> Context<'a> {
                 }
                 if pending_allow {
                     role_allow = match (role_allow, consent) {
-                        (Some(child), Some(parents)) => Some(mk_node(Op::And, vec![child, parents])),
+                        (Some(child), Some(parents)) => Some(Expr::call_unique(Op::And, vec![child, parents])),
                         _ => None,
                     };
                 }
@@ -432,7 +440,7 @@ impl<'a> Context<'a> {
                     break;
                 }
                 if let Some(rdp) = &role_deny_rp {
-                    role_allow = role_allow.map(|ra| mk_node(Op::And, vec![ra, invert(rdp.clone())]));
+                    role_allow = role_allow.map(|ra| Expr::call_unique(Op::And, vec![ra, Expr::negate(rdp.clone())]));
                 }
                 if pt == PolicyType::Resource
                     && self.planner.options.error_semantics == ErrorSemantics::FailClosed
@@ -441,7 +449,7 @@ impl<'a> Context<'a> {
                     // an ALLOW from another role still counts. (Cerbos' planner applies a
                     // conditional DENY across all roles, which check does not.)
                     if let Some(d) = role_deny.take() {
-                        role_allow = role_allow.map(|ra| mk_node(Op::And, vec![invert(d), ra]));
+                        role_allow = role_allow.map(|ra| Expr::call_unique(Op::And, vec![Expr::negate(d), ra]));
                     }
                 }
                 type_allow = add_opt(type_allow, role_allow, Op::Or);
@@ -451,14 +459,14 @@ impl<'a> Context<'a> {
                 has_allow = true;
                 root = Some(match root {
                     None => ta,
-                    Some(r) => mk_node(Op::Or, vec![ta, r]),
+                    Some(r) => Expr::call_unique(Op::Or, vec![ta, r]),
                 });
             }
             if let Some(td) = type_deny {
-                let inv = invert(td);
+                let inv = Expr::negate(td);
                 root = Some(match root {
                     None => inv,
-                    Some(r) => mk_node(Op::And, vec![inv, r]),
+                    Some(r) => Expr::call_unique(Op::And, vec![inv, r]),
                 });
             }
         }
@@ -692,11 +700,11 @@ impl<'a> Context<'a> {
             Condition::None(items) => {
                 let mut nodes = Vec::new();
                 for c in items {
-                    let n = self.condition_tree(c, defs, derived_list, flip(pol), errored);
+                    let n = self.condition_tree(c, defs, derived_list, pol.flip(), errored);
                     match n.as_bool() {
                         Some(true) => return Expr::bool(false),
                         Some(false) => {}
-                        None => nodes.push(invert(n)),
+                        None => nodes.push(Expr::negate(n)),
                     }
                 }
                 match nodes.len() {
@@ -706,14 +714,6 @@ impl<'a> Context<'a> {
                 }
             }
         }
-    }
-}
-
-fn flip(p: Polarity) -> Polarity {
-    match p {
-        Polarity::Positive => Polarity::Negative,
-        Polarity::Negative => Polarity::Positive,
-        Polarity::Neutral => Polarity::Neutral,
     }
 }
 
@@ -733,7 +733,7 @@ pub fn inline_definitions(
         Expr::Value(_) => e.clone(),
         Expr::Variable(name) => {
             if let Some(rest) = name.strip_prefix("variables.") {
-                let (var, path) = split_first(rest);
+                let (var, path) = split_first_segment(rest);
                 if let Some(def) = defs.variables.get(var) {
                     if visiting.iter().any(|v| v == var) {
                         return e.clone();
@@ -745,7 +745,7 @@ pub fn inline_definitions(
                 }
                 e.clone()
             } else if let Some(rest) = name.strip_prefix("constants.") {
-                let (c, path) = split_first(rest);
+                let (c, path) = split_first_segment(rest);
                 match defs.constants.get(c) {
                     Some(v) => select_path(Expr::Value(v.clone()), path),
                     None => e.clone(),
@@ -762,13 +762,6 @@ pub fn inline_definitions(
                 .map(|a| inline_definitions(a, defs, derived_list, visiting))
                 .collect(),
         ),
-    }
-}
-
-fn split_first(path: &str) -> (&str, &str) {
-    match path.find('.') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (path, ""),
     }
 }
 
@@ -791,23 +784,10 @@ fn select_path(base: Expr, path: &str) -> Expr {
     }
 }
 
-fn mk_node(op: Op, nodes: Vec<Expr>) -> Expr {
-    let mut unique: Vec<Expr> = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        if !unique.contains(&n) {
-            unique.push(n);
-        }
-    }
-    if unique.len() == 1 {
-        return unique.remove(0);
-    }
-    Expr::Call(op, unique)
-}
-
 fn add_node(curr: Option<Expr>, next: Expr, op: Op) -> Expr {
     match curr {
         None => next,
-        Some(c) => mk_node(op, vec![c, next]),
+        Some(c) => Expr::call_unique(op, vec![c, next]),
     }
 }
 
@@ -818,17 +798,9 @@ fn add_opt(curr: Option<Expr>, next: Option<Expr>, op: Op) -> Option<Expr> {
     }
 }
 
-/// NOT, without stacking: `not(not x)` is `x`.
-fn invert(e: Expr) -> Expr {
-    match e {
-        Expr::Call(Op::Not, mut args) if args.len() == 1 => args.remove(0),
-        other => Expr::negate(other),
-    }
-}
-
 fn gate_by_child_override(child_override: Option<&Expr>, deny: Option<Expr>) -> Option<Expr> {
     match (deny, child_override) {
-        (Some(d), Some(c)) => Some(mk_node(Op::And, vec![d, invert(c.clone())])),
+        (Some(d), Some(c)) => Some(Expr::call_unique(Op::And, vec![d, Expr::negate(c.clone())])),
         (d, _) => d,
     }
 }
@@ -920,26 +892,26 @@ impl PlanEnv {
     pub fn new(request: &PlanRequest<'_>, options: &PlannerOptions) -> PlanEnv {
         let p = request.principal;
         let mut pm = BTreeMap::new();
-        pm.insert(field_key("id"), Value::string(&p.id));
+        pm.insert(MapKey::string("id"), Value::string(&p.id));
         pm.insert(
-            field_key("roles"),
+            MapKey::string("roles"),
             Value::list(p.roles.iter().map(|r| Value::string(r)).collect()),
         );
-        pm.insert(field_key("attr"), string_map(&p.attr));
-        pm.insert(field_key("scope"), Value::string(&p.scope));
+        pm.insert(MapKey::string("attr"), string_map(&p.attr));
+        pm.insert(MapKey::string("scope"), Value::string(&p.scope));
         pm.insert(
-            field_key("policyVersion"),
+            MapKey::string("policyVersion"),
             Value::string(&version_or(&p.policy_version, options)),
         );
         let mut rm = BTreeMap::new();
-        rm.insert(field_key("kind"), Value::string(request.resource_kind));
-        rm.insert(field_key("scope"), Value::string(request.resource_scope));
+        rm.insert(MapKey::string("kind"), Value::string(request.resource_kind));
+        rm.insert(MapKey::string("scope"), Value::string(request.resource_scope));
         rm.insert(
-            field_key("policyVersion"),
+            MapKey::string("policyVersion"),
             Value::string(&version_or(request.resource_version, options)),
         );
         let mut aux = BTreeMap::new();
-        aux.insert(field_key("jwt"), string_map(request.jwt));
+        aux.insert(MapKey::string("jwt"), string_map(request.jwt));
         PlanEnv {
             principal: Value::map(pm),
             resource_known: Value::map(rm),
@@ -959,10 +931,10 @@ fn string_map(m: &BTreeMap<String, Value>) -> Value {
 
 impl Env for PlanEnv {
     fn resolve(&self, name: &str) -> Resolved {
-        let (root, rest) = split_first(name);
+        let (root, rest) = split_first_segment(name);
         match root {
             "request" => {
-                let (second, rest2) = split_first(rest);
+                let (second, rest2) = split_first_segment(rest);
                 match second {
                     "principal" => walk(&self.principal, rest2),
                     "resource" => self.resolve_resource(rest2),
@@ -982,7 +954,7 @@ impl Env for PlanEnv {
 
 impl PlanEnv {
     fn resolve_resource(&self, path: &str) -> Resolved {
-        let (field, rest) = split_first(path);
+        let (field, rest) = split_first_segment(path);
         match field {
             "kind" | "scope" | "policyVersion" => walk(&self.resource_known, path),
             "id" => match &self.resource_id {
@@ -993,7 +965,7 @@ impl PlanEnv {
                 Resolved::Known(string_map(&self.resource_attr))
             }
             "attr" if !rest.is_empty() => {
-                let (attr, deeper) = split_first(rest);
+                let (attr, deeper) = split_first_segment(rest);
                 match self.resource_attr.get(attr) {
                     Some(v) => walk(v, deeper),
                     None if self.attr_complete => {
@@ -1007,9 +979,9 @@ impl PlanEnv {
                     Value::Map(m) => (**m).clone(),
                     _ => BTreeMap::new(),
                 };
-                m.insert(field_key("attr"), string_map(&self.resource_attr));
+                m.insert(MapKey::string("attr"), string_map(&self.resource_attr));
                 if let Some(id) = &self.resource_id {
-                    m.insert(field_key("id"), id.clone());
+                    m.insert(MapKey::string("id"), id.clone());
                 }
                 Resolved::Known(Value::map(m))
             }
