@@ -1287,4 +1287,27 @@ pub(crate) mod testkit {
             ]
         })
     }
+
+    /// Shows a translator property is not vacuous: of 400 deterministic random plans over
+    /// `model` records, more than 120 must translate (`check` returns whether one did).
+    pub fn assert_many_translate(
+        model: Model,
+        check: impl Fn(&Expr, &[serde_json::Map<String, Json>]) -> bool,
+    ) {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let strategy = (plan(), prop::collection::vec(metadata(model), 8));
+        let mut translated = 0;
+        for _ in 0..400 {
+            let (e, metas) = strategy.new_tree(&mut runner).unwrap().current();
+            if check(&e, &metas) {
+                translated += 1;
+            }
+        }
+        assert!(
+            translated > 120,
+            "only {translated} of 400 random plans translated"
+        );
+    }
 }

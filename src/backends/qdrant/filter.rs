@@ -1915,20 +1915,6 @@ mod tests {
 
     #[test]
     fn many_random_plans_translate() {
-        use proptest::strategy::ValueTree;
-        use proptest::test_runner::TestRunner;
-        let mut runner = TestRunner::deterministic();
-        let strategy = (plan(), prop::collection::vec(metadata(Model::Qdrant), 8));
-        let mut translated = 0;
-        for _ in 0..400 {
-            let (e, metas) = strategy.new_tree(&mut runner).unwrap().current();
-            if check_case(&e, &metas, "metadata.").unwrap() {
-                translated += 1;
-            }
-        }
-        assert!(
-            translated > 120,
-            "only {translated} of 400 random plans translated"
-        );
+        assert_many_translate(Model::Qdrant, |e, metas| check_case(e, metas, "metadata.").unwrap());
     }
 }
