@@ -5,5 +5,6 @@
 
 pub mod backends;
 pub mod cli;
+pub mod config;
 pub mod plan;
 pub mod policy;

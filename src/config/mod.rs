@@ -1,0 +1,238 @@
+//! The configuration file (DESIGN §4): raw YAML types parsed strictly, then validated into
+//! [`Config`] with every problem reported at once.
+//!
+//! The types in this file are the validated form every other module reads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration. Relative paths are already resolved against the config file's
+/// directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`; `None` when not configured.
+    pub admin_listen: Option<SocketAddr>,
+    pub mode: Mode,
+    pub upstream: UpstreamConfig,
+    /// Inbound TLS; `None` serves plain HTTP.
+    pub tls: Option<ListenerTls>,
+    pub auth: AuthConfig,
+    pub policies: PoliciesConfig,
+    /// First match wins; validation guarantees at least one rule.
+    pub collections: Vec<CollectionRule>,
+    pub audit: AuditConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decisions are applied.
+    Enforce,
+    /// Decisions are computed, logged and counted; traffic passes unchanged.
+    Shadow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Chroma,
+    Qdrant,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Chroma => "chroma",
+            BackendKind::Qdrant => "qdrant",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub kind: BackendKind,
+    /// Scheme, host, port and an optional path prefix (no query, no fragment); `http` or
+    /// `https`. Stored without a trailing slash.
+    pub url: String,
+    /// Deadline for the whole upstream exchange (default 30s).
+    pub timeout: Duration,
+    /// CA bundle for an `https` upstream.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// JWT signature algorithms vecgate accepts (never `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 12] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// HMAC algorithms take a shared secret; the others a public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+    }
+}
+
+/// Where verification keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A shared secret read from this environment variable (HS256/384/512).
+    HmacSecretEnv(String),
+    /// A PEM public key (RSA, EC or Ed25519) read from this file.
+    PublicKeyFile(PathBuf),
+    /// A JWKS document fetched over HTTPS.
+    JwksUrl(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values (any one must appear), when set.
+    pub audience: Option<Vec<String>>,
+    /// Non-empty; consistent with `key`.
+    pub algorithms: Vec<Algorithm>,
+    pub key: KeySource,
+    /// Clock skew allowed on `exp` and `nbf` (default 30s).
+    pub leeway: Duration,
+    pub principal: PrincipalMapping,
+}
+
+/// Claim paths (dotted) that make up the principal.
+#[derive(Debug, Clone)]
+pub struct PrincipalMapping {
+    /// Claim holding the principal id (default `sub`); must be a string (or number).
+    pub id: String,
+    /// Claim holding the roles (default `roles`): a list of strings or a single string.
+    pub roles: String,
+    /// Attribute name → claim path. `None`: every claim becomes an attribute.
+    pub attr: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoliciesConfig {
+    pub dir: PathBuf,
+    pub watch: bool,
+    pub strict_evaluation: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectionRule {
+    /// A collection name or a glob with `*`.
+    pub name: String,
+    pub resource_kind: String,
+    /// Metadata key prefix for `R.attr.*`; the backend's default when not configured.
+    pub attr_prefix: String,
+    pub required_attrs: Vec<String>,
+    /// Metadata key → principal path (`principal.id`, `principal.attr.<name>`), set on writes.
+    pub stamp: BTreeMap<String, StampSource>,
+    pub post_filter_only: bool,
+}
+
+/// A principal value stamped onto written records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StampSource {
+    /// `principal.id`
+    Id,
+    /// `principal.attr.<name>`
+    Attr(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditConfig {
+    /// No audit log.
+    Off,
+    /// JSON lines on standard output (`path: "-"`).
+    Stdout,
+    /// JSON lines appended to this file.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted (default 32 MiB); larger → 413.
+    pub max_body_bytes: usize,
+    /// Largest translated filter, in leaf terms (default 500).
+    pub max_filter_terms: usize,
+    /// Time allowed for a client to send its request head (default 10s).
+    pub header_timeout: Duration,
+    /// Concurrent client connections (default 1024).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 32 * 1024 * 1024,
+            max_filter_terms: 500,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The first collection rule whose name pattern matches `collection`.
+    pub fn collection_rule(&self, collection: &str) -> Option<&CollectionRule> {
+        self.collections
+            .iter()
+            .find(|rule| crate::policy::planner::glob_match(&rule.name, collection))
+    }
+}
