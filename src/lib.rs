@@ -3,6 +3,7 @@
 //! Cerbos-compatible policies are partially evaluated into query plans ([`plan`]), which the
 //! backends translate exactly into Chroma `where` clauses and Qdrant filters.
 
+pub mod authn;
 pub mod backends;
 pub mod cli;
 pub mod config;
