@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod policy_test;
+pub mod token;
 
 #[derive(Parser, Debug)]
 #[command(name = "vecgate", version, about = "Authorization sidecar for vector databases")]
