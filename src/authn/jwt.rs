@@ -25,6 +25,8 @@ pub type Claims = Map<String, Json>;
 pub trait KeyResolver: Send + Sync {
     /// The key that verifies a token naming `kid` and signed with `alg` (`alg` is already
     /// known to be configured). Returning a key of another family is refused by the caller.
+    /// Ed25519 keys must be 32 bytes (jsonwebtoken slices them unchecked); EC and Ed25519 keys
+    /// should pass [`public_key_from_pem`]'s checks or their JWK equivalent.
     fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError>;
 }
 
