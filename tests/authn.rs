@@ -869,3 +869,10 @@ fn time_claims_must_be_numbers() {
         );
     }
 }
+
+#[test]
+fn authenticator_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Authenticator>();
+    shareable::<vecgate::authn::Authenticated>();
+}
