@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod check_config;
 pub mod policy_test;
 
 #[derive(Parser, Debug)]
