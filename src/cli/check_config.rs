@@ -16,7 +16,7 @@ pub fn run(config_path: &Path) -> i32 {
             for problem in &errors.problems {
                 eprintln!("{shown}: {problem}");
             }
-            eprintln!("{shown}: invalid ({} problems)", errors.problems.len());
+            eprintln!("{shown}: invalid, {}", count(errors.problems.len()));
             return 1;
         }
     };
@@ -30,7 +30,7 @@ pub fn run(config_path: &Path) -> i32 {
             for problem in &errors.problems {
                 eprintln!("{dir}: {problem}");
             }
-            eprintln!("{dir}: invalid policies ({} problems)", errors.problems.len());
+            eprintln!("{dir}: invalid policies, {}", count(errors.problems.len()));
             return 1;
         }
     };
@@ -97,4 +97,11 @@ fn summary(config: &Config, set: &PolicySet) -> String {
         set.role_policies.len(),
         rules.join(", ")
     )
+}
+
+fn count(problems: usize) -> String {
+    match problems {
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    }
 }

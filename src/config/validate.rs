@@ -40,13 +40,13 @@ pub(super) fn raw_from_yaml(yaml: &str) -> Result<RawConfig, ConfigErrors> {
     }
     if !has_merge_key(&value) {
         // Straight from the text, so shape errors keep their line and column.
-        return serde_yaml_ng::from_str(yaml).map_err(|e| yaml_error(&e, shape_error_kind(&e)));
+        return serde_yaml_ng::from_str(yaml).map_err(|e| yaml_error(&e, ConfigErrorKind::Syntax));
     }
     // Merged values have no positions left; shape errors are then reported without them.
     value
         .apply_merge()
         .map_err(|e| yaml_error(&e, ConfigErrorKind::Syntax))?;
-    RawConfig::deserialize(value).map_err(|e| yaml_error(&e, shape_error_kind(&e)))
+    RawConfig::deserialize(value).map_err(|e| yaml_error(&e, ConfigErrorKind::Syntax))
 }
 
 fn has_merge_key(value: &serde_yaml_ng::Value) -> bool {
@@ -60,35 +60,55 @@ fn has_merge_key(value: &serde_yaml_ng::Value) -> bool {
     }
 }
 
-/// Serde reports every shape error through its standard messages; their opening words tell
-/// the kinds apart.
-fn shape_error_kind(e: &serde_yaml_ng::Error) -> ConfigErrorKind {
-    let message = e.to_string();
-    if message.starts_with("unknown field") {
-        ConfigErrorKind::UnknownField
-    } else if message.starts_with("missing field") {
-        ConfigErrorKind::MissingField
-    } else if message.starts_with("invalid type")
-        || message.starts_with("invalid value")
-        || message.starts_with("invalid length")
-    {
-        ConfigErrorKind::InvalidType
-    } else {
-        ConfigErrorKind::Syntax
-    }
-}
+/// How serde's standard shape-error messages begin; each maps to a problem kind.
+const SHAPE_ERRORS: [(&str, ConfigErrorKind); 7] = [
+    ("unknown field", ConfigErrorKind::UnknownField),
+    ("missing field", ConfigErrorKind::MissingField),
+    ("invalid type", ConfigErrorKind::InvalidType),
+    ("invalid value", ConfigErrorKind::InvalidType),
+    ("invalid length", ConfigErrorKind::InvalidType),
+    ("unknown variant", ConfigErrorKind::InvalidValue),
+    ("duplicate field", ConfigErrorKind::Syntax),
+];
 
-fn yaml_error(e: &serde_yaml_ng::Error, kind: ConfigErrorKind) -> ConfigErrors {
+/// Turns a serde_yaml_ng error into a problem. Its message reads `path: reason at line L
+/// column C` (the path is left out at the top level); the path and position go to their own
+/// fields, and an unknown field's name is appended to the path.
+fn yaml_error(e: &serde_yaml_ng::Error, default_kind: ConfigErrorKind) -> ConfigErrors {
     let location = e.location();
-    let mut reason = e.to_string();
-    // The position is reported in its own fields; drop the " at line N column M" suffix.
+    let mut message = e.to_string();
     if location.is_some() {
-        if let Some(i) = reason.rfind(" at line ") {
-            reason.truncate(i);
+        if let Some(i) = message.rfind(" at line ") {
+            message.truncate(i);
+        }
+    }
+    let opener_at = |text: &str| {
+        SHAPE_ERRORS
+            .iter()
+            .find(|(o, _)| text.starts_with(o))
+            .map(|(_, k)| *k)
+    };
+    let (mut path, reason, kind) = match opener_at(&message) {
+        Some(kind) => (String::new(), message.clone(), kind),
+        None => message
+            .match_indices(": ")
+            .find_map(|(i, _)| {
+                let rest = &message[i + 2..];
+                opener_at(rest).map(|kind| (message[..i].to_string(), rest.to_string(), kind))
+            })
+            .unwrap_or((String::new(), message.clone(), default_kind)),
+    };
+    if kind == ConfigErrorKind::UnknownField {
+        if let Some(field) = reason.split('`').nth(1) {
+            path = if path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
         }
     }
     ConfigErrors::single(ConfigProblem {
-        path: String::new(),
+        path,
         line: location.as_ref().map(|l| l.line()),
         column: location.as_ref().map(|l| l.column()),
         kind,
@@ -117,7 +137,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration like \"30s\" or \"500ms\""));
+            return Err(format!(
+                "`{text}` is not a duration like \"30s\" or \"500ms\""
+            ));
         }
         let (number, tail) = rest.split_at(digits);
         let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
@@ -135,7 +157,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                     "`{text}`: every number needs a unit (ms, s, m or h)"
                 ))
             }
-            other => return Err(format!("`{text}`: unknown unit `{other}` (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}` (use ms, s, m or h)"
+                ))
+            }
         };
         total = part
             .and_then(|p| total.checked_add(p))
@@ -156,7 +182,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn report(&mut self, path: impl Into<String>, kind: ConfigErrorKind, reason: impl Into<String>) {
+    fn report(
+        &mut self,
+        path: impl Into<String>,
+        kind: ConfigErrorKind,
+        reason: impl Into<String>,
+    ) {
         self.problems.push(ConfigProblem {
             path: path.into(),
             line: None,
@@ -185,14 +216,21 @@ impl Validator<'_> {
                 self.report(
                     path,
                     ConfigErrorKind::InvalidValue,
-                    format!("`{text}` is not a socket address such as 127.0.0.1:8080 or [::1]:8080"),
+                    format!(
+                        "`{text}` is not a socket address such as 127.0.0.1:8080 or [::1]:8080"
+                    ),
                 );
                 None
             }
         }
     }
 
-    fn duration(&mut self, text: Option<String>, path: &str, default: Duration) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        text: Option<String>,
+        path: &str,
+        default: Duration,
+    ) -> Option<Duration> {
         let Some(text) = text else {
             return Some(default);
         };
@@ -214,7 +252,11 @@ impl Validator<'_> {
     ) -> Option<Duration> {
         let d = self.duration(text, path, default)?;
         if d.is_zero() {
-            self.report(path, ConfigErrorKind::InvalidValue, "must be longer than zero");
+            self.report(
+                path,
+                ConfigErrorKind::InvalidValue,
+                "must be longer than zero",
+            );
             return None;
         }
         Some(d)
@@ -229,12 +271,8 @@ impl Validator<'_> {
     }
 
     fn resolve(&self, text: &str) -> PathBuf {
-        let p = PathBuf::from(text);
-        if p.is_absolute() {
-            p
-        } else {
-            self.base_dir.join(p)
-        }
+        // Collecting the components drops `.` segments (`./policies` → `policies`).
+        self.base_dir.join(text).components().collect()
     }
 
     /// A file that must exist and be readable.
@@ -283,7 +321,11 @@ impl Validator<'_> {
         match usize::try_from(n) {
             Ok(n) if n > 0 => Some(n),
             _ => {
-                self.report(path, ConfigErrorKind::InvalidValue, format!("{n}: must be greater than zero"));
+                self.report(
+                    path,
+                    ConfigErrorKind::InvalidValue,
+                    format!("{n}: must be greater than zero"),
+                );
                 None
             }
         }
@@ -407,7 +449,10 @@ fn upstream(v: &mut Validator<'_>, raw: RawUpstream) -> Option<UpstreamConfig> {
     let timeout = v.positive_duration(raw.timeout, "upstream.timeout", DEFAULT_UPSTREAM_TIMEOUT);
     let ca_file = match raw.tls.and_then(|t| t.ca_file) {
         None => Ok(None),
-        Some(text) => v.readable_file(text, "upstream.tls.ca_file").map(Some).ok_or(()),
+        Some(text) => v
+            .readable_file(text, "upstream.tls.ca_file")
+            .map(Some)
+            .ok_or(()),
     };
     if let (Some(url), Ok(Some(_))) = (&url, &ca_file) {
         if !url.starts_with("https://") {
@@ -449,17 +494,19 @@ fn checked_uri(text: &str) -> Result<http::Uri, String> {
     if text.contains('#') {
         return Err(format!("`{text}`: a fragment (#…) is not allowed"));
     }
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a URL"))?;
+    let uri: http::Uri = text.parse().map_err(|_| format!("`{text}` is not a URL"))?;
     let Some(authority) = uri.authority() else {
-        return Err(format!("`{text}` is not an absolute URL (scheme://host[:port])"));
+        return Err(format!(
+            "`{text}` is not an absolute URL (scheme://host[:port])"
+        ));
     };
     if uri.scheme().is_none() {
         return Err(format!("`{text}` has no scheme"));
     }
     if authority.as_str().contains('@') {
-        return Err(format!("`{text}`: user info (user:password@) is not allowed; use TLS or tokens"));
+        return Err(format!(
+            "`{text}`: user info (user:password@) is not allowed; use TLS or tokens"
+        ));
     }
     if authority.host().is_empty() {
         return Err(format!("`{text}` has no host"));
@@ -564,7 +611,11 @@ fn algorithms(v: &mut Validator<'_>, names: &[String]) -> Option<Vec<Algorithm>>
         }
         match Algorithm::from_name(name) {
             Some(a) if out.contains(&a) => {
-                v.report(path, ConfigErrorKind::InvalidValue, format!("{name} is listed twice"));
+                v.report(
+                    path,
+                    ConfigErrorKind::InvalidValue,
+                    format!("{name} is listed twice"),
+                );
                 ok = false;
             }
             Some(a) => out.push(a),
@@ -668,15 +719,18 @@ fn check_algorithms_fit_key(v: &mut Validator<'_>, algorithms: &[Algorithm], key
                 ConfigErrorKind::Conflict,
                 format!("{name} needs public_key_file or jwks_url, not hs256_secret_env"),
             ),
-            KeySource::PublicKeyFile(_) | KeySource::JwksUrl(_) if algorithm.is_hmac() => v
-                .report(
-                    path,
-                    ConfigErrorKind::Conflict,
-                    format!("{name} is an HMAC algorithm: it needs hs256_secret_env"),
-                ),
+            KeySource::PublicKeyFile(_) | KeySource::JwksUrl(_) if algorithm.is_hmac() => v.report(
+                path,
+                ConfigErrorKind::Conflict,
+                format!("{name} is an HMAC algorithm: it needs hs256_secret_env"),
+            ),
             KeySource::PublicKeyFile(file) => {
                 if let Err(reason) = pem_fits(file, *algorithm) {
-                    v.report("auth.public_key_file", ConfigErrorKind::InvalidValue, reason);
+                    v.report(
+                        "auth.public_key_file",
+                        ConfigErrorKind::InvalidValue,
+                        reason,
+                    );
                 }
             }
             _ => {}
@@ -708,7 +762,11 @@ fn pem_fits(file: &Path, algorithm: Algorithm) -> Result<(), String> {
 }
 
 fn principal(v: &mut Validator<'_>, raw: RawPrincipal) -> Option<PrincipalMapping> {
-    let id = claim_path(v, raw.id.unwrap_or_else(|| "sub".into()), "auth.principal.id");
+    let id = claim_path(
+        v,
+        raw.id.unwrap_or_else(|| "sub".into()),
+        "auth.principal.id",
+    );
     let roles = claim_path(
         v,
         raw.roles.unwrap_or_else(|| "roles".into()),
@@ -795,7 +853,13 @@ fn collections(
     let mut out = Vec::new();
     let mut ok = true;
     for (i, rule) in rules.into_iter().enumerate() {
-        match collection_rule(v, rule, &format!("collections[{i}]"), default_prefix, principal_attrs) {
+        match collection_rule(
+            v,
+            rule,
+            &format!("collections[{i}]"),
+            default_prefix,
+            principal_attrs,
+        ) {
             Some(rule) => out.push(rule),
             None => ok = false,
         }
@@ -820,13 +884,22 @@ fn collection_rule(
     );
     let mut ok = true;
     let mut required_attrs = Vec::new();
-    for (i, attr) in raw.required_attrs.unwrap_or_default().into_iter().enumerate() {
+    for (i, attr) in raw
+        .required_attrs
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let path = format!("{at}.required_attrs[{i}]");
         if attr.trim().is_empty() {
             v.report(path, ConfigErrorKind::InvalidValue, "must not be empty");
             ok = false;
         } else if required_attrs.contains(&attr) {
-            v.report(path, ConfigErrorKind::InvalidValue, format!("`{attr}` is listed twice"));
+            v.report(
+                path,
+                ConfigErrorKind::InvalidValue,
+                format!("`{attr}` is listed twice"),
+            );
             ok = false;
         } else {
             required_attrs.push(attr);
@@ -907,7 +980,10 @@ fn audit(v: &mut Validator<'_>, raw: Option<RawAudit>) -> Option<AuditConfig> {
                 Ok(_) => None,
                 Err(_) => match file.parent().map(std::fs::metadata) {
                     Some(Ok(m)) if m.is_dir() => None,
-                    _ => Some(format!("the directory of {} does not exist", file.display())),
+                    _ => Some(format!(
+                        "the directory of {} does not exist",
+                        file.display()
+                    )),
                 },
             };
             match problem {
@@ -923,15 +999,21 @@ fn audit(v: &mut Validator<'_>, raw: Option<RawAudit>) -> Option<AuditConfig> {
 
 fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {
     let defaults = Limits::default();
-    let max_body_bytes =
-        v.positive_count(raw.max_body_bytes, "limits.max_body_bytes", defaults.max_body_bytes);
+    let max_body_bytes = v.positive_count(
+        raw.max_body_bytes,
+        "limits.max_body_bytes",
+        defaults.max_body_bytes,
+    );
     let max_filter_terms = v.positive_count(
         raw.max_filter_terms,
         "limits.max_filter_terms",
         defaults.max_filter_terms,
     );
-    let header_timeout =
-        v.positive_duration(raw.header_timeout, "limits.header_timeout", defaults.header_timeout);
+    let header_timeout = v.positive_duration(
+        raw.header_timeout,
+        "limits.header_timeout",
+        defaults.header_timeout,
+    );
     let max_connections = v.positive_count(
         raw.max_connections,
         "limits.max_connections",
@@ -997,15 +1079,31 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in ["", "30", "s", "30 s", "1.5s", "10d", "-1s", "3s0", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "30 s",
+            "1.5s",
+            "10d",
+            "-1s",
+            "3s0",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn upstream_urls() {
-        assert_eq!(upstream_url("http://h:8000/").as_deref(), Ok("http://h:8000"));
-        assert_eq!(upstream_url("HTTPS://h/api//").as_deref(), Ok("https://h/api"));
+        assert_eq!(
+            upstream_url("http://h:8000/").as_deref(),
+            Ok("http://h:8000")
+        );
+        assert_eq!(
+            upstream_url("HTTPS://h/api//").as_deref(),
+            Ok("https://h/api")
+        );
         for bad in [
             "ftp://h",
             "h:8000",
@@ -1027,7 +1125,13 @@ mod tests {
             stamp_source("principal.attr.team"),
             Some(StampSource::Attr("team".into()))
         );
-        for bad in ["principal.attr.", "principal", "id", "principal.roles", "P.id"] {
+        for bad in [
+            "principal.attr.",
+            "principal",
+            "id",
+            "principal.roles",
+            "P.id",
+        ] {
             assert_eq!(stamp_source(bad), None, "{bad:?}");
         }
     }
