@@ -323,9 +323,9 @@ fn collections_are_authorized_by_name() {
     let (status, _) = s.vecgate.call("DELETE", &format!("{collections}/docs-new"), Some(&s.root), None);
     assert_eq!(status, 200);
     // Admin routes: vecgate:admin.
-    let (status, _) = s.vecgate.call("POST", "/api/v2/tenants", Some(&s.alice), Some(&json!({"name": "t2"})));
+    let (status, _) = s.vecgate.call("POST", "/api/v2/tenants", Some(&s.alice), Some(&json!({"name": "tenant-two"})));
     assert_eq!(status, 403);
-    let (status, body) = s.vecgate.call("POST", "/api/v2/tenants", Some(&s.root), Some(&json!({"name": "t2"})));
+    let (status, body) = s.vecgate.call("POST", "/api/v2/tenants", Some(&s.root), Some(&json!({"name": "tenant-two"})));
     assert_eq!(status, 200, "{body}");
 }
 

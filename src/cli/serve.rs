@@ -38,6 +38,7 @@ pub fn run(config_path: &Path) -> i32 {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    refuse_unavailable_features(&config)?;
     let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
     let options = PlannerOptions {
         strict_evaluation: config.policies.strict_evaluation,
@@ -70,6 +71,24 @@ async fn serve(config: Config) -> Result<(), String> {
         let _ = stop.send(true);
     });
     server::serve(gateway, listeners, stopped).await;
+    Ok(())
+}
+
+/// Settings this build accepts in the file but cannot honour yet. Serving without them would
+/// silently weaken what the operator asked for, so vecgate does not start.
+fn refuse_unavailable_features(config: &Config) -> Result<(), String> {
+    if config.tls.is_some() {
+        return Err("inbound `tls` is not available in this build yet; terminate TLS in front of vecgate or remove the section".into());
+    }
+    if config.mode == crate::config::Mode::Shadow {
+        return Err("`mode: shadow` is not available in this build yet".into());
+    }
+    for warning in config::warnings(config) {
+        tracing::warn!("config: {warning}");
+    }
+    if config.policies.watch {
+        tracing::warn!("policies.watch: reloading on change is not available in this build yet; restart vecgate to load new policies");
+    }
     Ok(())
 }
 

@@ -235,20 +235,28 @@ impl Gateway {
         let selects_nothing = ["ids", "where", "where_document"]
             .iter()
             .all(|k| request.get(*k).is_none_or(Json::is_null));
-        let filter = match &access {
-            Access::Nothing => {
+        let rewritten = if selects_nothing {
+            // `{}` deletes nothing in Chroma; adding the filter would make it delete everything
+            // the caller may delete. Chroma answers it (or refuses it) itself.
+            let known = ["ids", "where", "where_document", "limit"];
+            if let Some(field) = request
+                .as_object()
+                .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+            {
+                return Err(ProxyError::BadRequest(format!("unknown field {field:?} in a delete")));
+            }
+            request
+        } else {
+            if matches!(access, Access::Nothing) {
                 request::rewrite_filtered(Operation::Delete, request, None, false)
                     .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
                 return Ok(json_response(StatusCode::OK, &json!({"deleted": 0})));
             }
-            // `{}` deletes nothing in Chroma; adding the filter would make it delete
-            // everything the caller may delete.
-            _ if selects_nothing => None,
-            other => other.filter(),
+            self.check_filter_size(&request, access.filter())?;
+            request::rewrite_filtered(Operation::Delete, request, access.filter(), false)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?
+                .0
         };
-        self.check_filter_size(&request, filter)?;
-        let (rewritten, _) = request::rewrite_filtered(Operation::Delete, request, filter, false)
-            .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let answer = self
             .upstream
             .send(
