@@ -522,9 +522,18 @@ fn listen_addresses() {
             "{bad}"
         );
     }
-    let errors = load_err(&doc(&[("admin_listen", "127.0.0.1:8080")]));
-    assert_eq!(only_problem(&errors).kind, ConfigErrorKind::Conflict);
-    assert_eq!(only_problem(&errors).path, "admin_listen");
+    for (listen, admin) in [
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+    ] {
+        let errors = load_err(&doc(&[("listen", listen), ("admin_listen", admin)]));
+        assert_eq!(only_problem(&errors).kind, ConfigErrorKind::Conflict);
+        assert_eq!(only_problem(&errors).path, "admin_listen");
+    }
+    load_ok(&doc(&[
+        ("listen", "127.0.0.1:8080"),
+        ("admin_listen", "127.0.0.2:8080"),
+    ]));
 }
 
 #[test]
@@ -681,6 +690,7 @@ fn public_key_file_must_hold_a_key_for_each_algorithm() {
         "{algorithms: [RS256], public_key_file: ec.pem}",
         "{algorithms: [ES256], public_key_file: junk.pem}",
         "{algorithms: [EdDSA], public_key_file: ec.pem}",
+        "{algorithms: [RS256, PS256, ES256], public_key_file: ec.pem}",
     ] {
         let (_dir, result) = with_keys(auth);
         let errors = result.unwrap_err();

@@ -346,11 +346,16 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         Some(text) => v.socket_addr(&text, "admin_listen").map(Some).ok_or(()),
     };
     if let (Some(listen), Ok(Some(admin))) = (listen, &admin_listen) {
-        if listen == *admin && listen.port() != 0 {
+        // The same port on the same IP, or on a wildcard IP that covers the other, cannot
+        // both be bound.
+        let overlapping_ip = listen.ip() == admin.ip()
+            || listen.ip().is_unspecified()
+            || admin.ip().is_unspecified();
+        if listen.port() == admin.port() && listen.port() != 0 && overlapping_ip {
             v.report(
                 "admin_listen",
                 ConfigErrorKind::Conflict,
-                "must differ from listen",
+                "must not use the same address and port as listen",
             );
         }
     }
@@ -710,6 +715,7 @@ fn jwks_url_checked(text: &str) -> Result<(), String> {
 /// HMAC algorithms need the shared secret; the others a public key or a JWKS. A PEM file is
 /// also read to see that it holds a key of each listed algorithm's family.
 fn check_algorithms_fit_key(v: &mut Validator<'_>, algorithms: &[Algorithm], key: &KeySource) {
+    let mut key_file_reported = false;
     for (i, algorithm) in algorithms.iter().enumerate() {
         let path = format!("auth.algorithms[{i}]");
         let name = algorithm.name();
@@ -724,8 +730,10 @@ fn check_algorithms_fit_key(v: &mut Validator<'_>, algorithms: &[Algorithm], key
                 ConfigErrorKind::Conflict,
                 format!("{name} is an HMAC algorithm: it needs hs256_secret_env"),
             ),
-            KeySource::PublicKeyFile(file) => {
+            // One report for the file, even when several algorithms need what it lacks.
+            KeySource::PublicKeyFile(file) if !key_file_reported => {
                 if let Err(reason) = pem_fits(file, *algorithm) {
+                    key_file_reported = true;
                     v.report(
                         "auth.public_key_file",
                         ConfigErrorKind::InvalidValue,
