@@ -373,3 +373,78 @@ fn upstream_down_is_502_and_slow_is_504() {
     let (status, body) = s.call("POST", &path, Some(&alice), Some(&json!({})));
     assert_eq!(status, 504, "{body}");
 }
+
+/// A stand-in upstream that records every request line and answers collection lookups, so a
+/// test can show which requests reached "the database".
+fn recording_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let record = record.clone();
+            std::thread::spawn(move || loop {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header == "\r\n" || header.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                record.lock().unwrap().push(line.trim().to_string());
+                let answer = if line.contains("/by-id/") {
+                    json!({"id": "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11", "name": "docs"}).to_string()
+                } else {
+                    json!({"ids": ["leak"], "metadatas": [{"department": "finance"}], "include": ["metadatas"]}).to_string()
+                };
+                write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len()).unwrap();
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn always_denied_is_answered_without_asking_the_database_for_records() {
+    let (url, seen) = recording_upstream();
+    let vecgate = VecgateServer::start(&VecgateOptions::chroma(&url, &policies()));
+    let guest = token("guest", &["guest"], &json!({}));
+    let col = format!("{DEFAULT_DB_PATH}/collections/9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11");
+    let (status, got) = vecgate.call("POST", &format!("{col}/get"), Some(&guest), Some(&json!({"include": ["metadatas"]})));
+    assert_eq!((status, got), (200, json!({"ids": [], "documents": null, "embeddings": null, "metadatas": [], "uris": null, "include": ["metadatas"]})));
+    let (status, got) = vecgate.call("POST", &format!("{col}/query"), Some(&guest), Some(&json!({"query_embeddings": [[1.0, 0.0]], "n_results": 3})));
+    assert_eq!(status, 200);
+    assert_eq!(got["ids"], json!([[]]));
+    assert_eq!(got["distances"], json!([[]]));
+    let (status, got) = vecgate.call("GET", &format!("{col}/count"), Some(&guest), None);
+    assert_eq!((status, got), (200, json!(0)));
+    let (status, got) = vecgate.call("POST", &format!("{col}/delete"), Some(&guest), Some(&json!({"ids": ["a"]})));
+    assert_eq!((status, got), (200, json!({"deleted": 0})));
+    let (status, _) = vecgate.call("POST", &format!("{col}/add"), Some(&guest), Some(&json!({"ids": ["a"], "embeddings": [[1.0, 0.0]], "metadatas": [{"department": "hr"}]})));
+    assert_eq!(status, 403);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|l| l.contains("/by-id/") || l.ends_with("/get HTTP/1.1")), "{seen:?}");
+    // The only record read is the write path's own lookup of existing ids.
+    assert!(seen.iter().filter(|l| l.ends_with("/get HTTP/1.1")).count() <= 1, "{seen:?}");
+
+    // The response filter is the second line of defence: a hit the filter should have excluded
+    // is stripped even if the database returns it.
+    let alice = token("alice", &["user"], &json!({"department": "hr"}));
+    let (status, got) = vecgate.call("POST", &format!("{col}/get"), Some(&alice), Some(&json!({})));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["ids"], json!([]));
+}
