@@ -448,3 +448,22 @@ fn always_denied_is_answered_without_asking_the_database_for_records() {
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["ids"], json!([]));
 }
+
+#[test]
+fn writes_must_keep_required_attributes_as_scalars() {
+    let s = setup_with(|o| {
+        o.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, level]\n".into();
+    });
+    let add = format!("{}/add", s.col);
+    let update = format!("{}/update", s.col);
+    for meta in [json!({"department": "finance"}), json!({"department": "finance", "level": [1]}), json!(null)] {
+        let body = json!({"ids": ["f8"], "embeddings": [[0.3, 0.3]], "metadatas": [meta]});
+        let (status, got) = s.vecgate.call("POST", &add, Some(&s.root), Some(&body));
+        assert_eq!(status, 403, "{meta}: {got}");
+    }
+    let (status, _) = s.vecgate.call("POST", &update, Some(&s.root), Some(&json!({"ids": ["f1"], "metadatas": [{"level": null}]})));
+    assert_eq!(status, 403);
+    let (status, got) = s.vecgate.call("POST", &update, Some(&s.root), Some(&json!({"ids": ["f1"], "metadatas": [{"level": 2}]})));
+    assert_eq!(status, 200, "{got}");
+    assert!(!s.chroma.get_ids(&s.col_id, None).unwrap().contains(&"f8".to_string()));
+}

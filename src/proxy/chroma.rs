@@ -307,6 +307,19 @@ impl Gateway {
         let prefix = target.mapping.attr_prefix.as_str();
         let mut denied = Vec::new();
         for (id, written) in batch.ids.iter().zip(&batch.metadatas) {
+            // The record as Chroma will store it must carry every required attribute: the
+            // read filters rely on it (negations over required attributes are pushed down).
+            let stored = match existing.get(id) {
+                None => written.clone(),
+                Some(current) => request::merged_metadata(op, current.as_ref(), written.as_ref()),
+            };
+            if let Some(missing) = missing_required(stored.as_ref(), &target.mapping) {
+                event.decision = "deny";
+                return Err(ProxyError::Forbidden(format!(
+                    "record {id:?} would lack the required attribute {missing:?} (or hold a \
+                     non-scalar value); nothing was written"
+                )));
+            }
             let allowed = match existing.get(id) {
                 None => decider.may(
                     "create",
@@ -709,6 +722,17 @@ fn stamp(
         meta.insert(key.clone(), value);
     }
     Ok(())
+}
+
+/// The first required attribute the stored metadata lacks or holds as null, a list or an object.
+fn missing_required<'m>(meta: Option<&Map<String, Json>>, mapping: &'m FieldMapping) -> Option<&'m str> {
+    mapping.required_attrs.iter().map(String::as_str).find(|name| {
+        let key = format!("{}{name}", mapping.attr_prefix);
+        !matches!(
+            meta.and_then(|m| m.get(&key)),
+            Some(Json::String(_) | Json::Number(_) | Json::Bool(_))
+        )
+    })
 }
 
 /// What Chroma answers when nothing matches, for a request answered locally.
