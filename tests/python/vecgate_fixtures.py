@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Optional
 
 import chromadb
-import jwt
 import requests
 from chromadb.config import Settings
 
@@ -32,10 +31,8 @@ POLICIES_DIR = EXAMPLE_DIR / "policies"
 if str(EXAMPLE_DIR) not in sys.path:
     sys.path.insert(0, str(EXAMPLE_DIR))
 
-# Must match auth.issuer / auth.audience in the config template.
-ISSUER = "https://idp.vecgate.example"
-AUDIENCE = "vecgate-demo"
-SECRET_ENV = "VECGATE_JWT_SECRET"
+# Tokens are minted by the demo's own helper (issuer/audience match the config template).
+from mint_token import SECRET_ENV, mint as mint_token  # noqa: E402
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -200,27 +197,6 @@ def start_vecgate(binary: Path, workdir: Path, upstream_url: str, secret: str) -
     # The heartbeat is a health route; any HTTP answer means the listener is up.
     wait_until_answers(server, "/api/v2/heartbeat")
     return server
-
-
-def mint_token(
-    secret: str,
-    sub: str,
-    roles: list[str],
-    ttl_s: int = 3600,
-    **claims: str,
-) -> str:
-    """An HS256 JWT as the demo's identity provider would issue it."""
-    now = int(time.time())
-    payload = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": sub,
-        "roles": roles,
-        "iat": now,
-        "exp": now + ttl_s,
-        **claims,
-    }
-    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def connect(server_url: str, token: Optional[str], transport: str = "bearer") -> chromadb.HttpClient:
