@@ -43,7 +43,7 @@ cleanup() {
             for log in vecgate chroma; do
                 if [[ -s "$WORK/$log.log" ]]; then
                     echo "--- last lines of $log's log ($WORK/$log.log) ---" >&2
-                    tail -n 20 "$WORK/$log.log" >&2
+                    tail -n 20 "$WORK/$log.log" | sed -e "s/\x1b\[[0-9;]*m//g" >&2
                 fi
             done
         fi
@@ -153,16 +153,25 @@ VECGATE_TOKEN="$ALICE_TOKEN" "$PY" app.py ask "bonus pool account"
 
 # Audit ---------------------------------------------------------------------------------------
 if [[ -s "$WORK/audit.jsonl" ]]; then
-    say "vecgate's audit log (last 6 of $(wc -l <"$WORK/audit.jsonl") events, one per request)"
-    tail -n 6 "$WORK/audit.jsonl" | "$PY" -c '
+    say "vecgate's audit log: one JSON line per request ($(wc -l <"$WORK/audit.jsonl") so far); the last data requests:"
+    "$PY" - "$WORK/audit.jsonl" <<'PY'
 import json, sys
-for line in sys.stdin:
+# The chromadb client's start-up calls (identity, tenant, database, pre-flight) are left out.
+SKIP = {"auth_identity", "get_tenant", "get_database", "pre_flight_checks"}
+KEYS = ["subject", "operation", "collection", "action", "decision", "filter",
+        "hits_returned", "hits_stripped", "status"]
+shown = []
+for line in open(sys.argv[1]):
     try:
         event = json.loads(line)
     except ValueError:
-        print("  " + line.rstrip()[:200]); continue
-    keys = ["subject", "operation", "action", "decision", "status", "hits_returned", "hits_stripped"]
-    shown = {k: event[k] for k in keys if k in event}
-    print("  " + json.dumps(shown or event)[:300])
-'
+        shown.append(line.rstrip()[:200])
+        continue
+    if event.get("operation") in SKIP:
+        continue
+    picked = {k: event[k] for k in KEYS if event.get(k) is not None}
+    shown.append(json.dumps(picked or event)[:300])
+for line in shown[-6:]:
+    print("  " + line)
+PY
 fi

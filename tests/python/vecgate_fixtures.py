@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ if str(EXAMPLE_DIR) not in sys.path:
 from mint_token import SECRET_ENV, mint as mint_token  # noqa: E402
 
 STARTUP_TIMEOUT_S = 60.0
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def free_port() -> int:
@@ -63,7 +65,8 @@ class Server:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return f"({self.name}: no log at {self.log_path})"
-        return "\n".join(text.splitlines()[-lines:])
+        text = _ANSI_ESCAPE.sub("", text)
+        return "\n".join(line for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -75,11 +78,28 @@ class Server:
                 self.proc.wait(timeout=10)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, ask for SIGTERM when the test process dies, so a
+    killed pytest leaves no servers behind. Elsewhere the fixtures' own cleanup has to do."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _spawn(name: str, argv: list[str], log_path: Path, port: int, env=None) -> Server:
     log = open(log_path, "wb")
     try:
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     finally:
         log.close()
