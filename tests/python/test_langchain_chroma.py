@@ -177,3 +177,16 @@ def test_update_document_of_another_team_is_refused(store):
         )
     got = store("ingest").get(ids=["fin-emea-budget"])
     assert got["documents"] == [DOCUMENTS[0][1]]
+
+
+def test_store_built_from_host_port_and_headers(vecgate, tokens, collection_name):
+    # LangChain's other documented way to reach a Chroma server, without building a client.
+    port = int(vecgate.url.rsplit(":", 1)[1])
+    alice = Chroma(
+        collection_name=collection_name,
+        embedding_function=HashingEmbeddings(),
+        host="127.0.0.1",
+        port=port,
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    assert {d.id for d in alice.similarity_search(QUESTION, k=K)} == OWN["alice"]
