@@ -3,8 +3,12 @@
 //! Cerbos-compatible policies are partially evaluated into query plans ([`plan`]), which the
 //! backends translate exactly into Chroma `where` clauses and Qdrant filters.
 
+pub mod audit;
+pub mod authn;
 pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod plan;
 pub mod policy;
+pub mod proxy;
+pub mod server;

@@ -16,6 +16,7 @@
 //! `filter`: [`chroma::filter::translate`], [`qdrant::filter::translate`].
 
 pub mod chroma;
+pub mod json;
 pub mod qdrant;
 
 use crate::plan::expr::{RESOURCE_ATTR, RESOURCE_ID};

@@ -11,7 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod check_config;
 pub mod policy_test;
+pub mod serve;
+pub mod token;
 
 #[derive(Parser, Debug)]
 #[command(name = "vecgate", version, about = "Authorization sidecar for vector databases")]
@@ -59,10 +62,37 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Validate a policy directory offline.
+    /// Validate a configuration file and its policies, or a policy directory, offline.
     Check {
+        /// The configuration file (validates it and the policies it points to).
+        #[arg(long, required_unless_present = "policies", conflicts_with = "policies")]
+        config: Option<PathBuf>,
+        /// A policy directory on its own.
         #[arg(long)]
-        policies: PathBuf,
+        policies: Option<PathBuf>,
+    },
+    /// Run the proxy.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Mint a development HS256 token (never for production: use your identity provider).
+    Token {
+        /// Environment variable holding the HMAC secret.
+        #[arg(long)]
+        secret_env: String,
+        #[arg(long)]
+        sub: String,
+        /// A claim as k=v; v is parsed as JSON when it is JSON (roles=["a","b"], level=3).
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        issuer: Option<String>,
+        #[arg(long)]
+        audience: Option<String>,
     },
 }
 
@@ -109,7 +139,34 @@ pub fn run(cli: Cli) -> i32 {
         Command::Policy {
             command: PolicyCommand::Test { dir },
         } => policy_test::run(&dir),
-        Command::Check { policies } => check(&policies),
+        Command::Check {
+            config: Some(config),
+            ..
+        } => check_config::run(&config),
+        Command::Check {
+            policies: Some(policies),
+            ..
+        } => check(&policies),
+        Command::Check { .. } => {
+            eprintln!("error: give --config FILE or --policies DIR");
+            2
+        }
+        Command::Serve { config } => serve::run(&config),
+        Command::Token {
+            secret_env,
+            sub,
+            claims,
+            ttl,
+            issuer,
+            audience,
+        } => token::run(
+            &secret_env,
+            &sub,
+            &claims,
+            &ttl,
+            issuer.as_deref(),
+            audience.as_deref(),
+        ),
     }
 }
 

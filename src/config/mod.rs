@@ -3,10 +3,149 @@
 //!
 //! The types in this file are the validated form every other module reads.
 
+pub mod raw;
+mod validate;
+
+pub use validate::parse_duration;
+
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+/// Reads and validates the configuration file at `path`. Relative paths inside it resolve
+/// against the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(ConfigProblem {
+            path: String::new(),
+            line: None,
+            column: None,
+            kind: ConfigErrorKind::Io,
+            reason: format!("cannot read {}: {e}", path.display()),
+        })
+    })?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Absolute, so that resolved paths do not depend on the working directory later.
+    let base_dir = std::path::absolute(&dir).unwrap_or(dir);
+    parse(&text, &base_dir)
+}
+
+/// Parses and validates configuration text; relative paths resolve against `base_dir`.
+///
+/// Syntax and shape errors (not YAML, unknown key, wrong type) stop at the first one and
+/// carry its line and column. Otherwise every semantic problem is reported at once.
+pub fn parse(yaml: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let raw = validate::raw_from_yaml(yaml)?;
+    validate::validate(raw, base_dir)
+}
+
+/// Findings that do not make the configuration invalid but that an operator should see:
+/// an unset HMAC secret variable (`vecgate serve` refuses to start without it), shadow mode,
+/// collection rules that can never match.
+pub fn warnings(config: &Config) -> Vec<String> {
+    validate::warnings(config)
+}
+
+/// What kind of problem a [`ConfigProblem`] is, so callers and tests need not read messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigErrorKind {
+    /// The configuration file could not be read.
+    Io,
+    /// Not valid YAML: bad syntax, a key repeated in one mapping, several documents, a bad
+    /// merge key.
+    Syntax,
+    /// A key the configuration format does not define.
+    UnknownField,
+    /// A value of the wrong YAML type (a list where a string belongs, text for a number, …).
+    InvalidType,
+    /// A required key is absent.
+    MissingField,
+    /// A value of the right type that breaks a rule: a bad address, URL, duration, name or
+    /// number.
+    InvalidValue,
+    /// Keys that contradict each other: several key sources, an algorithm that does not fit
+    /// the key source, a stamp naming an attribute the principal never has, ….
+    Conflict,
+    /// A file or directory the configuration names is missing, of the wrong type or
+    /// unreadable.
+    FileAccess,
+}
+
+/// One problem in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted field path such as `auth.algorithms[1]`; empty when the problem has no single
+    /// field (a YAML syntax error, an unreadable file).
+    pub path: String,
+    /// 1-based line, for syntax and shape errors.
+    pub line: Option<usize>,
+    /// 1-based column, for syntax and shape errors.
+    pub column: Option<usize>,
+    pub kind: ConfigErrorKind,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}")?;
+            if let Some(column) = self.column {
+                write!(f, " column {column}")?;
+            }
+            f.write_str(": ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// Every problem that made a configuration invalid; displayed one per line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(&self.problems))]
+pub struct ConfigErrors {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigErrors {
+    fn single(problem: ConfigProblem) -> Self {
+        ConfigErrors {
+            problems: vec![problem],
+        }
+    }
+
+    /// The kinds of all problems, in report order.
+    pub fn kinds(&self) -> Vec<ConfigErrorKind> {
+        self.problems.iter().map(|p| p.kind).collect()
+    }
+
+    /// The field paths of all problems, in report order.
+    pub fn paths(&self) -> Vec<&str> {
+        self.problems.iter().map(|p| p.path.as_str()).collect()
+    }
+}
+
+fn render_problems(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated types
+// ---------------------------------------------------------------------------------------------
 
 /// A validated configuration. Relative paths are already resolved against the config file's
 /// directory.

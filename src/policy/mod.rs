@@ -6,3 +6,4 @@ pub mod load;
 pub mod model;
 pub mod plan_suite;
 pub mod planner;
+pub mod store;

@@ -62,3 +62,4 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
 }
+pub mod vecgate;

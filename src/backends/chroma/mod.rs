@@ -1,3 +1,7 @@
-//! Chroma (`/api/v2`): translation of plans into `where` clauses.
+//! Chroma (`/api/v2`): route classification, request rewriting, response filtering, and
+//! translation of plans into `where` clauses.
 
 pub mod filter;
+pub mod request;
+pub mod response;
+pub mod routes;

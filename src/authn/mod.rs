@@ -1,0 +1,271 @@
+//! Authentication (DESIGN §1 "authenticate"): find the caller's JWT in the request headers,
+//! verify it, and map its claims to the [`Principal`] policies see.
+//!
+//! Rules vecgate applies:
+//! - Token sources: `Authorization: Bearer <t>` (scheme case-insensitive), `X-Chroma-Token`
+//!   (chromadb) and `api-key` (qdrant-client). Several sources with different tokens are
+//!   refused; repeating the same token is fine. Empty values count as absent. An
+//!   `Authorization` header with another scheme (e.g. `Basic`) is ignored, so with no other
+//!   source the answer is [`AuthnError::MissingToken`] (a 401 asking for a bearer token).
+//! - Only configured algorithms, read from the token header before anything is verified;
+//!   `none` is never one. The key must belong to the algorithm's family, so a token naming
+//!   HS256 is never checked against an RSA public key used as a secret.
+//! - `exp` is required (a sidecar accepts no eternal tokens); `nbf` is checked when present;
+//!   the leeway applies to both. `iss` must equal the configured issuer; with an audience
+//!   configured, `aud` must contain one of its values; without, `aud` is ignored.
+//! - Verified results are cached under the SHA-256 of the token (never the token), for no
+//!   longer than the token's `exp` and [`VERIFIED_CACHE_TTL_CAP`]. Tokens never appear in
+//!   errors or logs.
+
+pub mod jwt;
+pub mod principal;
+
+pub use jwt::{mint_dev_token, KeyResolver, StaticKey};
+
+use crate::config::{Algorithm, AuthConfig, PrincipalMapping};
+use crate::plan::Value;
+use crate::policy::planner::Principal;
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most verified tokens kept at once.
+pub const VERIFIED_CACHE_CAPACITY: u64 = 10_000;
+/// Longest a verified token is trusted without re-verifying it, whatever its `exp`.
+pub const VERIFIED_CACHE_TTL_CAP: Duration = Duration::from_secs(300);
+
+/// Header chromadb's client sends its token in.
+const CHROMA_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-chroma-token");
+/// Header qdrant-client sends `api_key=` in.
+const QDRANT_API_KEY_HEADER: HeaderName = HeaderName::from_static("api-key");
+
+/// Why a request is not authenticated. Messages never contain the token.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum AuthnError {
+    #[error("no bearer token in the request")]
+    MissingToken,
+    #[error("the request carries different tokens in different headers")]
+    ConflictingTokens,
+    #[error("the token is not a well-formed signed JWT")]
+    Malformed,
+    #[error("the token's signing algorithm is not allowed")]
+    AlgorithmNotAllowed,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer is not accepted")]
+    WrongIssuer,
+    #[error("the token's audience is not accepted")]
+    WrongAudience,
+    #[error("the token lacks the claim {claim}")]
+    MissingClaim { claim: String },
+    #[error("the token's claim {claim} must be {expected}")]
+    BadClaim {
+        claim: String,
+        expected: &'static str,
+    },
+    /// A startup problem: the key or the auth configuration cannot be used.
+    #[error("authentication configuration: {0}")]
+    Config(String),
+    /// `mint_dev_token` was asked for a token it will not make.
+    #[error("cannot mint a token: {0}")]
+    BadMintRequest(String),
+}
+
+impl AuthnError {
+    /// Bounded label for `vecgate_auth_failures_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthnError::MissingToken => "missing_token",
+            AuthnError::ConflictingTokens => "conflicting_tokens",
+            AuthnError::Malformed => "malformed",
+            AuthnError::AlgorithmNotAllowed => "algorithm",
+            AuthnError::BadSignature => "signature",
+            AuthnError::Expired => "expired",
+            AuthnError::NotYetValid => "not_yet_valid",
+            AuthnError::WrongIssuer => "issuer",
+            AuthnError::WrongAudience => "audience",
+            AuthnError::MissingClaim { .. } | AuthnError::BadClaim { .. } => "claims",
+            AuthnError::Config(_) | AuthnError::BadMintRequest(_) => "config",
+        }
+    }
+}
+
+/// A verified caller.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// All verified claims, for policies' `request.auxData.jwt`.
+    pub claims: BTreeMap<String, Value>,
+    /// `exp`, seconds since the epoch, if present (vecgate requires it, so always set).
+    pub expires_at: Option<i64>,
+}
+
+/// Verifies tokens against the configured key and maps them to principals.
+pub struct Authenticator {
+    algorithms: Vec<Algorithm>,
+    keys: Box<dyn KeyResolver>,
+    leeway_secs: i64,
+    issuer: Option<String>,
+    audience: Option<Vec<String>>,
+    mapping: PrincipalMapping,
+    /// SHA-256 of a token → what it verified to.
+    verified: Cache<[u8; 32], Arc<Authenticated>>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.algorithms)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Reads the secret from its environment variable or the PEM public key from its file.
+    /// A key that does not fit a configured algorithm, or `jwks_url` (not supported yet), is
+    /// [`AuthnError::Config`].
+    pub fn from_config(cfg: &AuthConfig) -> Result<Authenticator, AuthnError> {
+        let keys = jwt::load_keys(cfg)?;
+        Authenticator::with_keys(cfg, keys)
+    }
+
+    /// Like [`Authenticator::from_config`] with keys from elsewhere (a JWKS key set); `cfg.key`
+    /// is not read.
+    pub fn with_keys(
+        cfg: &AuthConfig,
+        keys: Box<dyn KeyResolver>,
+    ) -> Result<Authenticator, AuthnError> {
+        if cfg.algorithms.is_empty() {
+            return Err(AuthnError::Config("auth.algorithms is empty".into()));
+        }
+        let verified = Cache::builder()
+            .max_capacity(VERIFIED_CACHE_CAPACITY)
+            .expire_after(UntilTokenExpires)
+            .build();
+        Ok(Authenticator {
+            algorithms: cfg.algorithms.clone(),
+            keys,
+            leeway_secs: i64::try_from(cfg.leeway.as_secs()).unwrap_or(i64::MAX),
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            mapping: cfg.principal.clone(),
+            verified,
+        })
+    }
+
+    /// Finds the token in the headers and verifies it.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthnError> {
+        let token = token_from_headers(headers)?;
+        self.verify_token(token)
+    }
+
+    /// Verifies a bare token (surrounding whitespace ignored).
+    pub fn verify_token(&self, token: &str) -> Result<Authenticated, AuthnError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthnError::MissingToken);
+        }
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(AuthnError::Malformed);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = jwt::now_secs();
+        if let Some(hit) = self.verified.get(&digest) {
+            // Belt and braces: the entry's lifetime already ends before `exp`.
+            if hit.expires_at.is_some_and(|exp| exp > now) {
+                return Ok(Authenticated::clone(&hit));
+            }
+            self.verified.invalidate(&digest);
+        }
+        let authenticated = self.verify_uncached(token, now)?;
+        if authenticated.expires_at.is_some_and(|exp| exp > now) {
+            self.verified
+                .insert(digest, Arc::new(authenticated.clone()));
+        }
+        Ok(authenticated)
+    }
+
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<Authenticated, AuthnError> {
+        let header = jwt::read_header(token, &self.algorithms)?;
+        let key = self.keys.key_for(header.kid.as_deref(), header.alg)?;
+        if key.family() != jwt::jwt_algorithm(header.alg).family() {
+            return Err(AuthnError::AlgorithmNotAllowed);
+        }
+        let claims = jwt::verify_signed_claims(token, &key, header.alg)?;
+        jwt::check_times(&claims, now, self.leeway_secs)?;
+        jwt::check_issuer(&claims, self.issuer.as_deref())?;
+        jwt::check_audience(&claims, self.audience.as_deref())?;
+        let principal = principal::principal_from_claims(&claims, &self.mapping)?;
+        Ok(Authenticated {
+            principal,
+            expires_at: jwt::numeric_date(&claims, "exp")?,
+            claims: principal::claims_as_values(&claims),
+        })
+    }
+}
+
+/// Cache entries live until their token's `exp`, and at most [`VERIFIED_CACHE_TTL_CAP`].
+struct UntilTokenExpires;
+
+impl moka::Expiry<[u8; 32], Arc<Authenticated>> for UntilTokenExpires {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Arc<Authenticated>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        // Sub-second precision, so the entry never outlives `exp`.
+        let exp = value.expires_at.and_then(|exp| u64::try_from(exp).ok());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok();
+        let left = match (exp, now) {
+            (Some(exp), Some(now)) => Duration::from_secs(exp).saturating_sub(now),
+            _ => Duration::ZERO,
+        };
+        Some(left.min(VERIFIED_CACHE_TTL_CAP))
+    }
+}
+
+/// The caller's token, from `Authorization: Bearer`, `X-Chroma-Token` or `api-key`.
+pub fn token_from_headers(headers: &HeaderMap) -> Result<&str, AuthnError> {
+    let mut found: Option<&str> = None;
+    let bearer = headers.get_all(AUTHORIZATION).iter().map(|value| {
+        let text = value.to_str().map_err(|_| AuthnError::Malformed)?;
+        Ok(bearer_token(text))
+    });
+    let raw = [CHROMA_TOKEN_HEADER, QDRANT_API_KEY_HEADER]
+        .into_iter()
+        .flat_map(|name| headers.get_all(name).iter())
+        .map(|value| {
+            let text = value.to_str().map_err(|_| AuthnError::Malformed)?;
+            Ok(Some(text.trim()).filter(|t| !t.is_empty()))
+        });
+    for candidate in bearer.chain(raw) {
+        let Some(token) = candidate? else { continue };
+        match found {
+            None => found = Some(token),
+            Some(previous) if previous == token => {}
+            Some(_) => return Err(AuthnError::ConflictingTokens),
+        }
+    }
+    found.ok_or(AuthnError::MissingToken)
+}
+
+/// The token of an `Authorization: Bearer <token>` value; `None` for other schemes or an
+/// empty token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(rest.trim()).filter(|t| !t.is_empty())
+}

@@ -1,0 +1,118 @@
+//! `vecgate serve --config FILE`: load everything, refuse to start on any problem, serve
+//! until SIGTERM or Ctrl-C, then drain.
+
+use crate::audit::AuditLog;
+use crate::authn::Authenticator;
+use crate::config::{self, Config};
+use crate::policy::planner::PlannerOptions;
+use crate::policy::store::PolicyStore;
+use crate::proxy::Gateway;
+use crate::server::{self, Listeners};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub fn run(config_path: &Path) -> i32 {
+    init_logging();
+    let config = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vecgate: invalid configuration {}:\n{e}", config_path.display());
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vecgate: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("vecgate: {message}");
+            1
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    refuse_unavailable_features(&config)?;
+    let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
+    let options = PlannerOptions {
+        strict_evaluation: config.policies.strict_evaluation,
+        ..PlannerOptions::default()
+    };
+    let policies = PolicyStore::open(&config.policies.dir, options)
+        .map_err(|e| format!("policies in {}: {e}", config.policies.dir.display()))?;
+    for warning in &policies.snapshot().warnings {
+        tracing::warn!("policy: {warning}");
+    }
+    let audit = AuditLog::open(&config.audit).map_err(|e| format!("audit log: {e}"))?;
+    let listeners = Listeners::bind(config.listen, config.admin_listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    let proxy_addr = listeners.proxy.local_addr().map_err(|e| e.to_string())?;
+    let config = Arc::new(config);
+    let gateway = Arc::new(
+        Gateway::new(config.clone(), authn, Arc::new(policies), audit).map_err(|e| e.to_string())?,
+    );
+    tracing::info!(
+        listen = %proxy_addr,
+        upstream = %config.upstream.url,
+        backend = config.upstream.kind.name(),
+        "vecgate listening"
+    );
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, draining open ones");
+        let _ = stop.send(true);
+    });
+    server::serve(gateway, listeners, stopped).await;
+    Ok(())
+}
+
+/// Settings this build accepts in the file but cannot honour yet. Serving without them would
+/// silently weaken what the operator asked for, so vecgate does not start.
+fn refuse_unavailable_features(config: &Config) -> Result<(), String> {
+    if config.tls.is_some() {
+        return Err("inbound `tls` is not available in this build yet; terminate TLS in front of vecgate or remove the section".into());
+    }
+    if config.mode == crate::config::Mode::Shadow {
+        return Err("`mode: shadow` is not available in this build yet".into());
+    }
+    for warning in config::warnings(config) {
+        tracing::warn!("config: {warning}");
+    }
+    if config.policies.watch {
+        tracing::warn!("policies.watch: reloading on change is not available in this build yet; restart vecgate to load new policies");
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Logs go to stderr (stdout may carry the audit log). `RUST_LOG` overrides the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

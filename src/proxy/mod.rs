@@ -1,0 +1,137 @@
+//! The request pipeline (DESIGN §1): authenticate → classify → authorize → rewrite → forward
+//! → filter the response → respond, with exactly one audit event per request.
+//!
+//! [`Gateway::handle`] is the whole path of a request; each backend module (`chroma`) reads
+//! top to bottom through the phases for its operations.
+
+pub mod authorize;
+pub mod body;
+pub mod chroma;
+pub mod respond;
+pub mod upstream;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::authn::{Authenticated, Authenticator};
+use crate::config::{BackendKind, CollectionRule, Config};
+use crate::policy::store::PolicyStore;
+use bytes::Bytes;
+use http::request::Parts;
+use http::Request;
+use respond::{error_response, ProxyError, ProxyResponse};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use upstream::Upstream;
+
+/// How long a collection id → name mapping is trusted (renames by other clients).
+const COLLECTION_NAME_TTL: Duration = Duration::from_secs(30);
+
+/// Everything a request needs, shared by all connections.
+pub struct Gateway {
+    config: Arc<Config>,
+    authn: Authenticator,
+    policies: Arc<PolicyStore>,
+    upstream: Upstream,
+    /// Chroma collection UUID (with tenant and database) → collection name.
+    collection_names: moka::sync::Cache<String, String>,
+    audit: AuditLog,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Arc<Config>,
+        authn: Authenticator,
+        policies: Arc<PolicyStore>,
+        audit: AuditLog,
+    ) -> Result<Gateway, ProxyError> {
+        let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout)?;
+        Ok(Gateway {
+            authn,
+            policies,
+            upstream,
+            collection_names: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(COLLECTION_NAME_TTL)
+                .build(),
+            audit,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policies
+    }
+
+    /// Answers one client request. Never fails: every error becomes the backend's error
+    /// response here, and every request leaves one audit line.
+    pub async fn handle<B>(&self, request: Request<B>) -> ProxyResponse
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let mut event = AuditEvent {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            backend: self.config.upstream.kind.name(),
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            ..AuditEvent::default()
+        };
+        let result = match self.config.upstream.kind {
+            BackendKind::Chroma => self.chroma(&parts, body, &mut event).await,
+            BackendKind::Qdrant => Err(ProxyError::Config(
+                "the qdrant backend is not available in this build yet".into(),
+            )),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                if event.decision.is_empty() || !matches!(error.status().as_u16(), 401 | 403) {
+                    event.decision = if error.status().as_u16() == 403 { "deny" } else { "error" };
+                }
+                event.error = Some(error.kind());
+                event.message = Some(error.to_string());
+                error_response(self.config.upstream.kind, &error)
+            }
+        };
+        event.status = response.status().as_u16();
+        event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.audit.record(&event);
+        response
+    }
+
+    /// Does the database answer its health route?
+    pub async fn upstream_ready(&self) -> Result<(), ProxyError> {
+        let path = match self.config.upstream.kind {
+            BackendKind::Chroma => "/api/v2/heartbeat",
+            BackendKind::Qdrant => "/readyz",
+        };
+        let answer = self
+            .upstream
+            .send(http::Method::GET, path, None, None, "readiness")
+            .await?;
+        if answer.is_success() {
+            Ok(())
+        } else {
+            Err(ProxyError::UpstreamUnavailable(format!("health check answered {}", answer.status)))
+        }
+    }
+
+    fn authenticate(&self, parts: &Parts, event: &mut AuditEvent) -> Result<Authenticated, ProxyError> {
+        let auth = self.authn.authenticate(&parts.headers)?;
+        event.subject = Some(auth.principal.id.clone());
+        event.roles.clone_from(&auth.principal.roles);
+        Ok(auth)
+    }
+
+    fn collection_rule(&self, name: &str) -> Result<&CollectionRule, ProxyError> {
+        self.config.collection_rule(name).ok_or_else(|| {
+            ProxyError::Forbidden(format!("no collection rule in the configuration matches {name:?}"))
+        })
+    }
+}

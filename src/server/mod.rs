@@ -1,0 +1,168 @@
+//! Listeners: the proxy port and the admin port, connection limits, graceful shutdown.
+
+use crate::proxy::respond::{json_response, ProxyResponse};
+use crate::proxy::Gateway;
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Bound listeners, ready to serve.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(proxy: SocketAddr, admin: Option<SocketAddr>) -> Result<Listeners, ServerError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })
+        };
+        let proxy = bind(proxy).await?;
+        let admin = match admin {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        Ok(Listeners { proxy, admin })
+    }
+}
+
+/// Serves until `shutdown` turns true, then stops accepting and drains open connections
+/// for at most [`DRAIN_DEADLINE`].
+pub async fn serve(gateway: Arc<Gateway>, listeners: Listeners, mut shutdown: watch::Receiver<bool>) {
+    let limits = gateway.config().limits.clone();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    if let Some(admin) = listeners.admin {
+        let gateway = gateway.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(serve_admin(gateway, admin, shutdown));
+    }
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.changed() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listeners.proxy.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gateway = gateway.clone();
+        let mut conn_shutdown = shutdown.clone();
+        let header_timeout = limits.header_timeout;
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |request: Request<Incoming>| {
+                let gateway = gateway.clone();
+                async move { Ok::<ProxyResponse, Infallible>(gateway.handle(request).await) }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                _ = conn_shutdown.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listeners.proxy);
+    if tokio::time::timeout(DRAIN_DEADLINE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing them");
+        connections.abort_all();
+    }
+}
+
+/// `/healthz` (alive) and `/readyz` (policies loaded and the database answering).
+async fn serve_admin(gateway: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let gateway = gateway.clone();
+                async move { Ok::<ProxyResponse, Infallible>(admin_answer(&gateway, &request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn admin_answer(gateway: &Gateway, request: &Request<Incoming>) -> ProxyResponse {
+    if request.method() != Method::GET {
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "GET only"}));
+    }
+    match request.uri().path() {
+        "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
+        "/readyz" => {
+            let version = gateway.policies().snapshot().version;
+            match gateway.upstream_ready().await {
+                Ok(()) => json_response(
+                    StatusCode::OK,
+                    &json!({"status": "ready", "policy_version": version}),
+                ),
+                Err(e) => json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "not ready", "reason": e.to_string()}),
+                ),
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+    }
+}

@@ -1,0 +1,207 @@
+//! The real `vecgate` binary for integration tests: started with a generated configuration
+//! on a free loopback port in front of a given upstream, stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub const TEST_SECRET: &str = "vecgate-test-secret-0123456789abcdef";
+pub const ISSUER: &str = "https://idp.test";
+pub const AUDIENCE: &str = "vecgate";
+
+const START_ATTEMPTS: usize = 5;
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What to put in the configuration besides listen/upstream/auth.
+pub struct VecgateOptions {
+    pub upstream_kind: &'static str,
+    pub upstream_url: String,
+    pub policies_dir: PathBuf,
+    /// YAML for the `collections:` list (indented as a top-level key's value).
+    pub collections_yaml: String,
+    /// Extra top-level YAML appended verbatim (limits, mode, …).
+    pub extra_yaml: String,
+    pub upstream_timeout: &'static str,
+}
+
+impl VecgateOptions {
+    pub fn chroma(upstream_url: &str, policies_dir: &Path) -> VecgateOptions {
+        VecgateOptions {
+            upstream_kind: "chroma",
+            upstream_url: upstream_url.to_string(),
+            policies_dir: policies_dir.to_path_buf(),
+            collections_yaml: "  - name: \"*\"\n    resource_kind: document\n".to_string(),
+            extra_yaml: String::new(),
+            upstream_timeout: "10s",
+        }
+    }
+}
+
+pub struct VecgateServer {
+    child: Child,
+    url: String,
+    log_path: PathBuf,
+    audit_path: PathBuf,
+    agent: ureq::Agent,
+    _dir: TempDir,
+}
+
+impl VecgateServer {
+    pub fn start(options: &VecgateOptions) -> VecgateServer {
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = super::free_port();
+            let audit_path = dir.path().join("audit.jsonl");
+            let config = format!(
+                "listen: 127.0.0.1:{port}\n\
+                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n\
+                 auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
+                 hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
+                 principal:\n    id: sub\n    roles: roles\n\
+                 policies:\n  dir: {policies}\n  watch: false\n\
+                 collections:\n{collections}\
+                 audit:\n  path: {audit}\n\
+                 {extra}",
+                kind = options.upstream_kind,
+                url = options.upstream_url,
+                timeout = options.upstream_timeout,
+                policies = options.policies_dir.display(),
+                collections = options.collections_yaml,
+                audit = audit_path.display(),
+                extra = options.extra_yaml,
+            );
+            let config_path = dir.path().join("vecgate.yaml");
+            std::fs::write(&config_path, config).expect("write config");
+            let log_path = dir.path().join("vecgate.log");
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let child = Command::new(env!("CARGO_BIN_EXE_vecgate"))
+                .args(["serve", "--config"])
+                .arg(&config_path)
+                .env("VECGATE_TEST_JWT_SECRET", TEST_SECRET)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn vecgate");
+            let mut server = VecgateServer {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                log_path,
+                audit_path,
+                agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build(),
+                _dir: dir,
+            };
+            match server.wait_until_listening() {
+                Ok(()) => return server,
+                // Most likely the port was taken meanwhile: try another one.
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("vecgate did not start:\n{last_log}");
+    }
+
+    fn wait_until_listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("vecgate exited with {status}:\n{}", self.log_tail()));
+            }
+            if super::log_tail(&self.log_path, 200).contains("vecgate listening") {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(25));
+        }
+        Err(format!("vecgate did not start in time:\n{}", self.log_tail()))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn log_tail(&self) -> String {
+        super::log_tail(&self.log_path, 60)
+    }
+
+    /// Every audit line written so far, parsed.
+    pub fn audit_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Sends a request with an optional bearer token; returns the status and the body as JSON
+    /// (or as a JSON string when it is not JSON).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+        self.call_with_headers(method, path, token, body, &[])
+    }
+
+    pub fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self.agent.request(method, &format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            request = request.set("Authorization", &format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            request = request.set(k, v);
+        }
+        let result = match body {
+            Some(b) => request.send_json(b.clone()),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: transport error {e}\n{}", self.log_tail()),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+}
+
+impl Drop for VecgateServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed HS256 token for the test secret.
+pub fn token(sub: &str, roles: &[&str], attrs: &Value) -> String {
+    token_with(sub, roles, attrs, 3600)
+}
+
+/// Like [`token`], expiring `ttl_secs` from now (negative: already expired).
+pub fn token_with(sub: &str, roles: &[&str], attrs: &Value, ttl_secs: i64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut claims = json!({
+        "sub": sub, "roles": roles, "iss": ISSUER, "aud": AUDIENCE,
+        "iat": now, "exp": now + ttl_secs,
+    });
+    if let Value::Object(extra) = attrs {
+        for (k, v) in extra {
+            claims[k] = v.clone();
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .expect("sign token")
+}
