@@ -1,0 +1,128 @@
+"""Session fixtures for the Python tests: the real Chroma server, vecgate in front of it with
+the demo's policies (examples/langchain-chroma/policies), tokens for the demo's people, and
+the real chromadb client connected as any of them.
+
+vecgate's binary: $VECGATE_BIN, or `cargo build` in the repository (honouring
+$CARGO_TARGET_DIR). When a test fails, the tails of vecgate's and Chroma's logs are attached to
+its report.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Callable, Iterator
+
+import pytest
+
+from vecgate_fixtures import (
+    Server,
+    connect,
+    find_vecgate_binary,
+    mint_token,
+    start_chroma,
+    start_vecgate,
+    unique_collection_name,
+)
+from corpus import DOCUMENTS  # examples/langchain-chroma, on sys.path via vecgate_fixtures
+from embeddings import embed_text
+
+_RUNNING: list[Server] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in _RUNNING:
+            report.sections.append((f"{server.name} log (tail)", server.tail()))
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture(scope="session")
+def chroma(tmp_path_factory) -> Iterator[Server]:
+    server = start_chroma(tmp_path_factory.mktemp("chroma"))
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture(scope="session")
+def vecgate_binary():
+    return find_vecgate_binary()
+
+
+@pytest.fixture(scope="session")
+def vecgate(vecgate_binary, chroma, jwt_secret, tmp_path_factory) -> Iterator[Server]:
+    server = start_vecgate(
+        vecgate_binary, tmp_path_factory.mktemp("vecgate"), chroma.url, jwt_secret
+    )
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture(scope="session")
+def tokens(jwt_secret) -> dict[str, str]:
+    """Bearer tokens by name. alice and bob are the two employees of the Cerbos recipe; ingest
+    is the loading pipeline; admin may do everything; the last three must all be refused."""
+    return {
+        "alice": mint_token(jwt_secret, "alice", ["user"], department="FINANCE", region="EMEA"),
+        "bob": mint_token(jwt_secret, "bob", ["user"], department="HR", region="AMER"),
+        "ingest": mint_token(
+            jwt_secret, "loader", ["ingest"], department="PLATFORM", region="GLOBAL"
+        ),
+        "admin": mint_token(jwt_secret, "root", ["admin"], department="IT", region="GLOBAL"),
+        "expired": mint_token(
+            jwt_secret, "alice", ["user"], ttl_s=-3600, department="FINANCE", region="EMEA"
+        ),
+        "wrong_secret": mint_token(
+            "not-the-secret-" + jwt_secret,
+            "alice",
+            ["user"],
+            department="FINANCE",
+            region="EMEA",
+        ),
+        "garbage": "not.a.jwt",
+    }
+
+
+@pytest.fixture
+def connect_as(vecgate, tokens) -> Callable:
+    """connect_as("alice") / connect_as("bob", transport="x-chroma-token") -> chromadb client
+    talking to vecgate; connect_as(None) sends no token."""
+
+    def _connect(who, transport: str = "bearer"):
+        return connect(vecgate.url, tokens[who] if who else None, transport)
+
+    return _connect
+
+
+@pytest.fixture
+def seeded_collection(connect_as) -> Iterator[str]:
+    """A fresh collection holding the demo corpus, loaded through vecgate by the ingest
+    principal with explicit embeddings. Yields its name; an admin deletes it afterwards."""
+    name = unique_collection_name("vg-test")
+    loader = connect_as("ingest")
+    collection = loader.get_or_create_collection(name)
+    collection.add(
+        ids=[doc_id for doc_id, _, _ in DOCUMENTS],
+        documents=[text for _, text, _ in DOCUMENTS],
+        metadatas=[dict(meta) for _, _, meta in DOCUMENTS],
+        embeddings=[embed_text(text) for _, text, _ in DOCUMENTS],
+    )
+    yield name
+    try:
+        connect_as("admin").delete_collection(name)
+    except Exception:  # cleanup only; test_admin_only_deletes_collections covers deletion
+        pass

@@ -1,0 +1,247 @@
+"""Helpers behind conftest.py: start the real Chroma server and vecgate on free loopback ports,
+render vecgate's configuration, mint tokens, and connect the real chromadb client.
+
+Everything here talks to processes on 127.0.0.1 only and cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import chromadb
+import requests
+from chromadb.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = REPO_ROOT / "examples" / "langchain-chroma"
+CONFIG_TEMPLATE = EXAMPLE_DIR / "vecgate.yaml.template"
+POLICIES_DIR = EXAMPLE_DIR / "policies"
+
+# The demo's embedding and corpus are shared with the tests, so the tests check what the demo
+# shows.
+if str(EXAMPLE_DIR) not in sys.path:
+    sys.path.insert(0, str(EXAMPLE_DIR))
+
+# Tokens are minted by the demo's own helper (issuer/audience match the config template).
+from mint_token import SECRET_ENV, mint as mint_token  # noqa: E402
+
+STARTUP_TIMEOUT_S = 60.0
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A child process with its combined stdout/stderr in a log file."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+    port: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return f"({self.name}: no log at {self.log_path})"
+        text = _ANSI_ESCAPE.sub("", text)
+        return "\n".join(line for line in text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, ask for SIGTERM when the test process dies, so a
+    killed pytest leaves no servers behind. Elsewhere the fixtures' own cleanup has to do."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _spawn(name: str, argv: list[str], log_path: Path, port: int, env=None) -> Server:
+    log = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+    finally:
+        log.close()
+    return Server(name=name, proc=proc, log_path=log_path, port=port)
+
+
+def wait_until_answers(server: Server, path: str, ok_statuses: Optional[set[int]] = None) -> None:
+    """Polls GET `path` until the server answers (with one of `ok_statuses` when given);
+    raises with the server's log tail if it exits or does not answer in time."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_error = "no attempt"
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with status {server.proc.returncode} while starting;"
+                f" log tail:\n{server.tail()}"
+            )
+        try:
+            resp = requests.get(server.url + path, timeout=2)
+            if ok_statuses is None or resp.status_code in ok_statuses:
+                return
+            last_error = f"status {resp.status_code}"
+        except requests.RequestException as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(
+        f"{server.name} did not answer {path} within {STARTUP_TIMEOUT_S}s ({last_error});"
+        f" log tail:\n{server.tail()}"
+    )
+
+
+def start_chroma(workdir: Path) -> Server:
+    """The real Chroma server (the Rust server inside the chromadb wheel) on a free port with
+    a fresh data directory under `workdir`."""
+    data_dir = workdir / "chroma-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    code = (
+        "import sys, chromadb_rust_bindings as c;"
+        " c.cli(['chroma', 'run', '--path', sys.argv[1], '--host', '127.0.0.1',"
+        " '--port', sys.argv[2]])"
+    )
+    server = _spawn(
+        "chroma",
+        [sys.executable, "-c", code, str(data_dir), str(port)],
+        workdir / "chroma.log",
+        port,
+    )
+    wait_until_answers(server, "/api/v2/heartbeat", {200})
+    return server
+
+
+def find_vecgate_binary() -> Path:
+    """$VECGATE_BIN if set; otherwise `cargo build` in the repository and the debug binary
+    (under $CARGO_TARGET_DIR when set, else ./target)."""
+    explicit = os.environ.get("VECGATE_BIN")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise RuntimeError(f"VECGATE_BIN={explicit} is not a file")
+        return path
+    result = subprocess.run(
+        ["cargo", "build", "--bin", "vecgate"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cargo build failed:\n{result.stdout[-4000:]}")
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
+    if not target_dir.is_absolute():
+        target_dir = REPO_ROOT / target_dir
+    binary = target_dir / "debug" / "vecgate"
+    if not binary.is_file():
+        raise RuntimeError(f"cargo build succeeded but {binary} does not exist")
+    return binary
+
+
+def render_config(listen_port: int, upstream_url: str, policies_dir: Path, audit_path: Path) -> str:
+    """The demo's config template with its placeholders filled in."""
+    text = CONFIG_TEMPLATE.read_text()
+    for key, value in {
+        "@LISTEN@": f"127.0.0.1:{listen_port}",
+        "@UPSTREAM_URL@": upstream_url,
+        "@POLICIES_DIR@": str(policies_dir),
+        "@AUDIT_PATH@": str(audit_path),
+    }.items():
+        text = text.replace(key, value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise RuntimeError(f"config template placeholders not filled: {left}")
+    return text
+
+
+def start_vecgate(binary: Path, workdir: Path, upstream_url: str, secret: str) -> Server:
+    """vecgate in front of `upstream_url`, with the demo's policies, on a free port."""
+    port = free_port()
+    config_path = workdir / "vecgate.yaml"
+    audit_path = workdir / "audit.jsonl"
+    config_path.write_text(render_config(port, upstream_url, POLICIES_DIR, audit_path))
+    env = dict(os.environ)
+    env[SECRET_ENV] = secret
+    env.setdefault("RUST_LOG", "info")
+    server = _spawn(
+        "vecgate",
+        [str(binary), "serve", "--config", str(config_path)],
+        workdir / "vecgate.log",
+        port,
+        env=env,
+    )
+    server.extra["config_path"] = config_path
+    server.extra["audit_path"] = audit_path
+    # The heartbeat is a health route; any HTTP answer means the listener is up.
+    wait_until_answers(server, "/api/v2/heartbeat")
+    return server
+
+
+def connect(server_url: str, token: Optional[str], transport: str = "bearer") -> chromadb.HttpClient:
+    """The real chromadb HTTP client pointed at `server_url`, sending `token` either as a plain
+    `Authorization: Bearer` header (transport "bearer") or through chromadb's own token auth
+    provider in the `X-Chroma-Token` header (transport "x-chroma-token")."""
+    host, port = server_url.removeprefix("http://").split(":")
+    if token is None:
+        return chromadb.HttpClient(host=host, port=int(port))
+    if transport == "bearer":
+        return chromadb.HttpClient(
+            host=host, port=int(port), headers={"Authorization": f"Bearer {token}"}
+        )
+    if transport == "x-chroma-token":
+        return chromadb.HttpClient(
+            host=host,
+            port=int(port),
+            settings=Settings(
+                chroma_client_auth_provider="chromadb.auth.token_authn.TokenAuthClientProvider",
+                chroma_client_auth_credentials=token,
+                chroma_auth_token_transport_header="X-Chroma-Token",
+            ),
+        )
+    raise ValueError(f"unknown transport {transport!r}")
+
+
+def unique_collection_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
