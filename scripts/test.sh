@@ -17,10 +17,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
-VENV="$ROOT/.venv"
-REQUIREMENTS="tests/python/requirements.txt"
-STAMP="$VENV/.vecgate-requirements.sha256"
-BASE_PYTHON="${VECGATE_BASE_PYTHON:-python3}"
 
 START=$SECONDS
 RESULTS=()      # "step: outcome (Ns)" for the summary
@@ -71,42 +67,10 @@ step() {
 # 1. Python venv
 # ---------------------------------------------------------------------------------------
 PHASE="python venv"
-if ! command -v "$BASE_PYTHON" >/dev/null 2>&1; then
-    echo "error: $BASE_PYTHON not found; install Python >= 3.10 or set VECGATE_BASE_PYTHON" >&2
-    exit 1
-fi
-if ! "$BASE_PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-    echo "error: $BASE_PYTHON is $("$BASE_PYTHON" --version 2>&1); Python >= 3.10 is needed" >&2
-    exit 1
-fi
-
-# The stamp covers the requirements and the base interpreter the venv was built from.
-WANT_STAMP="$("$BASE_PYTHON" - "$REQUIREMENTS" <<'PY'
-import hashlib, sys
-h = hashlib.sha256(open(sys.argv[1], "rb").read())
-h.update(f"{sys.version} {sys.executable}".encode())
-print(h.hexdigest())
-PY
-)"
-HAVE_STAMP="$(cat "$STAMP" 2>/dev/null || true)"
-
-if [[ "$WANT_STAMP" == "$HAVE_STAMP" && -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'pass' 2>/dev/null; then
-    log "python venv: reusing $VENV ($REQUIREMENTS unchanged)"
-    RESULTS+=("venv: reused")
-else
-    t0=$SECONDS
-    log "python venv: creating $VENV and installing $REQUIREMENTS (one to two minutes)"
-    rm -rf "$VENV"
-    if ! "$BASE_PYTHON" -m venv "$VENV"; then
-        echo "error: '$BASE_PYTHON -m venv' failed (on Debian/Ubuntu: apt-get install python3-venv)" >&2
-        exit 1
-    fi
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --progress-bar off \
-        --quiet -r "$REQUIREMENTS"
-    "$VENV/bin/python" -c 'import chromadb, chromadb_rust_bindings, langchain_chroma, langchain_core, qdrant_client, langchain_qdrant, jwt, requests, pytest'
-    echo "$WANT_STAMP" > "$STAMP"
-    RESULTS+=("venv: installed ($((SECONDS - t0))s)")
-fi
+# shellcheck source=scripts/venv.sh
+source "$ROOT/scripts/venv.sh"
+vecgate_venv "$ROOT" || exit 1
+RESULTS+=("venv: $VENV_OUTCOME")
 "$VENV/bin/python" -c 'import chromadb; print("chromadb", chromadb.__version__)'
 export VECGATE_PYTHON="$VENV/bin/python"
 
