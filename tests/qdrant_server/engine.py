@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from qdrant_client import QdrantClient, models
 
-from rest_filter import RestError, format_error, parse_filter, validation_error
+from rest_filter import INDEXED, RestError, format_error, parse_filter, validation_error
 
 SERVER_VERSION = "1.19.0"
 
@@ -124,6 +124,7 @@ class Engine:
     def _collection(self, name: str) -> None:
         if not self.client.collection_exists(name):
             raise RestError(404, f"Not found: Collection `{name}` doesn't exist!")
+        INDEXED.set(dict(self.indexes.get(name, {})))
 
     def _local_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:

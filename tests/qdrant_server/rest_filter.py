@@ -8,13 +8,19 @@ places that matter to an authorization proxy (measured in ref/qdrant-measured.md
 * `match` is an untagged enum: the first variant that parses wins, so
   `{"value": "A", "any": ["B"]}` is `value: "A"`;
 * keys must be valid JSON paths (`""` and `" department"` are 400);
-* `min_should.min_count` must be >= 1 (422 since v1.19).
+* `min_should.min_count` must be >= 1 (422 since v1.19);
+* `is_null` on a key without a payload index is true only for an explicit `null`
+  (local mode also says true for `[null]`), so it is sent as `is_null AND values_count < 1`;
+* `match.text` / `match.phrase` on a key without a full-text index is a case-sensitive
+  substring test in v1.18/v1.19 (`text: "FIN"` matches "FINANCE"), while local mode follows
+  the newer tokenizing behaviour; such conditions are sent to local mode as `substring`.
 
 This module reimplements those rules on plain JSON and hands the cleaned result to pydantic.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
 from typing import Any
 
@@ -39,6 +45,9 @@ def validation_error(path: str, detail: str) -> RestError:
     """What `validator` failures look like on the server: HTTP 422."""
     return RestError(422, f"Validation error in JSON body: [{path}: {detail}]")
 
+
+# The payload indexes of the collection being served, field -> schema type (set by the engine).
+INDEXED: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("INDEXED", default={})
 
 FILTER_KEYS = ("must", "should", "must_not", "min_should")
 FIELD_OPERATORS = (
@@ -140,7 +149,12 @@ def clean_condition(value: Any, where: str) -> dict[str, Any]:
     if "is_empty" in value:
         return {"is_empty": {"key": check_key(_get_key(value["is_empty"], where), where)}}
     if "is_null" in value:
-        return {"is_null": {"key": check_key(_get_key(value["is_null"], where), where)}}
+        key = check_key(_get_key(value["is_null"], where), where)
+        if key in INDEXED.get():
+            return {"is_null": {"key": key}}
+        # Unindexed v1.18/v1.19 servers: only an explicit null is null, not [null] or [x, null]
+        # (local mode, like an indexed field, says both are). "null and no values" is exactly that.
+        return {"must": [{"is_null": {"key": key}}, {"key": key, "values_count": {"lt": 1}}]}
     if "has_id" in value:
         ids = value["has_id"]
         if not isinstance(ids, list):
@@ -176,6 +190,9 @@ def clean_field_condition(value: dict[str, Any], where: str) -> dict[str, Any]:
         if value.get(op) is None:
             continue
         out[op] = clean_match(value[op], f"{where}.match") if op == "match" else value[op]
+    match = out.get("match")
+    if match and ("text" in match or "phrase" in match) and INDEXED.get().get(out["key"]) != "text":
+        out["match"] = {"substring": next(iter(match.values()))}
     if len(out) == 1:
         raise validation_error(f"{where}.__all__", "At least one field condition must be specified")
     return out
