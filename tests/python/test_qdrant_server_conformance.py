@@ -414,3 +414,56 @@ def test_missing_collection_is_a_404_everywhere(server: Server):
         resp = server.call(method, path, body)
         assert resp.status_code == 404, (method, path, resp.text)
         assert resp.json()["status"] == {"error": "Not found: Collection `nope` doesn't exist!"}
+
+
+# ---- the real SDKs in REST mode -------------------------------------------------------------
+
+
+def test_qdrant_client_and_langchain_qdrant_work_against_it(server: Server):
+    import warnings
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient, models
+
+    warnings.simplefilter("ignore")  # api key over plain http, version check
+    client = QdrantClient(url=server.url, prefer_grpc=False)
+    client.create_collection(
+        "sdk", vectors_config={"": models.VectorParams(size=3, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"sparse": models.SparseVectorParams()},
+    )
+    uid = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
+    client.upsert("sdk", [
+        models.PointStruct(id=1, vector={"": [1, 0, 0], "sparse": models.SparseVector(indices=[1], values=[1.0])},
+                           payload={"metadata": {"dept": "eng"}}),
+        models.PointStruct(id=uid, vector={"": [0, 1, 0], "sparse": models.SparseVector(indices=[2], values=[1.0])},
+                           payload={"metadata": {"dept": "hr"}}),
+    ])
+    eng = models.Filter(must=[models.FieldCondition(key="metadata.dept", match=models.MatchValue(value="eng"))])
+    assert [p.id for p in client.query_points("sdk", query=[0, 1, 0], using="", query_filter=eng).points] == [1]
+    hybrid = client.query_points("sdk", prefetch=[
+        models.Prefetch(query=[0, 1, 0], using="", limit=5),
+        models.Prefetch(query=models.SparseVector(indices=[2], values=[1.0]), using="sparse", limit=5),
+    ], query=models.FusionQuery(fusion=models.Fusion.RRF))
+    assert [p.id for p in hybrid.points] == [uid, 1]
+    assert {r.id for r in client.retrieve("sdk", [1, uid, 7])} == {1, uid}
+    assert client.count("sdk", count_filter=eng).count == 1
+    client.set_payload("sdk", {"x": 1}, points=[1])
+    assert client.retrieve("sdk", [1])[0].payload == {"metadata": {"dept": "eng"}, "x": 1}
+    client.delete("sdk", points_selector=models.FilterSelector(filter=eng))
+    assert [r.id for r in client.scroll("sdk")[0]] == [uid]
+
+    store = QdrantVectorStore.from_texts(
+        ["alpha", "beta", "gamma"], DeterministicFakeEmbedding(size=8),
+        metadatas=[{"dept": "eng"}, {"dept": "hr"}, {"dept": "eng"}],
+        url=server.url, collection_name="langchain",
+    )
+    lc_eng = models.Filter(must=[models.FieldCondition(key="metadata.dept", match=models.MatchValue(value="eng"))])
+    docs = store.similarity_search("alpha", k=3, filter=lc_eng)
+    assert sorted(d.page_content for d in docs) == ["alpha", "gamma"]
+    assert store.similarity_search("alpha", k=1)[0].page_content == "alpha"
+    assert len(store.max_marginal_relevance_search("alpha", k=2, fetch_k=3)) == 2
+    ids = store.add_texts(["delta"], metadatas=[{"dept": "ops"}])
+    assert [d.page_content for d in store.get_by_ids(ids)] == ["delta"]
+    store.delete(ids)
+    assert store.get_by_ids(ids) == []
