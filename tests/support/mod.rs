@@ -7,11 +7,13 @@
 // Test support code fails loudly on purpose: a panic here is a test failure with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod chroma;
+pub mod qdrant;
 
 pub use chroma::ChromaServer;
+pub use qdrant::QdrantServer;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
