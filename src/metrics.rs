@@ -7,8 +7,8 @@
 //! several instances in one process never see each other's series.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::Mutex;
 
@@ -16,9 +16,8 @@ use std::sync::Mutex;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Latency buckets in seconds: 0.5 ms (a locally answered denial) up to 10 s (a slow upstream).
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Leaves in an injected filter; `limits.max_filter_terms` defaults to 500 and Chroma breaks
 /// around 1000.
@@ -27,10 +26,7 @@ const FILTER_TERM_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error("cannot create metric {name}: {source}")]
-    Create {
-        name: &'static str,
-        source: prometheus::Error,
-    },
+    Create { name: &'static str, source: prometheus::Error },
 }
 
 /// Every vecgate metric, in its own registry.
@@ -125,7 +121,10 @@ impl Metrics {
         let plan_cache_misses = register(
             &registry,
             "vecgate_plan_cache_misses_total",
-            IntCounter::new("vecgate_plan_cache_misses_total", "Query plans computed because the cache had none."),
+            IntCounter::new(
+                "vecgate_plan_cache_misses_total",
+                "Query plans computed because the cache had none.",
+            ),
         )?;
         let policy_reloads = register(
             &registry,
@@ -213,12 +212,8 @@ impl Metrics {
         status: u16,
         seconds: f64,
     ) {
-        self.requests
-            .with_label_values(&[backend, operation, decision, status_class(status)])
-            .inc();
-        self.request_duration
-            .with_label_values(&[backend, operation])
-            .observe(seconds);
+        self.requests.with_label_values(&[backend, operation, decision, status_class(status)]).inc();
+        self.request_duration.with_label_values(&[backend, operation]).observe(seconds);
     }
 
     /// One request refused with 401; `reason` as `AuthnError::reason` names it.
@@ -292,19 +287,14 @@ impl Metrics {
     }
 
     fn show_policy_version(&self, version: u64) {
-        let mut current = self
-            .current_policy_version
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = self.current_policy_version.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(old) = current.replace(version) {
             if old != version {
                 // Absent only if someone else removed it; nothing to do then.
                 let _ = self.policy_version_info.remove_label_values(&[&old.to_string()]);
             }
         }
-        self.policy_version_info
-            .with_label_values(&[&version.to_string()])
-            .set(1);
+        self.policy_version_info.with_label_values(&[&version.to_string()]).set(1);
     }
 }
 
@@ -332,9 +322,7 @@ where
     M: prometheus::core::Collector + Clone + 'static,
 {
     let metric = metric.map_err(|source| MetricsError::Create { name, source })?;
-    registry
-        .register(Box::new(metric.clone()))
-        .map_err(|source| MetricsError::Create { name, source })?;
+    registry.register(Box::new(metric.clone())).map_err(|source| MetricsError::Create { name, source })?;
     Ok(metric)
 }
 

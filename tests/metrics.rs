@@ -116,10 +116,15 @@ fn every_design_metric_is_present_after_one_observation_each() {
     }
 
     // The observations arrived where they were sent.
-    let request = [("backend", "chroma"), ("operation", "query"), ("decision", "filter"), ("status_class", "2xx")];
+    let request =
+        [("backend", "chroma"), ("operation", "query"), ("decision", "filter"), ("status_class", "2xx")];
     assert_eq!(value(&text, "vecgate_requests_total", &request), Some(1.0));
     assert_eq!(
-        value(&text, "vecgate_request_duration_seconds_count", &[("backend", "chroma"), ("operation", "query")]),
+        value(
+            &text,
+            "vecgate_request_duration_seconds_count",
+            &[("backend", "chroma"), ("operation", "query")]
+        ),
         Some(1.0)
     );
     assert_eq!(value(&text, "vecgate_hits_stripped_total", &[("backend", "chroma")]), Some(3.0));
@@ -134,10 +139,7 @@ fn every_design_metric_is_present_after_one_observation_each() {
         value(&text, "vecgate_upstream_errors_total", &[("backend", "chroma"), ("kind", "timeout")]),
         Some(1.0)
     );
-    assert_eq!(
-        value(&text, "vecgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
-        Some(1.0)
-    );
+    assert_eq!(value(&text, "vecgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
 }
 
 #[test]
@@ -222,7 +224,8 @@ fn label_values_come_from_the_fixed_sets() {
     let request_series = all.iter().filter(|s| s.name == "vecgate_requests_total").count();
     // get/deny × {2xx, 4xx, 5xx, other} + query/filter/2xx.
     assert_eq!(request_series, 5, "{text}");
-    let four_xx = [("backend", "chroma"), ("operation", "get"), ("decision", "deny"), ("status_class", "4xx")];
+    let four_xx =
+        [("backend", "chroma"), ("operation", "get"), ("decision", "deny"), ("status_class", "4xx")];
     assert_eq!(value(&text, "vecgate_requests_total", &four_xx), Some(6.0));
 }
 
@@ -236,7 +239,8 @@ fn policy_version_info_keeps_exactly_one_series_across_reloads() {
             .map(|s| (s.labels["version"].clone(), s.value))
             .collect()
     };
-    let reloads = |text: &str, outcome: &str| value(text, "vecgate_policy_reloads_total", &[("outcome", outcome)]);
+    let reloads =
+        |text: &str, outcome: &str| value(text, "vecgate_policy_reloads_total", &[("outcome", outcome)]);
 
     metrics.policy_loaded(1);
     let text = metrics.render();
@@ -275,9 +279,7 @@ fn each_instance_has_its_own_registry() {
 /// Runs scripts/promtool.sh; `None` only when VECGATE_NO_PROMTOOL=1.
 fn promtool() -> Option<PathBuf> {
     if std::env::var("VECGATE_NO_PROMTOOL").as_deref() == Ok("1") {
-        eprintln!(
-            "\n!!! VECGATE_NO_PROMTOOL=1: the metrics text is NOT being checked with promtool !!!\n"
-        );
+        eprintln!("\n!!! VECGATE_NO_PROMTOOL=1: the metrics text is NOT being checked with promtool !!!\n");
         return None;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -308,11 +310,8 @@ fn promtool_check(promtool: &PathBuf, text: &str) -> (bool, String) {
         .expect("promtool starts");
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    let lint = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let lint =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.success(), lint)
 }
 

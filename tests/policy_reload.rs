@@ -46,11 +46,7 @@ fn write_atomically(path: &Path, contents: &str) {
 }
 
 fn read_plan(store: &PolicyStore) -> Plan {
-    let principal = Principal {
-        id: "alice".into(),
-        roles: vec!["user".into()],
-        ..Principal::default()
-    };
+    let principal = Principal { id: "alice".into(), roles: vec!["user".into()], ..Principal::default() };
     let none = BTreeMap::new();
     let actions = ["read".to_string()];
     let snapshot = store.snapshot();
@@ -102,10 +98,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn files_only() -> WatchOptions {
-    WatchOptions {
-        sighup: false,
-        ..WatchOptions::default()
-    }
+    WatchOptions { sighup: false, ..WatchOptions::default() }
 }
 
 fn open(dir: &Path) -> Arc<PolicyStore> {
@@ -269,11 +262,7 @@ fn sighup_without_a_tokio_runtime_is_an_error() {
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_policies() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let _entered = runtime.enter();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("document.yaml"), policy("sales")).unwrap();
@@ -282,10 +271,8 @@ fn sighup_reloads_the_policies() {
     let _watch = spawn_policy_watcher(store.clone(), outcomes.callback()).unwrap();
 
     // No file changes: only the signal can cause a reload.
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
     assert!(status.success());
     wait_until("the SIGHUP reload", || store.snapshot().version == 2);
     wait_until("the callback", || outcomes.all() == vec![Ok(2)]);

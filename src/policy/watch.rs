@@ -58,10 +58,7 @@ pub struct WatchOptions {
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions {
-            debounce: DEFAULT_DEBOUNCE,
-            sighup: true,
-        }
+        WatchOptions { debounce: DEFAULT_DEBOUNCE, sighup: true }
     }
 }
 
@@ -116,32 +113,17 @@ pub fn spawn_policy_watcher_with(
     let watcher = notify::recommended_watcher(move |event| {
         let _ = to_inbox.send(Message::FileEvent(event));
     })
-    .map_err(|source| WatchError::Watch {
-        dir: store.dir().to_path_buf(),
-        source,
-    })?;
-    let mut watched = WatchedDirs {
-        root: store.dir().to_path_buf(),
-        watcher,
-        dirs: BTreeSet::new(),
-    };
+    .map_err(|source| WatchError::Watch { dir: store.dir().to_path_buf(), source })?;
+    let mut watched = WatchedDirs { root: store.dir().to_path_buf(), watcher, dirs: BTreeSet::new() };
     watched.watch_root()?;
     watched.resync();
 
-    let sighup_task = if options.sighup {
-        Some(listen_for_sighup(messages.clone())?)
-    } else {
-        None
-    };
+    let sighup_task = if options.sighup { Some(listen_for_sighup(messages.clone())?) } else { None };
     let thread = std::thread::Builder::new()
         .name("vecgate-policy-watch".into())
         .spawn(move || run(&store, &*on_reload, watched, &inbox, options.debounce))
         .map_err(WatchError::Thread)?;
-    Ok(WatchHandle {
-        messages,
-        thread: Some(thread),
-        sighup_task,
-    })
+    Ok(WatchHandle { messages, thread: Some(thread), sighup_task })
 }
 
 /// Reloads the store now, logs the outcome and tells `on_reload`. Used by every trigger.
@@ -156,7 +138,10 @@ pub fn reload_now(store: &PolicyStore, on_reload: &dyn Fn(Result<u64, String>)) 
         }
         Err(errors) => {
             let kept = store.snapshot().version;
-            tracing::error!(kept_version = kept, "policy reload refused, keeping the last good set:\n{errors}");
+            tracing::error!(
+                kept_version = kept,
+                "policy reload refused, keeping the last good set:\n{errors}"
+            );
             Err(errors.to_string())
         }
     };
@@ -267,16 +252,11 @@ struct WatchedDirs {
 impl WatchedDirs {
     /// The policy directory itself must be watchable; everything below is best effort.
     fn watch_root(&mut self) -> Result<(), WatchError> {
-        let real = std::fs::canonicalize(&self.root).map_err(|e| WatchError::Watch {
-            dir: self.root.clone(),
-            source: notify::Error::io(e),
-        })?;
+        let real = std::fs::canonicalize(&self.root)
+            .map_err(|e| WatchError::Watch { dir: self.root.clone(), source: notify::Error::io(e) })?;
         self.watcher
             .watch(&real, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Watch {
-                dir: self.root.clone(),
-                source,
-            })?;
+            .map_err(|source| WatchError::Watch { dir: self.root.clone(), source })?;
         self.dirs.insert(real);
         Ok(())
     }
@@ -317,7 +297,9 @@ fn reachable_dirs(root: &Path) -> BTreeSet<PathBuf> {
     }
     while let Some(dir) = pending.pop() {
         if found.len() >= MAX_WATCHED_DIRS {
-            tracing::warn!("policy watcher: more than {MAX_WATCHED_DIRS} directories; watching the first ones only");
+            tracing::warn!(
+                "policy watcher: more than {MAX_WATCHED_DIRS} directories; watching the first ones only"
+            );
             break;
         }
         if !found.insert(dir.clone()) {
