@@ -7,3 +7,4 @@ pub mod model;
 pub mod plan_suite;
 pub mod planner;
 pub mod store;
+pub mod watch;

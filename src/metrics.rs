@@ -1,0 +1,331 @@
+//! Prometheus metrics (DESIGN §6), served as text on the admin listener's `/metrics`.
+//!
+//! Labels are bounded by construction: every label value the API accepts is a `&'static str`
+//! (a name from the code, never request data such as principal ids, tokens, collection names
+//! or paths), a status folded into its class, or the policy version number. One [`Metrics`]
+//! is created at startup and shared through an `Arc`; it owns its registry, so tests and
+//! several instances in one process never see each other's series.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::Mutex;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Latency buckets in seconds: 0.5 ms (a locally answered denial) up to 10 s (a slow upstream).
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Leaves in an injected filter; `limits.max_filter_terms` defaults to 500 and Chroma breaks
+/// around 1000.
+const FILTER_TERM_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot create metric {name}: {source}")]
+    Create { name: &'static str, source: prometheus::Error },
+}
+
+/// Every vecgate metric, in its own registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    auth_failures: IntCounterVec,
+    hits_stripped: IntCounterVec,
+    plan_cache_hits: IntCounter,
+    plan_cache_misses: IntCounter,
+    policy_reloads: IntCounterVec,
+    policy_version_info: IntGaugeVec,
+    /// The version whose `policy_version_info` series is set, so a reload can remove it.
+    current_policy_version: Mutex<Option<u64>>,
+    filter_terms: Histogram,
+    result_shortfall: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        let requests = register(
+            &registry,
+            "vecgate_requests_total",
+            IntCounterVec::new(
+                Opts::new("vecgate_requests_total", "Client requests answered, by outcome."),
+                &["backend", "operation", "decision", "status_class"],
+            ),
+        )?;
+        let request_duration = register(
+            &registry,
+            "vecgate_request_duration_seconds",
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "vecgate_request_duration_seconds",
+                    "Time from receiving a client request to answering it.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["backend", "operation"],
+            ),
+        )?;
+        let upstream_duration = register(
+            &registry,
+            "vecgate_upstream_duration_seconds",
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "vecgate_upstream_duration_seconds",
+                    "Time the vector database took to answer one forwarded request.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["backend"],
+            ),
+        )?;
+        let upstream_errors = register(
+            &registry,
+            "vecgate_upstream_errors_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_upstream_errors_total",
+                    "Forwarded requests that got no usable answer from the vector database.",
+                ),
+                &["backend", "kind"],
+            ),
+        )?;
+        let auth_failures = register(
+            &registry,
+            "vecgate_auth_failures_total",
+            IntCounterVec::new(
+                Opts::new("vecgate_auth_failures_total", "Requests refused with 401, by reason."),
+                &["reason"],
+            ),
+        )?;
+        let hits_stripped = register(
+            &registry,
+            "vecgate_hits_stripped_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_hits_stripped_total",
+                    "Hits the database returned that the response filter removed.",
+                ),
+                &["backend"],
+            ),
+        )?;
+        let plan_cache_hits = register(
+            &registry,
+            "vecgate_plan_cache_hits_total",
+            IntCounter::new("vecgate_plan_cache_hits_total", "Query plans served from the cache."),
+        )?;
+        let plan_cache_misses = register(
+            &registry,
+            "vecgate_plan_cache_misses_total",
+            IntCounter::new(
+                "vecgate_plan_cache_misses_total",
+                "Query plans computed because the cache had none.",
+            ),
+        )?;
+        let policy_reloads = register(
+            &registry,
+            "vecgate_policy_reloads_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_policy_reloads_total",
+                    "Policy reloads; an error keeps the last good policy set.",
+                ),
+                &["outcome"],
+            ),
+        )?;
+        // Both outcomes exist from the start, so alerts on `increase(...{outcome="error"})` work
+        // before the first failure.
+        for outcome in [RELOAD_SUCCESS, RELOAD_ERROR] {
+            policy_reloads.with_label_values(&[outcome]).reset();
+        }
+        let policy_version_info = register(
+            &registry,
+            "vecgate_policy_version_info",
+            IntGaugeVec::new(
+                Opts::new(
+                    "vecgate_policy_version_info",
+                    "Always 1; the label holds the version of the policy set in use.",
+                ),
+                &["version"],
+            ),
+        )?;
+        let filter_terms = register(
+            &registry,
+            "vecgate_filter_terms",
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "vecgate_filter_terms",
+                    "Leaf conditions in each filter ANDed into a database request.",
+                )
+                .buckets(FILTER_TERM_BUCKETS.to_vec()),
+            ),
+        )?;
+        let result_shortfall = register(
+            &registry,
+            "vecgate_result_shortfall_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_result_shortfall_total",
+                    "Results missing from post-filtered answers: asked-for count minus returned.",
+                ),
+                &["backend"],
+            ),
+        )?;
+        let build_info = register(
+            &registry,
+            "vecgate_build_info",
+            IntGaugeVec::new(
+                Opts::new("vecgate_build_info", "Always 1; the label holds the vecgate version."),
+                &["version"],
+            ),
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            auth_failures,
+            hits_stripped,
+            plan_cache_hits,
+            plan_cache_misses,
+            policy_reloads,
+            policy_version_info,
+            current_policy_version: Mutex::new(None),
+            filter_terms,
+            result_shortfall,
+        })
+    }
+
+    /// One answered client request: `decision` as in the audit log (allow, deny, filter,
+    /// post_filter, error), `status` the HTTP status sent, `seconds` the whole request.
+    pub fn observe_request(
+        &self,
+        backend: &'static str,
+        operation: &'static str,
+        decision: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
+        self.requests.with_label_values(&[backend, operation, decision, status_class(status)]).inc();
+        self.request_duration.with_label_values(&[backend, operation]).observe(seconds);
+    }
+
+    /// One request refused with 401; `reason` as `AuthnError::reason` names it.
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The response filter removed `n` hits from one answer.
+    pub fn hits_stripped(&self, backend: &'static str, n: usize) {
+        self.hits_stripped.with_label_values(&[backend]).inc_by(to_u64(n));
+    }
+
+    /// A plan lookup: found in the cache (`hit`) or computed.
+    pub fn plan_cache(&self, hit: bool) {
+        if hit {
+            self.plan_cache_hits.inc();
+        } else {
+            self.plan_cache_misses.inc();
+        }
+    }
+
+    /// The policy set loaded at startup: sets the version without counting a reload.
+    pub fn policy_loaded(&self, version: u64) {
+        self.show_policy_version(version);
+    }
+
+    /// One reload attempt. On success `version` is the new set's version and becomes the only
+    /// `vecgate_policy_version_info` series; on failure the shown version stays.
+    pub fn policy_reload(&self, ok: bool, version: Option<u64>) {
+        let outcome = if ok { RELOAD_SUCCESS } else { RELOAD_ERROR };
+        self.policy_reloads.with_label_values(&[outcome]).inc();
+        if let (true, Some(version)) = (ok, version) {
+            self.show_policy_version(version);
+        }
+    }
+
+    /// The number of leaf conditions in one injected filter.
+    pub fn filter_terms(&self, n: usize) {
+        self.filter_terms.observe(n as f64);
+    }
+
+    /// The time one forwarded request took at the vector database.
+    pub fn upstream(&self, backend: &'static str, seconds: f64) {
+        self.upstream_duration.with_label_values(&[backend]).observe(seconds);
+    }
+
+    /// A forwarded request that failed: `kind` such as "connect", "timeout", "body".
+    pub fn upstream_error(&self, backend: &'static str, kind: &'static str) {
+        self.upstream_errors.with_label_values(&[backend, kind]).inc();
+    }
+
+    /// A post-filtered answer returned `n` fewer results than the client asked for.
+    pub fn shortfall(&self, backend: &'static str, n: usize) {
+        self.result_shortfall.with_label_values(&[backend]).inc_by(to_u64(n));
+    }
+
+    /// The registry, for callers that add metrics of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// All metrics in the Prometheus text exposition format ([`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text) {
+            tracing::error!("encoding metrics failed: {e}");
+            // A comment is valid exposition text; scrapers see an empty but well-formed answer.
+            return "# vecgate: encoding metrics failed\n".to_string();
+        }
+        text
+    }
+
+    fn show_policy_version(&self, version: u64) {
+        let mut current = self.current_policy_version.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(old) = current.replace(version) {
+            if old != version {
+                // Absent only if someone else removed it; nothing to do then.
+                let _ = self.policy_version_info.remove_label_values(&[&old.to_string()]);
+            }
+        }
+        self.policy_version_info.with_label_values(&[&version.to_string()]).set(1);
+    }
+}
+
+const RELOAD_SUCCESS: &str = "success";
+const RELOAD_ERROR: &str = "error";
+
+/// "2xx" for 200..=299 and so on; anything outside 100..=599 is "other".
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "other",
+    }
+}
+
+fn register<M>(
+    registry: &Registry,
+    name: &'static str,
+    metric: Result<M, prometheus::Error>,
+) -> Result<M, MetricsError>
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.map_err(|source| MetricsError::Create { name, source })?;
+    registry.register(Box::new(metric.clone())).map_err(|source| MetricsError::Create { name, source })?;
+    Ok(metric)
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}

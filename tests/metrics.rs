@@ -1,0 +1,333 @@
+//! The Prometheus metrics: names from DESIGN §6, bounded label values, one policy-version
+//! series, and text that Prometheus' own `promtool check metrics` accepts.
+//!
+//! The promtool test obtains promtool through `scripts/promtool.sh` (Debian's `prometheus`
+//! package, unpacked without root into `.tmp/promtool/`). If that fails the test fails; set
+//! `VECGATE_NO_PROMTOOL=1` to skip only that check, explicitly.
+
+// Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use vecgate::metrics::{status_class, Metrics};
+
+/// One sample line of the exposition text.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the sample lines (not `#` lines). Label values here never hold `,`, `"` or `}`.
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let body = rest.strip_suffix('}').expect("closing brace");
+                    let labels = body
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|pair| {
+                            let (k, v) = pair.split_once('=').expect("label pair");
+                            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+                            (k.to_string(), v.expect("quoted value").to_string())
+                        })
+                        .collect();
+                    (name.to_string(), labels)
+                }
+                None => (series.to_string(), BTreeMap::new()),
+            };
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().expect("numeric value"),
+            };
+            Sample { name, labels, value }
+        })
+        .collect()
+}
+
+/// The metric families the text declares with `# TYPE`.
+fn families(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let (name, kind) = rest.split_once(' ').expect("type line");
+            (name.to_string(), kind.to_string())
+        })
+        .collect()
+}
+
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(text)
+        .into_iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+/// One observation of everything.
+fn observe_everything(metrics: &Metrics) {
+    metrics.observe_request("chroma", "query", "filter", 200, 0.012);
+    metrics.auth_failure("expired");
+    metrics.hits_stripped("chroma", 3);
+    metrics.plan_cache(true);
+    metrics.plan_cache(false);
+    metrics.policy_loaded(1);
+    metrics.policy_reload(true, Some(2));
+    metrics.filter_terms(7);
+    metrics.upstream("chroma", 0.004);
+    metrics.upstream_error("chroma", "timeout");
+    metrics.shortfall("chroma", 2);
+}
+
+#[test]
+fn every_design_metric_is_present_after_one_observation_each() {
+    let metrics = Metrics::new().unwrap();
+    observe_everything(&metrics);
+    let text = metrics.render();
+    let families = families(&text);
+    let expected = [
+        ("vecgate_requests_total", "counter"),
+        ("vecgate_request_duration_seconds", "histogram"),
+        ("vecgate_upstream_duration_seconds", "histogram"),
+        ("vecgate_auth_failures_total", "counter"),
+        ("vecgate_hits_stripped_total", "counter"),
+        ("vecgate_plan_cache_hits_total", "counter"),
+        ("vecgate_plan_cache_misses_total", "counter"),
+        ("vecgate_policy_reloads_total", "counter"),
+        ("vecgate_policy_version_info", "gauge"),
+        ("vecgate_filter_terms", "histogram"),
+        ("vecgate_result_shortfall_total", "counter"),
+        ("vecgate_upstream_errors_total", "counter"),
+        ("vecgate_build_info", "gauge"),
+    ];
+    for (name, kind) in expected {
+        assert_eq!(families.get(name).map(String::as_str), Some(kind), "{name} in:\n{text}");
+    }
+
+    // The observations arrived where they were sent.
+    let request =
+        [("backend", "chroma"), ("operation", "query"), ("decision", "filter"), ("status_class", "2xx")];
+    assert_eq!(value(&text, "vecgate_requests_total", &request), Some(1.0));
+    assert_eq!(
+        value(
+            &text,
+            "vecgate_request_duration_seconds_count",
+            &[("backend", "chroma"), ("operation", "query")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "vecgate_hits_stripped_total", &[("backend", "chroma")]), Some(3.0));
+    assert_eq!(value(&text, "vecgate_result_shortfall_total", &[("backend", "chroma")]), Some(2.0));
+    assert_eq!(value(&text, "vecgate_plan_cache_hits_total", &[]), Some(1.0));
+    assert_eq!(value(&text, "vecgate_plan_cache_misses_total", &[]), Some(1.0));
+    assert_eq!(value(&text, "vecgate_auth_failures_total", &[("reason", "expired")]), Some(1.0));
+    assert_eq!(value(&text, "vecgate_filter_terms_sum", &[]), Some(7.0));
+    assert_eq!(value(&text, "vecgate_filter_terms_bucket", &[("le", "8")]), Some(1.0));
+    assert_eq!(value(&text, "vecgate_filter_terms_bucket", &[("le", "4")]), Some(0.0));
+    assert_eq!(
+        value(&text, "vecgate_upstream_errors_total", &[("backend", "chroma"), ("kind", "timeout")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "vecgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+}
+
+#[test]
+fn latency_buckets_span_half_a_millisecond_to_ten_seconds() {
+    let metrics = Metrics::new().unwrap();
+    metrics.observe_request("qdrant", "search", "allow", 200, 0.0004);
+    metrics.observe_request("qdrant", "search", "allow", 200, 9.0);
+    metrics.upstream("qdrant", 30.0);
+    let text = metrics.render();
+    let bucket = |name: &str, le: &str, extra: &[(&str, &str)]| {
+        let mut labels = extra.to_vec();
+        labels.push(("le", le));
+        value(&text, name, &labels)
+    };
+    let request = [("backend", "qdrant"), ("operation", "search")];
+    assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "0.0005", &request), Some(1.0));
+    assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "5", &request), Some(1.0));
+    assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "10", &request), Some(2.0));
+    let upstream = [("backend", "qdrant")];
+    assert_eq!(bucket("vecgate_upstream_duration_seconds_bucket", "10", &upstream), Some(0.0));
+    assert_eq!(bucket("vecgate_upstream_duration_seconds_bucket", "+Inf", &upstream), Some(1.0));
+}
+
+#[test]
+fn status_codes_are_folded_into_classes() {
+    assert_eq!(status_class(101), "1xx");
+    assert_eq!(status_class(200), "2xx");
+    assert_eq!(status_class(204), "2xx");
+    assert_eq!(status_class(304), "3xx");
+    assert_eq!(status_class(401), "4xx");
+    assert_eq!(status_class(404), "4xx");
+    assert_eq!(status_class(502), "5xx");
+    assert_eq!(status_class(599), "5xx");
+    assert_eq!(status_class(0), "other");
+    assert_eq!(status_class(99), "other");
+    assert_eq!(status_class(600), "other");
+    assert_eq!(status_class(u16::MAX), "other");
+}
+
+#[test]
+fn label_values_come_from_the_fixed_sets() {
+    let metrics = Metrics::new().unwrap();
+    // Many distinct statuses must not produce many series.
+    for status in [200, 201, 204, 400, 401, 403, 404, 409, 422, 500, 502, 503, 504, 700] {
+        metrics.observe_request("chroma", "get", "deny", status, 0.001);
+    }
+    for reason in ["missing_token", "expired", "signature"] {
+        metrics.auth_failure(reason);
+    }
+    metrics.policy_reload(false, None);
+    metrics.policy_reload(true, Some(5));
+    observe_everything(&metrics);
+    let text = metrics.render();
+
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("backend", &["chroma", "qdrant"][..]),
+        ("operation", &["query", "get", "search"][..]),
+        ("decision", &["allow", "deny", "filter", "post_filter", "error"][..]),
+        ("status_class", &["1xx", "2xx", "3xx", "4xx", "5xx", "other"][..]),
+        ("reason", &["missing_token", "expired", "signature"][..]),
+        ("outcome", &["success", "error"][..]),
+        ("kind", &["timeout"][..]),
+    ]);
+    let all = samples(&text);
+    assert!(!all.is_empty());
+    for sample in &all {
+        for (label, value) in &sample.labels {
+            match label.as_str() {
+                // Bucket bounds and versions are numbers (build_info: the crate version).
+                "le" => assert!(value == "+Inf" || value.parse::<f64>().is_ok(), "{sample:?}"),
+                "version" if sample.name == "vecgate_build_info" => {
+                    assert_eq!(value, env!("CARGO_PKG_VERSION"))
+                }
+                "version" => assert!(value.parse::<u64>().is_ok(), "{sample:?}"),
+                other => {
+                    let set = allowed.get(other).unwrap_or_else(|| panic!("unexpected label {other}"));
+                    assert!(set.contains(&value.as_str()), "{other}={value} in {sample:?}");
+                }
+            }
+        }
+    }
+    let request_series = all.iter().filter(|s| s.name == "vecgate_requests_total").count();
+    // get/deny × {2xx, 4xx, 5xx, other} + query/filter/2xx.
+    assert_eq!(request_series, 5, "{text}");
+    let four_xx =
+        [("backend", "chroma"), ("operation", "get"), ("decision", "deny"), ("status_class", "4xx")];
+    assert_eq!(value(&text, "vecgate_requests_total", &four_xx), Some(6.0));
+}
+
+#[test]
+fn policy_version_info_keeps_exactly_one_series_across_reloads() {
+    let metrics = Metrics::new().unwrap();
+    let version_series = |text: &str| -> Vec<(String, f64)> {
+        samples(text)
+            .into_iter()
+            .filter(|s| s.name == "vecgate_policy_version_info")
+            .map(|s| (s.labels["version"].clone(), s.value))
+            .collect()
+    };
+    let reloads =
+        |text: &str, outcome: &str| value(text, "vecgate_policy_reloads_total", &[("outcome", outcome)]);
+
+    metrics.policy_loaded(1);
+    let text = metrics.render();
+    assert_eq!(version_series(&text), vec![("1".to_string(), 1.0)]);
+    // Both outcomes are visible before any reload.
+    assert_eq!(reloads(&text, "success"), Some(0.0));
+    assert_eq!(reloads(&text, "error"), Some(0.0));
+
+    metrics.policy_reload(true, Some(2));
+    let text = metrics.render();
+    assert_eq!(version_series(&text), vec![("2".to_string(), 1.0)]);
+
+    // A failed reload keeps the version in use.
+    metrics.policy_reload(false, None);
+    let text = metrics.render();
+    assert_eq!(version_series(&text), vec![("2".to_string(), 1.0)]);
+
+    metrics.policy_reload(true, Some(4));
+    metrics.policy_reload(true, Some(4));
+    let text = metrics.render();
+    assert_eq!(version_series(&text), vec![("4".to_string(), 1.0)]);
+    assert_eq!(reloads(&text, "success"), Some(3.0));
+    assert_eq!(reloads(&text, "error"), Some(1.0));
+}
+
+#[test]
+fn each_instance_has_its_own_registry() {
+    let first = Metrics::new().unwrap();
+    let second = Metrics::new().unwrap();
+    first.plan_cache(true);
+    first.plan_cache(true);
+    assert_eq!(value(&first.render(), "vecgate_plan_cache_hits_total", &[]), Some(2.0));
+    assert_eq!(value(&second.render(), "vecgate_plan_cache_hits_total", &[]), Some(0.0));
+}
+
+/// Runs scripts/promtool.sh; `None` only when VECGATE_NO_PROMTOOL=1.
+fn promtool() -> Option<PathBuf> {
+    if std::env::var("VECGATE_NO_PROMTOOL").as_deref() == Ok("1") {
+        eprintln!("\n!!! VECGATE_NO_PROMTOOL=1: the metrics text is NOT being checked with promtool !!!\n");
+        return None;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("bash")
+        .arg(root.join("scripts/promtool.sh"))
+        .current_dir(&root)
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "scripts/promtool.sh could not obtain promtool (set VECGATE_NO_PROMTOOL=1 to skip this \
+         check explicitly):\n{stderr}"
+    );
+    let path = String::from_utf8(output.stdout).unwrap();
+    let path = PathBuf::from(path.trim());
+    assert!(path.is_file(), "promtool.sh printed {path:?}, which is not a file");
+    Some(path)
+}
+
+fn promtool_check(promtool: &PathBuf, text: &str) -> (bool, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let lint =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), lint)
+}
+
+#[test]
+fn rendered_text_passes_promtool_check_metrics() {
+    let Some(promtool) = promtool() else { return };
+
+    // The check itself can fail: a counter without `_total` and without help is linted.
+    let (ok, lint) = promtool_check(&promtool, "# TYPE bad counter\nbad 1\n");
+    assert!(!ok && !lint.trim().is_empty(), "promtool accepted a bad counter: {lint}");
+
+    let metrics = Metrics::new().unwrap();
+    observe_everything(&metrics);
+    metrics.observe_request("qdrant", "search", "error", 502, 1.5);
+    let text = metrics.render();
+    let (ok, lint) = promtool_check(&promtool, &text);
+    assert!(ok, "promtool check metrics failed:\n{lint}\n--- text ---\n{text}");
+    assert_eq!(lint.trim(), "", "promtool lint output for:\n{text}");
+}
