@@ -307,7 +307,11 @@ fn requests(op: Operation, body: &Value) -> Result<Vec<&Map<String, Value>>, Req
 /// and ANDs `acl` (a Qdrant filter; `None` = no restriction) into its `filter` as
 /// `{"must":[user, acl]}` (`acl` alone when the caller gave none or null) and into the
 /// `filter` of every `prefetch`, however nested (an object or a list at each level).
-pub fn inject_filter(op: Operation, body: Value, acl: Option<&Value>) -> Result<Value, RequestError> {
+pub fn inject_filter(
+    op: Operation,
+    body: Value,
+    acl: Option<&Value>,
+) -> Result<Value, RequestError> {
     if op == Operation::GetPoints {
         return Err(RequestError::WrongOperation { op: op.name() });
     }
@@ -334,7 +338,10 @@ fn inject_prefetch(
     }
     let one = |p: &mut Value| -> Result<(), RequestError> {
         let Value::Object(p) = p else {
-            return Err(invalid("prefetch", "must be an object or a list of objects"));
+            return Err(invalid(
+                "prefetch",
+                "must be an object or a list of objects",
+            ));
         };
         check_fields(op, p, PREFETCH_FIELDS)?;
         and_filter(p, "filter", acl)?;
@@ -344,7 +351,10 @@ fn inject_prefetch(
         None | Some(Value::Null) => Ok(()),
         Some(Value::Array(items)) => items.iter_mut().try_for_each(one),
         Some(p @ Value::Object(_)) => one(p),
-        Some(_) => Err(invalid("prefetch", "must be an object or a list of objects")),
+        Some(_) => Err(invalid(
+            "prefetch",
+            "must be an object or a list of objects",
+        )),
     }
 }
 
@@ -409,7 +419,11 @@ impl Trim {
 /// `GET points/{id}` always returns the whole payload: nothing to do. Paths with `[`, `]`
 /// or quotes cannot be trimmed exactly and are `Unsupported`. Count, facet and the search
 /// matrices return no points: `WrongOperation`.
-pub fn force_payload(op: Operation, body: &mut Value, keys: &[String]) -> Result<Trim, RequestError> {
+pub fn force_payload(
+    op: Operation,
+    body: &mut Value,
+    keys: &[String],
+) -> Result<Trim, RequestError> {
     use Operation as O;
     if op == O::GetPoint {
         return Ok(Trim::default());
@@ -469,7 +483,12 @@ fn force_selector(
             let mut entries = sel.into_iter();
             let (kind, list) = match (entries.next(), entries.next()) {
                 (Some(one), None) => one,
-                _ => return Err(invalid(field, "must have exactly one of include or exclude")),
+                _ => {
+                    return Err(invalid(
+                        field,
+                        "must have exactly one of include or exclude",
+                    ))
+                }
             };
             let Value::Array(items) = list else {
                 return Err(invalid(field, "include/exclude must be a list of paths"));
@@ -477,12 +496,22 @@ fn force_selector(
             let (paths, trim) = match kind.as_str() {
                 "include" => force_include(field, &items, keys)?,
                 "exclude" => force_exclude(field, &items, keys)?,
-                _ => return Err(invalid(field, "must have exactly one of include or exclude")),
+                _ => {
+                    return Err(invalid(
+                        field,
+                        "must have exactly one of include or exclude",
+                    ))
+                }
             };
             obj.insert(field.to_string(), json!({ kind: paths }));
             trim
         }
-        Some(_) => return Err(invalid(field, "must be a bool, a list of paths or a selector")),
+        Some(_) => {
+            return Err(invalid(
+                field,
+                "must be a bool, a list of paths or a selector",
+            ))
+        }
     };
     Ok(trim)
 }
@@ -652,7 +681,10 @@ fn query_request_inputs(
         None | Some(Value::Null) => Ok(()),
         Some(Value::Array(items)) => items.iter().try_for_each(&mut one),
         Some(p @ Value::Object(_)) => one(p),
-        Some(_) => Err(invalid("prefetch", "must be an object or a list of objects")),
+        Some(_) => Err(invalid(
+            "prefetch",
+            "must be an object or a list of objects",
+        )),
     }
 }
 
@@ -680,7 +712,8 @@ fn query_inputs(
     let Value::Object(q) = query else {
         return vector_input("query", query, from, out);
     };
-    let single = |name: &str| q.len() == 1 || (name == "nearest" && q.len() == 2 && q.contains_key("mmr"));
+    let single =
+        |name: &str| q.len() == 1 || (name == "nearest" && q.len() == 2 && q.contains_key("mmr"));
     if let Some(v) = q.get("nearest") {
         if !single("nearest") {
             return Err(invalid("query", "unknown fields beside nearest"));
@@ -710,7 +743,12 @@ fn query_inputs(
             .as_object()
             .ok_or_else(|| invalid("discover", "must be an object"))?;
         check_known(d, "discover", &["target", "context"])?;
-        vector_input("target", d.get("target").ok_or_else(|| missing("target"))?, from, out)?;
+        vector_input(
+            "target",
+            d.get("target").ok_or_else(|| missing("target"))?,
+            from,
+            out,
+        )?;
         return context_inputs(d.get("context"), from, out);
     }
     if let Some(c) = q.get("context") {
@@ -727,13 +765,23 @@ fn query_inputs(
             .as_object()
             .ok_or_else(|| invalid("relevance_feedback", "must be an object"))?;
         check_known(r, "relevance_feedback", &["target", "feedback", "strategy"])?;
-        vector_input("target", r.get("target").ok_or_else(|| missing("target"))?, from, out)?;
+        vector_input(
+            "target",
+            r.get("target").ok_or_else(|| missing("target"))?,
+            from,
+            out,
+        )?;
         for item in optional_list(r, "feedback")? {
             let item = item
                 .as_object()
                 .ok_or_else(|| invalid("feedback", "items must be objects"))?;
             check_known(item, "feedback", &["example", "score"])?;
-            vector_input("example", item.get("example").ok_or_else(|| missing("example"))?, from, out)?;
+            vector_input(
+                "example",
+                item.get("example").ok_or_else(|| missing("example"))?,
+                from,
+                out,
+            )?;
         }
         return Ok(());
     }
@@ -791,8 +839,9 @@ fn vector_input(
 ) -> Result<(), RequestError> {
     match v {
         Value::Number(_) | Value::String(_) => {
-            let id = PointId::from_json(v)
-                .ok_or_else(|| invalid(field, "a point id must be an unsigned integer or a UUID"))?;
+            let id = PointId::from_json(v).ok_or_else(|| {
+                invalid(field, "a point id must be an unsigned integer or a UUID")
+            })?;
             out.push(PointInput {
                 id,
                 collection: from.clone(),
@@ -827,7 +876,10 @@ fn legacy_example(
 }
 
 /// The array at `field` (absent or null: empty).
-fn optional_list<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], RequestError> {
+fn optional_list<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a [Value], RequestError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
@@ -838,7 +890,10 @@ fn optional_list<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a [Va
 /// The collections named by groups' `with_lookup` (a name, or `{collection, …}`).
 pub fn lookups(op: Operation, body: &Value) -> Result<Vec<String>, RequestError> {
     use Operation as O;
-    if !matches!(op, O::QueryPointsGroups | O::SearchPointGroups | O::RecommendPointGroups) {
+    if !matches!(
+        op,
+        O::QueryPointsGroups | O::SearchPointGroups | O::RecommendPointGroups
+    ) {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
@@ -893,7 +948,13 @@ pub enum Selector {
     Filter(Value),
 }
 
-const UPSERT_FIELDS: &[&str] = &["points", "batch", "shard_key", "update_filter", "update_mode"];
+const UPSERT_FIELDS: &[&str] = &[
+    "points",
+    "batch",
+    "shard_key",
+    "update_filter",
+    "update_mode",
+];
 const UPDATE_VECTORS_FIELDS: &[&str] = &["points", "shard_key", "update_filter"];
 const SET_PAYLOAD_FIELDS: &[&str] = &["payload", "points", "filter", "key", "shard_key"];
 const DELETE_PAYLOAD_FIELDS: &[&str] = &["keys", "points", "filter", "shard_key"];
@@ -994,8 +1055,14 @@ fn parse_upsert(obj: &Map<String, Value>) -> Result<Vec<PointWrite>, RequestErro
     check_fields(Operation::UpsertPoints, obj, UPSERT_FIELDS)?;
     match obj.get("update_mode") {
         None | Some(Value::Null) => {}
-        Some(Value::String(m)) if ["upsert", "insert_only", "update_only"].contains(&m.as_str()) => {}
-        Some(_) => return Err(invalid("update_mode", "must be upsert, insert_only or update_only")),
+        Some(Value::String(m))
+            if ["upsert", "insert_only", "update_only"].contains(&m.as_str()) => {}
+        Some(_) => {
+            return Err(invalid(
+                "update_mode",
+                "must be upsert, insert_only or update_only",
+            ))
+        }
     }
     check_filter_or_null(obj, "update_filter")?;
     let mut seen = HashSet::new();
@@ -1061,7 +1128,10 @@ pub fn write_selector(op: Operation, body: &Value) -> Result<Selector, RequestEr
     let obj = body.as_object().ok_or(RequestError::NotAnObject)?;
     match op {
         O::UpsertPoints | O::UpdateVectors => Ok(Selector::Ids(
-            parse_point_writes(op, body)?.into_iter().map(|w| w.id).collect(),
+            parse_point_writes(op, body)?
+                .into_iter()
+                .map(|w| w.id)
+                .collect(),
         )),
         _ => selector_of(op, obj),
     }
@@ -1163,7 +1233,12 @@ pub fn split_batch(body: &Value) -> Result<Vec<(Operation, Value)>, RequestError
             let mut items = entry.iter();
             let (name, inner) = match (items.next(), items.next()) {
                 (Some(one), None) => one,
-                _ => return Err(invalid("operations", "each entry must have exactly one key")),
+                _ => {
+                    return Err(invalid(
+                        "operations",
+                        "each entry must have exactly one key",
+                    ))
+                }
             };
             let op = batch_operation(name)
                 .ok_or_else(|| invalid("operations", "unknown batch operation"))?;
@@ -1196,7 +1271,10 @@ const BATCH_KEYS: [(&str, Operation); 8] = [
 ];
 
 fn batch_operation(key: &str) -> Option<Operation> {
-    BATCH_KEYS.iter().find(|(k, _)| *k == key).map(|(_, op)| *op)
+    BATCH_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, op)| *op)
 }
 
 fn batch_key(op: Operation) -> Option<&'static str> {
@@ -1212,13 +1290,19 @@ fn batch_key(op: Operation) -> Option<&'static str> {
 /// non-object on the way, and the payload is merged into the object there (or replaces a
 /// non-object there). delete_payload removes each path; clear leaves `{}`; upsert and
 /// overwrite store the new payload whole.
-pub fn payload_after(change: &PayloadChange, existing: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub fn payload_after(
+    change: &PayloadChange,
+    existing: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
     let mut payload = existing.cloned().unwrap_or_default();
     match change {
         PayloadChange::Replace(p) => return p.clone(),
         PayloadChange::Clear => return Map::new(),
         PayloadChange::Keep => {}
-        PayloadChange::Merge { key: None, payload: written } => {
+        PayloadChange::Merge {
+            key: None,
+            payload: written,
+        } => {
             for (k, v) in written {
                 payload.insert(k.clone(), v.clone());
             }
@@ -1281,7 +1365,11 @@ fn into_object(body: Value) -> Result<Map<String, Value>, RequestError> {
     }
 }
 
-fn check_fields(op: Operation, obj: &Map<String, Value>, known: &[&str]) -> Result<(), RequestError> {
+fn check_fields(
+    op: Operation,
+    obj: &Map<String, Value>,
+    known: &[&str],
+) -> Result<(), RequestError> {
     match obj.keys().find(|k| !known.contains(&k.as_str())) {
         Some(field) => Err(RequestError::UnknownField {
             op: op.name(),
@@ -1306,7 +1394,10 @@ fn check_filter_or_null(obj: &Map<String, Value>, field: &str) -> Result<(), Req
     }
 }
 
-fn required_list<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a Vec<Value>, RequestError> {
+fn required_list<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<&'a Vec<Value>, RequestError> {
     match obj.get(field) {
         Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(invalid(field, "must be a list")),

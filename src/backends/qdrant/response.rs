@@ -119,7 +119,10 @@ pub fn filter_lookups(
     keep: &mut Keep<'_>,
 ) -> Result<usize, ResponseError> {
     use Operation as O;
-    if !matches!(op, O::QueryPointsGroups | O::SearchPointGroups | O::RecommendPointGroups) {
+    if !matches!(
+        op,
+        O::QueryPointsGroups | O::SearchPointGroups | O::RecommendPointGroups
+    ) {
         return Err(ResponseError::WrongOperation { op: op.name() });
     }
     let result = result_of(resp)?;
@@ -191,7 +194,9 @@ fn filter_list(
 }
 
 /// A point's id and payload.
-fn point_parts(point: &Map<String, Value>) -> Result<(PointId, Option<&Map<String, Value>>), ResponseError> {
+fn point_parts(
+    point: &Map<String, Value>,
+) -> Result<(PointId, Option<&Map<String, Value>>), ResponseError> {
     let id = point
         .get("id")
         .and_then(PointId::from_json)
@@ -226,7 +231,9 @@ fn apply_trim(point: &mut Map<String, Value>, trim: &PayloadTrim) -> Result<(), 
     Ok(())
 }
 
-fn payload_mut(point: &mut Map<String, Value>) -> Result<Option<&mut Map<String, Value>>, ResponseError> {
+fn payload_mut(
+    point: &mut Map<String, Value>,
+) -> Result<Option<&mut Map<String, Value>>, ResponseError> {
     match point.get_mut("payload") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(p)) => Ok(Some(p)),

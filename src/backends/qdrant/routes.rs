@@ -913,7 +913,11 @@ fn allowed_params(op: Operation) -> &'static [(&'static str, Param)] {
 }
 
 fn valid_value(kind: Param, value: &str) -> bool {
-    let uint = || !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) && value.parse::<u64>().is_ok();
+    let uint = || {
+        !value.is_empty()
+            && value.bytes().all(|b| b.is_ascii_digit())
+            && value.parse::<u64>().is_ok()
+    };
     let positive = || uint() && value.parse::<u64>().is_ok_and(|n| n >= 1);
     match kind {
         Param::Bool => value == "true" || value == "false",
@@ -924,10 +928,16 @@ fn valid_value(kind: Param, value: &str) -> bool {
         Param::Priority => ["no_sync", "snapshot", "replica"].contains(&value),
         Param::Hex => !value.is_empty() && value.bytes().all(|b| b.is_ascii_hexdigit()),
         Param::WordList => {
-            !value.is_empty() && value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b',')
+            !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b',')
         }
         Param::Word => {
-            !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         }
     }
 }
