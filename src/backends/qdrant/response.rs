@@ -193,10 +193,11 @@ fn filter_list(
     Ok(before - items.len())
 }
 
+/// A point's id and payload (`None`: absent or null).
+type PointParts<'a> = (PointId, Option<&'a Map<String, Value>>);
+
 /// A point's id and payload.
-fn point_parts(
-    point: &Map<String, Value>,
-) -> Result<(PointId, Option<&Map<String, Value>>), ResponseError> {
+fn point_parts(point: &Map<String, Value>) -> Result<PointParts<'_>, ResponseError> {
     let id = point
         .get("id")
         .and_then(PointId::from_json)
