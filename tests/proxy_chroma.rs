@@ -467,3 +467,28 @@ fn writes_must_keep_required_attributes_as_scalars() {
     assert_eq!(status, 200, "{got}");
     assert!(!s.chroma.get_ids(&s.col_id, None).unwrap().contains(&"f8".to_string()));
 }
+
+#[test]
+fn the_admin_listener_reports_health_readiness_and_metrics() {
+    let s = setup();
+    assert_eq!(s.vecgate.admin_get("/healthz").0, 200);
+    let (status, ready) = s.vecgate.admin_get("/readyz");
+    assert_eq!(status, 200, "{ready}");
+    s.vecgate.call("POST", &format!("{}/get", s.col), Some(&s.alice), Some(&json!({})));
+    s.vecgate.call("POST", &format!("{}/get", s.col), Some("garbage"), Some(&json!({})));
+    let (status, text) = s.vecgate.admin_get("/metrics");
+    assert_eq!(status, 200);
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .to_string()
+    };
+    assert!(line("vecgate_requests_total{backend=\"chroma\",decision=\"filter\",operation=\"get\",status_class=\"2xx\"}").ends_with(" 1"));
+    assert!(line("vecgate_auth_failures_total{reason=\"malformed\"}").ends_with(" 1"));
+    assert!(line("vecgate_policy_version_info{version=\"1\"}").ends_with(" 1"));
+    assert!(!text.contains("alice"), "no principal ids in metrics");
+    // Readiness follows the database.
+    drop(s.chroma);
+    assert_eq!(s.vecgate.admin_get("/readyz").0, 503);
+}

@@ -4,6 +4,8 @@
 use crate::audit::AuditLog;
 use crate::authn::Authenticator;
 use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::policy::watch::spawn_policy_watcher;
 use crate::policy::planner::PlannerOptions;
 use crate::policy::store::PolicyStore;
 use crate::proxy::Gateway;
@@ -50,13 +52,37 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!("policy: {warning}");
     }
     let audit = AuditLog::open(&config.audit).map_err(|e| format!("audit log: {e}"))?;
+    let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    metrics.policy_loaded(policies.snapshot().version);
+    let policies = Arc::new(policies);
+    // Reloads on file changes and on SIGHUP; kept alive until the server has stopped.
+    let _policy_watch = if config.policies.watch {
+        let reload_metrics = metrics.clone();
+        Some(
+            spawn_policy_watcher(
+                policies.clone(),
+                Arc::new(move |outcome: Result<u64, String>| {
+                    match &outcome {
+                        Ok(version) => tracing::info!(version, "policies reloaded"),
+                        Err(reason) => tracing::error!(
+                            "policy reload failed; keeping the last good policies: {reason}"
+                        ),
+                    }
+                    reload_metrics.policy_reload(outcome.is_ok(), outcome.ok());
+                }),
+            )
+            .map_err(|e| format!("watching the policies: {e}"))?,
+        )
+    } else {
+        None
+    };
     let listeners = Listeners::bind(config.listen, config.admin_listen)
         .await
         .map_err(|e| e.to_string())?;
     let proxy_addr = listeners.proxy.local_addr().map_err(|e| e.to_string())?;
     let config = Arc::new(config);
     let gateway = Arc::new(
-        Gateway::new(config.clone(), authn, Arc::new(policies), audit).map_err(|e| e.to_string())?,
+        Gateway::new(config.clone(), authn, policies, audit, metrics).map_err(|e| e.to_string())?,
     );
     tracing::info!(
         listen = %proxy_addr,
@@ -85,9 +111,6 @@ fn refuse_unavailable_features(config: &Config) -> Result<(), String> {
     }
     for warning in config::warnings(config) {
         tracing::warn!("config: {warning}");
-    }
-    if config.policies.watch {
-        tracing::warn!("policies.watch: reloading on change is not available in this build yet; restart vecgate to load new policies");
     }
     Ok(())
 }

@@ -40,8 +40,17 @@ impl CachedPlanner {
     /// Plans through the cache. `principal_fingerprint` comes from [`fingerprint`], computed
     /// once per principal. Requests with known resource attributes bypass the cache.
     pub fn plan(&self, request: &PlanRequest<'_>, principal_fingerprint: u64) -> Arc<PlanOutput> {
+        self.plan_and_report(request, principal_fingerprint).0
+    }
+
+    /// Like [`CachedPlanner::plan`], also saying whether the plan came from the cache.
+    pub fn plan_and_report(
+        &self,
+        request: &PlanRequest<'_>,
+        principal_fingerprint: u64,
+    ) -> (Arc<PlanOutput>, bool) {
         if !request.resource_attr.is_empty() || request.resource_id.is_some() {
-            return Arc::new(self.planner.plan(request));
+            return (Arc::new(self.planner.plan(request)), false);
         }
         let key = PlanKey {
             policy_version: self.policy_version,
@@ -52,13 +61,13 @@ impl CachedPlanner {
             actions: request.actions.to_vec(),
         };
         if let Some(hit) = self.cache.get(&key) {
-            return hit;
+            return (hit, true);
         }
         let out = Arc::new(self.planner.plan(request));
         if !depends_on_clock(&out.plan) {
             self.cache.insert(key, out.clone());
         }
-        out
+        (out, false)
     }
 }
 

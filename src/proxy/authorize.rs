@@ -3,6 +3,7 @@
 
 use super::respond::ProxyError;
 use crate::authn::Authenticated;
+use crate::metrics::Metrics;
 use crate::backends::{FieldMapping, Pushdown, TranslateError};
 use crate::plan::eval::{allows, RecordEnv};
 use crate::plan::functions::CallContext;
@@ -65,6 +66,7 @@ pub struct Decider<'a> {
     pub snapshot: Arc<Snapshot>,
     pub now: DateTime<FixedOffset>,
     principal_fingerprint: u64,
+    metrics: &'a Metrics,
 }
 
 /// A resource as the write checks and collection checks see it.
@@ -75,12 +77,13 @@ pub struct Resource<'a> {
 }
 
 impl<'a> Decider<'a> {
-    pub fn new(auth: &'a Authenticated, snapshot: Arc<Snapshot>) -> Decider<'a> {
+    pub fn new(auth: &'a Authenticated, snapshot: Arc<Snapshot>, metrics: &'a Metrics) -> Decider<'a> {
         Decider {
             principal_fingerprint: fingerprint(&auth.principal),
             auth,
             snapshot,
             now: Utc::now().fixed_offset(),
+            metrics,
         }
     }
 
@@ -100,11 +103,12 @@ impl<'a> Decider<'a> {
             jwt: &self.auth.claims,
             now: self.now,
         };
-        self.snapshot
+        let (output, cached) = self
+            .snapshot
             .planner
-            .plan(&request, self.principal_fingerprint)
-            .plan
-            .clone()
+            .plan_and_report(&request, self.principal_fingerprint);
+        self.metrics.plan_cache(cached);
+        output.plan.clone()
     }
 
     /// What the caller may see for `action`, as a filter of this backend.

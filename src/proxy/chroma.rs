@@ -62,7 +62,7 @@ impl Gateway {
         // Authenticate, read the body, take one policy snapshot for the whole request.
         let auth = self.authenticate(parts, event)?;
         let body = read_body(&parts.headers, body, self.config.limits.max_body_bytes).await?;
-        let decider = Decider::new(&auth, self.policies.snapshot());
+        let decider = Decider::new(&auth, self.policies.snapshot(), &self.metrics);
         event.policy_version = Some(decider.snapshot.version);
 
         match class {
@@ -160,6 +160,10 @@ impl Gateway {
         .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
         event.hits_stripped = Some(stripped);
         event.hits_returned = Some(count_ids(&hits));
+        if matches!(access, Access::PostFilterOnly { .. }) {
+            // Without pushdown, every removed hit is one the caller asked for and did not get.
+            self.metrics.shortfall(self.config.upstream.kind.name(), stripped);
+        }
         if stripped > 0 {
             tracing::warn!(
                 request_id = %event.request_id,
@@ -554,6 +558,9 @@ impl Gateway {
             Ok(a) => {
                 event.decision = a.decision();
                 event.filter = a.filter().cloned();
+                if let Some(filter) = a.filter() {
+                    self.metrics.filter_terms(count_terms(filter));
+                }
             }
             Err(_) => event.decision = "deny",
         }

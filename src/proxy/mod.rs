@@ -13,6 +13,7 @@ pub mod upstream;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::authn::{Authenticated, Authenticator};
 use crate::config::{BackendKind, CollectionRule, Config};
+use crate::metrics::Metrics;
 use crate::policy::store::PolicyStore;
 use bytes::Bytes;
 use http::request::Parts;
@@ -34,6 +35,7 @@ pub struct Gateway {
     /// Chroma collection UUID (with tenant and database) → collection name.
     collection_names: moka::sync::Cache<String, String>,
     audit: AuditLog,
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -42,8 +44,14 @@ impl Gateway {
         authn: Authenticator,
         policies: Arc<PolicyStore>,
         audit: AuditLog,
+        metrics: Arc<Metrics>,
     ) -> Result<Gateway, ProxyError> {
-        let upstream = Upstream::new(&config.upstream.url, config.upstream.timeout)?;
+        let upstream = Upstream::new(
+            &config.upstream.url,
+            config.upstream.timeout,
+            config.upstream.kind.name(),
+            metrics.clone(),
+        )?;
         Ok(Gateway {
             authn,
             policies,
@@ -53,6 +61,7 @@ impl Gateway {
                 .time_to_live(COLLECTION_NAME_TTL)
                 .build(),
             audit,
+            metrics,
             config,
         })
     }
@@ -63,6 +72,10 @@ impl Gateway {
 
     pub fn policies(&self) -> &Arc<PolicyStore> {
         &self.policies
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Answers one client request. Never fails: every error becomes the backend's error
@@ -100,8 +113,21 @@ impl Gateway {
             }
         };
         event.status = response.status().as_u16();
-        event.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed().as_secs_f64();
+        event.latency_ms = elapsed * 1000.0;
         self.audit.record(&event);
+        self.metrics.observe_request(
+            event.backend,
+            event.operation.unwrap_or("unclassified"),
+            if event.decision.is_empty() { "none" } else { event.decision },
+            event.status,
+            elapsed,
+        );
+        // Hits stripped under post_filter_only are expected (counted as shortfall instead);
+        // any other stripped hit means the pushed-down filter let something through.
+        if let Some(n) = event.hits_stripped.filter(|n| *n > 0 && event.decision != "post_filter") {
+            self.metrics.hits_stripped(event.backend, n);
+        }
         response
     }
 
@@ -123,7 +149,9 @@ impl Gateway {
     }
 
     fn authenticate(&self, parts: &Parts, event: &mut AuditEvent) -> Result<Authenticated, ProxyError> {
-        let auth = self.authn.authenticate(&parts.headers)?;
+        let auth = self.authn.authenticate(&parts.headers).inspect_err(|e| {
+            self.metrics.auth_failure(e.reason());
+        })?;
         event.subject = Some(auth.principal.id.clone());
         event.roles.clone_from(&auth.principal.roles);
         Ok(auth)

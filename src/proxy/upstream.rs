@@ -8,7 +8,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::time::Duration;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Largest upstream response read into memory. Responses are parsed whole (to strip hits),
 /// so this bounds memory per request.
@@ -33,13 +35,21 @@ impl UpstreamResponse {
 
 pub struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
+    metrics: Arc<Metrics>,
+    /// Metric label of the database kind.
+    backend: &'static str,
     /// `scheme://host:port[/prefix]`, no trailing slash.
     base: String,
     timeout: Duration,
 }
 
 impl Upstream {
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Upstream, ProxyError> {
+    pub fn new(
+        base_url: &str,
+        timeout: Duration,
+        backend: &'static str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Upstream, ProxyError> {
         if !base_url.starts_with("http://") {
             return Err(ProxyError::Config(format!(
                 "upstream url {base_url}: only http:// upstreams are supported so far"
@@ -53,6 +63,8 @@ impl Upstream {
             .build(connector);
         Ok(Upstream {
             client,
+            metrics,
+            backend,
             base: base_url.trim_end_matches('/').to_string(),
             timeout,
         })
@@ -107,10 +119,16 @@ impl Upstream {
                 body,
             })
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+        };
+        match &result {
+            Ok(_) => self.metrics.upstream(self.backend, started.elapsed().as_secs_f64()),
+            Err(e) => self.metrics.upstream_error(self.backend, e.kind()),
         }
+        result
     }
 }
 

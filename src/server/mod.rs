@@ -1,6 +1,6 @@
 //! Listeners: the proxy port and the admin port, connection limits, graceful shutdown.
 
-use crate::proxy::respond::{json_response, ProxyResponse};
+use crate::proxy::respond::{json_response, raw_response, ProxyResponse};
 use crate::proxy::Gateway;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -150,6 +150,11 @@ async fn admin_answer(gateway: &Gateway, request: &Request<Incoming>) -> ProxyRe
     }
     match request.uri().path() {
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
+        "/metrics" => raw_response(
+            StatusCode::OK,
+            Some(http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE)),
+            bytes::Bytes::from(gateway.metrics().render()),
+        ),
         "/readyz" => {
             let version = gateway.policies().snapshot().version;
             match gateway.upstream_ready().await {

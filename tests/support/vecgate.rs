@@ -44,6 +44,8 @@ impl VecgateOptions {
 pub struct VecgateServer {
     child: Child,
     url: String,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    admin_url: String,
     log_path: PathBuf,
     audit_path: PathBuf,
     agent: ureq::Agent,
@@ -56,9 +58,10 @@ impl VecgateServer {
         for _ in 0..START_ATTEMPTS {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = super::free_port();
+            let admin_port = super::free_port();
             let audit_path = dir.path().join("audit.jsonl");
             let config = format!(
-                "listen: 127.0.0.1:{port}\n\
+                "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
                  upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n\
                  auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
                  hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
@@ -92,6 +95,7 @@ impl VecgateServer {
             let mut server = VecgateServer {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
+                admin_url: format!("http://127.0.0.1:{admin_port}"),
                 log_path,
                 audit_path,
                 agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build(),
@@ -122,6 +126,19 @@ impl VecgateServer {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// GET on the admin listener: status and body text.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        match self.agent.get(&format!("{}{}", self.admin_url, path)).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("admin {path}: {e}\n{}", self.log_tail()),
+        }
     }
 
     pub fn log_tail(&self) -> String {
