@@ -20,7 +20,24 @@ pub const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 /// `Accept-Encoding`, so responses arrive uncompressed and can be filtered) stays here.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] = [http::header::ACCEPT, http::header::USER_AGENT];
 
+/// Shadow mode: the client's request exactly as it came, and the database's answer to it.
+/// While a request runs in shadow mode, the pipeline's final forward (the one that carries the
+/// client's headers) sends this original instead of the rewritten request, so the client gets
+/// the database's unmodified answer, while everything else is still computed.
+pub struct ShadowExchange {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: Option<Bytes>,
+    pub answer: Option<UpstreamResponse>,
+}
+
+tokio::task_local! {
+    /// Set for the duration of one request in shadow mode.
+    pub static SHADOW: std::cell::RefCell<ShadowExchange>;
+}
+
 /// An upstream answer, read whole.
+#[derive(Clone)]
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
@@ -76,7 +93,41 @@ impl Upstream {
 
     /// Sends one request and reads the whole answer, within the configured timeout.
     /// `path_and_query` starts with `/`. A JSON body gets `Content-Type: application/json`.
+    /// `client_headers` is given only for the forward of the client's own request (not for
+    /// the proxy's lookups); in shadow mode that forward sends the original request instead.
     pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        client_headers: Option<&HeaderMap>,
+        body: Option<Bytes>,
+        request_id: &str,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        if client_headers.is_some() {
+            let original = SHADOW.try_with(|s| {
+                let s = s.borrow();
+                match &s.answer {
+                    Some(answer) => Err(answer.clone()),
+                    None => Ok((s.method.clone(), s.path_and_query.clone(), s.body.clone())),
+                }
+            });
+            match original {
+                Ok(Err(answer)) => return Ok(answer),
+                Ok(Ok((method, path, body))) => {
+                    let answer = self
+                        .send_now(method, &path, client_headers, body, request_id)
+                        .await?;
+                    let _ = SHADOW.try_with(|s| s.borrow_mut().answer = Some(answer.clone()));
+                    return Ok(answer);
+                }
+                Err(_) => {}
+            }
+        }
+        self.send_now(method, path_and_query, client_headers, body, request_id)
+            .await
+    }
+
+    async fn send_now(
         &self,
         method: Method,
         path_and_query: &str,
