@@ -37,6 +37,27 @@ pub const MAX_EXPR_DEPTH: usize = 200;
 /// doubles, so literals beyond it are refused.
 pub const MAX_EXACT_INT: i64 = (1 << 53) - 1;
 
+/// The action checked on a collection (resource kind `collection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionAction {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+impl CollectionAction {
+    /// The policy action name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectionAction::Read => "read",
+            CollectionAction::Create => "create",
+            CollectionAction::Update => "update",
+            CollectionAction::Delete => "delete",
+        }
+    }
+}
+
 /// How a collection's records map to `R.attr`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldMapping {

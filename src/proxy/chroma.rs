@@ -25,8 +25,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Resource kind of collection administration (DESIGN §2).
 const COLLECTION_KIND: &str = "collection";
-/// Resource kind of everything else that is not a record or a collection.
-const ADMIN_KIND: &str = "vecgate:admin";
 
 /// A record collection the request addresses, resolved to its name and configuration.
 struct Target<'g> {
@@ -74,20 +72,7 @@ impl Gateway {
                 self.chroma_pass_through(parts, body, event).await
             }
             OpClass::Admin => {
-                let action = route.op.name();
-                event.action = Some(action.to_string());
-                let resource = Resource {
-                    kind: ADMIN_KIND,
-                    id: action,
-                    attr: BTreeMap::new(),
-                };
-                if !decider.may(action, &resource) {
-                    event.decision = "deny";
-                    return Err(ProxyError::Forbidden(format!(
-                        "{ADMIN_KIND} action {action} is not allowed"
-                    )));
-                }
-                event.decision = "allow";
+                self.require_admin(route.op.name(), &decider, event)?;
                 let body = self.reserialised(parts, &body)?;
                 self.chroma_pass_through(parts, body, event).await
             }
@@ -551,26 +536,8 @@ impl Gateway {
         decider: &Decider<'_>,
         event: &mut AuditEvent,
     ) -> Result<Access, ProxyError> {
-        event.action = Some(action.to_string());
-        let access = decider.access(
-            &target.rule.resource_kind,
-            action,
-            &target.mapping,
-            self.config.limits.max_filter_terms,
-            may_post_filter && target.rule.post_filter_only,
-            translate_pushdown,
-        );
-        match &access {
-            Ok(a) => {
-                event.decision = a.decision();
-                event.filter = a.filter().cloned();
-                if let Some(filter) = a.filter() {
-                    self.metrics.filter_terms(count_terms(filter));
-                }
-            }
-            Err(_) => event.decision = "deny",
-        }
-        access
+        let post_filter_only = may_post_filter && target.rule.post_filter_only;
+        self.record_access(target.rule, &target.mapping, action, post_filter_only, translate_pushdown, decider, event)
     }
 
     /// The collection a record route names, with its name and rule.
@@ -700,9 +667,9 @@ impl Gateway {
         let terms = ["where", "where_document"]
             .iter()
             .filter_map(|k| request.get(*k))
-            .map(count_terms)
+            .map(super::count_filter_terms)
             .sum::<usize>()
-            + acl.map_or(0, count_terms);
+            + acl.map_or(0, super::count_filter_terms);
         if terms > limit {
             return Err(ProxyError::BadRequest(format!(
                 "the filter has {terms} terms, more than the limit of {limit}"
@@ -763,20 +730,6 @@ fn requested_include(request: &Json, default: &[&str]) -> Vec<String> {
     match request.get("include").and_then(Json::as_array) {
         Some(items) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
         None => default.iter().map(|s| (*s).to_string()).collect(),
-    }
-}
-
-/// Leaf conditions in a Chroma filter (any object key that is not `$and`/`$or`).
-fn count_terms(filter: &Json) -> usize {
-    match filter {
-        Json::Object(map) => map
-            .iter()
-            .map(|(k, v)| match (k.as_str(), v) {
-                ("$and" | "$or", Json::Array(items)) => items.iter().map(count_terms).sum(),
-                _ => 1,
-            })
-            .sum(),
-        _ => 0,
     }
 }
 

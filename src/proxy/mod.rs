@@ -25,6 +25,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use upstream::Upstream;
 
+/// Resource kind of everything that is neither a record nor a collection (DESIGN §2).
+const ADMIN_KIND: &str = "vecgate:admin";
+
+/// Leaf conditions in a filter, for the filter-size metric: object keys that are not
+/// `$and`/`$or`/`must`/`should`/`must_not`.
+fn count_filter_terms(filter: &serde_json::Value) -> usize {
+    use serde_json::Value as Json;
+    match filter {
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("$and" | "$or" | "must" | "should" | "must_not", Json::Array(items)) => {
+                    items.iter().map(count_filter_terms).sum()
+                }
+                ("$and" | "$or" | "must" | "should" | "must_not", nested @ Json::Object(_)) => {
+                    count_filter_terms(nested)
+                }
+                _ => 1,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
 /// How long a collection id → name mapping is trusted (renames by other clients).
 const COLLECTION_NAME_TTL: Duration = Duration::from_secs(30);
 
@@ -244,6 +268,64 @@ impl Gateway {
         event.subject = Some(auth.principal.id.clone());
         event.roles.clone_from(&auth.principal.roles);
         Ok(auth)
+    }
+
+    /// Plans `action` on a collection's records and translates the plan with the backend's
+    /// translator; the decision and the filter go into the audit event.
+    #[allow(clippy::too_many_arguments)]
+    fn record_access(
+        &self,
+        rule: &CollectionRule,
+        mapping: &crate::backends::FieldMapping,
+        action: &str,
+        post_filter_only: bool,
+        translate: authorize::Translate,
+        decider: &authorize::Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<authorize::Access, ProxyError> {
+        event.action = Some(action.to_string());
+        let access = decider.access(
+            &rule.resource_kind,
+            action,
+            mapping,
+            self.config.limits.max_filter_terms,
+            post_filter_only,
+            translate,
+        );
+        match &access {
+            Ok(a) => {
+                event.decision = a.decision();
+                event.filter = a.filter().cloned();
+                if let Some(filter) = a.filter() {
+                    self.metrics.filter_terms(count_filter_terms(filter));
+                }
+            }
+            Err(_) => event.decision = "deny",
+        }
+        access
+    }
+
+    /// Everything that is neither a record nor a collection: resource kind `vecgate:admin`,
+    /// the operation name as action; denied unless a policy allows it.
+    fn require_admin(
+        &self,
+        action: &'static str,
+        decider: &authorize::Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<(), ProxyError> {
+        event.action = Some(action.to_string());
+        let resource = authorize::Resource {
+            kind: ADMIN_KIND,
+            id: action,
+            attr: std::collections::BTreeMap::new(),
+        };
+        if decider.may(action, &resource) {
+            event.decision = "allow";
+            Ok(())
+        } else {
+            event.decision = "deny";
+            Err(ProxyError::Forbidden(format!("{ADMIN_KIND} action {action} is not allowed")))
+        }
     }
 
     fn collection_rule(&self, name: &str) -> Result<&CollectionRule, ProxyError> {

@@ -24,8 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Resource kind of collection administration (DESIGN §2).
 const COLLECTION_KIND: &str = "collection";
-/// Resource kind of everything else that is not a point or a collection.
-const ADMIN_KIND: &str = "vecgate:admin";
 /// Points a by-filter payload write may touch; each is checked like a by-id write.
 const MAX_FILTER_WRITE_POINTS: usize = 10_000;
 
@@ -112,20 +110,7 @@ impl Gateway {
         match class {
             OpClass::Health => Err(ProxyError::Internal("health handled above".into())),
             OpClass::Admin => {
-                let action = route.op.name();
-                event.action = Some(action.to_string());
-                let resource = Resource {
-                    kind: ADMIN_KIND,
-                    id: action,
-                    attr: BTreeMap::new(),
-                };
-                if !decider.may(action, &resource) {
-                    event.decision = "deny";
-                    return Err(ProxyError::Forbidden(format!(
-                        "{ADMIN_KIND} action {action} is not allowed"
-                    )));
-                }
-                event.decision = "allow";
+                self.require_admin(route.op.name(), &decider, event)?;
                 let body = self.qdrant_body(parts, &body)?;
                 self.qdrant_forward(parts, &route, body, event).await.map(pass_back)
             }
@@ -522,23 +507,8 @@ impl Gateway {
         decider: &Decider<'_>,
         event: &mut AuditEvent,
     ) -> Result<Access, ProxyError> {
-        event.action = Some(action.to_string());
-        let access = decider.access(
-            &target.rule.resource_kind,
-            action,
-            &target.mapping,
-            self.config.limits.max_filter_terms,
-            may_post_filter && target.rule.post_filter_only,
-            translate_pushdown,
-        );
-        match &access {
-            Ok(a) => {
-                event.decision = a.decision();
-                event.filter = a.filter().cloned();
-            }
-            Err(_) => event.decision = "deny",
-        }
-        access
+        let post_filter_only = may_post_filter && target.rule.post_filter_only;
+        self.record_access(target.rule, &target.mapping, action, post_filter_only, translate_pushdown, decider, event)
     }
 
     fn qdrant_target(&self, route: &Route, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {

@@ -68,26 +68,7 @@ pub enum OpClass {
     Health,
 }
 
-/// The action checked on a collection (resource kind `collection`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CollectionAction {
-    Read,
-    Create,
-    Update,
-    Delete,
-}
-
-impl CollectionAction {
-    /// The policy action name.
-    pub fn name(self) -> &'static str {
-        match self {
-            CollectionAction::Read => "read",
-            CollectionAction::Create => "create",
-            CollectionAction::Update => "update",
-            CollectionAction::Delete => "delete",
-        }
-    }
-}
+pub use crate::backends::CollectionAction;
 
 impl Operation {
     /// Every operation, in the order of the enum.
