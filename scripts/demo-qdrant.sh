@@ -146,6 +146,10 @@ sed -e "s|@LISTEN@|127.0.0.1:$VECGATE_PORT|" \
     -e "s|@POLICIES_DIR@|$EXAMPLE/policies|" \
     -e "s|@AUDIT_PATH@|$WORK/audit.jsonl|" \
     "$EXAMPLE/vecgate.yaml.template" >"$WORK/vecgate.yaml"
+if [[ -z "$VECGATE_QDRANT_API_KEY" ]]; then
+    # A Qdrant without an API key (QDRANT_URL without QDRANT_API_KEY): send none upstream.
+    sed -i -e '/^  api_key_env:/d' "$WORK/vecgate.yaml"
+fi
 say "vecgate: serving on $VECGATE_URL in front of Qdrant ($UPSTREAM_URL), policies from examples/langchain-qdrant/policies"
 "$VECGATE_BIN" serve --config "$WORK/vecgate.yaml" >"$WORK/vecgate.log" 2>&1 &
 VECGATE_PID=$!
