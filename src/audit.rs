@@ -14,6 +14,8 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     pub roles: Vec<String>,
     pub backend: &'static str,
+    /// enforce | shadow
+    pub mode: &'static str,
     pub method: String,
     pub path: String,
     pub collection: Option<String>,
@@ -28,6 +30,8 @@ pub struct AuditEvent {
     pub hits_returned: Option<usize>,
     pub hits_stripped: Option<usize>,
     pub status: u16,
+    /// Shadow mode: the status enforce mode would have answered.
+    pub enforced_status: Option<u16>,
     pub error: Option<&'static str>,
     pub message: Option<String>,
     pub latency_ms: f64,

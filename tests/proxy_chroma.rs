@@ -492,3 +492,30 @@ fn the_admin_listener_reports_health_readiness_and_metrics() {
     drop(s.chroma);
     assert_eq!(s.vecgate.admin_get("/readyz").0, 503);
 }
+
+#[test]
+fn shadow_mode_computes_everything_and_changes_nothing() {
+    let s = setup_with(|o| o.extra_yaml = "mode: shadow\n".into());
+    // Reads pass unchanged; the audit line says what enforce mode would have done.
+    let (status, got) = s.vecgate.call("POST", &format!("{}/get", s.col), Some(&s.alice), Some(&json!({})));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(ids_of(&got), set(&["f1", "f2", "h1", "h2", "n1"]));
+    let (_, count) = s.vecgate.call("GET", &format!("{}/count", s.col), Some(&s.guest), None);
+    assert_eq!(count, json!(5));
+    // A write enforce mode would refuse goes through.
+    let body = json!({"ids": ["h9"], "embeddings": [[0.2, 0.2]], "metadatas": [{"department": "hr", "level": 1}]});
+    let (status, got) = s.vecgate.call("POST", &format!("{}/add", s.col), Some(&s.alice), Some(&body));
+    assert!(status == 200 || status == 201, "{status} {got}");
+    assert!(s.chroma.get_ids(&s.col_id, None).unwrap().contains(&"h9".to_string()));
+    // Even a request without a token reaches the database.
+    let (status, _) = s.vecgate.call("POST", &format!("{}/get", s.col), None, Some(&json!({})));
+    assert_eq!(status, 200);
+
+    let lines = s.vecgate.audit_lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|l| l["mode"] == "shadow"));
+    assert_eq!((lines[0]["decision"].as_str(), lines[0]["hits_stripped"].as_u64(), lines[0]["enforced_status"].as_u64()), (Some("filter"), Some(3), Some(200)));
+    assert_eq!(lines[1]["decision"], "deny");
+    assert_eq!((lines[2]["decision"].as_str(), lines[2]["enforced_status"].as_u64()), (Some("deny"), Some(403)));
+    assert_eq!(lines[3]["enforced_status"], 401);
+}

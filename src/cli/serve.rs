@@ -106,9 +106,6 @@ fn refuse_unavailable_features(config: &Config) -> Result<(), String> {
     if config.tls.is_some() {
         return Err("inbound `tls` is not available in this build yet; terminate TLS in front of vecgate or remove the section".into());
     }
-    if config.mode == crate::config::Mode::Shadow {
-        return Err("`mode: shadow` is not available in this build yet".into());
-    }
     for warning in config::warnings(config) {
         tracing::warn!("config: {warning}");
     }

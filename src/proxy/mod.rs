@@ -7,12 +7,14 @@
 pub mod authorize;
 pub mod body;
 pub mod chroma;
+pub mod qdrant;
+pub mod records;
 pub mod respond;
 pub mod upstream;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::authn::{Authenticated, Authenticator};
-use crate::config::{BackendKind, CollectionRule, Config};
+use crate::config::{BackendKind, CollectionRule, Config, Mode};
 use crate::metrics::Metrics;
 use crate::policy::store::PolicyStore;
 use bytes::Bytes;
@@ -38,6 +40,21 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
 }
 
+/// The database's API key from the environment variable the configuration names.
+fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
+    let Some(var) = &config.upstream.api_key_env else {
+        return Ok(None);
+    };
+    let key = std::env::var(var)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ProxyError::Config(format!("upstream.api_key_env: {var} is not set")))?;
+    let mut value = http::HeaderValue::from_str(&key)
+        .map_err(|_| ProxyError::Config(format!("upstream.api_key_env: {var} is not a valid header value")))?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
 impl Gateway {
     pub fn new(
         config: Arc<Config>,
@@ -51,6 +68,7 @@ impl Gateway {
             config.upstream.timeout,
             config.upstream.kind.name(),
             metrics.clone(),
+            upstream_api_key(&config)?,
         )?;
         Ok(Gateway {
             authn,
@@ -91,15 +109,14 @@ impl Gateway {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             request_id: uuid::Uuid::new_v4().to_string(),
             backend: self.config.upstream.kind.name(),
+            mode: "enforce",
             method: parts.method.to_string(),
             path: parts.uri.path().to_string(),
             ..AuditEvent::default()
         };
-        let result = match self.config.upstream.kind {
-            BackendKind::Chroma => self.chroma(&parts, body, &mut event).await,
-            BackendKind::Qdrant => Err(ProxyError::Config(
-                "the qdrant backend is not available in this build yet".into(),
-            )),
+        let result = match self.config.mode {
+            Mode::Enforce => self.dispatch(&parts, body, &mut event).await,
+            Mode::Shadow => self.shadow(&parts, body, &mut event).await,
         };
         let response = match result {
             Ok(response) => response,
@@ -125,10 +142,82 @@ impl Gateway {
         );
         // Hits stripped under post_filter_only are expected (counted as shortfall instead);
         // any other stripped hit means the pushed-down filter let something through.
-        if let Some(n) = event.hits_stripped.filter(|n| *n > 0 && event.decision != "post_filter") {
+        // In shadow mode the database answers the unfiltered original, so stripped hits are
+        // expected there too; they are in the audit log, not in this alarm.
+        if let Some(n) = event
+            .hits_stripped
+            .filter(|n| *n > 0 && event.decision != "post_filter" && event.mode == "enforce")
+        {
             self.metrics.hits_stripped(event.backend, n);
         }
         response
+    }
+
+    async fn dispatch<B>(&self, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<ProxyResponse, ProxyError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        match self.config.upstream.kind {
+            BackendKind::Chroma => self.chroma(parts, body, event).await,
+            BackendKind::Qdrant => self.qdrant(parts, body, event).await,
+        }
+    }
+
+    /// `mode: shadow`: the whole pipeline runs (decisions, filters, checks, stripping are
+    /// computed, logged and counted), but the client's request goes to the database
+    /// unchanged and the database's answer comes back unchanged. Only the body size limit
+    /// still applies, since it protects vecgate itself.
+    async fn shadow<B>(&self, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<ProxyResponse, ProxyError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        event.mode = "shadow";
+        let bytes = body::read_body(&parts.headers, body, self.config.limits.max_body_bytes).await?;
+        let original = upstream::ShadowExchange {
+            method: parts.method.clone(),
+            path_and_query: upstream::path_and_query(parts).to_string(),
+            body: (!bytes.is_empty()).then(|| bytes.clone()),
+            answer: None,
+        };
+        let (verdict, answer) = upstream::SHADOW
+            .scope(std::cell::RefCell::new(original), async {
+                let verdict = self
+                    .dispatch(parts, http_body_util::Full::new(bytes), event)
+                    .await;
+                if upstream::SHADOW.with(|s| s.borrow().answer.is_none()) {
+                    // Decided (or refused) before forwarding: forward the original now.
+                    let forwarded = self
+                        .upstream
+                        .send(
+                            parts.method.clone(),
+                            upstream::path_and_query(parts),
+                            Some(&parts.headers),
+                            None,
+                            &event.request_id,
+                        )
+                        .await;
+                    if let Err(e) = forwarded {
+                        return (verdict, Err(e));
+                    }
+                }
+                let answer = upstream::SHADOW.with(|s| s.borrow_mut().answer.take());
+                (verdict, answer.ok_or_else(|| ProxyError::Internal("shadow forward lost".into())))
+            })
+            .await;
+        match &verdict {
+            Ok(would_be) => event.enforced_status = Some(would_be.status().as_u16()),
+            Err(e) => {
+                event.enforced_status = Some(e.status().as_u16());
+                event.error = Some(e.kind());
+                event.message = Some(e.to_string());
+                if event.decision.is_empty() || !matches!(e.status().as_u16(), 401 | 403) {
+                    event.decision = if e.status().as_u16() >= 500 { "error" } else { "deny" };
+                }
+            }
+        }
+        answer.map(upstream::pass_back)
     }
 
     /// Does the database answer its health route?

@@ -20,7 +20,24 @@ pub const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 /// `Accept-Encoding`, so responses arrive uncompressed and can be filtered) stays here.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] = [http::header::ACCEPT, http::header::USER_AGENT];
 
+/// Shadow mode: the client's request exactly as it came, and the database's answer to it.
+/// While a request runs in shadow mode, the pipeline's final forward (the one that carries the
+/// client's headers) sends this original instead of the rewritten request, so the client gets
+/// the database's unmodified answer, while everything else is still computed.
+pub struct ShadowExchange {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: Option<Bytes>,
+    pub answer: Option<UpstreamResponse>,
+}
+
+tokio::task_local! {
+    /// Set for the duration of one request in shadow mode.
+    pub static SHADOW: std::cell::RefCell<ShadowExchange>;
+}
+
 /// An upstream answer, read whole.
+#[derive(Clone)]
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
@@ -38,6 +55,8 @@ pub struct Upstream {
     metrics: Arc<Metrics>,
     /// Metric label of the database kind.
     backend: &'static str,
+    /// The database's own API key, sent as `api-key` on every request.
+    api_key: Option<HeaderValue>,
     /// `scheme://host:port[/prefix]`, no trailing slash.
     base: String,
     timeout: Duration,
@@ -49,6 +68,7 @@ impl Upstream {
         timeout: Duration,
         backend: &'static str,
         metrics: Arc<Metrics>,
+        api_key: Option<HeaderValue>,
     ) -> Result<Upstream, ProxyError> {
         if !base_url.starts_with("http://") {
             return Err(ProxyError::Config(format!(
@@ -65,6 +85,7 @@ impl Upstream {
             client,
             metrics,
             backend,
+            api_key,
             base: base_url.trim_end_matches('/').to_string(),
             timeout,
         })
@@ -72,7 +93,41 @@ impl Upstream {
 
     /// Sends one request and reads the whole answer, within the configured timeout.
     /// `path_and_query` starts with `/`. A JSON body gets `Content-Type: application/json`.
+    /// `client_headers` is given only for the forward of the client's own request (not for
+    /// the proxy's lookups); in shadow mode that forward sends the original request instead.
     pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        client_headers: Option<&HeaderMap>,
+        body: Option<Bytes>,
+        request_id: &str,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        if client_headers.is_some() {
+            let original = SHADOW.try_with(|s| {
+                let s = s.borrow();
+                match &s.answer {
+                    Some(answer) => Err(answer.clone()),
+                    None => Ok((s.method.clone(), s.path_and_query.clone(), s.body.clone())),
+                }
+            });
+            match original {
+                Ok(Err(answer)) => return Ok(answer),
+                Ok(Ok((method, path, body))) => {
+                    let answer = self
+                        .send_now(method, &path, client_headers, body, request_id)
+                        .await?;
+                    let _ = SHADOW.try_with(|s| s.borrow_mut().answer = Some(answer.clone()));
+                    return Ok(answer);
+                }
+                Err(_) => {}
+            }
+        }
+        self.send_now(method, path_and_query, client_headers, body, request_id)
+            .await
+    }
+
+    async fn send_now(
         &self,
         method: Method,
         path_and_query: &str,
@@ -90,6 +145,9 @@ impl Upstream {
             }
         }
         builder = builder.header("x-request-id", request_id);
+        if let Some(key) = &self.api_key {
+            builder = builder.header("api-key", key);
+        }
         let body = match body {
             Some(b) => {
                 builder = builder.header(CONTENT_TYPE, "application/json");
@@ -141,4 +199,30 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The path and query of a client request, forwarded as they came (routes are matched
+/// exactly, so nothing needs rewriting).
+pub fn path_and_query(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str())
+}
+
+pub fn to_bytes(value: &serde_json::Value) -> Result<Bytes, ProxyError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}")))
+}
+
+/// The database's answer as JSON; anything else cannot be checked and fails closed.
+pub fn parse_answer(answer: &UpstreamResponse) -> Result<serde_json::Value, ProxyError> {
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| ProxyError::UpstreamUnreadable(format!("the answer is not JSON: {e}")))
+}
+
+/// The database's answer, unchanged, for the client.
+pub fn pass_back(answer: UpstreamResponse) -> super::respond::ProxyResponse {
+    super::respond::raw_response(answer.status, answer.content_type, answer.body)
 }
