@@ -30,6 +30,8 @@ pub struct VecgateOptions {
     pub env: Vec<(String, String)>,
     /// The database's own API key (sent upstream as `api-key`), when it needs one.
     pub upstream_api_key: Option<String>,
+    /// `policies.watch`: reload on file changes and SIGHUP.
+    pub watch_policies: bool,
 }
 
 impl VecgateOptions {
@@ -43,6 +45,7 @@ impl VecgateOptions {
             upstream_timeout: "10s",
             env: Vec::new(),
             upstream_api_key: None,
+            watch_policies: false,
         }
     }
 
@@ -80,7 +83,7 @@ impl VecgateServer {
                  auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
                  hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
                  principal:\n    id: sub\n    roles: roles\n\
-                 policies:\n  dir: {policies}\n  watch: false\n\
+                 policies:\n  dir: {policies}\n  watch: {watch}\n\
                  collections:\n{collections}\
                  audit:\n  path: {audit}\n\
                  {extra}",
@@ -93,6 +96,7 @@ impl VecgateServer {
                     ""
                 },
                 policies = options.policies_dir.display(),
+                watch = options.watch_policies,
                 collections = options.collections_yaml,
                 audit = audit_path.display(),
                 extra = options.extra_yaml,
@@ -160,6 +164,23 @@ impl VecgateServer {
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
             Err(e) => panic!("admin {path}: {e}\n{}", self.log_tail()),
         }
+    }
+
+    /// The process id, for sending signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn log_tail(&self) -> String {
