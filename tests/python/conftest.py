@@ -1,6 +1,9 @@
 """Session fixtures for the Python tests: the real Chroma server, vecgate in front of it with
 the demo's policies (examples/langchain-chroma/policies), tokens for the demo's people, and
-the real chromadb client connected as any of them.
+the real chromadb client connected as any of them. For Qdrant: the Qdrant test server
+(tests/qdrant_server, guarded by its own API key), a second vecgate in front of it with the
+Qdrant demo's config and policies (examples/langchain-qdrant), and qdrant-client connected as
+anyone. Each backend's servers start only when a test asks for them.
 
 vecgate's binary: $VECGATE_BIN, or `cargo build` in the repository (honouring
 $CARGO_TARGET_DIR). When a test fails, the tails of vecgate's and Chroma's logs are attached to
@@ -15,11 +18,16 @@ from typing import Callable, Iterator
 import pytest
 
 from vecgate_fixtures import (
+    QDRANT_API_KEY_ENV,
+    QDRANT_CONFIG_TEMPLATE,
+    QDRANT_POLICIES_DIR,
     Server,
     connect,
+    connect_qdrant,
     find_vecgate_binary,
     mint_token,
     start_chroma,
+    start_qdrant,
     start_vecgate,
     unique_collection_name,
 )
@@ -126,3 +134,67 @@ def seeded_collection(connect_as) -> Iterator[str]:
         connect_as("admin").delete_collection(name)
     except Exception:  # cleanup only; test_admin_only_deletes_collections covers deletion
         pass
+
+
+# --------------------------------------------------------------------------------------------
+# Qdrant
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def qdrant_api_key() -> str:
+    """Qdrant's own API key: the test server requires it, vecgate holds it (api_key_env), and
+    no application token ever equals it."""
+    return "upstream-" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def qdrant(tmp_path_factory, qdrant_api_key) -> Iterator[Server]:
+    server = start_qdrant(tmp_path_factory.mktemp("qdrant"), api_key=qdrant_api_key)
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture(scope="session")
+def vecgate_qdrant(
+    vecgate_binary, qdrant, qdrant_api_key, jwt_secret, tmp_path_factory
+) -> Iterator[Server]:
+    server = start_vecgate(
+        vecgate_binary,
+        tmp_path_factory.mktemp("vecgate-qdrant"),
+        qdrant.url,
+        jwt_secret,
+        template=QDRANT_CONFIG_TEMPLATE,
+        policies_dir=QDRANT_POLICIES_DIR,
+        extra_env={QDRANT_API_KEY_ENV: qdrant_api_key},
+        health_path="/healthz",
+    )
+    server.name = "vecgate (qdrant)"
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture
+def qdrant_as(vecgate_qdrant, tokens) -> Callable:
+    """qdrant_as("alice") / qdrant_as("bob", transport="token_provider") -> QdrantClient
+    talking to vecgate; qdrant_as(None) sends no credentials."""
+
+    def _connect(who, transport: str = "api_key"):
+        return connect_qdrant(vecgate_qdrant.url, tokens[who] if who else None, transport)
+
+    return _connect
+
+
+@pytest.fixture
+def qdrant_direct(qdrant, qdrant_api_key):
+    """QdrantClient straight to the Qdrant test server with its API key, bypassing vecgate: the
+    independent witness of what is really stored."""
+    return connect_qdrant(qdrant.url, qdrant_api_key, "api_key")

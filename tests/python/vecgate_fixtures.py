@@ -1,5 +1,6 @@
-"""Helpers behind conftest.py: start the real Chroma server and vecgate on free loopback ports,
-render vecgate's configuration, mint tokens, and connect the real chromadb client.
+"""Helpers behind conftest.py: start the real Chroma server, the Qdrant test server
+(tests/qdrant_server) and vecgate on free loopback ports, render vecgate's configuration, mint
+tokens, and connect the real chromadb and qdrant-client clients.
 
 Everything here talks to processes on 127.0.0.1 only and cleans up after itself.
 """
@@ -26,11 +27,21 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "langchain-chroma"
 CONFIG_TEMPLATE = EXAMPLE_DIR / "vecgate.yaml.template"
 POLICIES_DIR = EXAMPLE_DIR / "policies"
+QDRANT_EXAMPLE_DIR = REPO_ROOT / "examples" / "langchain-qdrant"
+QDRANT_CONFIG_TEMPLATE = QDRANT_EXAMPLE_DIR / "vecgate.yaml.template"
+QDRANT_POLICIES_DIR = QDRANT_EXAMPLE_DIR / "policies"
+QDRANT_SERVER = REPO_ROOT / "tests" / "qdrant_server" / "server.py"
+# The variable the Qdrant config template names in `upstream.api_key_env`.
+QDRANT_API_KEY_ENV = "VECGATE_QDRANT_API_KEY"
 
 # The demo's embedding and corpus are shared with the tests, so the tests check what the demo
 # shows.
 if str(EXAMPLE_DIR) not in sys.path:
     sys.path.insert(0, str(EXAMPLE_DIR))
+# The Qdrant example's own module (point_ids) comes after, so corpus/embeddings/mint_token
+# stay the Chroma example's (the Qdrant example reuses them too).
+if str(QDRANT_EXAMPLE_DIR) not in sys.path:
+    sys.path.append(str(QDRANT_EXAMPLE_DIR))
 
 # Tokens are minted by the demo's own helper (issuer/audience match the config template).
 from mint_token import SECRET_ENV, mint as mint_token  # noqa: E402
@@ -69,6 +80,11 @@ class Server:
         return "\n".join(line for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()  # the Qdrant test server exits when its stdin closes
+            except OSError:
+                pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -90,14 +106,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawn(name: str, argv: list[str], log_path: Path, port: int, env=None) -> Server:
+def _spawn(
+    name: str, argv: list[str], log_path: Path, port: int, env=None, stdin=subprocess.DEVNULL
+) -> Server:
     log = open(log_path, "wb")
     try:
         proc = subprocess.Popen(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             env=env,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
@@ -180,9 +198,15 @@ def find_vecgate_binary() -> Path:
     return binary
 
 
-def render_config(listen_port: int, upstream_url: str, policies_dir: Path, audit_path: Path) -> str:
-    """The demo's config template with its placeholders filled in."""
-    text = CONFIG_TEMPLATE.read_text()
+def render_config(
+    listen_port: int,
+    upstream_url: str,
+    policies_dir: Path,
+    audit_path: Path,
+    template: Path = CONFIG_TEMPLATE,
+) -> str:
+    """A demo's config template (the Chroma one by default) with its placeholders filled in."""
+    text = template.read_text()
     for key, value in {
         "@LISTEN@": f"127.0.0.1:{listen_port}",
         "@UPSTREAM_URL@": upstream_url,
@@ -196,14 +220,25 @@ def render_config(listen_port: int, upstream_url: str, policies_dir: Path, audit
     return text
 
 
-def start_vecgate(binary: Path, workdir: Path, upstream_url: str, secret: str) -> Server:
-    """vecgate in front of `upstream_url`, with the demo's policies, on a free port."""
+def start_vecgate(
+    binary: Path,
+    workdir: Path,
+    upstream_url: str,
+    secret: str,
+    template: Path = CONFIG_TEMPLATE,
+    policies_dir: Path = POLICIES_DIR,
+    extra_env: Optional[dict[str, str]] = None,
+    health_path: str = "/api/v2/heartbeat",
+) -> Server:
+    """vecgate in front of `upstream_url`, with a demo's config template and policies (the
+    Chroma demo's by default), on a free port. `extra_env` is added to its environment."""
     port = free_port()
     config_path = workdir / "vecgate.yaml"
     audit_path = workdir / "audit.jsonl"
-    config_path.write_text(render_config(port, upstream_url, POLICIES_DIR, audit_path))
+    config_path.write_text(render_config(port, upstream_url, policies_dir, audit_path, template))
     env = dict(os.environ)
     env[SECRET_ENV] = secret
+    env.update(extra_env or {})
     env.setdefault("RUST_LOG", "info")
     server = _spawn(
         "vecgate",
@@ -214,9 +249,44 @@ def start_vecgate(binary: Path, workdir: Path, upstream_url: str, secret: str) -
     )
     server.extra["config_path"] = config_path
     server.extra["audit_path"] = audit_path
-    # The heartbeat is a health route; any HTTP answer means the listener is up.
-    wait_until_answers(server, "/api/v2/heartbeat")
+    # A health route; any HTTP answer means the listener is up.
+    wait_until_answers(server, health_path)
     return server
+
+
+def start_qdrant(workdir: Path, api_key: Optional[str] = None) -> Server:
+    """The Qdrant-compatible test server (tests/qdrant_server, in memory) on a free port,
+    requiring `api-key: <api_key>` on every data route when `api_key` is given. Its stdin is a
+    pipe that Server.stop() closes (the server exits when its stdin closes)."""
+    port = free_port()
+    argv = [sys.executable, str(QDRANT_SERVER), "--host", "127.0.0.1", "--port", str(port)]
+    if api_key is not None:
+        argv += ["--api-key", api_key]
+    server = _spawn("qdrant", argv, workdir / "qdrant.log", port, stdin=subprocess.PIPE)
+    wait_until_answers(server, "/healthz", {200})
+    return server
+
+
+def connect_qdrant(server_url: str, token: Optional[str], transport: str = "api_key"):
+    """The real qdrant-client (REST) pointed at `server_url`, sending `token` the two ways its
+    docs show: `api_key=` (header `api-key`) or `auth_token_provider=` (a callable, sent as
+    `Authorization: Bearer`). token None: no credentials."""
+    import warnings
+
+    from qdrant_client import QdrantClient
+
+    kwargs: dict = {"url": server_url, "prefer_grpc": False, "timeout": 30}
+    if token is not None:
+        if transport == "api_key":
+            kwargs["api_key"] = token
+        elif transport == "token_provider":
+            kwargs["auth_token_provider"] = lambda: token
+        else:
+            raise ValueError(f"unknown transport {transport!r}")
+    with warnings.catch_warnings():
+        # "Api key is used with an insecure connection": loopback only, on purpose.
+        warnings.simplefilter("ignore")
+        return QdrantClient(**kwargs)
 
 
 def connect(server_url: str, token: Optional[str], transport: str = "bearer") -> chromadb.HttpClient:
