@@ -26,6 +26,13 @@ pub struct VecgateOptions {
     /// Extra top-level YAML appended verbatim (limits, mode, …).
     pub extra_yaml: String,
     pub upstream_timeout: &'static str,
+    /// Replaces the default HS256 `auth:` section: its body, each line indented by two
+    /// spaces (for example a `jwks_url`).
+    pub auth_yaml: Option<String>,
+    /// `policies.watch` (reload on change and SIGHUP).
+    pub policies_watch: bool,
+    /// `upstream.tls.ca_file`.
+    pub upstream_ca_file: Option<PathBuf>,
 }
 
 impl VecgateOptions {
@@ -37,6 +44,9 @@ impl VecgateOptions {
             collections_yaml: "  - name: \"*\"\n    resource_kind: document\n".to_string(),
             extra_yaml: String::new(),
             upstream_timeout: "10s",
+            auth_yaml: None,
+            policies_watch: false,
+            upstream_ca_file: None,
         }
     }
 }
@@ -60,20 +70,30 @@ impl VecgateServer {
             let port = super::free_port();
             let admin_port = super::free_port();
             let audit_path = dir.path().join("audit.jsonl");
+            let auth = options.auth_yaml.clone().unwrap_or_else(|| {
+                format!(
+                    "  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
+                     hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
+                     principal:\n    id: sub\n    roles: roles\n"
+                )
+            });
             let config = format!(
                 "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
-                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n\
-                 auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
-                 hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
-                 principal:\n    id: sub\n    roles: roles\n\
-                 policies:\n  dir: {policies}\n  watch: false\n\
+                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{upstream_tls}\
+                 auth:\n{auth}\
+                 policies:\n  dir: {policies}\n  watch: {watch}\n\
                  collections:\n{collections}\
                  audit:\n  path: {audit}\n\
                  {extra}",
                 kind = options.upstream_kind,
                 url = options.upstream_url,
                 timeout = options.upstream_timeout,
+                upstream_tls = match &options.upstream_ca_file {
+                    Some(ca) => format!("  tls:\n    ca_file: {}\n", ca.display()),
+                    None => String::new(),
+                },
                 policies = options.policies_dir.display(),
+                watch = options.policies_watch,
                 collections = options.collections_yaml,
                 audit = audit_path.display(),
                 extra = options.extra_yaml,
@@ -126,6 +146,16 @@ impl VecgateServer {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The proxy listener's port.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in url")
+    }
+
+    /// The vecgate process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn admin_url(&self) -> &str {
