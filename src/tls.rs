@@ -149,7 +149,8 @@ pub fn https_connector(
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
-    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(client_config(ca_file)?);
+    let builder =
+        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(client_config(ca_file)?);
     let builder = if allow_plain_http {
         builder.https_or_http()
     } else {

@@ -603,7 +603,10 @@ fn jwks_ca_file_is_read_with_jwks_url_only() {
     );
 
     // Absent: the bundled roots.
-    let (_d, config) = load_ok(&doc(&[("auth", &format!("{{algorithms: [ES256], {jwks}}}"))]));
+    let (_d, config) = load_ok(&doc(&[(
+        "auth",
+        &format!("{{algorithms: [ES256], {jwks}}}"),
+    )]));
     assert_eq!(config.auth.jwks_ca_file, None);
 
     // Missing file.

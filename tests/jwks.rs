@@ -25,7 +25,7 @@ use support::pki::{server_config, TestCa};
 use support::vecgate::{VecgateOptions, VecgateServer, AUDIENCE, ISSUER};
 use support::{repo_root, ChromaServer};
 use vecgate::authn::jwks::{Clock, JwksError, JwksResolver, JwksSettings};
-use vecgate::authn::{AuthnError, Authenticator, KeyResolver};
+use vecgate::authn::{Authenticator, AuthnError, KeyResolver};
 use vecgate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
 
 const DEFAULT_DB_PATH: &str = "/api/v2/tenants/default_tenant/databases/default_database";
@@ -81,7 +81,10 @@ fn ed25519(kid: &str) -> TestKey {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A fresh token (unique `jti`, so no verified-token cache answers for it) signed by `key`
@@ -126,7 +129,10 @@ impl KeySetServer {
             "/not-json" => (200, "<html>".to_string()),
             _ => (404, "{}".to_string()),
         });
-        let server = TestHttpsServer::start(server_config(&ca.server_cert("idp"), &[b"http/1.1"]), respond);
+        let server = TestHttpsServer::start(
+            server_config(&ca.server_cert("idp"), &[b"http/1.1"]),
+            respond,
+        );
         KeySetServer {
             document,
             server,
@@ -210,8 +216,18 @@ fn auth_config(url: &str, algorithms: &[Algorithm]) -> AuthConfig {
     }
 }
 
-fn start(server: &KeySetServer, algorithms: &[Algorithm], clock: Arc<ManualClock>) -> Result<JwksResolver, JwksError> {
-    JwksResolver::start(&server.url(), algorithms, Some(&server.ca_file), manual_settings(), clock)
+fn start(
+    server: &KeySetServer,
+    algorithms: &[Algorithm],
+    clock: Arc<ManualClock>,
+) -> Result<JwksResolver, JwksError> {
+    JwksResolver::start(
+        &server.url(),
+        algorithms,
+        Some(&server.ca_file),
+        manual_settings(),
+        clock,
+    )
 }
 
 fn kids(items: &[&str]) -> Vec<String> {
@@ -299,7 +315,10 @@ fn the_schedule_refreshes_the_set() {
     server.publish(key_set(&[&b]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while resolver.key_ids() != kids(&["b"]) {
-        assert!(Instant::now() < deadline, "the scheduled refresh never came");
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled refresh never came"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // No token was involved: the fetches came from the schedule.
@@ -332,25 +351,43 @@ fn only_signature_keys_fitting_a_configured_algorithm_are_used() {
     let server = KeySetServer::start(document);
     let resolver = start(&server, &[Algorithm::ES256], ManualClock::new()).unwrap();
     assert_eq!(resolver.key_ids(), kids(&["good", "verify-ops"]));
-    let authn =
-        Authenticator::with_keys(&auth_config(&server.url(), &[Algorithm::ES256]), Box::new(resolver)).unwrap();
+    let authn = Authenticator::with_keys(
+        &auth_config(&server.url(), &[Algorithm::ES256]),
+        Box::new(resolver),
+    )
+    .unwrap();
     assert!(authn.verify_token(&token(&good)).is_ok());
     // The private half of an encryption key signs a token: its kid is not usable.
-    assert_eq!(authn.verify_token(&token(&enc)).err(), Some(AuthnError::UnknownKey));
+    assert_eq!(
+        authn.verify_token(&token(&enc)).err(),
+        Some(AuthnError::UnknownKey)
+    );
     // A token naming a usable kid but signed by another key.
     assert_eq!(
-        authn.verify_token(&token_with_kid(&enc, Some("good"))).err(),
+        authn
+            .verify_token(&token_with_kid(&enc, Some("good")))
+            .err(),
         Some(AuthnError::BadSignature)
     );
     // EdDSA is not configured: refused before any key is looked up.
-    assert_eq!(authn.verify_token(&token(&ed)).err(), Some(AuthnError::AlgorithmNotAllowed));
+    assert_eq!(
+        authn.verify_token(&token(&ed)).err(),
+        Some(AuthnError::AlgorithmNotAllowed)
+    );
 }
 
 #[test]
 fn a_token_without_kid_needs_exactly_one_fitting_key() {
     let only = es256("only");
     let server = KeySetServer::start(key_set(&[&only]));
-    let resolver = Arc::new(start(&server, &[Algorithm::ES256, Algorithm::EdDSA], ManualClock::new()).unwrap());
+    let resolver = Arc::new(
+        start(
+            &server,
+            &[Algorithm::ES256, Algorithm::EdDSA],
+            ManualClock::new(),
+        )
+        .unwrap(),
+    );
     let authn = Authenticator::with_keys(
         &auth_config(&server.url(), &[Algorithm::ES256, Algorithm::EdDSA]),
         Box::new(SharedResolver(resolver.clone())),
@@ -383,11 +420,23 @@ fn start_fails_when_the_first_fetch_fails_or_finds_no_usable_key() {
     };
     assert_eq!(attempt(&server.url(), ca, &[Algorithm::ES256]), Ok(()));
     // Keys exist, none for the configured algorithms.
-    assert!(matches!(attempt(&server.url(), ca, &[Algorithm::EdDSA]), Err(JwksError::NoUsableKey(_))));
-    assert!(matches!(attempt(&format!("{base}/missing"), ca, &[Algorithm::ES256]), Err(JwksError::Status(404))));
-    assert!(matches!(attempt(&format!("{base}/not-json"), ca, &[Algorithm::ES256]), Err(JwksError::Document(_))));
+    assert!(matches!(
+        attempt(&server.url(), ca, &[Algorithm::EdDSA]),
+        Err(JwksError::NoUsableKey(_))
+    ));
+    assert!(matches!(
+        attempt(&format!("{base}/missing"), ca, &[Algorithm::ES256]),
+        Err(JwksError::Status(404))
+    ));
+    assert!(matches!(
+        attempt(&format!("{base}/not-json"), ca, &[Algorithm::ES256]),
+        Err(JwksError::Document(_))
+    ));
     // Without the CA file the bundled public roots do not trust the private CA.
-    assert!(matches!(attempt(&server.url(), None, &[Algorithm::ES256]), Err(JwksError::Fetch(_))));
+    assert!(matches!(
+        attempt(&server.url(), None, &[Algorithm::ES256]),
+        Err(JwksError::Fetch(_))
+    ));
     // Another CA file replaces the roots too.
     let other = TestCa::new("other");
     let other_file = other.write_cert(server.dir.path(), "other.pem");
@@ -396,16 +445,26 @@ fn start_fails_when_the_first_fetch_fails_or_finds_no_usable_key() {
         Err(JwksError::Fetch(_))
     ));
     assert!(matches!(
-        attempt(&server.url().replace("https://", "http://"), ca, &[Algorithm::ES256]),
+        attempt(
+            &server.url().replace("https://", "http://"),
+            ca,
+            &[Algorithm::ES256]
+        ),
         Err(JwksError::Url(_))
     ));
     server.server.set_down(true);
-    assert!(matches!(attempt(&server.url(), ca, &[Algorithm::ES256]), Err(JwksError::Fetch(_))));
+    assert!(matches!(
+        attempt(&server.url(), ca, &[Algorithm::ES256]),
+        Err(JwksError::Fetch(_))
+    ));
 
     // Through the configuration: a startup problem.
     let mut cfg = auth_config(&server.url(), &[Algorithm::ES256]);
     cfg.jwks_ca_file = Some(server.ca_file.clone());
-    assert!(matches!(Authenticator::from_config(&cfg), Err(AuthnError::Config(_))));
+    assert!(matches!(
+        Authenticator::from_config(&cfg),
+        Err(AuthnError::Config(_))
+    ));
     server.server.set_down(false);
     assert!(Authenticator::from_config(&cfg).is_ok());
 }
@@ -435,7 +494,11 @@ fn vecgate_verifies_tokens_from_a_rotating_key_set_in_front_of_chroma() {
     chroma.add(
         &col_id,
         &[
-            ("f1".into(), json!({"department": "finance"}), vec![1.0, 0.0]),
+            (
+                "f1".into(),
+                json!({"department": "finance"}),
+                vec![1.0, 0.0],
+            ),
             ("h1".into(), json!({"department": "hr"}), vec![0.0, 1.0]),
         ],
     );
@@ -448,7 +511,12 @@ fn vecgate_verifies_tokens_from_a_rotating_key_set_in_front_of_chroma() {
     let vecgate = VecgateServer::start(&opts);
     let get = |t: &str| vecgate.call("POST", &path, Some(t), Some(&json!({})));
     let ids = |v: &Value| -> BTreeSet<String> {
-        v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
+        v["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect()
     };
 
     let (status, body) = get(&token(&a));
@@ -476,7 +544,10 @@ fn vecgate_verifies_tokens_from_a_rotating_key_set_in_front_of_chroma() {
 
     let (_, metrics) = vecgate.admin_get("/metrics");
     assert!(
-        metrics.lines().any(|l| l.starts_with("vecgate_auth_failures_total") && l.contains("reason=\"unknown_key\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vecgate_auth_failures_total")
+                && l.contains("reason=\"unknown_key\"")),
         "{metrics}"
     );
 }

@@ -172,7 +172,9 @@ fn tls_yaml(cert: &Path, key: &Path, client_ca: Option<&Path>) -> String {
 /// closed the connection (or 5 seconds passed).
 fn plain_exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(bytes).unwrap();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -210,7 +212,11 @@ fn tls_and_mutual_tls_listeners_in_front_of_chroma() {
     chroma.add(
         &col_id,
         &[
-            ("f1".into(), json!({"department": "finance"}), vec![1.0, 0.0]),
+            (
+                "f1".into(),
+                json!({"department": "finance"}),
+                vec![1.0, 0.0],
+            ),
             ("h1".into(), json!({"department": "hr"}), vec![0.0, 1.0]),
         ],
     );
@@ -229,24 +235,56 @@ fn tls_and_mutual_tls_listeners_in_front_of_chroma() {
     let port = vecgate.port();
 
     for alpn in [H1, H2] {
-        let answer = https_call(&rt, port, client_config(&ca, None, alpn), "POST", &get_path, Some(&alice), Some(&json!({})))
-            .unwrap_or_else(|e| panic!("{e}\n{}", vecgate.log_tail()));
+        let answer = https_call(
+            &rt,
+            port,
+            client_config(&ca, None, alpn),
+            "POST",
+            &get_path,
+            Some(&alice),
+            Some(&json!({})),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", vecgate.log_tail()));
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(ids_of(&answer.body), set(&["f1"]));
         assert_eq!(answer.alpn.as_deref(), Some(alpn[0]));
     }
     // Authentication still applies over TLS.
-    let answer =
-        https_call(&rt, port, client_config(&ca, None, H1), "POST", &get_path, None, Some(&json!({}))).unwrap();
+    let answer = https_call(
+        &rt,
+        port,
+        client_config(&ca, None, H1),
+        "POST",
+        &get_path,
+        None,
+        Some(&json!({})),
+    )
+    .unwrap();
     assert_eq!(answer.status, 401);
 
     // Plain HTTP on the TLS port gets no HTTP answer.
-    let answer = plain_exchange(port, b"GET /api/v2/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    assert!(!answer.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&answer));
+    let answer = plain_exchange(
+        port,
+        b"GET /api/v2/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 
     // A client that does not trust the server's CA does not connect.
     let stranger = TestCa::new("unrelated CA");
-    assert!(https_call(&rt, port, client_config(&stranger, None, H1), "GET", "/api/v2/heartbeat", None, None).is_err());
+    assert!(https_call(
+        &rt,
+        port,
+        client_config(&stranger, None, H1),
+        "GET",
+        "/api/v2/heartbeat",
+        None,
+        None
+    )
+    .is_err());
     drop(vecgate);
 
     // --- Mutual TLS.
@@ -273,7 +311,15 @@ fn tls_and_mutual_tls_listeners_in_front_of_chroma() {
         assert_eq!(ids_of(&answer.body), set(&["f1"]));
     }
     // No client certificate.
-    let refused = https_call(&rt, port, client_config(&ca, None, H1), "GET", "/api/v2/heartbeat", None, None);
+    let refused = https_call(
+        &rt,
+        port,
+        client_config(&ca, None, H1),
+        "GET",
+        "/api/v2/heartbeat",
+        None,
+        None,
+    );
     assert!(refused.is_err(), "{refused:?}");
     // A client certificate from another CA (here: the server CA).
     let foreign_client = ca.client_cert("intruder");
@@ -288,8 +334,16 @@ fn tls_and_mutual_tls_listeners_in_front_of_chroma() {
     );
     assert!(refused.is_err(), "{refused:?}");
     // The good client still works afterwards.
-    let answer = https_call(&rt, port, client_config(&ca, Some(&good_client), H1), "GET", "/api/v2/heartbeat", None, None)
-        .unwrap();
+    let answer = https_call(
+        &rt,
+        port,
+        client_config(&ca, Some(&good_client), H1),
+        "GET",
+        "/api/v2/heartbeat",
+        None,
+        None,
+    )
+    .unwrap();
     assert_eq!(answer.status, 200);
 }
 
@@ -319,9 +373,17 @@ fn check_sighup_reload(policies_watch: bool) {
     let vecgate = VecgateServer::start(&opts);
     let rt = runtime();
     let served = || {
-        https_call(&rt, vecgate.port(), client_config(&ca, None, H1), "GET", "/api/v2/heartbeat", None, None)
-            .unwrap_or_else(|e| panic!("{e}\n{}", vecgate.log_tail()))
-            .peer_cert
+        https_call(
+            &rt,
+            vecgate.port(),
+            client_config(&ca, None, H1),
+            "GET",
+            "/api/v2/heartbeat",
+            None,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", vecgate.log_tail()))
+        .peer_cert
     };
     assert_eq!(served(), first.cert_der);
 
@@ -333,13 +395,21 @@ fn check_sighup_reload(policies_watch: bool) {
     eventually("the second certificate", || served() == second.cert_der);
 
     // A certificate whose key is not in the key file: refused, the second one stays.
-    let reloads_failed = || vecgate.log_tail().matches("TLS certificate reload failed").count();
+    let reloads_failed = || {
+        vecgate
+            .log_tail()
+            .matches("TLS certificate reload failed")
+            .count()
+    };
     let failed_before = reloads_failed();
     std::fs::write(&cert, ca.server_cert("third").cert_pem).unwrap();
     send_sighup(vecgate.pid());
     eventually("the failed reload", || reloads_failed() > failed_before);
     assert_eq!(served(), second.cert_der);
-    assert!(vecgate.log_tail().contains("vecgate listening"), "still running");
+    assert!(
+        vecgate.log_tail().contains("vecgate listening"),
+        "still running"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,7 +421,10 @@ fn heartbeat_upstream(cert: &Issued) -> TestHttpsServer {
         if request.path_and_query == "/api/v2/heartbeat" {
             (200, json!({"nanosecond heartbeat": 1234567}).to_string())
         } else {
-            (404, json!({"error": "NotFound", "message": "test upstream"}).to_string())
+            (
+                404,
+                json!({"error": "NotFound", "message": "test upstream"}).to_string(),
+            )
         }
     });
     TestHttpsServer::start(server_config(cert, &[b"h2", b"http/1.1"]), respond)
@@ -373,7 +446,10 @@ fn https_upstream_is_trusted_through_its_ca_file_only() {
     let seen = upstream.seen();
     assert!(seen.iter().any(|r| r.path_and_query == "/api/v2/heartbeat"));
     // ALPN offered HTTP/2 and the upstream chose it.
-    assert!(seen.iter().all(|r| r.version == http::Version::HTTP_2), "{seen:?}");
+    assert!(
+        seen.iter().all(|r| r.version == http::Version::HTTP_2),
+        "{seen:?}"
+    );
     drop(vecgate);
 
     // Without the CA file the bundled public roots do not vouch for a private CA: 502.
@@ -401,17 +477,23 @@ fn https_upstream_is_trusted_through_its_ca_file_only() {
 /// Serves one handshake per connection with the source's acceptor at the time of accepting,
 /// then closes; returns the port.
 fn serve_handshakes(rt: &Runtime, source: Arc<TlsAcceptorSource>) -> u16 {
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     rt.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let acceptor = source.acceptor();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(stream).await {
                     let io = TokioIo::new(tls);
                     let service = hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{}"))))
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(b"{}"),
+                        )))
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(io, service)
@@ -439,25 +521,41 @@ fn acceptor_source_refuses_bad_files_and_reload_keeps_the_last_good_configuratio
     let other = ca.server_cert("other");
     let (other_cert, other_key) = other.write(dir.path(), "other");
     let missing = dir.path().join("missing.pem");
-    let cases: Vec<(ListenerTls, fn(&TlsError) -> bool)> = vec![
+    type ExpectedError = fn(&TlsError) -> bool;
+    let cases: Vec<(ListenerTls, ExpectedError)> = vec![
         (
-            ListenerTls { cert_file: missing.clone(), ..files.clone() },
+            ListenerTls {
+                cert_file: missing.clone(),
+                ..files.clone()
+            },
             |e| matches!(e, TlsError::Read { .. }),
         ),
         (
-            ListenerTls { cert_file: key.clone(), ..files.clone() },
+            ListenerTls {
+                cert_file: key.clone(),
+                ..files.clone()
+            },
             |e| matches!(e, TlsError::NoCertificate { .. }),
         ),
         (
-            ListenerTls { key_file: cert.clone(), ..files.clone() },
+            ListenerTls {
+                key_file: cert.clone(),
+                ..files.clone()
+            },
             |e| matches!(e, TlsError::NoPrivateKey { .. }),
         ),
         (
-            ListenerTls { key_file: other_key.clone(), ..files.clone() },
+            ListenerTls {
+                key_file: other_key.clone(),
+                ..files.clone()
+            },
             |e| matches!(e, TlsError::Rustls { .. }),
         ),
         (
-            ListenerTls { client_ca_file: Some(other_key.clone()), ..files.clone() },
+            ListenerTls {
+                client_ca_file: Some(other_key.clone()),
+                ..files.clone()
+            },
             |e| matches!(e, TlsError::NoCertificate { .. }),
         ),
     ];
@@ -473,9 +571,17 @@ fn acceptor_source_refuses_bad_files_and_reload_keeps_the_last_good_configuratio
     let rt = runtime();
     let port = serve_handshakes(&rt, source.clone());
     let served = || {
-        https_call(&rt, port, client_config(&ca, None, H1), "GET", "/", None, None)
-            .unwrap()
-            .peer_cert
+        https_call(
+            &rt,
+            port,
+            client_config(&ca, None, H1),
+            "GET",
+            "/",
+            None,
+            None,
+        )
+        .unwrap()
+        .peer_cert
     };
     assert_eq!(served(), first.cert_der);
 

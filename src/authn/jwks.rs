@@ -209,12 +209,8 @@ impl JwksResolver {
         if uri.scheme_str() != Some("https") || uri.host().is_none() {
             return Err(JwksError::Url(url.to_string()));
         }
-        let connector = https_connector(
-            ca_file,
-            false,
-            HttpVersions::Http1,
-            settings.fetch_timeout,
-        )?;
+        let connector =
+            https_connector(ca_file, false, HttpVersions::Http1, settings.fetch_timeout)?;
         let now = clock.now();
         let shared = Arc::new(Shared {
             url: url.to_string(),
@@ -443,9 +439,16 @@ async fn run_fetcher(
     }
 }
 
-async fn fetch_document(client: &FetchClient, uri: &Uri, timeout: Duration) -> Result<Bytes, JwksError> {
+async fn fetch_document(
+    client: &FetchClient,
+    uri: &Uri,
+    timeout: Duration,
+) -> Result<Bytes, JwksError> {
     let request = Request::get(uri.clone())
-        .header(http::header::ACCEPT, "application/jwk-set+json, application/json")
+        .header(
+            http::header::ACCEPT,
+            "application/jwk-set+json, application/json",
+        )
         .body(Empty::new())
         .map_err(|e| JwksError::Fetch(e.to_string()))?;
     let exchange = async {
@@ -460,7 +463,9 @@ async fn fetch_document(client: &FetchClient, uri: &Uri, timeout: Duration) -> R
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     JwksError::TooLarge
                 } else {
                     JwksError::Fetch(format!("reading the answer: {e}"))
@@ -500,7 +505,9 @@ fn usable_keys(document: &[u8], algorithms: &[Algorithm]) -> Result<Vec<UsableKe
         };
         match usable_key(jwk, algorithms) {
             Ok(key) => keys.push(key),
-            Err(reason) => tracing::debug!(index, kid = ?jwk.get("kid"), "JWKS: ignoring a key: {reason}"),
+            Err(reason) => {
+                tracing::debug!(index, kid = ?jwk.get("kid"), "JWKS: ignoring a key: {reason}")
+            }
         }
     }
     Ok(keys)

@@ -565,7 +565,9 @@ fn auth(v: &mut Validator<'_>, raw: RawAuth) -> Option<AuthConfig> {
                     "a CA file for the key set only applies with jwks_url",
                 );
             }
-            v.readable_file(text, "auth.jwks_ca_file").map(Some).ok_or(())
+            v.readable_file(text, "auth.jwks_ca_file")
+                .map(Some)
+                .ok_or(())
         }
     };
     if let (Some(algorithms), Some(key)) = (&algorithms, &key) {

@@ -73,7 +73,9 @@ impl TestHttpsServer {
                     let (hits, down, seen, respond) =
                         (hits.clone(), down.clone(), seen.clone(), respond.clone());
                     tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(stream).await else { return };
+                        let Ok(tls) = acceptor.accept(stream).await else {
+                            return;
+                        };
                         let service = service_fn(move |request: http::Request<Incoming>| {
                             let (hits, down, seen, respond) =
                                 (hits.clone(), down.clone(), seen.clone(), respond.clone());

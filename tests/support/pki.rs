@@ -100,7 +100,11 @@ impl TestCa {
 
     /// A server certificate for `127.0.0.1` and `localhost`.
     pub fn server_cert(&self, cn: &str) -> Issued {
-        self.issue(&["127.0.0.1", "localhost"], cn, ExtendedKeyUsagePurpose::ServerAuth)
+        self.issue(
+            &["127.0.0.1", "localhost"],
+            cn,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     /// A client certificate.
