@@ -13,3 +13,4 @@ pub mod plan;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod tls;

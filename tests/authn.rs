@@ -48,6 +48,7 @@ fn config(algorithms: &[Algorithm], key: KeySource) -> AuthConfig {
         audience: None,
         algorithms: algorithms.to_vec(),
         key,
+        jwks_ca_file: None,
         leeway: Duration::ZERO,
         principal: default_mapping(),
     }

@@ -589,6 +589,46 @@ fn upstream_ca_file_needs_https() {
 }
 
 #[test]
+fn jwks_ca_file_is_read_with_jwks_url_only() {
+    let jwks = "jwks_url: \"https://idp.example.com/jwks\"";
+    let dir = site(&doc(&[(
+        "auth",
+        &format!("{{algorithms: [ES256], {jwks}, jwks_ca_file: idp-ca.pem}}"),
+    )]));
+    write_files(dir.path(), &["idp-ca.pem"]);
+    let config = config::load(&config_file(&dir)).unwrap();
+    assert_eq!(
+        config.auth.jwks_ca_file,
+        Some(std::path::absolute(dir.path()).unwrap().join("idp-ca.pem"))
+    );
+
+    // Absent: the bundled roots.
+    let (_d, config) = load_ok(&doc(&[(
+        "auth",
+        &format!("{{algorithms: [ES256], {jwks}}}"),
+    )]));
+    assert_eq!(config.auth.jwks_ca_file, None);
+
+    // Missing file.
+    let errors = load_err(&doc(&[(
+        "auth",
+        &format!("{{algorithms: [ES256], {jwks}, jwks_ca_file: nowhere.pem}}"),
+    )]));
+    assert_eq!(only_problem(&errors).kind, ConfigErrorKind::FileAccess);
+    assert_eq!(only_problem(&errors).path, "auth.jwks_ca_file");
+
+    // With another key source it would be silently unused.
+    let dir = site(&doc(&[(
+        "auth",
+        "{algorithms: [HS256], hs256_secret_env: PATH, jwks_ca_file: idp-ca.pem}",
+    )]));
+    write_files(dir.path(), &["idp-ca.pem"]);
+    let errors = config::load(&config_file(&dir)).unwrap_err();
+    assert_eq!(only_problem(&errors).kind, ConfigErrorKind::Conflict);
+    assert_eq!(only_problem(&errors).path, "auth.jwks_ca_file");
+}
+
+#[test]
 fn algorithm_names() {
     let auth = |algs: &str| format!("{{algorithms: {algs}, hs256_secret_env: S}}");
     for (algs, bad) in [

@@ -53,7 +53,7 @@ fn policies_switch_cleanly_under_load_and_a_broken_set_keeps_the_last_good_one()
     std::fs::write(dir.path().join("collection.yaml"), COLLECTION_POLICY).unwrap();
     std::fs::write(dir.path().join("document.yaml"), read_policy("finance")).unwrap();
     let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
-    options.watch_policies = true;
+    options.policies_watch = true;
     let vecgate = Arc::new(VecgateServer::start(&options));
     let path = format!("{DEFAULT_DB_PATH}/collections/{col_id}/get");
     let alice = token("alice", &["user"], &json!({}));

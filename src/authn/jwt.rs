@@ -104,9 +104,7 @@ pub fn load_keys(cfg: &AuthConfig) -> Result<Box<dyn KeyResolver>, AuthnError> {
                 .map_err(|problem| AuthnError::Config(format!("{}: {problem}", path.display())))?;
             Ok(Box::new(StaticKey::new(key)))
         }
-        KeySource::JwksUrl(_) => Err(AuthnError::Config(
-            "jwks_url is not supported yet; use hs256_secret_env or public_key_file".into(),
-        )),
+        KeySource::JwksUrl(_) => Ok(Box::new(super::jwks::JwksResolver::from_auth_config(cfg)?)),
     }
 }
 

@@ -17,6 +17,7 @@
 //!   longer than the token's `exp` and [`VERIFIED_CACHE_TTL_CAP`]. Tokens never appear in
 //!   errors or logs.
 
+pub mod jwks;
 pub mod jwt;
 pub mod principal;
 
@@ -56,6 +57,13 @@ pub enum AuthnError {
     AlgorithmNotAllowed,
     #[error("the token's signature does not verify")]
     BadSignature,
+    /// The key set (JWKS) has no key with the token's `kid` fitting its algorithm, even
+    /// after a refresh (or a refresh was not allowed yet).
+    #[error("the token's signing key is not in the key set")]
+    UnknownKey,
+    /// The key set could not be refreshed for too long; no token is accepted until it is.
+    #[error("the signing keys are unavailable")]
+    KeysUnavailable,
     #[error("the token has expired")]
     Expired,
     #[error("the token is not valid yet")]
@@ -88,6 +96,8 @@ impl AuthnError {
             AuthnError::Malformed => "malformed",
             AuthnError::AlgorithmNotAllowed => "algorithm",
             AuthnError::BadSignature => "signature",
+            AuthnError::UnknownKey => "unknown_key",
+            AuthnError::KeysUnavailable => "keys_unavailable",
             AuthnError::Expired => "expired",
             AuthnError::NotYetValid => "not_yet_valid",
             AuthnError::WrongIssuer => "issuer",
@@ -131,9 +141,10 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// Reads the secret from its environment variable or the PEM public key from its file.
-    /// A key that does not fit a configured algorithm, or `jwks_url` (not supported yet), is
-    /// [`AuthnError::Config`].
+    /// Reads the secret from its environment variable or the PEM public key from its file, or
+    /// fetches the JWKS key set ([`jwks::JwksResolver`], kept fresh in the background). A key
+    /// that does not fit a configured algorithm, or a key set that cannot be fetched now or
+    /// holds no usable key, is [`AuthnError::Config`].
     pub fn from_config(cfg: &AuthConfig) -> Result<Authenticator, AuthnError> {
         let keys = jwt::load_keys(cfg)?;
         Authenticator::with_keys(cfg, keys)

@@ -9,6 +9,7 @@ use crate::policy::watch::spawn_policy_watcher;
 use crate::policy::planner::PlannerOptions;
 use crate::policy::store::PolicyStore;
 use crate::proxy::Gateway;
+use crate::server::tls::TlsAcceptorSource;
 use crate::server::{self, Listeners};
 use std::path::Path;
 use std::sync::Arc;
@@ -51,17 +52,28 @@ async fn serve(config: Config) -> Result<(), String> {
     for warning in &policies.snapshot().warnings {
         tracing::warn!("policy: {warning}");
     }
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(
+            TlsAcceptorSource::load(files).map_err(|e| format!("tls: {e}"))?,
+        )),
+        None => None,
+    };
     let audit = AuditLog::open(&config.audit).map_err(|e| format!("audit log: {e}"))?;
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
     metrics.policy_loaded(policies.snapshot().version);
     let policies = Arc::new(policies);
-    // Reloads on file changes and on SIGHUP; kept alive until the server has stopped.
+    // Reloads on file changes and on SIGHUP; kept alive until the server has stopped. The
+    // listener's certificate files are re-read on the same trigger.
     let _policy_watch = if config.policies.watch {
         let reload_metrics = metrics.clone();
+        let reload_tls = tls.clone();
         Some(
             spawn_policy_watcher(
                 policies.clone(),
                 Arc::new(move |outcome: Result<u64, String>| {
+                    if let Some(tls) = &reload_tls {
+                        reload_certificates(tls);
+                    }
                     match &outcome {
                         Ok(version) => tracing::info!(version, "policies reloaded"),
                         Err(reason) => tracing::error!(
@@ -75,6 +87,11 @@ async fn serve(config: Config) -> Result<(), String> {
         )
     } else {
         None
+    };
+    // Without the policy watcher, SIGHUP still re-reads the certificate files.
+    let _certificate_reload = match (&tls, config.policies.watch) {
+        (Some(tls), false) => Some(reload_certificates_on_sighup(tls.clone())?),
+        _ => None,
     };
     let listeners = Listeners::bind(config.listen, config.admin_listen)
         .await
@@ -96,16 +113,48 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop.send(true);
     });
-    server::serve(gateway, listeners, stopped).await;
+    server::serve(gateway, listeners, tls, stopped).await;
     Ok(())
+}
+
+/// Re-reads the listener's certificate and key; a bad file keeps the ones in use.
+fn reload_certificates(tls: &TlsAcceptorSource) {
+    match tls.reload() {
+        Ok(()) => tracing::info!("TLS certificate reloaded"),
+        Err(e) => tracing::error!("TLS certificate reload failed; keeping the current one: {e}"),
+    }
+}
+
+/// Aborts the SIGHUP listener when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(unix)]
+fn reload_certificates_on_sighup(tls: Arc<TlsAcceptorSource>) -> Result<AbortOnDrop, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the TLS certificate");
+            reload_certificates(&tls);
+        }
+    })))
+}
+
+#[cfg(not(unix))]
+fn reload_certificates_on_sighup(_tls: Arc<TlsAcceptorSource>) -> Result<AbortOnDrop, String> {
+    Ok(AbortOnDrop(tokio::spawn(async {})))
 }
 
 /// Settings this build accepts in the file but cannot honour yet. Serving without them would
 /// silently weaken what the operator asked for, so vecgate does not start.
 fn refuse_unavailable_features(config: &Config) -> Result<(), String> {
-    if config.tls.is_some() {
-        return Err("inbound `tls` is not available in this build yet; terminate TLS in front of vecgate or remove the section".into());
-    }
     for warning in config::warnings(config) {
         tracing::warn!("config: {warning}");
     }

@@ -292,6 +292,9 @@ pub struct AuthConfig {
     /// Non-empty; consistent with `key`.
     pub algorithms: Vec<Algorithm>,
     pub key: KeySource,
+    /// CA bundle trusted for `jwks_url` (replacing the bundled Mozilla roots); only with a
+    /// JWKS key source.
+    pub jwks_ca_file: Option<PathBuf>,
     /// Clock skew allowed on `exp` and `nbf` (default 30s).
     pub leeway: Duration,
     pub principal: PrincipalMapping,

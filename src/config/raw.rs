@@ -58,6 +58,7 @@ pub struct RawAuth {
     pub hs256_secret_env: Option<String>,
     pub public_key_file: Option<String>,
     pub jwks_url: Option<String>,
+    pub jwks_ca_file: Option<String>,
     pub leeway: Option<String>,
     pub principal: Option<RawPrincipal>,
 }

@@ -566,7 +566,23 @@ fn auth(v: &mut Validator<'_>, raw: RawAuth) -> Option<AuthConfig> {
     let algorithms = v
         .required(raw.algorithms, "auth.algorithms")
         .and_then(|names| algorithms(v, &names));
+    let jwks_url_given = raw.jwks_url.is_some();
     let key = key_source(v, raw.hs256_secret_env, raw.public_key_file, raw.jwks_url);
+    let jwks_ca_file = match raw.jwks_ca_file {
+        None => Ok(None),
+        Some(text) => {
+            if !jwks_url_given {
+                v.report(
+                    "auth.jwks_ca_file",
+                    ConfigErrorKind::Conflict,
+                    "a CA file for the key set only applies with jwks_url",
+                );
+            }
+            v.readable_file(text, "auth.jwks_ca_file")
+                .map(Some)
+                .ok_or(())
+        }
+    };
     if let (Some(algorithms), Some(key)) = (&algorithms, &key) {
         check_algorithms_fit_key(v, algorithms, key);
     }
@@ -577,6 +593,7 @@ fn auth(v: &mut Validator<'_>, raw: RawAuth) -> Option<AuthConfig> {
         audience: audience.ok()?,
         algorithms: algorithms?,
         key: key?,
+        jwks_ca_file: jwks_ca_file.ok()?,
         leeway: leeway?,
         principal: principal?,
     })

@@ -90,6 +90,7 @@ impl Gateway {
         let upstream = Upstream::new(
             &config.upstream.url,
             config.upstream.timeout,
+            config.upstream.ca_file.as_deref(),
             config.upstream.kind.name(),
             metrics.clone(),
             upstream_api_key(&config)?,

@@ -1,14 +1,21 @@
 //! The one pooled HTTP client to the database.
+//!
+//! `http://` and `https://` upstreams. For `https`, the server certificate is checked against
+//! `upstream.tls.ca_file` alone when it is set (it replaces the bundled Mozilla roots rather
+//! than extending them: a sidecar talks to one database, usually behind a private CA), else
+//! against the bundled Mozilla roots ([`crate::tls`]). ALPN offers HTTP/2 and HTTP/1.1.
 
 use super::respond::ProxyError;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use crate::metrics::Metrics;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +58,7 @@ impl UpstreamResponse {
 }
 
 pub struct Upstream {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     metrics: Arc<Metrics>,
     /// Metric label of the database kind.
     backend: &'static str,
@@ -63,21 +70,28 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// `ca_file`: trust anchors for an `https` upstream (see the module documentation); an
+    /// unreadable or unusable file is [`ProxyError::Config`].
     pub fn new(
         base_url: &str,
         timeout: Duration,
+        ca_file: Option<&Path>,
         backend: &'static str,
         metrics: Arc<Metrics>,
         api_key: Option<HeaderValue>,
     ) -> Result<Upstream, ProxyError> {
-        if !base_url.starts_with("http://") {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ProxyError::Config(format!(
-                "upstream url {base_url}: only http:// upstreams are supported so far"
+                "upstream url {base_url}: only http:// and https:// upstreams are supported"
             )));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        let connector = crate::tls::https_connector(
+            ca_file,
+            true,
+            crate::tls::HttpVersions::Http1And2,
+            timeout.min(Duration::from_secs(5)),
+        )
+        .map_err(|e| ProxyError::Config(format!("upstream.tls: {e}")))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);

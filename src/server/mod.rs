@@ -1,4 +1,7 @@
-//! Listeners: the proxy port and the admin port, connection limits, graceful shutdown.
+//! Listeners: the proxy port and the admin port, connection limits, graceful shutdown, and
+//! inbound TLS ([`tls`]).
+
+pub mod tls;
 
 use crate::proxy::respond::{json_response, raw_response, ProxyResponse};
 use crate::proxy::Gateway;
@@ -12,6 +15,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::TlsAcceptorSource;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -52,7 +56,15 @@ impl Listeners {
 
 /// Serves until `shutdown` turns true, then stops accepting and drains open connections
 /// for at most [`DRAIN_DEADLINE`].
-pub async fn serve(gateway: Arc<Gateway>, listeners: Listeners, mut shutdown: watch::Receiver<bool>) {
+///
+/// With `tls`, every proxy connection must complete a TLS handshake within
+/// `limits.header_timeout` before HTTP starts (the admin listener stays plain HTTP).
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listeners: Listeners,
+    tls: Option<Arc<TlsAcceptorSource>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limits = gateway.config().limits.clone();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
@@ -83,30 +95,29 @@ pub async fn serve(gateway: Arc<Gateway>, listeners: Listeners, mut shutdown: wa
         let gateway = gateway.clone();
         let mut conn_shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |request: Request<Incoming>| {
-                let gateway = gateway.clone();
-                async move { Ok::<ProxyResponse, Infallible>(gateway.handle(request).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, "connection ended: {e}");
+            let Some(tls) = tls else {
+                serve_http(TokioIo::new(stream), gateway, header_timeout, conn_shutdown, peer).await;
+                return;
+            };
+            let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
+            let stream = tokio::select! {
+                outcome = handshake => match outcome {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
                     }
-                }
-                _ = conn_shutdown.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not finished within {header_timeout:?}");
+                        return;
+                    }
+                },
+                _ = conn_shutdown.changed() => return,
+            };
+            serve_http(TokioIo::new(stream), gateway, header_timeout, conn_shutdown, peer).await;
         });
     }
     drop(listeners.proxy);
@@ -118,6 +129,41 @@ pub async fn serve(gateway: Arc<Gateway>, listeners: Listeners, mut shutdown: wa
     {
         tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing them");
         connections.abort_all();
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (detected) on one connection until it ends or `shutdown` turns
+/// true, then finishes in-flight requests.
+async fn serve_http<I>(
+    io: I,
+    gateway: Arc<Gateway>,
+    header_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let gateway = gateway.clone();
+        async move { Ok::<ProxyResponse, Infallible>(gateway.handle(request).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        }
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod chroma;
+pub mod https_server;
+pub mod pki;
 pub mod qdrant;
 
 pub use chroma::ChromaServer;

@@ -26,12 +26,17 @@ pub struct VecgateOptions {
     /// Extra top-level YAML appended verbatim (limits, mode, …).
     pub extra_yaml: String,
     pub upstream_timeout: &'static str,
+    /// Replaces the default HS256 `auth:` section: its body, each line indented by two
+    /// spaces (for example a `jwks_url`).
+    pub auth_yaml: Option<String>,
+    /// `policies.watch` (reload on change and SIGHUP).
+    pub policies_watch: bool,
+    /// `upstream.tls.ca_file`.
+    pub upstream_ca_file: Option<PathBuf>,
     /// Extra environment variables for the vecgate process.
     pub env: Vec<(String, String)>,
     /// The database's own API key (sent upstream as `api-key`), when it needs one.
     pub upstream_api_key: Option<String>,
-    /// `policies.watch`: reload on file changes and SIGHUP.
-    pub watch_policies: bool,
 }
 
 impl VecgateOptions {
@@ -43,9 +48,11 @@ impl VecgateOptions {
             collections_yaml: "  - name: \"*\"\n    resource_kind: document\n".to_string(),
             extra_yaml: String::new(),
             upstream_timeout: "10s",
+            auth_yaml: None,
+            policies_watch: false,
+            upstream_ca_file: None,
             env: Vec::new(),
             upstream_api_key: None,
-            watch_policies: false,
         }
     }
 
@@ -77,12 +84,17 @@ impl VecgateServer {
             let port = super::free_port();
             let admin_port = super::free_port();
             let audit_path = dir.path().join("audit.jsonl");
+            let auth = options.auth_yaml.clone().unwrap_or_else(|| {
+                format!(
+                    "  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
+                     hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
+                     principal:\n    id: sub\n    roles: roles\n"
+                )
+            });
             let config = format!(
                 "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
-                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{api_key}\
-                 auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
-                 hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
-                 principal:\n    id: sub\n    roles: roles\n\
+                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{upstream_tls}{api_key}\
+                 auth:\n{auth}\
                  policies:\n  dir: {policies}\n  watch: {watch}\n\
                  collections:\n{collections}\
                  audit:\n  path: {audit}\n\
@@ -90,13 +102,17 @@ impl VecgateServer {
                 kind = options.upstream_kind,
                 url = options.upstream_url,
                 timeout = options.upstream_timeout,
+                upstream_tls = match &options.upstream_ca_file {
+                    Some(ca) => format!("  tls:\n    ca_file: {}\n", ca.display()),
+                    None => String::new(),
+                },
                 api_key = if options.upstream_api_key.is_some() {
                     "  api_key_env: VECGATE_TEST_UPSTREAM_KEY\n"
                 } else {
                     ""
                 },
                 policies = options.policies_dir.display(),
-                watch = options.watch_policies,
+                watch = options.policies_watch,
                 collections = options.collections_yaml,
                 audit = audit_path.display(),
                 extra = options.extra_yaml,
@@ -153,6 +169,16 @@ impl VecgateServer {
         &self.url
     }
 
+    /// The proxy listener's port.
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in url")
+    }
+
+    /// The vecgate process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn admin_url(&self) -> &str {
         &self.admin_url
     }
@@ -164,11 +190,6 @@ impl VecgateServer {
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
             Err(e) => panic!("admin {path}: {e}\n{}", self.log_tail()),
         }
-    }
-
-    /// The process id, for sending signals.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Waits up to `limit` for the process to exit.
