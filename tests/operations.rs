@@ -164,3 +164,37 @@ fn sigterm_drains_in_flight_requests_and_stops_accepting() {
     assert!(exit.success(), "{exit:?}\n{}", vecgate.log_tail());
     assert!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().is_err(), "still accepting after SIGTERM");
 }
+
+#[test]
+fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
+    let chroma = ChromaServer::start();
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
+    options.extra_yaml = "limits:\n  max_connections: 1\n  header_timeout: 1s\n".into();
+    let vecgate = VecgateServer::start(&options);
+
+    // A client that connects and never sends a request holds the only connection slot…
+    use std::io::Read;
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", vecgate.port())).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // …until the header timeout closes it; then the next client is served.
+    let url = format!("{}/api/v2/heartbeat", vecgate.url());
+    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()));
+    let mut buf = [0u8; 64];
+    let closed = matches!(idle.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the idle connection was not closed");
+    assert_eq!(waiting.join().unwrap().unwrap(), 200);
+
+    // The same for a kept-alive connection that goes quiet after one request.
+    use std::io::Write;
+    let mut kept = std::net::TcpStream::connect(("127.0.0.1", vecgate.port())).unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(kept, "GET /api/v2/heartbeat HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let n = kept.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let url = format!("{}/api/v2/heartbeat", vecgate.url());
+    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()));
+    let mut rest = Vec::new();
+    let _ = kept.read_to_end(&mut rest);
+    assert_eq!(waiting.join().unwrap().unwrap(), 200);
+}

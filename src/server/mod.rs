@@ -99,6 +99,20 @@ pub async fn serve(
         connections.spawn(async move {
             let _permit = permit;
             let Some(tls) = tls else {
+                // hyper's header timer starts only once bytes arrive: a client that connects
+                // and sends nothing must not hold a connection slot.
+                let mut first = [0u8; 1];
+                let first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first));
+                tokio::select! {
+                    outcome = first_byte => match outcome {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => {
+                            tracing::debug!(%peer, "no request within {header_timeout:?}; closing");
+                            return;
+                        }
+                    },
+                    _ = conn_shutdown.changed() => return,
+                }
                 serve_http(TokioIo::new(stream), gateway, header_timeout, conn_shutdown, peer).await;
                 return;
             };
