@@ -199,6 +199,9 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// CA bundle for an `https` upstream.
     pub ca_file: Option<PathBuf>,
+    /// Environment variable holding the database's own API key, sent upstream as `api-key`
+    /// (the client's credentials are never forwarded).
+    pub api_key_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -32,6 +32,7 @@ pub struct RawUpstream {
     pub url: Option<String>,
     pub timeout: Option<String>,
     pub tls: Option<RawUpstreamTls>,
+    pub api_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -468,11 +468,24 @@ fn upstream(v: &mut Validator<'_>, raw: RawUpstream) -> Option<UpstreamConfig> {
             );
         }
     }
+    let api_key_env = match raw.api_key_env {
+        None => Ok(None),
+        Some(name) if is_env_var_name(&name) => Ok(Some(name)),
+        Some(name) => {
+            v.report(
+                "upstream.api_key_env",
+                ConfigErrorKind::InvalidValue,
+                format!("`{name}` is not an environment variable name (letters, digits, _)"),
+            );
+            Err(())
+        }
+    };
     Some(UpstreamConfig {
         kind: kind?,
         url: url?,
         timeout: timeout?,
         ca_file: ca_file.ok()?,
+        api_key_env: api_key_env.ok()?,
     })
 }
 
@@ -1050,6 +1063,13 @@ pub(super) fn warnings(config: &Config) -> Vec<String> {
                 "auth.hs256_secret_env: {var} is empty; `vecgate serve` needs a secret"
             )),
             Some(_) => {}
+        }
+    }
+    if let Some(var) = &config.upstream.api_key_env {
+        if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+            out.push(format!(
+                "upstream.api_key_env: {var} is not set here; `vecgate serve` needs it"
+            ));
         }
     }
     if config.mode == Mode::Shadow {

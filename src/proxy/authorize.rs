@@ -183,3 +183,19 @@ pub fn flat_record_attributes(
     }
     attr
 }
+
+/// `R.attr` of a record whose attributes sit at a dotted path inside a JSON payload
+/// (Qdrant, LangChain's layout: prefix `metadata.` → the object at `payload.metadata`).
+/// An empty prefix means the whole payload; a missing or non-object path gives no attributes.
+pub fn nested_record_attributes(
+    payload: Option<&Map<String, Json>>,
+    prefix: &str,
+) -> BTreeMap<String, Value> {
+    let mut object = payload;
+    for segment in prefix.split('.').filter(|s| !s.is_empty()) {
+        object = object.and_then(|o| o.get(segment)).and_then(Json::as_object);
+    }
+    object
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+        .unwrap_or_default()
+}

@@ -1,8 +1,10 @@
 //! Chroma through the pipeline: each operation class, phase by phase.
 
 use super::authorize::{flat_record_attributes, Access, Decider, Resource};
+use super::records::{missing_required, stamp_values};
+use super::upstream::{parse_answer, pass_back, path_and_query, to_bytes};
 use super::body::{parse_json_body, read_body};
-use super::respond::{json_response, raw_response, ProxyError, ProxyResponse};
+use super::respond::{json_response, ProxyError, ProxyResponse};
 use super::upstream::UpstreamResponse;
 use super::Gateway;
 use crate::audit::AuditEvent;
@@ -13,7 +15,7 @@ use crate::backends::chroma::routes::{
     self, CollectionAction, CollectionRef, OpClass, Operation, Route,
 };
 use crate::backends::FieldMapping;
-use crate::config::{CollectionRule, StampSource};
+use crate::config::CollectionRule;
 use crate::plan::Value;
 use bytes::Bytes;
 use http::request::Parts;
@@ -300,7 +302,10 @@ impl Gateway {
         let stamped = !target.rule.stamp.is_empty();
         if stamped {
             for meta in &mut batch.metadatas {
-                stamp(meta.get_or_insert_with(Map::new), &target.rule.stamp, decider)?;
+                for (name, value) in stamp_values(&target.rule.stamp, decider)? {
+                    meta.get_or_insert_with(Map::new)
+                        .insert(format!("{}{name}", target.mapping.attr_prefix), value);
+                }
             }
         }
 
@@ -317,7 +322,8 @@ impl Gateway {
                 None => written.clone(),
                 Some(current) => request::merged_metadata(op, current.as_ref(), written.as_ref()),
             };
-            if let Some(missing) = missing_required(stored.as_ref(), &target.mapping) {
+            let stored_attrs = flat_record_attributes(stored.as_ref(), &target.mapping.attr_prefix);
+            if let Some(missing) = missing_required(&stored_attrs, &target.mapping) {
                 event.decision = "deny";
                 return Err(ProxyError::Forbidden(format!(
                     "record {id:?} would lack the required attribute {missing:?} (or hold a \
@@ -706,42 +712,6 @@ impl Gateway {
     }
 }
 
-/// Sets the stamped metadata keys from the principal.
-fn stamp(
-    meta: &mut Map<String, Json>,
-    stamps: &BTreeMap<String, StampSource>,
-    decider: &Decider<'_>,
-) -> Result<(), ProxyError> {
-    let principal = &decider.auth.principal;
-    for (key, source) in stamps {
-        let value = match source {
-            StampSource::Id => Json::String(principal.id.clone()),
-            StampSource::Attr(name) => principal
-                .attr
-                .get(name)
-                .map(Value::to_json)
-                .ok_or_else(|| {
-                    ProxyError::Forbidden(format!(
-                        "cannot stamp {key:?}: the principal has no attribute {name:?}"
-                    ))
-                })?,
-        };
-        meta.insert(key.clone(), value);
-    }
-    Ok(())
-}
-
-/// The first required attribute the stored metadata lacks or holds as null, a list or an object.
-fn missing_required<'m>(meta: Option<&Map<String, Json>>, mapping: &'m FieldMapping) -> Option<&'m str> {
-    mapping.required_attrs.iter().map(String::as_str).find(|name| {
-        let key = format!("{}{name}", mapping.attr_prefix);
-        !matches!(
-            meta.and_then(|m| m.get(&key)),
-            Some(Json::String(_) | Json::Number(_) | Json::Bool(_))
-        )
-    })
-}
-
 /// What Chroma answers when nothing matches, for a request answered locally.
 fn empty_read_answer(op: Operation, request: &Json) -> Json {
     let fields = ["documents", "embeddings", "metadatas", "uris", "distances"];
@@ -847,26 +817,4 @@ fn collection_name_of(collection: &Json) -> Result<String, ProxyError> {
         .and_then(Json::as_str)
         .map(String::from)
         .ok_or_else(|| ProxyError::UpstreamUnreadable("a collection without a name".into()))
-}
-
-fn path_and_query(parts: &Parts) -> &str {
-    parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path(), |pq| pq.as_str())
-}
-
-fn to_bytes(value: &Json) -> Result<Bytes, ProxyError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}")))
-}
-
-fn parse_answer(answer: &UpstreamResponse) -> Result<Json, ProxyError> {
-    serde_json::from_slice(&answer.body)
-        .map_err(|e| ProxyError::UpstreamUnreadable(format!("the answer is not JSON: {e}")))
-}
-
-fn pass_back(answer: UpstreamResponse) -> ProxyResponse {
-    raw_response(answer.status, answer.content_type, answer.body)
 }

@@ -7,6 +7,8 @@
 pub mod authorize;
 pub mod body;
 pub mod chroma;
+pub mod qdrant;
+pub mod records;
 pub mod respond;
 pub mod upstream;
 
@@ -38,6 +40,21 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
 }
 
+/// The database's API key from the environment variable the configuration names.
+fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
+    let Some(var) = &config.upstream.api_key_env else {
+        return Ok(None);
+    };
+    let key = std::env::var(var)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ProxyError::Config(format!("upstream.api_key_env: {var} is not set")))?;
+    let mut value = http::HeaderValue::from_str(&key)
+        .map_err(|_| ProxyError::Config(format!("upstream.api_key_env: {var} is not a valid header value")))?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
 impl Gateway {
     pub fn new(
         config: Arc<Config>,
@@ -51,6 +68,7 @@ impl Gateway {
             config.upstream.timeout,
             config.upstream.kind.name(),
             metrics.clone(),
+            upstream_api_key(&config)?,
         )?;
         Ok(Gateway {
             authn,
@@ -97,9 +115,7 @@ impl Gateway {
         };
         let result = match self.config.upstream.kind {
             BackendKind::Chroma => self.chroma(&parts, body, &mut event).await,
-            BackendKind::Qdrant => Err(ProxyError::Config(
-                "the qdrant backend is not available in this build yet".into(),
-            )),
+            BackendKind::Qdrant => self.qdrant(&parts, body, &mut event).await,
         };
         let response = match result {
             Ok(response) => response,

@@ -38,6 +38,8 @@ pub struct Upstream {
     metrics: Arc<Metrics>,
     /// Metric label of the database kind.
     backend: &'static str,
+    /// The database's own API key, sent as `api-key` on every request.
+    api_key: Option<HeaderValue>,
     /// `scheme://host:port[/prefix]`, no trailing slash.
     base: String,
     timeout: Duration,
@@ -49,6 +51,7 @@ impl Upstream {
         timeout: Duration,
         backend: &'static str,
         metrics: Arc<Metrics>,
+        api_key: Option<HeaderValue>,
     ) -> Result<Upstream, ProxyError> {
         if !base_url.starts_with("http://") {
             return Err(ProxyError::Config(format!(
@@ -65,6 +68,7 @@ impl Upstream {
             client,
             metrics,
             backend,
+            api_key,
             base: base_url.trim_end_matches('/').to_string(),
             timeout,
         })
@@ -90,6 +94,9 @@ impl Upstream {
             }
         }
         builder = builder.header("x-request-id", request_id);
+        if let Some(key) = &self.api_key {
+            builder = builder.header("api-key", key);
+        }
         let body = match body {
             Some(b) => {
                 builder = builder.header(CONTENT_TYPE, "application/json");
@@ -141,4 +148,30 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The path and query of a client request, forwarded as they came (routes are matched
+/// exactly, so nothing needs rewriting).
+pub fn path_and_query(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str())
+}
+
+pub fn to_bytes(value: &serde_json::Value) -> Result<Bytes, ProxyError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}")))
+}
+
+/// The database's answer as JSON; anything else cannot be checked and fails closed.
+pub fn parse_answer(answer: &UpstreamResponse) -> Result<serde_json::Value, ProxyError> {
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| ProxyError::UpstreamUnreadable(format!("the answer is not JSON: {e}")))
+}
+
+/// The database's answer, unchanged, for the client.
+pub fn pass_back(answer: UpstreamResponse) -> super::respond::ProxyResponse {
+    super::respond::raw_response(answer.status, answer.content_type, answer.body)
 }

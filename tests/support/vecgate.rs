@@ -26,6 +26,10 @@ pub struct VecgateOptions {
     /// Extra top-level YAML appended verbatim (limits, mode, …).
     pub extra_yaml: String,
     pub upstream_timeout: &'static str,
+    /// Extra environment variables for the vecgate process.
+    pub env: Vec<(String, String)>,
+    /// The database's own API key (sent upstream as `api-key`), when it needs one.
+    pub upstream_api_key: Option<String>,
 }
 
 impl VecgateOptions {
@@ -37,6 +41,16 @@ impl VecgateOptions {
             collections_yaml: "  - name: \"*\"\n    resource_kind: document\n".to_string(),
             extra_yaml: String::new(),
             upstream_timeout: "10s",
+            env: Vec::new(),
+            upstream_api_key: None,
+        }
+    }
+
+    /// In front of Qdrant (payload attributes under `metadata.`, LangChain's layout).
+    pub fn qdrant(upstream_url: &str, policies_dir: &Path) -> VecgateOptions {
+        VecgateOptions {
+            upstream_kind: "qdrant",
+            ..VecgateOptions::chroma(upstream_url, policies_dir)
         }
     }
 }
@@ -62,7 +76,7 @@ impl VecgateServer {
             let audit_path = dir.path().join("audit.jsonl");
             let config = format!(
                 "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
-                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n\
+                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{api_key}\
                  auth:\n  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [HS256]\n  \
                  hs256_secret_env: VECGATE_TEST_JWT_SECRET\n  leeway: 5s\n  \
                  principal:\n    id: sub\n    roles: roles\n\
@@ -73,6 +87,11 @@ impl VecgateServer {
                 kind = options.upstream_kind,
                 url = options.upstream_url,
                 timeout = options.upstream_timeout,
+                api_key = if options.upstream_api_key.is_some() {
+                    "  api_key_env: VECGATE_TEST_UPSTREAM_KEY\n"
+                } else {
+                    ""
+                },
                 policies = options.policies_dir.display(),
                 collections = options.collections_yaml,
                 audit = audit_path.display(),
@@ -87,6 +106,8 @@ impl VecgateServer {
                 .arg(&config_path)
                 .env("VECGATE_TEST_JWT_SECRET", TEST_SECRET)
                 .env("RUST_LOG", "info")
+                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .envs(options.upstream_api_key.iter().map(|k| ("VECGATE_TEST_UPSTREAM_KEY", k.as_str())))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)

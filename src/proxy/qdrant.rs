@@ -1,0 +1,852 @@
+//! Qdrant (REST) through the pipeline: each operation class, phase by phase.
+
+use super::authorize::{nested_record_attributes, Access, Decider, Resource};
+use super::body::{parse_json_body, read_body};
+use super::records::{missing_required, stamp_values};
+use super::respond::{json_response, ProxyError, ProxyResponse};
+use super::upstream::{parse_answer, pass_back, path_and_query, to_bytes, UpstreamResponse};
+use super::Gateway;
+use crate::audit::AuditEvent;
+use crate::backends::qdrant::filter::translate_pushdown;
+use crate::backends::qdrant::request::{
+    self, PayloadChange, PointId, PointInput, PointWrite, Selector, Trim,
+};
+use crate::backends::qdrant::response;
+use crate::backends::qdrant::routes::{self, CollectionAction, OpClass, Operation, Route};
+use crate::backends::FieldMapping;
+use crate::config::CollectionRule;
+use crate::plan::Value;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, StatusCode};
+use serde_json::{json, Map, Value as Json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Resource kind of collection administration (DESIGN §2).
+const COLLECTION_KIND: &str = "collection";
+/// Resource kind of everything else that is not a point or a collection.
+const ADMIN_KIND: &str = "vecgate:admin";
+/// Points a by-filter payload write may touch; each is checked like a by-id write.
+const MAX_FILTER_WRITE_POINTS: usize = 10_000;
+
+/// The collection a request addresses, with its configuration.
+struct Target<'g> {
+    /// `/collections/{name}`
+    base: String,
+    name: String,
+    rule: &'g CollectionRule,
+    mapping: FieldMapping,
+}
+
+impl Target<'_> {
+    fn attrs(&self, payload: Option<&Map<String, Json>>) -> BTreeMap<String, Value> {
+        nested_record_attributes(payload, &self.mapping.attr_prefix)
+    }
+
+    /// Payload paths the response filter needs (`metadata` for LangChain's layout).
+    fn payload_keys(&self) -> Vec<String> {
+        let prefix = self.mapping.attr_prefix.trim_end_matches('.');
+        if prefix.is_empty() {
+            Vec::new()
+        } else {
+            vec![prefix.to_string()]
+        }
+    }
+}
+
+/// Qdrant's answer for a point id it does not have, used wherever an unauthorized id must
+/// look missing.
+fn point_not_found(id: &PointId) -> ProxyError {
+    database_answer(
+        StatusCode::NOT_FOUND,
+        &json!({"status": {"error": format!("Not found: No point with id {id} found")}, "time": 0.0}),
+    )
+}
+
+fn database_answer(status: StatusCode, body: &Json) -> ProxyError {
+    ProxyError::Database {
+        status,
+        content_type: Some(http::HeaderValue::from_static("application/json")),
+        body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+    }
+}
+
+/// Qdrant's success envelope.
+fn ok(result: Json) -> ProxyResponse {
+    json_response(StatusCode::OK, &json!({"result": result, "status": "ok", "time": 0.0}))
+}
+
+fn bad_request(e: impl std::fmt::Display) -> ProxyError {
+    ProxyError::BadRequest(e.to_string())
+}
+
+impl Gateway {
+    pub(super) async fn qdrant<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        // Classify (on the path as Qdrant normalises it).
+        let route = routes::classify(&parts.method, parts.uri.path()).ok_or_else(|| {
+            ProxyError::UnknownRoute(format!("{} {}", parts.method, parts.uri.path()))
+        })?;
+        event.operation = Some(route.op.name());
+        routes::check_query(route.op, parts.uri.query()).map_err(bad_request)?;
+        let class = route.op.class();
+        if class == OpClass::Health {
+            event.decision = "allow";
+            return self.qdrant_forward(parts, &route, None, event).await.map(pass_back);
+        }
+
+        // Authenticate, read the body, one policy snapshot for the whole request.
+        let auth = self.authenticate(parts, event)?;
+        let body = read_body(&parts.headers, body, self.config.limits.max_body_bytes).await?;
+        let decider = Decider::new(&auth, self.policies.snapshot(), &self.metrics);
+        event.policy_version = Some(decider.snapshot.version);
+
+        match class {
+            OpClass::Health => Err(ProxyError::Internal("health handled above".into())),
+            OpClass::Admin => {
+                let action = route.op.name();
+                event.action = Some(action.to_string());
+                let resource = Resource {
+                    kind: ADMIN_KIND,
+                    id: action,
+                    attr: BTreeMap::new(),
+                };
+                if !decider.may(action, &resource) {
+                    event.decision = "deny";
+                    return Err(ProxyError::Forbidden(format!(
+                        "{ADMIN_KIND} action {action} is not allowed"
+                    )));
+                }
+                event.decision = "allow";
+                let body = self.qdrant_body(parts, &body)?;
+                self.qdrant_forward(parts, &route, body, event).await.map(pass_back)
+            }
+            OpClass::Collection(action) => {
+                self.qdrant_collection_admin(parts, &route, action, &body, &decider, event)
+                    .await
+            }
+            OpClass::FilteredRead | OpClass::Count | OpClass::Retrieve | OpClass::PointWrite | OpClass::Delete => {
+                let target = self.qdrant_target(&route, event)?;
+                let request = if route.op == Operation::GetPoint {
+                    Json::Null
+                } else {
+                    parse_json_body(&parts.headers, &body)?
+                };
+                match class {
+                    OpClass::FilteredRead => {
+                        self.qdrant_read(parts, &route, &target, request, &decider, event).await
+                    }
+                    OpClass::Count => self.qdrant_count(parts, &route, &target, request, &decider, event).await,
+                    OpClass::Retrieve => {
+                        self.qdrant_retrieve(parts, &route, &target, request, &decider, event).await
+                    }
+                    OpClass::Delete if route.op == Operation::DeletePoints => {
+                        self.qdrant_delete(parts, &route, &target, request, &decider, event).await
+                    }
+                    // Payload and vector changes, including payload/vector deletion, which can
+                    // remove attributes: checked like writes (USING and WITH CHECK).
+                    _ => self.qdrant_write(parts, &route, &target, request, &decider, event).await,
+                }
+            }
+        }
+    }
+
+    /// Filtered reads: the read filter ANDed into the filter and every prefetch; point ids used
+    /// as inputs checked first; hits checked again where the answer lists points.
+    async fn qdrant_read(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        target: &Target<'_>,
+        request: Json,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let op = route.op;
+        let access = self.qdrant_access(target, "read", op.post_filterable(), decider, event)?;
+        if matches!(access, Access::Nothing) {
+            // Validated like any other request, then answered here.
+            request::inject_filter(op, request.clone(), None).map_err(bad_request)?;
+            event.hits_returned = Some(0);
+            return Ok(ok(empty_read_result(op, &request)));
+        }
+
+        // Ids used as query inputs: each must be readable, else it is "missing".
+        let inputs = request::point_inputs(op, &request).map_err(bad_request)?;
+        self.require_readable_inputs(target, &inputs, decider, event).await?;
+
+        // Lookups into other collections (groups' with_lookup) get that collection's plan.
+        let lookup_collections = request::lookups(op, &request).map_err(bad_request)?;
+        let mut lookup_access = Vec::new();
+        for name in lookup_collections {
+            let rule = self.collection_rule(&name)?;
+            if rule.attr_prefix != target.mapping.attr_prefix || rule.resource_kind.is_empty() {
+                return Err(ProxyError::Forbidden(format!(
+                    "with_lookup into {name:?}: its records are laid out differently, so they cannot be checked"
+                )));
+            }
+            let plan = decider.plan(&rule.resource_kind, "read");
+            lookup_access.push((rule.resource_kind.clone(), plan));
+        }
+
+        let mut rewritten = request::inject_filter(op, request, access.filter()).map_err(bad_request)?;
+        let checks_hits = access.residual().is_some() || !lookup_access.is_empty();
+        let trim = if checks_hits && op_returns_points(op) {
+            request::force_payload(op, &mut rewritten, &target.payload_keys()).map_err(bad_request)?
+        } else {
+            Trim::default()
+        };
+        let answer = self
+            .qdrant_send(Method::POST, path_and_query(parts), Some(parts), Some(&rewritten), event)
+            .await?;
+        if !answer.is_success() {
+            return Ok(pass_back(answer));
+        }
+        if !checks_hits || !op_returns_points(op) {
+            return Ok(pass_back(answer));
+        }
+        let mut hits = parse_answer(&answer)?;
+        let kind = target.rule.resource_kind.as_str();
+        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| match access.residual() {
+            None => true,
+            Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload)),
+        };
+        let filtered = response::filter_points(op, &mut hits, &mut keep, &trim)
+            .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
+        for (kind, plan) in &lookup_access {
+            let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
+                decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload))
+            };
+            response::filter_lookups(op, &mut hits, &mut keep_lookup)
+                .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
+        }
+        event.hits_stripped = Some(filtered.stripped);
+        if matches!(access, Access::PostFilterOnly { .. }) {
+            self.metrics.shortfall(self.config.upstream.kind.name(), filtered.stripped);
+        }
+        Ok(json_response(answer.status, &hits))
+    }
+
+    /// count: pre-filtered only (the answer has no points to check).
+    async fn qdrant_count(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        target: &Target<'_>,
+        request: Json,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let access = self.qdrant_access(target, "read", false, decider, event)?;
+        if matches!(access, Access::Nothing) {
+            request::inject_filter(route.op, request, None).map_err(bad_request)?;
+            return Ok(ok(json!({"count": 0})));
+        }
+        let rewritten = request::inject_filter(route.op, request, access.filter()).map_err(bad_request)?;
+        self.qdrant_send(Method::POST, path_and_query(parts), Some(parts), Some(&rewritten), event)
+            .await
+            .map(pass_back)
+    }
+
+    /// Retrieve by id: no filter exists for it, so every returned point is checked (an
+    /// exact filter is not needed); unauthorized points look missing.
+    async fn qdrant_retrieve(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        target: &Target<'_>,
+        mut request: Json,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let op = route.op;
+        let access = self.qdrant_access(target, "read", true, decider, event)?;
+        match (&access, op) {
+            (Access::Nothing, Operation::GetPoint) => {
+                return Err(missing_point_answer(route.point_id.as_ref()));
+            }
+            (Access::Nothing, _) => {
+                request::force_payload(op, &mut request, &[]).map_err(bad_request)?;
+                return Ok(ok(json!([])));
+            }
+            _ => {}
+        }
+        let trim = if access.residual().is_some() && op == Operation::GetPoints {
+            request::force_payload(op, &mut request, &target.payload_keys()).map_err(bad_request)?
+        } else {
+            Trim::default()
+        };
+        let body = (op == Operation::GetPoints).then_some(&request);
+        let method = if op == Operation::GetPoint { Method::GET } else { Method::POST };
+        let answer = self
+            .qdrant_send(method, path_and_query(parts), Some(parts), body, event)
+            .await?;
+        if !answer.is_success() || access.residual().is_none() {
+            return Ok(pass_back(answer));
+        }
+        let mut points = parse_answer(&answer)?;
+        let kind = target.rule.resource_kind.as_str();
+        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| match access.residual() {
+            None => true,
+            Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload)),
+        };
+        let filtered = response::filter_points(op, &mut points, &mut keep, &trim)
+            .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
+        event.hits_stripped = Some(filtered.stripped);
+        if filtered.not_found {
+            return Err(missing_point_answer(route.point_id.as_ref()));
+        }
+        Ok(json_response(answer.status, &points))
+    }
+
+    /// points/delete: by ids → `has_id` AND the delete filter; by filter → AND the filter.
+    async fn qdrant_delete(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        target: &Target<'_>,
+        request: Json,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let access = self.qdrant_access(target, "delete", false, decider, event)?;
+        let rewritten = match &access {
+            Access::Nothing => {
+                request::write_selector(route.op, &request).map_err(bad_request)?;
+                return Ok(ok(json!({"operation_id": null, "status": "completed"})));
+            }
+            Access::Everything => request,
+            Access::Filtered { filter, .. } => {
+                request::delete_selector_to_filter(route.op, request, filter).map_err(bad_request)?
+            }
+            Access::PostFilterOnly { reason, .. } => {
+                return Err(ProxyError::Untranslatable(reason.clone()))
+            }
+        };
+        self.qdrant_send(Method::POST, path_and_query(parts), Some(parts), Some(&rewritten), event)
+            .await
+            .map(pass_back)
+    }
+
+    /// Upserts, payload and vector changes (also by filter, and inside points/batch): every
+    /// point checked — `create` for new ids; for existing ids `update` on the point as it is
+    /// and as it will be — and its required attributes kept.
+    async fn qdrant_write(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        target: &Target<'_>,
+        mut request: Json,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let op = route.op;
+        event.action = Some("create/update".into());
+        let stamps = stamp_values(&target.rule.stamp, decider)?;
+        if !stamps.is_empty() {
+            stamp_write(op, &mut request, &stamps, &target.mapping.attr_prefix)?;
+        }
+
+        // By-filter writes become by-id writes over the points the caller may update, so
+        // each point is checked and nothing outside that set can be touched.
+        let mut writes = Vec::new();
+        if op == Operation::BatchUpdate {
+            let parts_of_batch = request::split_batch(&request).map_err(bad_request)?;
+            for (part_op, part) in &parts_of_batch {
+                if matches!(request::write_selector(*part_op, part), Ok(Selector::Filter(_))) {
+                    return Err(ProxyError::Forbidden(
+                        "by-filter operations inside points/batch are not supported; send them on their own".into(),
+                    ));
+                }
+                if *part_op == Operation::DeletePoints {
+                    return Err(ProxyError::Forbidden(
+                        "point deletes inside points/batch are not supported; use points/delete".into(),
+                    ));
+                }
+            }
+            writes = request::parse_point_writes(op, &request).map_err(bad_request)?;
+        } else {
+            match request::write_selector(op, &request) {
+                Ok(Selector::Filter(filter)) => {
+                    let access = self.qdrant_access(target, "update", false, decider, event)?;
+                    let ids = self.qdrant_ids_matching(target, &filter, &access, event).await?;
+                    request = by_ids(request, &ids)?;
+                }
+                Ok(Selector::Ids(_)) => {}
+                Err(e) => return Err(bad_request(e)),
+            }
+            writes.extend(request::parse_point_writes(op, &request).map_err(bad_request)?);
+        }
+        event.records_checked = Some(writes.len());
+
+        // The points as they are now, read unfiltered by the proxy itself.
+        let ids: Vec<PointId> = writes.iter().map(|w| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut state = self.qdrant_existing(target, &ids, event).await?;
+
+        let kind = target.rule.resource_kind.as_str();
+        let mut denied = Vec::new();
+        for PointWrite { id, change, may_create } in &writes {
+            let key = id.to_string();
+            let allowed = match state.get(id) {
+                None if !*may_create => true, // Qdrant refuses or ignores it; nothing is written.
+                None => {
+                    let after = request::payload_after(change, None);
+                    self.check_required(target, &key, &after)?;
+                    let ok = decider.may("create", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
+                    state.insert(id.clone(), after);
+                    ok
+                }
+                Some(current) => {
+                    let after = request::payload_after(change, Some(current));
+                    if !matches!(change, PayloadChange::Keep) {
+                        self.check_required(target, &key, &after)?;
+                    }
+                    let ok = decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(current)) })
+                        && decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
+                    state.insert(id.clone(), after);
+                    ok
+                }
+            };
+            if !allowed {
+                denied.push(key);
+            }
+        }
+        if let Some(first) = denied.first() {
+            event.decision = "deny";
+            return Err(ProxyError::Forbidden(format!(
+                "{} of {} point writes are not allowed (first: {first}); nothing was written",
+                denied.len(),
+                writes.len()
+            )));
+        }
+        event.decision = "allow";
+
+        // Belt and braces for upserts: existing points outside the update filter keep their
+        // state even if they changed since they were read.
+        if matches!(op, Operation::UpsertPoints | Operation::UpdateVectors) {
+            if let Ok(Access::Filtered { filter, .. }) =
+                decider.access(kind, "update", &target.mapping, self.config.limits.max_filter_terms, false, translate_pushdown)
+            {
+                request = request::and_into_update_filter(op, request, &filter).map_err(bad_request)?;
+            }
+        }
+        let method = parts.method.clone();
+        self.qdrant_send(method, path_and_query(parts), Some(parts), Some(&request), event)
+            .await
+            .map(pass_back)
+    }
+
+    fn check_required(&self, target: &Target<'_>, id: &str, payload: &Map<String, Json>) -> Result<(), ProxyError> {
+        match missing_required(&target.attrs(Some(payload)), &target.mapping) {
+            None => Ok(()),
+            Some(missing) => Err(ProxyError::Forbidden(format!(
+                "point {id} would lack the required attribute {missing:?} (or hold a non-scalar value); nothing was written"
+            ))),
+        }
+    }
+
+    /// Collections: kind `collection`, id = the collection name (or alias) in the path.
+    async fn qdrant_collection_admin(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        action: CollectionAction,
+        body: &Bytes,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<ProxyResponse, ProxyError> {
+        let may = |action: &str, name: &str| {
+            let mut attr = BTreeMap::new();
+            attr.insert("name".to_string(), Value::string(name));
+            decider.may(action, &Resource { kind: COLLECTION_KIND, id: name, attr })
+        };
+        let body = self.qdrant_body(parts, body)?;
+        event.action = Some(action.name().to_string());
+        match (route.op, &route.collection) {
+            (Operation::GetCollections, _) => {
+                let answer = self.qdrant_forward(parts, route, None, event).await?;
+                if !answer.is_success() {
+                    return Ok(pass_back(answer));
+                }
+                let mut listing = parse_answer(&answer)?;
+                let Some(Json::Array(collections)) = listing.pointer_mut("/result/collections") else {
+                    return Err(ProxyError::UpstreamUnreadable("a collection listing without result.collections".into()));
+                };
+                collections.retain(|c| c.get("name").and_then(Json::as_str).is_some_and(|n| may("read", n)));
+                event.decision = "filter";
+                Ok(json_response(answer.status, &listing))
+            }
+            (Operation::GetCollectionsAliases, _) => {
+                let answer = self.qdrant_forward(parts, route, None, event).await?;
+                if !answer.is_success() {
+                    return Ok(pass_back(answer));
+                }
+                let mut listing = parse_answer(&answer)?;
+                let Some(Json::Array(aliases)) = listing.pointer_mut("/result/aliases") else {
+                    return Err(ProxyError::UpstreamUnreadable("an alias listing without result.aliases".into()));
+                };
+                aliases.retain(|a| a.get("collection_name").and_then(Json::as_str).is_some_and(|n| may("read", n)));
+                event.decision = "filter";
+                Ok(json_response(answer.status, &listing))
+            }
+            (_, Some(name)) => {
+                event.collection = Some(name.clone());
+                if !may(action.name(), name) {
+                    event.decision = "deny";
+                    return Err(ProxyError::Forbidden(format!(
+                        "{COLLECTION_KIND} action {} on {name:?} is not allowed",
+                        action.name()
+                    )));
+                }
+                event.decision = "allow";
+                self.qdrant_forward(parts, route, body, event).await.map(pass_back)
+            }
+            (op, None) => Err(ProxyError::Internal(format!("{} without a collection", op.name()))),
+        }
+    }
+
+    /// Plans `action` for the target's points and translates it for Qdrant.
+    fn qdrant_access(
+        &self,
+        target: &Target<'_>,
+        action: &str,
+        may_post_filter: bool,
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<Access, ProxyError> {
+        event.action = Some(action.to_string());
+        let access = decider.access(
+            &target.rule.resource_kind,
+            action,
+            &target.mapping,
+            self.config.limits.max_filter_terms,
+            may_post_filter && target.rule.post_filter_only,
+            translate_pushdown,
+        );
+        match &access {
+            Ok(a) => {
+                event.decision = a.decision();
+                event.filter = a.filter().cloned();
+            }
+            Err(_) => event.decision = "deny",
+        }
+        access
+    }
+
+    fn qdrant_target(&self, route: &Route, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
+        let name = route
+            .collection
+            .clone()
+            .ok_or_else(|| ProxyError::Internal("point route without a collection".into()))?;
+        event.collection = Some(name.clone());
+        let rule = self.collection_rule(&name)?;
+        Ok(Target {
+            base: format!("/collections/{name}"),
+            mapping: FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned()),
+            rule,
+            name,
+        })
+    }
+
+    /// Every id used as a query input must be readable by the caller in the collection it is
+    /// read from; otherwise the request is answered as Qdrant answers a missing point.
+    async fn require_readable_inputs(
+        &self,
+        target: &Target<'_>,
+        inputs: &[PointInput],
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<(), ProxyError> {
+        let mut by_collection: BTreeMap<Option<String>, BTreeSet<PointId>> = BTreeMap::new();
+        for input in inputs {
+            by_collection.entry(input.collection.clone()).or_default().insert(input.id.clone());
+        }
+        for (collection, ids) in by_collection {
+            let other;
+            let source = match collection {
+                Some(name) if name != target.name => {
+                    let route = Route { op: Operation::GetPoints, collection: Some(name), point_id: None, param: None };
+                    let mut scratch = AuditEvent::default();
+                    other = self.qdrant_target(&route, &mut scratch)?;
+                    &other
+                }
+                _ => target,
+            };
+            let ids: Vec<PointId> = ids.into_iter().collect();
+            let readable = self.readable_points(source, &ids, decider, event).await?;
+            if let Some(hidden) = ids.iter().find(|id| !readable.contains(*id)) {
+                event.decision = "deny";
+                return Err(point_not_found(hidden));
+            }
+        }
+        Ok(())
+    }
+
+    /// Those of `ids` that exist and that the caller may read.
+    async fn readable_points(
+        &self,
+        target: &Target<'_>,
+        ids: &[PointId],
+        decider: &Decider<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<BTreeSet<PointId>, ProxyError> {
+        let mut scratch = AuditEvent::default();
+        let access = self.qdrant_access(target, "read", true, decider, &mut scratch)?;
+        if matches!(access, Access::Nothing) {
+            return Ok(BTreeSet::new());
+        }
+        let points = self.qdrant_existing(target, ids, event).await?;
+        let kind = target.rule.resource_kind.as_str();
+        Ok(points
+            .into_iter()
+            .filter(|(id, payload)| match access.residual() {
+                None => true,
+                Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(Some(payload))),
+            })
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The ids of the points a by-filter write selects, restricted to what the caller may
+    /// update.
+    async fn qdrant_ids_matching(
+        &self,
+        target: &Target<'_>,
+        filter: &Json,
+        access: &Access,
+        event: &mut AuditEvent,
+    ) -> Result<Vec<PointId>, ProxyError> {
+        let combined = match access {
+            Access::Nothing => return Ok(Vec::new()),
+            Access::Everything => filter.clone(),
+            Access::Filtered { filter: acl, .. } => json!({"must": [filter, acl]}),
+            Access::PostFilterOnly { reason, .. } => return Err(ProxyError::Untranslatable(reason.clone())),
+        };
+        let scroll = json!({"filter": combined, "limit": MAX_FILTER_WRITE_POINTS + 1,
+                            "with_payload": false, "with_vector": false});
+        let answer = self
+            .qdrant_send(Method::POST, &format!("{}/points/scroll", target.base), None, Some(&scroll), event)
+            .await?;
+        if !answer.is_success() {
+            return Err(upstream_refusal(answer));
+        }
+        let listing = parse_answer(&answer)?;
+        let points = listing
+            .pointer("/result/points")
+            .and_then(Json::as_array)
+            .ok_or_else(|| ProxyError::UpstreamUnreadable("a scroll answer without result.points".into()))?;
+        if points.len() > MAX_FILTER_WRITE_POINTS {
+            return Err(ProxyError::Forbidden(format!(
+                "a by-filter write may touch at most {MAX_FILTER_WRITE_POINTS} points; this one selects more"
+            )));
+        }
+        points
+            .iter()
+            .map(|p| {
+                p.get("id")
+                    .and_then(PointId::from_json)
+                    .ok_or_else(|| ProxyError::UpstreamUnreadable("a point without a valid id".into()))
+            })
+            .collect()
+    }
+
+    /// Current payloads of those of `ids` that exist, read without any filter.
+    async fn qdrant_existing(
+        &self,
+        target: &Target<'_>,
+        ids: &[PointId],
+        event: &mut AuditEvent,
+    ) -> Result<BTreeMap<PointId, Map<String, Json>>, ProxyError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let lookup = json!({"ids": ids.iter().map(PointId::to_json).collect::<Vec<_>>(),
+                            "with_payload": true, "with_vector": false});
+        let answer = self
+            .qdrant_send(Method::POST, &format!("{}/points", target.base), None, Some(&lookup), event)
+            .await?;
+        if !answer.is_success() {
+            return Err(upstream_refusal(answer));
+        }
+        let listing = parse_answer(&answer)?;
+        let points = listing
+            .get("result")
+            .and_then(Json::as_array)
+            .ok_or_else(|| ProxyError::UpstreamUnreadable("a retrieve answer without a result list".into()))?;
+        let mut out = BTreeMap::new();
+        for point in points {
+            let id = point
+                .get("id")
+                .and_then(PointId::from_json)
+                .ok_or_else(|| ProxyError::UpstreamUnreadable("a point without a valid id".into()))?;
+            let payload = match point.get("payload") {
+                Some(Json::Object(p)) => p.clone(),
+                None | Some(Json::Null) => Map::new(),
+                Some(_) => return Err(ProxyError::UpstreamUnreadable("a payload that is not an object".into())),
+            };
+            out.insert(id, payload);
+        }
+        Ok(out)
+    }
+
+    /// A body to forward as-is: parsed strictly and serialised again (never raw bytes).
+    fn qdrant_body(&self, parts: &Parts, body: &Bytes) -> Result<Option<Json>, ProxyError> {
+        if body.is_empty() {
+            return Ok(None);
+        }
+        parse_json_body(&parts.headers, body).map(Some)
+    }
+
+    /// Forwards the request as the client sent it (path normalised, body re-serialised).
+    async fn qdrant_forward(
+        &self,
+        parts: &Parts,
+        route: &Route,
+        body: Option<Json>,
+        event: &mut AuditEvent,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        let _ = route;
+        self.qdrant_send(parts.method.clone(), path_and_query(parts), Some(parts), body.as_ref(), event)
+            .await
+    }
+
+    async fn qdrant_send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        client: Option<&Parts>,
+        body: Option<&Json>,
+        event: &mut AuditEvent,
+    ) -> Result<UpstreamResponse, ProxyError> {
+        let bytes = body.map(to_bytes).transpose()?;
+        self.upstream
+            .send(method, &normalised(path_and_query), client.map(|p| &p.headers), bytes, &event.request_id)
+            .await
+    }
+}
+
+/// The path as Qdrant normalises it (merged and trailing slashes), with the query string.
+fn normalised(path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let path = routes::normalise_path(path).unwrap_or_else(|| path.to_string());
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
+fn missing_point_answer(id: Option<&PointId>) -> ProxyError {
+    let id = id.map_or_else(String::new, ToString::to_string);
+    database_answer(
+        StatusCode::NOT_FOUND,
+        &json!({"status": {"error": format!("Not found: Point with id {id} does not exists!")}, "time": 0.0}),
+    )
+}
+
+fn upstream_refusal(answer: UpstreamResponse) -> ProxyError {
+    ProxyError::Database {
+        status: answer.status,
+        content_type: answer.content_type,
+        body: answer.body,
+    }
+}
+
+/// Reads whose answer lists points (the others return counts, facets or matrices).
+fn op_returns_points(op: Operation) -> bool {
+    !matches!(op, Operation::CountPoints | Operation::Facet | Operation::SearchMatrixPairs | Operation::SearchMatrixOffsets)
+}
+
+/// What Qdrant answers when nothing matches, for a read answered locally.
+fn empty_read_result(op: Operation, request: &Json) -> Json {
+    use Operation as O;
+    let searches = request.get("searches").and_then(Json::as_array).map_or(0, Vec::len);
+    match op {
+        O::QueryPoints => json!({"points": []}),
+        O::ScrollPoints => json!({"points": [], "next_page_offset": null}),
+        O::QueryBatchPoints => json!(vec![json!({"points": []}); searches]),
+        O::QueryPointsGroups | O::SearchPointGroups | O::RecommendPointGroups => json!({"groups": []}),
+        O::SearchBatchPoints | O::RecommendBatchPoints | O::DiscoverBatchPoints => {
+            json!(vec![json!([]); searches])
+        }
+        O::Facet => json!({"hits": []}),
+        O::SearchMatrixPairs => json!({"pairs": []}),
+        O::SearchMatrixOffsets => json!({"offsets_row": [], "offsets_col": [], "scores": [], "ids": []}),
+        _ => json!([]),
+    }
+}
+
+/// A by-filter payload write rewritten to select the given ids.
+fn by_ids(mut request: Json, ids: &[PointId]) -> Result<Json, ProxyError> {
+    let obj = request
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::BadRequest("the body must be an object".into()))?;
+    obj.remove("filter");
+    obj.insert("points".into(), Json::Array(ids.iter().map(PointId::to_json).collect()));
+    Ok(request)
+}
+
+/// Sets the stamped attributes on every payload an upsert or overwrite stores.
+fn stamp_write(op: Operation, request: &mut Json, stamps: &[(String, Json)], prefix: &str) -> Result<(), ProxyError> {
+    let stamp_payload = |payload: &mut Json| -> Result<(), ProxyError> {
+        if payload.is_null() {
+            *payload = json!({});
+        }
+        let mut object = payload
+            .as_object_mut()
+            .ok_or_else(|| ProxyError::BadRequest("a payload must be an object".into()))?;
+        for segment in prefix.split('.').filter(|s| !s.is_empty()) {
+            let entry = object.entry(segment.to_string()).or_insert_with(|| json!({}));
+            if entry.is_null() {
+                *entry = json!({});
+            }
+            object = entry
+                .as_object_mut()
+                .ok_or_else(|| ProxyError::BadRequest(format!("payload {segment:?} must be an object")))?;
+        }
+        for (name, value) in stamps {
+            object.insert(name.clone(), value.clone());
+        }
+        Ok(())
+    };
+    match op {
+        Operation::UpsertPoints => {
+            if let Some(Json::Array(points)) = request.get_mut("points") {
+                for point in points {
+                    let payload = point
+                        .as_object_mut()
+                        .ok_or_else(|| ProxyError::BadRequest("a point must be an object".into()))?
+                        .entry("payload")
+                        .or_insert(Json::Null);
+                    stamp_payload(payload)?;
+                }
+            } else if let Some(batch) = request.get_mut("batch").and_then(Json::as_object_mut) {
+                let count = batch.get("ids").and_then(Json::as_array).map_or(0, Vec::len);
+                let payloads = batch.entry("payloads").or_insert_with(|| json!(vec![Json::Null; count]));
+                let list = payloads
+                    .as_array_mut()
+                    .ok_or_else(|| ProxyError::BadRequest("batch.payloads must be a list".into()))?;
+                for payload in list {
+                    stamp_payload(payload)?;
+                }
+            }
+            Ok(())
+        }
+        Operation::OverwritePayload => match request.get_mut("payload") {
+            Some(payload) => stamp_payload(payload),
+            None => Ok(()),
+        },
+        // Merges and deletions keep what is stored; the checks see the result.
+        _ => Ok(()),
+    }
+}

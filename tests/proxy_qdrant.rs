@@ -1,0 +1,198 @@
+//! vecgate in front of the Qdrant-compatible test server, route by route, with several
+//! principals. The server requires its own API key, which only vecgate holds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use support::vecgate::{token, VecgateOptions, VecgateServer};
+use support::{repo_root, QdrantServer};
+
+const DB_KEY: &str = "database-key-only-vecgate-knows";
+
+struct Setup {
+    qdrant: QdrantServer,
+    vecgate: VecgateServer,
+    alice: String,
+    bob: String,
+    root: String,
+    guest: String,
+}
+
+fn doc(department: &str, level: i64, owner: &str) -> Value {
+    json!({"page_content": format!("{department} note"), "metadata": {"department": department, "level": level, "owner": owner}})
+}
+
+fn setup_with(options: impl FnOnce(&mut VecgateOptions)) -> Setup {
+    let qdrant = QdrantServer::start_with_api_key(DB_KEY);
+    qdrant.create_collection("docs", 2);
+    qdrant.upsert(
+        "docs",
+        &[
+            (json!(1), vec![1.0, 0.0], doc("finance", 1, "alice")),
+            (json!(2), vec![0.9, 0.1], doc("finance", 5, "carol")),
+            (json!(3), vec![0.0, 1.0], doc("hr", 2, "bob")),
+            (json!("5c56c793-69f3-4fbf-87e6-c4bf54c28c26"), vec![0.1, 0.9], doc("hr", 1, "dave")),
+            (json!(5), vec![0.5, 0.5], json!({"page_content": "no metadata"})),
+        ],
+    );
+    let mut opts = VecgateOptions::qdrant(qdrant.url(), &repo_root().join("tests/fixtures/proxy/policies"));
+    opts.upstream_api_key = Some(DB_KEY.to_string());
+    options(&mut opts);
+    let vecgate = VecgateServer::start(&opts);
+    Setup {
+        alice: token("alice", &["user"], &json!({"department": "finance"})),
+        bob: token("bob", &["user"], &json!({"department": "hr"})),
+        root: token("root", &["admin"], &json!({})),
+        guest: token("guest", &["guest"], &json!({})),
+        qdrant,
+        vecgate,
+    }
+}
+
+fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+fn ids(points: &Value) -> BTreeSet<String> {
+    points
+        .as_array()
+        .unwrap_or_else(|| panic!("not a point list: {points}"))
+        .iter()
+        .map(|p| p["id"].to_string().trim_matches('"').to_string())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
+}
+
+const HR_UUID: &str = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26";
+
+#[test]
+fn tokens_are_checked_and_never_forwarded() {
+    let s = setup();
+    let (status, body) = s.vecgate.call("POST", "/collections/docs/points/scroll", None, Some(&json!({})));
+    assert_eq!(status, 401, "{body}");
+    assert!(body["status"]["error"].is_string(), "Qdrant's error shape: {body}");
+    // qdrant-client's api_key= sends `api-key`.
+    let (status, body) = s.vecgate.call_with_headers("POST", "/collections/docs/points/scroll", None, Some(&json!({})), &[("api-key", &s.alice)]);
+    assert_eq!(status, 200, "{body}");
+    let recorded = s.qdrant.recorded_requests();
+    assert!(!recorded.is_empty());
+    for r in &recorded {
+        let text = r.to_string();
+        assert!(!text.contains(&s.alice), "the client's token reached the database: {text}");
+    }
+    // Health needs no token.
+    assert_eq!(s.vecgate.call("GET", "/healthz", None, None).0, 200);
+}
+
+#[test]
+fn reads_return_only_permitted_points() {
+    let s = setup();
+    let scroll = json!({"limit": 100, "with_payload": true});
+    let query = json!({"query": [1.0, 0.0], "limit": 100});
+    for (tok, want) in [
+        (&s.alice, set(&["1", "2"])),
+        (&s.bob, set(&["3", HR_UUID])),
+        (&s.root, set(&["1", "2", "3", HR_UUID, "5"])),
+        (&s.guest, set(&[])),
+    ] {
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points/scroll", Some(tok), Some(&scroll));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(ids(&got["result"]["points"]), want);
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points/query", Some(tok), Some(&query));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(ids(&got["result"]["points"]), want);
+        assert!(got["result"]["points"][0].get("payload").is_none_or(Value::is_null), "payload was not asked for: {got}");
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points/count", Some(tok), Some(&json!({"exact": true})));
+        assert_eq!((status, got["result"]["count"].as_u64()), (200, Some(want.len() as u64)));
+        // Retrieve by id: others' points look missing.
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points", Some(tok), Some(&json!({"ids": [1, 2, 3, HR_UUID, 5]})));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(ids(&got["result"]), want);
+    }
+    // Hybrid: the filter reaches every prefetch.
+    let hybrid = json!({"prefetch": [{"query": [1.0, 0.0], "limit": 10}, {"query": [0.0, 1.0], "limit": 10}],
+                        "query": {"fusion": "rrf"}, "limit": 10});
+    let (_, got) = s.vecgate.call("POST", "/collections/docs/points/query", Some(&s.bob), Some(&hybrid));
+    assert_eq!(ids(&got["result"]["points"]), set(&["3", HR_UUID]));
+    let forwarded = s.qdrant.recorded_requests();
+    let last = forwarded.iter().rev().find(|r| r["path"].as_str().unwrap_or("").ends_with("/points/query")).unwrap();
+    for p in last["body"]["prefetch"].as_array().unwrap() {
+        assert!(p["filter"].is_object(), "prefetch without the filter: {last}");
+    }
+}
+
+#[test]
+fn point_ids_as_query_inputs_must_be_readable() {
+    let s = setup();
+    let by_id = |id: Value| json!({"query": {"nearest": id}, "limit": 10});
+    let (status, got) = s.vecgate.call("POST", "/collections/docs/points/query", Some(&s.alice), Some(&by_id(json!(1))));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(ids(&got["result"]["points"]), set(&["2"]));
+    // Bob's point as alice's query vector: answered like a point that does not exist.
+    let (status, hidden) = s.vecgate.call("POST", "/collections/docs/points/query", Some(&s.alice), Some(&by_id(json!(3))));
+    let (status_missing, missing) = s.vecgate.call("POST", "/collections/docs/points/query", Some(&s.root), Some(&by_id(json!(999))));
+    assert_eq!((status, status_missing), (404, 404), "{hidden} / {missing}");
+    assert_eq!(hidden["status"]["error"].as_str().unwrap().replace('3', "N"), missing["status"]["error"].as_str().unwrap().replace("999", "N"));
+    let rec = json!({"query": {"recommend": {"positive": [1], "negative": [HR_UUID]}}, "limit": 10});
+    let (status, _) = s.vecgate.call("POST", "/collections/docs/points/query", Some(&s.alice), Some(&rec));
+    assert_eq!(status, 404);
+    // GET points/{id}
+    assert_eq!(s.vecgate.call("GET", "/collections/docs/points/1", Some(&s.alice), None).0, 200);
+    assert_eq!(s.vecgate.call("GET", "/collections/docs/points/3", Some(&s.alice), None).0, 404);
+}
+
+#[test]
+fn writes_and_deletes_are_checked_point_by_point() {
+    let s = setup();
+    let upsert = |id: i64, meta: Value| json!({"points": [{"id": id, "vector": [0.3, 0.3], "payload": {"page_content": "x", "metadata": meta}}]});
+    let (status, got) = s.vecgate.call("PUT", "/collections/docs/points?wait=true", Some(&s.alice), Some(&upsert(10, json!({"department": "finance", "level": 1}))));
+    assert_eq!(status, 200, "{got}");
+    // Another department's tag, a takeover of bob's point, a re-tag of her own: refused.
+    for body in [upsert(11, json!({"department": "hr", "level": 1})), upsert(3, json!({"department": "finance", "level": 1})), upsert(1, json!({"department": "hr", "level": 1}))] {
+        let (status, got) = s.vecgate.call("PUT", "/collections/docs/points?wait=true", Some(&s.alice), Some(&body));
+        assert_eq!(status, 403, "{body}: {got}");
+    }
+    // set_payload on her own point re-tagging it (WITH CHECK), or on bob's (USING): refused.
+    let retag = json!({"payload": {"metadata": {"department": "hr", "level": 1}}, "points": [1]});
+    assert_eq!(s.vecgate.call("POST", "/collections/docs/points/payload?wait=true", Some(&s.alice), Some(&retag)).0, 403);
+    let by_filter = json!({"payload": {"reviewed": true}, "filter": {"must": [{"key": "metadata.level", "range": {"gte": 0}}]}});
+    let (status, got) = s.vecgate.call("POST", "/collections/docs/points/payload?wait=true", Some(&s.alice), Some(&by_filter));
+    assert_eq!(status, 200, "{got}");
+    // Deleting by ids only deletes what she may delete (her own points).
+    let (status, got) = s.vecgate.call("POST", "/collections/docs/points/delete?wait=true", Some(&s.alice), Some(&json!({"points": [1, 2, 3]})));
+    assert_eq!(status, 200, "{got}");
+
+    let all = s.qdrant.scroll_ids("docs", None).unwrap();
+    let all: BTreeSet<String> = all.iter().map(|v| v.to_string().trim_matches('"').to_string()).collect();
+    assert_eq!(all, set(&["10", "2", "3", HR_UUID, "5"]));
+    let point = |id: u64| s.qdrant.result("POST", "/collections/docs/points", Some(&json!({"ids": [id], "with_payload": true})))[0]["payload"].clone();
+    assert_eq!(point(3)["metadata"]["department"], "hr");
+    assert_eq!(point(10)["reviewed"], true, "her updatable point matched the by-filter write");
+    assert_eq!(point(10)["metadata"]["department"], "finance");
+    assert!(point(2).get("reviewed").is_none(), "level 5 is above what she may update");
+    assert!(point(3).get("reviewed").is_none(), "bob's point was outside alice's update filter");
+}
+
+#[test]
+fn collections_unknown_routes_and_admin() {
+    let s = setup();
+    let (status, got) = s.vecgate.call("GET", "/collections", Some(&s.alice), None);
+    assert_eq!(status, 200, "{got}");
+    let names: Vec<&str> = got["result"]["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["docs"]);
+    assert_eq!(s.vecgate.call("GET", "/collections/docs/exists", Some(&s.alice), None).0, 200);
+    assert_eq!(s.vecgate.call("DELETE", "/collections/docs", Some(&s.alice), None).0, 403);
+    assert_eq!(s.vecgate.call("POST", "/collections/docs/snapshots", Some(&s.alice), None).0, 403);
+    assert_eq!(s.vecgate.call("POST", "/collections/docs/shards/0/points/scroll", Some(&s.alice), Some(&json!({}))).0, 403);
+    assert_eq!(s.vecgate.call("GET", "/collections/docs/points/1/explode", Some(&s.root), None).0, 403);
+    // Trailing and doubled slashes reach the route Qdrant would run.
+    let (status, got) = s.vecgate.call("POST", "//collections/docs/points/scroll/", Some(&s.alice), Some(&json!({"limit": 10})));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(ids(&got["result"]["points"]), set(&["1", "2"]));
+}
