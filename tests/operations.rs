@@ -179,7 +179,7 @@ fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
     idle.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // …until the header timeout closes it; then the next client is served.
     let url = format!("{}/api/v2/heartbeat", vecgate.url());
-    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()));
+    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()).map_err(|e| e.to_string()));
     let mut buf = [0u8; 64];
     let closed = matches!(idle.read(&mut buf), Ok(0) | Err(_));
     assert!(closed, "the idle connection was not closed");
@@ -193,7 +193,7 @@ fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
     let n = kept.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let url = format!("{}/api/v2/heartbeat", vecgate.url());
-    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()));
+    let waiting = std::thread::spawn(move || ureq::get(&url).call().map(|r| r.status()).map_err(|e| e.to_string()));
     let mut rest = Vec::new();
     let _ = kept.read_to_end(&mut rest);
     assert_eq!(waiting.join().unwrap().unwrap(), 200);
