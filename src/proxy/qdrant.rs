@@ -41,6 +41,19 @@ impl Target<'_> {
         nested_record_attributes(payload, &self.mapping.attr_prefix)
     }
 
+    /// Does this point satisfy the plan (`None`: no residual to check)?
+    fn admits(
+        &self,
+        decider: &Decider<'_>,
+        plan: Option<&crate::plan::Plan>,
+        id: &PointId,
+        payload: Option<&Map<String, Json>>,
+    ) -> bool {
+        plan.is_none_or(|plan| {
+            decider.hit_allowed(plan, &self.rule.resource_kind, &id.to_string(), &self.attrs(payload))
+        })
+    }
+
     /// Payload paths the response filter needs (`metadata` for LangChain's layout).
     fn payload_keys(&self) -> Vec<String> {
         let prefix = self.mapping.attr_prefix.trim_end_matches('.');
@@ -199,10 +212,8 @@ impl Gateway {
             return Ok(pass_back(answer));
         }
         let mut hits = parse_answer(&answer)?;
-        let kind = target.rule.resource_kind.as_str();
-        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| match access.residual() {
-            None => true,
-            Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload)),
+        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| {
+            target.admits(decider, access.residual(), id, payload)
         };
         let filtered = response::filter_points(op, &mut hits, &mut keep, &trim)
             .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
@@ -278,10 +289,8 @@ impl Gateway {
             return Ok(pass_back(answer));
         }
         let mut points = parse_answer(&answer)?;
-        let kind = target.rule.resource_kind.as_str();
-        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| match access.residual() {
-            None => true,
-            Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload)),
+        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| {
+            target.admits(decider, access.residual(), id, payload)
         };
         let filtered = response::filter_points(op, &mut points, &mut keep, &trim)
             .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
@@ -574,13 +583,9 @@ impl Gateway {
             return Ok(BTreeSet::new());
         }
         let points = self.qdrant_existing(target, ids, event).await?;
-        let kind = target.rule.resource_kind.as_str();
         Ok(points
             .into_iter()
-            .filter(|(id, payload)| match access.residual() {
-                None => true,
-                Some(plan) => decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(Some(payload))),
-            })
+            .filter(|(id, payload)| target.admits(decider, access.residual(), id, Some(payload)))
             .map(|(id, _)| id)
             .collect())
     }
