@@ -151,7 +151,15 @@ impl Gateway {
                 }
                 event.error = Some(error.kind());
                 event.message = Some(error.to_string());
-                error_response(self.config.upstream.kind, &error)
+                let mut response = error_response(self.config.upstream.kind, &error);
+                if !matches!(error, ProxyError::Database { .. }) {
+                    // The request body may not have been read (refused before it was): say so,
+                    // so that clients do not reuse a connection hyper is about to close.
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                response
             }
         };
         event.status = response.status().as_u16();
