@@ -1,0 +1,156 @@
+//! Upstream faults: the database resets, stalls mid-body, answers garbage or an error. vecgate
+//! answers 502/504 within its timeout (or passes the database's own error through), never
+//! hangs, and never returns a partially checked answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+use support::chroma::DEFAULT_DB_PATH;
+use support::vecgate::{token, VecgateOptions, VecgateServer};
+
+const COLLECTION_ID: &str = "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11";
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Headers promise a body; the connection is closed halfway through it.
+    ResetMidBody,
+    /// Headers and half the body, then nothing.
+    StallMidBody,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with JSON of the wrong shape for a get answer.
+    WrongShape,
+    /// The database's own 500.
+    ServerError,
+}
+
+/// An upstream that answers the collection lookup properly and misbehaves on record reads.
+fn faulty_upstream(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || loop {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if header == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                if line.contains("/by-id/") {
+                    let answer = json!({"id": COLLECTION_ID, "name": "docs"}).to_string();
+                    write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len()).unwrap();
+                    continue;
+                }
+                let full = json!({"ids": ["f1", "h1"], "metadatas": [{"department": "finance"}, {"department": "hr"}],
+                                  "documents": null, "embeddings": null, "uris": null, "include": ["metadatas"]})
+                    .to_string();
+                match fault {
+                    Fault::ResetMidBody => {
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", full.len(), &full[..full.len() / 2]);
+                        return;
+                    }
+                    Fault::StallMidBody => {
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}", full.len(), &full[..full.len() / 2]);
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    Fault::Garbage => {
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\nnot json!");
+                    }
+                    Fault::WrongShape => {
+                        let body = json!({"ids": ["f1", "h1"], "metadatas": [{"department": "hr"}]}).to_string();
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    }
+                    Fault::ServerError => {
+                        let body = json!({"error": "InternalError", "message": "boom"}).to_string();
+                        let _ = write!(stream, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn upstream_faults_become_502_504_or_the_databases_own_error_never_a_partial_answer() {
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let alice = token("alice", &["user"], &json!({"department": "finance"}));
+    let path = format!("{DEFAULT_DB_PATH}/collections/{COLLECTION_ID}/get");
+    for (fault, want) in [
+        (Fault::ResetMidBody, 502),
+        (Fault::StallMidBody, 504),
+        (Fault::Garbage, 502),
+        (Fault::WrongShape, 502),
+        (Fault::ServerError, 500),
+    ] {
+        let mut options = VecgateOptions::chroma(&faulty_upstream(fault), &policies);
+        options.upstream_timeout = "2s";
+        let vecgate = VecgateServer::start(&options);
+        let (status, body) = vecgate.call("POST", &path, Some(&alice), Some(&json!({})));
+        assert_eq!(status, want, "{fault:?}: {body}");
+        assert!(!body.to_string().contains("\"h1\""), "{fault:?}: part of an unchecked answer came back: {body}");
+        // vecgate keeps serving afterwards.
+        assert_eq!(vecgate.call("POST", &path, None, Some(&json!({}))).0, 401);
+    }
+}
+
+#[test]
+fn a_policy_directory_deleted_unreadable_or_half_written_keeps_the_last_good_set() {
+    use vecgate::policy::planner::PlannerOptions;
+    use vecgate::policy::store::PolicyStore;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("policies");
+    std::fs::create_dir(&dir).unwrap();
+    let good = std::fs::read_to_string(support::repo_root().join("tests/fixtures/proxy/policies/document.yaml")).unwrap();
+    std::fs::write(dir.join("document.yaml"), &good).unwrap();
+    let store = PolicyStore::open(&dir, PlannerOptions::default()).unwrap();
+    assert_eq!(store.snapshot().version, 1);
+
+    // Half-written: the file cut in the middle of a condition.
+    let cut = good.find("request.principal.attr.department").unwrap() + "request.principal.attr.".len();
+    std::fs::write(dir.join("document.yaml"), &good[..cut]).unwrap();
+    assert!(store.reload().is_err());
+    assert_eq!(store.snapshot().version, 1);
+
+    // Unreadable: a directory where a policy file should be a file, and a non-UTF-8 file.
+    std::fs::write(dir.join("document.yaml"), &good).unwrap();
+    std::fs::write(dir.join("broken.yaml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    assert!(store.reload().is_err());
+    assert_eq!(store.snapshot().version, 1);
+    std::fs::remove_file(dir.join("broken.yaml")).unwrap();
+
+    // Deleted.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(store.reload().is_err());
+    assert_eq!(store.snapshot().version, 1, "the last good set keeps serving");
+    let kept = store.snapshot();
+    assert!(!kept.planner.planner().policy_set().resource_policies.is_empty());
+
+    // Restored: the next reload takes it.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("document.yaml"), &good).unwrap();
+    assert!(store.reload().is_ok());
+    assert!(store.snapshot().version > 1);
+}
