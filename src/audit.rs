@@ -59,13 +59,14 @@ impl AuditLog {
         Ok(AuditLog { sink })
     }
 
-    /// Writes one line. A failing audit sink is reported on stderr, never to the client.
-    pub fn record(&self, event: &AuditEvent) {
+    /// Writes one line; `false` if it could not be written (reported on stderr, never to
+    /// the client — the caller decides what the request gets, per `audit.on_failure`).
+    pub fn record(&self, event: &AuditEvent) -> bool {
         let mut line = match serde_json::to_vec(event) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("audit event not serialisable: {e}");
-                return;
+                return false;
             }
         };
         line.push(b'\n');
@@ -77,8 +78,18 @@ impl AuditLog {
                 Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
             },
         };
-        if let Err(e) = result {
-            tracing::error!("writing the audit log failed: {e}");
+        match result.and_then(|()| match &self.sink {
+            Sink::File(file) => file
+                .lock()
+                .map_err(|_| std::io::Error::other("audit file lock poisoned"))
+                .and_then(|mut f| f.flush()),
+            _ => Ok(()),
+        }) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("writing the audit log failed: {e}");
+                false
+            }
         }
     }
 }

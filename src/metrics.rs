@@ -46,6 +46,7 @@ pub struct Metrics {
     current_policy_version: Mutex<Option<u64>>,
     filter_terms: Histogram,
     result_shortfall: IntCounterVec,
+    audit_failures: IntCounter,
 }
 
 impl Metrics {
@@ -111,6 +112,14 @@ impl Metrics {
                     "Hits the database returned that the response filter removed.",
                 ),
                 &["backend"],
+            ),
+        )?;
+        let audit_failures = register(
+            &registry,
+            "vecgate_audit_failures_total",
+            IntCounter::new(
+                "vecgate_audit_failures_total",
+                "Audit lines that could not be written (audit.on_failure decides what the request got).",
             ),
         )?;
         let plan_cache_hits = register(
@@ -199,6 +208,7 @@ impl Metrics {
             current_policy_version: Mutex::new(None),
             filter_terms,
             result_shortfall,
+            audit_failures,
         })
     }
 
@@ -268,6 +278,11 @@ impl Metrics {
     /// A post-filtered answer returned `n` fewer results than the client asked for.
     pub fn shortfall(&self, backend: &'static str, n: usize) {
         self.result_shortfall.with_label_values(&[backend]).inc_by(to_u64(n));
+    }
+
+    /// An audit line could not be written.
+    pub fn audit_failure(&self) {
+        self.audit_failures.inc();
     }
 
     /// The registry, for callers that add metrics of their own.

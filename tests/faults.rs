@@ -154,3 +154,22 @@ fn a_policy_directory_deleted_unreadable_or_half_written_keeps_the_last_good_set
     assert!(store.reload().is_ok());
     assert!(store.snapshot().version > 1);
 }
+
+#[test]
+fn an_unwritable_audit_log_is_counted_and_denies_only_when_configured_to() {
+    let chroma = support::ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let alice = token("alice", &["user"], &json!({"department": "finance"}));
+    let path = format!("{DEFAULT_DB_PATH}/collections/{col_id}/get");
+    for (on_failure, want) in [("continue", 200), ("deny", 503)] {
+        let mut options = VecgateOptions::chroma(chroma.url(), &policies);
+        // Every write to /dev/full fails (ENOSPC), even for root.
+        options.audit_yaml = Some(format!("  path: /dev/full\n  on_failure: {on_failure}\n"));
+        let vecgate = VecgateServer::start(&options);
+        let (status, body) = vecgate.call("POST", &path, Some(&alice), Some(&json!({})));
+        assert_eq!(status, want, "{on_failure}: {body}");
+        let (_, metrics) = vecgate.admin_get("/metrics");
+        assert!(metrics.lines().any(|l| l.starts_with("vecgate_audit_failures_total ") && !l.ends_with(" 0")), "{metrics}");
+    }
+}

@@ -163,7 +163,19 @@ pub struct Config {
     /// First match wins; validation guarantees at least one rule.
     pub collections: Vec<CollectionRule>,
     pub audit: AuditConfig,
+    /// What a request gets when its audit line cannot be written.
+    pub audit_on_failure: AuditOnFailure,
     pub limits: Limits,
+}
+
+/// `audit.on_failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditOnFailure {
+    /// The answer goes out; the failure is logged and counted (`vecgate_audit_failures_total`).
+    #[default]
+    Continue,
+    /// The answer is replaced by 503: nothing is answered that was not audited.
+    Deny,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,6 +94,7 @@ pub struct RawCollectionRule {
 #[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub path: Option<String>,
+    pub on_failure: Option<String>,
 }
 
 /// Limits are signed so that a negative number is reported by validation ("must be > 0")

@@ -6,7 +6,7 @@ use super::raw::{
     RawPrincipal, RawUpstream,
 };
 use super::{
-    Algorithm, AuditConfig, AuthConfig, BackendKind, CollectionRule, Config, ConfigErrorKind,
+    Algorithm, AuditConfig, AuditOnFailure, AuthConfig, BackendKind, CollectionRule, Config, ConfigErrorKind,
     ConfigErrors, ConfigProblem, KeySource, Limits, ListenerTls, Mode, PoliciesConfig,
     PrincipalMapping, StampSource, UpstreamConfig,
 };
@@ -385,6 +385,18 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
     let upstream_kind = upstream.as_ref().map(|u| u.kind);
     let principal_attrs = auth.as_ref().and_then(|a| a.principal.attr.as_ref());
     let collections = collections(&mut v, raw.collections, upstream_kind, principal_attrs);
+    let audit_on_failure = match raw.audit.as_ref().and_then(|a| a.on_failure.as_deref()) {
+        None | Some("continue") => Some(AuditOnFailure::Continue),
+        Some("deny") => Some(AuditOnFailure::Deny),
+        Some(other) => {
+            v.report(
+                "audit.on_failure",
+                ConfigErrorKind::InvalidValue,
+                format!("`{other}`: expected continue or deny"),
+            );
+            None
+        }
+    };
     let audit = audit(&mut v, raw.audit);
     let limits = limits(&mut v, raw.limits.unwrap_or_default());
 
@@ -399,6 +411,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         policies,
         collections,
         audit,
+        audit_on_failure,
         limits,
     ) {
         (
@@ -411,6 +424,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             Some(policies),
             Some(collections),
             Some(audit),
+            Some(audit_on_failure),
             Some(limits),
         ) if problems.is_empty() => Ok(Config {
             listen,
@@ -422,6 +436,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             policies,
             collections,
             audit,
+            audit_on_failure,
             limits,
         }),
         _ => Err(ConfigErrors { problems }),

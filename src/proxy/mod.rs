@@ -165,7 +165,15 @@ impl Gateway {
         event.status = response.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
         event.latency_ms = elapsed * 1000.0;
-        self.audit.record(&event);
+        let mut response = response;
+        if !self.audit.record(&event) {
+            self.metrics.audit_failure();
+            if self.config.audit_on_failure == crate::config::AuditOnFailure::Deny {
+                let refusal = ProxyError::AuditUnavailable;
+                response = error_response(self.config.upstream.kind, &refusal);
+                event.status = response.status().as_u16();
+            }
+        }
         self.metrics.observe_request(
             event.backend,
             event.operation.unwrap_or("unclassified"),

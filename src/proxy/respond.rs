@@ -44,6 +44,9 @@ pub enum ProxyError {
         content_type: Option<HeaderValue>,
         body: Bytes,
     },
+    /// `audit.on_failure: deny` and the audit line could not be written.
+    #[error("the audit log cannot be written; vecgate answers nothing it cannot audit")]
+    AuditUnavailable,
     #[error("configuration: {0}")]
     Config(String),
     #[error("internal error: {0}")]
@@ -66,6 +69,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Database { status, .. } => *status,
             ProxyError::Config(_) | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -83,6 +87,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::UpstreamUnreadable(_) => "upstream_unreadable",
             ProxyError::Database { .. } => "database",
+            ProxyError::AuditUnavailable => "audit_unavailable",
             ProxyError::Config(_) => "config",
             ProxyError::Internal(_) => "internal",
         }

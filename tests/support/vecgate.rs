@@ -37,6 +37,8 @@ pub struct VecgateOptions {
     pub env: Vec<(String, String)>,
     /// The database's own API key (sent upstream as `api-key`), when it needs one.
     pub upstream_api_key: Option<String>,
+    /// Replaces the `audit:` section's body (default: a file in the server's temp dir).
+    pub audit_yaml: Option<String>,
 }
 
 impl VecgateOptions {
@@ -53,6 +55,7 @@ impl VecgateOptions {
             upstream_ca_file: None,
             env: Vec::new(),
             upstream_api_key: None,
+            audit_yaml: None,
         }
     }
 
@@ -97,7 +100,7 @@ impl VecgateServer {
                  auth:\n{auth}\
                  policies:\n  dir: {policies}\n  watch: {watch}\n\
                  collections:\n{collections}\
-                 audit:\n  path: {audit}\n\
+                 audit:\n{audit}\
                  {extra}",
                 kind = options.upstream_kind,
                 url = options.upstream_url,
@@ -114,7 +117,10 @@ impl VecgateServer {
                 policies = options.policies_dir.display(),
                 watch = options.policies_watch,
                 collections = options.collections_yaml,
-                audit = audit_path.display(),
+                audit = options
+                    .audit_yaml
+                    .clone()
+                    .unwrap_or_else(|| format!("  path: {}\n", audit_path.display())),
                 extra = options.extra_yaml,
             );
             let config_path = dir.path().join("vecgate.yaml");
