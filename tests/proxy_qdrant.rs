@@ -196,3 +196,20 @@ fn collections_unknown_routes_and_admin() {
     assert_eq!(status, 200, "{got}");
     assert_eq!(ids(&got["result"]["points"]), set(&["1", "2"]));
 }
+
+#[test]
+fn shadow_mode_passes_requests_unchanged_and_audits_the_verdict() {
+    let s = setup_with(|o| o.extra_yaml = "mode: shadow\n".into());
+    let (status, got) = s.vecgate.call("POST", "/collections/docs/points/scroll", Some(&s.alice), Some(&json!({"limit": 100})));
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(ids(&got["result"]["points"]), set(&["1", "2", "3", HR_UUID, "5"]));
+    let upsert = json!({"points": [{"id": 11, "vector": [0.3, 0.3], "payload": {"metadata": {"department": "hr", "level": 1}}}]});
+    let (status, got) = s.vecgate.call("PUT", "/collections/docs/points?wait=true", Some(&s.alice), Some(&upsert));
+    assert_eq!(status, 200, "{got}");
+    let lines = s.vecgate.audit_lines();
+    assert_eq!((lines[0]["decision"].as_str(), lines[0]["hits_stripped"].as_u64()), (Some("filter"), Some(3)));
+    assert_eq!((lines[1]["decision"].as_str(), lines[1]["enforced_status"].as_u64()), (Some("deny"), Some(403)));
+    // The database got the client's own requests, with vecgate's key, never the token.
+    let recorded = s.qdrant.recorded_requests();
+    assert!(recorded.iter().all(|r| !r.to_string().contains(&s.alice)));
+}
