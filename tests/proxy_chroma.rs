@@ -374,48 +374,15 @@ fn upstream_down_is_502_and_slow_is_504() {
     assert_eq!(status, 504, "{body}");
 }
 
-/// A stand-in upstream that records every request line and answers collection lookups, so a
-/// test can show which requests reached "the database".
-fn recording_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let record = record.clone();
-            std::thread::spawn(move || loop {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header == "\r\n" || header.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0u8; length];
-                reader.read_exact(&mut body).unwrap();
-                record.lock().unwrap().push(line.trim().to_string());
-                let answer = if line.contains("/by-id/") {
-                    json!({"id": "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11", "name": "docs"}).to_string()
-                } else {
-                    json!({"ids": ["leak"], "metadatas": [{"department": "finance"}], "include": ["metadatas"]}).to_string()
-                };
-                write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len()).unwrap();
-            });
+/// The stub upstream, answering record reads with a hit the filter should have excluded.
+fn recording_upstream() -> (String, support::stub_upstream::Seen) {
+    support::stub_upstream::stub_upstream(|line| {
+        if line.contains("/by-id/") {
+            json!({"id": "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11", "name": "docs"}).to_string()
+        } else {
+            json!({"ids": ["leak"], "metadatas": [{"department": "finance"}], "include": ["metadatas"]}).to_string()
         }
-    });
-    (url, seen)
+    })
 }
 
 #[test]

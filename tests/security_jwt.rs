@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,63 +22,7 @@ use support::vecgate::{token, token_with, VecgateOptions, VecgateServer, AUDIENC
 
 const COLLECTION_ID: &str = "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11";
 
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A stand-in upstream that counts every request line it receives (on any path, including
-/// would-be key fetches through `jku`/`x5u`/`kid` URLs) and answers collection lookups.
-fn counting_upstream() -> (String, Seen) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let record = record.clone();
-            std::thread::spawn(move || loop {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                record.lock().unwrap().push(line.trim().to_string());
-                let mut length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if header == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                if reader.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let answer = if line.contains("/by-id/") {
-                    json!({"id": COLLECTION_ID, "name": "docs"}).to_string()
-                } else {
-                    json!({"ids": [], "metadatas": [], "documents": null, "embeddings": null,
-                           "uris": null, "include": ["metadatas"]})
-                    .to_string()
-                };
-                let written = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-                    answer.len()
-                );
-                if written.is_err() {
-                    return;
-                }
-            });
-        }
-    });
-    (url, seen)
-}
+use support::stub_upstream::{counting_upstream, Seen};
 
 fn policies() -> PathBuf {
     repo_root().join("tests/fixtures/proxy/policies")
