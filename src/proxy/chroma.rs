@@ -307,7 +307,7 @@ impl Gateway {
                 None => written.clone(),
                 Some(current) => request::merged_metadata(op, current.as_ref(), written.as_ref()),
             };
-            let stored_attrs = flat_record_attributes(stored.as_ref(), &target.mapping.attr_prefix);
+            let stored_attrs = flat_record_attributes(stored.as_ref(), prefix);
             if let Some(missing) = missing_required(&stored_attrs, &target.mapping) {
                 event.decision = "deny";
                 return Err(ProxyError::Forbidden(format!(
@@ -315,32 +315,14 @@ impl Gateway {
                      non-scalar value); nothing was written"
                 )));
             }
+            // `create` for a new id; `update` on the record as it is (USING) and as it will
+            // be stored (WITH CHECK) for an existing one.
             let allowed = match existing.get(id) {
-                None => decider.may(
-                    "create",
-                    &Resource {
-                        kind,
-                        id,
-                        attr: flat_record_attributes(written.as_ref(), prefix),
-                    },
-                ),
+                None => decider.may("create", &Resource { kind, id, attr: stored_attrs }),
                 Some(current) => {
-                    let after = request::merged_metadata(op, current.as_ref(), written.as_ref());
-                    decider.may(
-                        "update",
-                        &Resource {
-                            kind,
-                            id,
-                            attr: flat_record_attributes(current.as_ref(), prefix),
-                        },
-                    ) && decider.may(
-                        "update",
-                        &Resource {
-                            kind,
-                            id,
-                            attr: flat_record_attributes(after.as_ref(), prefix),
-                        },
-                    )
+                    let now = flat_record_attributes(current.as_ref(), prefix);
+                    decider.may("update", &Resource { kind, id, attr: now })
+                        && decider.may("update", &Resource { kind, id, attr: stored_attrs })
                 }
             };
             if !allowed {
