@@ -58,6 +58,57 @@ impl CollectionAction {
     }
 }
 
+/// Why a query string is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the operation {op} takes no query parameter {param:?}")]
+    UnknownQueryParam { op: &'static str, param: String },
+    #[error("the query parameter {param:?} is given twice")]
+    DuplicateQueryParam { param: String },
+    #[error("the query parameter {param:?} has an invalid value")]
+    InvalidQueryValue { param: String },
+    #[error("the query string is malformed")]
+    MalformedQuery,
+}
+
+/// Checks a raw query string (without `?`) for both backends: `name=value` pairs, each name at
+/// most once, no encoded characters (`%`, `+`: no valid value needs them). `param` answers
+/// `None` for a name the operation does not take, else whether the value is valid.
+pub fn check_query_params(
+    op_name: &'static str,
+    query: Option<&str>,
+    param: impl Fn(&str, &str) -> Option<bool>,
+) -> Result<(), RouteError> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(());
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').ok_or(RouteError::MalformedQuery)?;
+        if name.is_empty() || pair.contains(['%', '+', '#']) {
+            return Err(RouteError::MalformedQuery);
+        }
+        let Some(valid) = param(name, value) else {
+            return Err(RouteError::UnknownQueryParam {
+                op: op_name,
+                param: name.to_string(),
+            });
+        };
+        if seen.contains(&name) {
+            return Err(RouteError::DuplicateQueryParam {
+                param: name.to_string(),
+            });
+        }
+        seen.push(name);
+        if !valid {
+            return Err(RouteError::InvalidQueryValue {
+                param: name.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// How a collection's records map to `R.attr`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldMapping {

@@ -218,18 +218,7 @@ pub struct Route {
     pub collection: Option<CollectionRef>,
 }
 
-/// Why a query string is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    #[error("the operation {op} takes no query parameter {param:?}")]
-    UnknownQueryParam { op: &'static str, param: String },
-    #[error("the query parameter {param:?} is given twice")]
-    DuplicateQueryParam { param: String },
-    #[error("the query parameter {param:?} has an invalid value")]
-    InvalidQueryValue { param: String },
-    #[error("the query string is malformed")]
-    MalformedQuery,
-}
+pub use crate::backends::RouteError;
 
 const API_PREFIX: &str = "/api/v2";
 
@@ -415,39 +404,13 @@ const READ_LEVELS: [&str; 3] = ["index_and_wal", "index_only", "index_and_bounde
 /// one of Chroma's levels). Chroma silently ignores parameters it does not know; we refuse
 /// them. Encoded characters (`%`, `+`) are refused: no valid value needs them.
 pub fn check_query(op: Operation, query: Option<&str>) -> Result<(), RouteError> {
-    let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return Ok(());
-    };
     let allowed = allowed_params(op);
-    let mut seen: Vec<&str> = Vec::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').ok_or(RouteError::MalformedQuery)?;
-        if name.is_empty() || pair.contains(['%', '+', '#']) {
-            return Err(RouteError::MalformedQuery);
-        }
-        if !allowed.contains(&name) {
-            return Err(RouteError::UnknownQueryParam {
-                op: op.name(),
-                param: name.to_string(),
-            });
-        }
-        if seen.contains(&name) {
-            return Err(RouteError::DuplicateQueryParam {
-                param: name.to_string(),
-            });
-        }
-        seen.push(name);
-        let valid = match name {
+    crate::backends::check_query_params(op.name(), query, |name, value| {
+        allowed.contains(&name).then(|| match name {
             "read_level" => READ_LEVELS.contains(&value),
             _ => value.bytes().all(|b| b.is_ascii_digit()) && value.parse::<i32>().is_ok(),
-        };
-        if !valid {
-            return Err(RouteError::InvalidQueryValue {
-                param: name.to_string(),
-            });
-        }
-    }
-    Ok(())
+        })
+    })
 }
 
 #[cfg(test)]

@@ -526,18 +526,7 @@ pub struct Route {
     pub param: Option<String>,
 }
 
-/// Why a query string is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    #[error("the operation {op} takes no query parameter {param:?}")]
-    UnknownQueryParam { op: &'static str, param: String },
-    #[error("the query parameter {param:?} is given twice")]
-    DuplicateQueryParam { param: String },
-    #[error("the query parameter {param:?} has an invalid value")]
-    InvalidQueryValue { param: String },
-    #[error("the query string is malformed")]
-    MalformedQuery,
-}
+pub use crate::backends::RouteError;
 
 /// The path Qdrant routes on, as actix's `NormalizePath::trim()` makes it: runs of `/`
 /// merged into one, a trailing `/` dropped (`/` itself stays). `None` for a path that does
@@ -927,35 +916,13 @@ fn valid_value(kind: Param, value: &str) -> bool {
 /// most once, with a value of its type. Qdrant ignores parameters it does not know; we refuse
 /// them. Encoded characters (`%`, `+`) are refused: no valid value needs them.
 pub fn check_query(op: Operation, query: Option<&str>) -> Result<(), RouteError> {
-    let Some(query) = query.filter(|q| !q.is_empty()) else {
-        return Ok(());
-    };
     let allowed = allowed_params(op);
-    let mut seen: Vec<&str> = Vec::new();
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').ok_or(RouteError::MalformedQuery)?;
-        if name.is_empty() || pair.contains(['%', '+', '#']) {
-            return Err(RouteError::MalformedQuery);
-        }
-        let Some((_, kind)) = allowed.iter().find(|(known, _)| *known == name) else {
-            return Err(RouteError::UnknownQueryParam {
-                op: op.name(),
-                param: name.to_string(),
-            });
-        };
-        if seen.contains(&name) {
-            return Err(RouteError::DuplicateQueryParam {
-                param: name.to_string(),
-            });
-        }
-        seen.push(name);
-        if !valid_value(*kind, value) {
-            return Err(RouteError::InvalidQueryValue {
-                param: name.to_string(),
-            });
-        }
-    }
-    Ok(())
+    crate::backends::check_query_params(op.name(), query, |name, value| {
+        allowed
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, kind)| valid_value(*kind, value))
+    })
 }
 
 #[cfg(test)]
