@@ -31,10 +31,13 @@ use vecgate::backends::qdrant::{
 use vecgate::backends::FieldMapping;
 use vecgate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
 use vecgate::metrics::Metrics;
-use vecgate::plan::Plan;
+use vecgate::plan::eval::{allows, RecordEnv};
+use vecgate::plan::functions::CallContext;
+use vecgate::plan::value::MapKey;
+use vecgate::plan::{Plan, Value};
 use vecgate::policy::planner::PlannerOptions;
 use vecgate::policy::store::PolicyStore;
-use vecgate::proxy::authorize::{flat_record_attributes, Decider};
+use vecgate::proxy::authorize::{flat_record_attributes, Decider, HitAttributes};
 use vecgate::proxy::Gateway;
 
 const SECRET: &str = "vecgate-bench-secret-0123456789abcdef0123456789";
@@ -260,7 +263,7 @@ fn post_filter(c: &mut Criterion) {
     let answer_bytes = serde_json::to_vec(&answer).unwrap();
     let keep_all = |decider: &Decider<'_>, resp: &mut Json| {
         let mut keep = |id: &str, meta: Option<&serde_json::Map<String, Json>>| {
-            decider.hit_allowed(&plan, "project", id, &flat_record_attributes(meta, ""))
+            decider.hit_allowed(&plan, "project", &id, HitAttributes::Flat { metadata: meta, prefix: "" })
         };
         chroma_response::filter_query_response(resp, &mut keep, chroma_request::Trim { drop_metadatas: false })
             .unwrap()
@@ -292,7 +295,21 @@ fn post_filter(c: &mut Criterion) {
     // One hit: metadata → R.attr, RecordEnv, eval of the plan (what `keep` does per hit).
     let meta = answer["metadatas"][0][0].as_object().unwrap().clone();
     g.bench_function("one hit: hit_allowed", |b| {
-        b.iter(|| black_box(decider.hit_allowed(&plan, "project", "doc-0", &flat_record_attributes(Some(black_box(&meta)), ""))))
+        b.iter(|| black_box(decider.hit_allowed(&plan, "project", &"doc-0", HitAttributes::Flat { metadata: Some(black_box(&meta)), prefix: "" })))
+    });
+    // The way hits were checked before attributes were read on demand: every metadata key
+    // converted, copied into an `R.attr` map, a `RecordEnv` built. Kept as the comparison.
+    let ctx = CallContext { now: decider.now };
+    let whole_record = |meta: &serde_json::Map<String, Json>| {
+        let attr = flat_record_attributes(Some(meta), "")
+            .into_iter()
+            .map(|(k, v)| (MapKey::string(&k), v))
+            .collect();
+        allows(&plan, &RecordEnv::new(Value::string("doc-0"), "project", Value::map(attr), ctx))
+    };
+    assert!(whole_record(&meta));
+    g.bench_function("one hit: whole record converted (before)", |b| {
+        b.iter(|| black_box(whole_record(black_box(&meta))))
     });
     // Its first part alone: the hit's JSON metadata converted to `R.attr` values.
     g.bench_function("one hit: flat_record_attributes only", |b| {

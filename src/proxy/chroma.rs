@@ -1,6 +1,6 @@
 //! Chroma through the pipeline: each operation class, phase by phase.
 
-use super::authorize::{flat_record_attributes, Access, Decider, Resource};
+use super::authorize::{flat_record_attributes, Access, Decider, HitAttributes, Resource};
 use super::records::{missing_required, stamp_values};
 use super::upstream::{parse_answer, pass_back, path_and_query, to_bytes};
 use super::body::{parse_json_body, read_body};
@@ -137,7 +137,7 @@ impl Gateway {
         let prefix = target.mapping.attr_prefix.as_str();
         let mut keep = |id: &str, meta: Option<&Map<String, Json>>| match access.residual() {
             None => true,
-            Some(plan) => decider.hit_allowed(plan, kind, id, &flat_record_attributes(meta, prefix)),
+            Some(plan) => decider.hit_allowed(plan, kind, &id, HitAttributes::Flat { metadata: meta, prefix }),
         };
         let stripped = match op {
             Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
@@ -202,7 +202,7 @@ impl Gateway {
             .filter(|(id, meta)| match access.residual() {
                 None => true,
                 Some(plan) => {
-                    decider.hit_allowed(plan, kind, id, &flat_record_attributes(meta.as_ref(), prefix))
+                    decider.hit_allowed(plan, kind, id, HitAttributes::Flat { metadata: meta.as_ref(), prefix })
                 }
             })
             .count();

@@ -1,6 +1,6 @@
 //! Qdrant (REST) through the pipeline: each operation class, phase by phase.
 
-use super::authorize::{nested_record_attributes, Access, Decider, Resource};
+use super::authorize::{nested_record_attributes, Access, Decider, HitAttributes, Resource};
 use super::body::{parse_json_body, read_body};
 use super::records::{missing_required, stamp_values};
 use super::respond::{json_response, ProxyError, ProxyResponse};
@@ -41,6 +41,10 @@ impl Target<'_> {
         nested_record_attributes(payload, &self.mapping.attr_prefix)
     }
 
+    fn hit_attributes<'p>(&self, payload: Option<&'p Map<String, Json>>) -> HitAttributes<'p> {
+        HitAttributes::nested(payload, &self.mapping.attr_prefix)
+    }
+
     /// Does this point satisfy the plan (`None`: no residual to check)?
     fn admits(
         &self,
@@ -50,7 +54,7 @@ impl Target<'_> {
         payload: Option<&Map<String, Json>>,
     ) -> bool {
         plan.is_none_or(|plan| {
-            decider.hit_allowed(plan, &self.rule.resource_kind, &id.to_string(), &self.attrs(payload))
+            decider.hit_allowed(plan, &self.rule.resource_kind, id, self.hit_attributes(payload))
         })
     }
 
@@ -219,7 +223,7 @@ impl Gateway {
             .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
         for (kind, plan) in &lookup_access {
             let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
-                decider.hit_allowed(plan, kind, &id.to_string(), &target.attrs(payload))
+                decider.hit_allowed(plan, kind, id, target.hit_attributes(payload))
             };
             response::filter_lookups(op, &mut hits, &mut keep_lookup)
                 .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
