@@ -198,6 +198,10 @@ impl KeyResolver for SharedResolver {
     fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError> {
         self.0.key_for(kid, alg)
     }
+
+    fn key_set_version(&self) -> u64 {
+        self.0.key_set_version()
+    }
 }
 
 fn auth_config(url: &str, algorithms: &[Algorithm]) -> AuthConfig {
@@ -270,11 +274,16 @@ fn rotation_unknown_kid_refresh_rate_limit_outage_and_expiry() {
     assert_eq!(verify(&token(&stranger)), Err(AuthnError::UnknownKey));
     assert_eq!(server.fetches(), 3);
 
-    // A key removed from the set keeps working until the set is fetched again.
+    // A key removed from the set keeps working until the set is fetched again; then even a
+    // token verified (and cached) before is refused at once, not when its cache entry ends.
+    let cached_a = token(&a);
+    assert_eq!(verify(&cached_a), Ok("alice".into()));
     server.publish(key_set(&[&b]));
     assert_eq!(verify(&token(&a)), Ok("alice".into()));
+    assert_eq!(verify(&cached_a), Ok("alice".into()));
     assert_eq!(resolver.refresh_now(), Ok(1));
     assert_eq!(verify(&token(&a)), Err(AuthnError::UnknownKey));
+    assert_eq!(verify(&cached_a), Err(AuthnError::UnknownKey));
     assert_eq!(resolver.key_ids(), kids(&["b"]));
 
     // The endpoint goes down: fetches fail, cached keys keep working.
@@ -284,8 +293,11 @@ fn rotation_unknown_kid_refresh_rate_limit_outage_and_expiry() {
     clock.advance(Duration::from_secs(31));
     // An unknown kid while down: the fetch fails, 401.
     assert_eq!(verify(&token(&stranger)), Err(AuthnError::UnknownKey));
-    // Until the keys are older than their lifetime; then nothing verifies.
+    // Until the keys are older than their lifetime; then nothing verifies, cached or not.
+    let cached_b = token(&b);
+    assert_eq!(verify(&cached_b), Ok("alice".into()));
     clock.advance(Duration::from_secs(600));
+    assert_eq!(verify(&cached_b), Err(AuthnError::KeysUnavailable));
     assert_eq!(verify(&token(&b)), Err(AuthnError::KeysUnavailable));
     assert_eq!(verify(&token(&b)), Err(AuthnError::KeysUnavailable));
 

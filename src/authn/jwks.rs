@@ -36,6 +36,7 @@ use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value as Json};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -158,6 +159,8 @@ struct Shared {
     settings: JwksSettings,
     clock: Arc<dyn Clock>,
     keys: ArcSwap<KeySet>,
+    /// Successful fetches so far; see [`KeyResolver::key_set_version`].
+    sets_fetched: AtomicU64,
     fetches: Mutex<FetchState>,
     fetched: Condvar,
 }
@@ -221,6 +224,7 @@ impl JwksResolver {
                 keys: Vec::new(),
                 fetched_at: now,
             }),
+            sets_fetched: AtomicU64::new(0),
             fetches: Mutex::new(FetchState {
                 completed: 0,
                 last_outcome: Err(JwksError::Stopped),
@@ -323,6 +327,16 @@ impl KeyResolver for JwksResolver {
             Lookup::Stale => Err(AuthnError::KeysUnavailable),
         }
     }
+
+    /// Every successful fetch starts a new version, so a key removed from (or replaced in)
+    /// the set stops vouching for cached tokens at once; stale keys are a version of their own.
+    fn key_set_version(&self) -> u64 {
+        let fetched = self.shared.sets_fetched.load(Ordering::SeqCst);
+        let set = self.shared.keys.load();
+        let stale = self.shared.clock.now().saturating_duration_since(set.fetched_at)
+            > self.shared.settings.max_key_age;
+        fetched.wrapping_mul(2) + u64::from(stale)
+    }
 }
 
 impl Shared {
@@ -359,6 +373,7 @@ impl Shared {
                     keys,
                     fetched_at: self.clock.now(),
                 }));
+                self.sets_fetched.fetch_add(1, Ordering::SeqCst);
                 Ok(count)
             }
             Err(e) => {

@@ -28,6 +28,11 @@ pub trait KeyResolver: Send + Sync {
     /// Ed25519 keys must be 32 bytes (jsonwebtoken slices them unchecked); EC and Ed25519 keys
     /// should pass [`public_key_from_pem`]'s checks or their JWK equivalent.
     fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError>;
+
+    /// Changes whenever tokens verified earlier must be verified again: the keys were
+    /// fetched anew (one may have been removed or replaced) or have grown too old to use.
+    /// The verified-token cache only serves entries made under the current version.
+    fn key_set_version(&self) -> u64;
 }
 
 /// One configured key, used whatever `kid` a token names.
@@ -48,6 +53,11 @@ impl KeyResolver for StaticKey {
         } else {
             Err(AuthnError::AlgorithmNotAllowed)
         }
+    }
+
+    /// A configured key never changes while the process runs.
+    fn key_set_version(&self) -> u64 {
+        0
     }
 }
 

@@ -14,8 +14,8 @@
 //!   the leeway applies to both. `iss` must equal the configured issuer; with an audience
 //!   configured, `aud` must contain one of its values; without, `aud` is ignored.
 //! - Verified results are cached under the SHA-256 of the token (never the token), for no
-//!   longer than the token's `exp` and [`VERIFIED_CACHE_TTL_CAP`]. Tokens never appear in
-//!   errors or logs.
+//!   longer than the token's `exp` and [`VERIFIED_CACHE_TTL_CAP`], and only while the key set
+//!   is the one they were verified under. Tokens never appear in errors or logs.
 
 pub mod jwks;
 pub mod jwt;
@@ -127,7 +127,13 @@ pub struct Authenticator {
     audience: Option<Vec<String>>,
     mapping: PrincipalMapping,
     /// SHA-256 of a token → what it verified to.
-    verified: Cache<[u8; 32], Arc<Authenticated>>,
+    verified: Cache<[u8; 32], Arc<Verified>>,
+}
+
+/// A cached verification, valid while the key set is the one it was made under.
+struct Verified {
+    authenticated: Authenticated,
+    key_set_version: u64,
 }
 
 impl fmt::Debug for Authenticator {
@@ -191,17 +197,20 @@ impl Authenticator {
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = jwt::now_secs();
+        // Read before verifying: keys changing meanwhile leave the new entry outdated.
+        let key_set_version = self.keys.key_set_version();
         if let Some(hit) = self.verified.get(&digest) {
             // Belt and braces: the entry's lifetime already ends before `exp`.
-            if hit.expires_at.is_some_and(|exp| exp > now) {
-                return Ok(Authenticated::clone(&hit));
+            let current = hit.key_set_version == key_set_version;
+            if current && hit.authenticated.expires_at.is_some_and(|exp| exp > now) {
+                return Ok(hit.authenticated.clone());
             }
             self.verified.invalidate(&digest);
         }
         let authenticated = self.verify_uncached(token, now)?;
         if authenticated.expires_at.is_some_and(|exp| exp > now) {
-            self.verified
-                .insert(digest, Arc::new(authenticated.clone()));
+            let entry = Verified { authenticated: authenticated.clone(), key_set_version };
+            self.verified.insert(digest, Arc::new(entry));
         }
         Ok(authenticated)
     }
@@ -228,15 +237,15 @@ impl Authenticator {
 /// Cache entries live until their token's `exp`, and at most [`VERIFIED_CACHE_TTL_CAP`].
 struct UntilTokenExpires;
 
-impl moka::Expiry<[u8; 32], Arc<Authenticated>> for UntilTokenExpires {
+impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilTokenExpires {
     fn expire_after_create(
         &self,
         _key: &[u8; 32],
-        value: &Arc<Authenticated>,
+        value: &Arc<Verified>,
         _created_at: Instant,
     ) -> Option<Duration> {
         // Sub-second precision, so the entry never outlives `exp`.
-        let exp = value.expires_at.and_then(|exp| u64::try_from(exp).ok());
+        let exp = value.authenticated.expires_at.and_then(|exp| u64::try_from(exp).ok());
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok();
         let left = match (exp, now) {
             (Some(exp), Some(now)) => Duration::from_secs(exp).saturating_sub(now),

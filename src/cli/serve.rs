@@ -177,11 +177,13 @@ async fn wait_for_shutdown_signal() {
 }
 
 /// Logs go to stderr (stdout may carry the audit log). `RUST_LOG` overrides the level.
+/// Colours only on a terminal: a log file or a container log stays plain text.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
