@@ -319,7 +319,7 @@ fn post_filter(c: &mut Criterion) {
 }
 
 /// A stub Chroma on 127.0.0.1: the collection lookup by id, and a canned 100-hit query answer.
-async fn stub_chroma() -> std::net::SocketAddr {
+async fn stub_chroma(hits: usize) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let collection = Bytes::from(
@@ -329,7 +329,7 @@ async fn stub_chroma() -> std::net::SocketAddr {
         }))
         .unwrap(),
     );
-    let query = Bytes::from(serde_json::to_vec(&chroma_query_answer(HITS)).unwrap());
+    let query = Bytes::from(serde_json::to_vec(&chroma_query_answer(hits)).unwrap());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
@@ -360,71 +360,75 @@ fn whole_request(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let upstream = rt.block_on(stub_chroma());
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var(SECRET_ENV, SECRET);
-    let yaml = format!(
-        "listen: 127.0.0.1:0\n\
-         upstream:\n  kind: chroma\n  url: http://{upstream}\n  timeout: 10s\n\
-         auth:\n  issuer: https://idp.example\n  audience: vecgate\n  algorithms: [HS256]\n  \
-         hs256_secret_env: {SECRET_ENV}\n  leeway: 30s\n  principal:\n    id: sub\n    roles: roles\n\
-         policies:\n  dir: {policies}\n  watch: false\n\
-         collections:\n  - name: \"*\"\n    resource_kind: project\n\
-         audit:\n  path: {audit}\n",
-        policies = policies_dir().display(),
-        audit = dir.path().join("audit.jsonl").display(),
-    );
-    let config = vecgate::config::parse(&yaml, dir.path()).unwrap();
-    let authn = Authenticator::from_config(&config.auth).unwrap();
-    let policies = Arc::new(PolicyStore::open(&config.policies.dir, PlannerOptions::default()).unwrap());
-    let audit = AuditLog::open(&config.audit).unwrap();
-    let metrics = Arc::new(Metrics::new().unwrap());
-    let gateway = rt.block_on(async { Gateway::new(Arc::new(config), authn, policies, audit, metrics).unwrap() });
     let token = alice_token(0);
     let body = Bytes::from(langchain_chroma_query());
     let path = format!(
         "/api/v2/tenants/default_tenant/databases/default_database/collections/{COLLECTION_ID}/query"
     );
-    let request = || {
-        http::Request::builder()
-            .method("POST")
-            .uri(path.as_str())
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))
-            .unwrap()
-    };
-    // Warm: token, plan and collection name cached, upstream connection pooled.
-    let first = rt.block_on(gateway.handle(request()));
-    assert_eq!(first.status(), 200, "{:?}", first.body());
-
-    let mut g = c.benchmark_group("whole_request");
-    g.bench_function("chroma query 100 hits via loopback stub upstream", |b| {
-        b.iter(|| {
-            let resp = rt.block_on(gateway.handle(request()));
-            assert_eq!(resp.status(), 200);
-            black_box(resp)
-        })
-    });
-    // The same round trip without vecgate: hyper client → stub, the body read. The
-    // difference to the line above is vecgate's own cost (plus its audit line).
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
-    let direct = format!("http://{upstream}{path}");
-    g.bench_function("loopback baseline: same request straight to the stub", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let req = http::Request::builder()
-                    .method("POST")
-                    .uri(direct.as_str())
-                    .header("content-type", "application/json")
-                    .body(Full::new(body.clone()))
-                    .unwrap();
-                let resp = client.request(req).await.unwrap();
-                black_box(http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes())
+    let mut g = c.benchmark_group("whole_request");
+    // LangChain's default k=4, and a large answer where the post-filter dominates.
+    for hits in [4, HITS] {
+        let upstream = rt.block_on(stub_chroma(hits));
+        let yaml = format!(
+            "listen: 127.0.0.1:0\n\
+             upstream:\n  kind: chroma\n  url: http://{upstream}\n  timeout: 10s\n\
+             auth:\n  issuer: https://idp.example\n  audience: vecgate\n  algorithms: [HS256]\n  \
+             hs256_secret_env: {SECRET_ENV}\n  leeway: 30s\n  principal:\n    id: sub\n    roles: roles\n\
+             policies:\n  dir: {policies}\n  watch: false\n\
+             collections:\n  - name: \"*\"\n    resource_kind: project\n\
+             audit:\n  path: {audit}\n",
+            policies = policies_dir().display(),
+            audit = dir.path().join(format!("audit-{hits}.jsonl")).display(),
+        );
+        let config = vecgate::config::parse(&yaml, dir.path()).unwrap();
+        let authn = Authenticator::from_config(&config.auth).unwrap();
+        let policies = Arc::new(PolicyStore::open(&config.policies.dir, PlannerOptions::default()).unwrap());
+        let audit = AuditLog::open(&config.audit).unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let gateway =
+            rt.block_on(async { Gateway::new(Arc::new(config), authn, policies, audit, metrics).unwrap() });
+        let request = || {
+            http::Request::builder()
+                .method("POST")
+                .uri(path.as_str())
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))
+                .unwrap()
+        };
+        // Warm: token, plan and collection name cached, upstream connection pooled.
+        let first = rt.block_on(gateway.handle(request()));
+        assert_eq!(first.status(), 200, "{:?}", first.body());
+
+        g.bench_function(format!("chroma query {hits} hits via loopback stub upstream"), |b| {
+            b.iter(|| {
+                let resp = rt.block_on(gateway.handle(request()));
+                assert_eq!(resp.status(), 200);
+                black_box(resp)
             })
-        })
-    });
+        });
+        // The same round trip without vecgate: hyper client → stub, the body read. The
+        // difference to the line above is vecgate's own cost (plus its audit line).
+        let direct = format!("http://{upstream}{path}");
+        g.bench_function(format!("loopback baseline {hits} hits: same request straight to the stub"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let req = http::Request::builder()
+                        .method("POST")
+                        .uri(direct.as_str())
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    let resp = client.request(req).await.unwrap();
+                    black_box(http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes())
+                })
+            })
+        });
+    }
     g.finish();
 }
 
