@@ -505,6 +505,43 @@ fn deep_nesting_is_400_and_the_server_still_answers() {
     g.assert_still_serving();
 }
 
+#[test]
+fn filters_over_max_filter_terms_are_400_and_never_forwarded() {
+    // Regression: vecgate enforced `limits.max_filter_terms` on Chroma only, and forwarded a
+    // caller's 5 000-leaf Qdrant filter.
+    let g = gate();
+    // 5 000 leaves (max_filter_terms is 500 by default) in every place a filter goes.
+    let leaves: Vec<Value> = (0..5000).map(|i| json!({"key": "metadata.level", "match": {"value": i}})).collect();
+    let wide = [
+        ("points/scroll", json!({"filter": {"should": leaves}})),
+        ("points/count", json!({"filter": {"must_not": leaves}})),
+        ("points/delete", json!({"filter": {"should": leaves}})),
+        ("points/query", json!({"query": [1.0, 0.0], "prefetch": [{"query": [1.0, 0.0], "filter": {"should": leaves}}]})),
+        ("points/payload", json!({"payload": {"x": 1}, "filter": {"should": leaves}})),
+        ("points/scroll", json!({"filter": {"min_should": {"conditions": leaves, "min_count": 1}}})),
+        ("points/scroll", json!({"filter": {"must": [{"nested": {"key": "metadata.tags", "filter": {"should": leaves}}}]}})),
+        ("points/query/batch", json!({"searches": [{"query": [1.0, 0.0]}, {"query": [1.0, 0.0], "filter": {"should": leaves}}]})),
+        ("points/search", json!({"vector": [1.0, 0.0], "limit": 3, "filter": {"should": leaves}})),
+    ];
+    for (route, body) in &wide {
+        assert_eq!(g.post_raw(&format!("/collections/docs/{route}"), &body.to_string(), &[]), 400, "{route}");
+    }
+    let upsert = json!({"points": [{"id": 1, "vector": [1.0, 0.0], "payload": doc("finance", 1, "alice")}],
+                        "update_filter": {"should": leaves}});
+    let bearer = format!("Bearer {}", alice());
+    assert_eq!(g.send("PUT", "/collections/docs/points", &[("Authorization", &bearer)], Some(&upsert.to_string())).status, 400);
+    // The limit protects the database, so it holds for an admin (no ACL filter) too.
+    let root = token("root", &["admin"], &json!({}));
+    let (status, got) = g.call(&root, "POST", SCROLL, &wide[0].1);
+    assert_eq!(status, 400, "{got}");
+    g.assert_nothing_forwarded();
+    // The control: 400 leaves plus alice's ACL fit in the default limit of 500.
+    let under: Vec<Value> = (0..400).map(|i| json!({"key": "metadata.level", "match": {"value": i}})).collect();
+    let (status, got) = g.call(&alice(), "POST", SCROLL, &json!({"filter": {"should": under}, "limit": 100}));
+    assert_eq!((status, ids(&got["result"]["points"])), (200, set(&["1", "2"])), "{got}");
+    g.assert_still_serving();
+}
+
 // ---- other principals' point ids ------------------------------------------------------------
 
 #[test]
