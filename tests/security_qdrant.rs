@@ -42,7 +42,7 @@ struct Gate {
     vecgate: VecgateServer,
 }
 
-/// The stand-in with `docs` (finance: 1, 2; hr: 3, HR_UUID) and `docs_b` (hr: 7; finance: 8),
+/// The stand-in with `docs` (finance: 1, 2; hr: 3, HR_UUID) and `docs_b` (hr: 1, 7; finance: 2, 8),
 /// vecgate in front of it, and the seeding forgotten by the recorder.
 fn gate_with(options: impl FnOnce(&mut VecgateOptions)) -> Gate {
     let qdrant = QdrantServer::start();
@@ -59,7 +59,12 @@ fn gate_with(options: impl FnOnce(&mut VecgateOptions)) -> Gate {
     qdrant.create_collection("docs_b", 2);
     qdrant.upsert(
         "docs_b",
-        &[(json!(7), vec![0.0, 1.0], doc("hr", 1, "bob")), (json!(8), vec![1.0, 0.0], doc("finance", 1, "alice"))],
+        &[
+            (json!(1), vec![0.0, 1.0], doc("hr", 1, "bob")),
+            (json!(2), vec![1.0, 0.0], doc("finance", 2, "alice")),
+            (json!(7), vec![0.0, 1.0], doc("hr", 1, "bob")),
+            (json!(8), vec![1.0, 0.0], doc("finance", 1, "alice")),
+        ],
     );
     let mut opts = VecgateOptions::qdrant(qdrant.url(), &repo_root().join("tests/fixtures/proxy/policies"));
     options(&mut opts);
@@ -623,6 +628,30 @@ fn other_principals_point_ids_in_every_id_taking_field_are_missing_or_refused() 
     let (status, got) = g.call(&alice, "POST", "/collections/docs/points/query", &json!({"query": {"nearest": 8}, "lookup_from": {"collection": "docs_b"}, "limit": 10}));
     assert_eq!(status, 200, "{got}");
     assert_eq!(ids(&got["result"]["points"]), set(&["1", "2"]));
+
+    // with_lookup into docs_b: groups by level (1, 2) look up docs_b's points 1 (hr) and 2
+    // (finance); the hr one is stripped from the answer, the finance one kept.
+    let groups = json!({"query": [1.0, 0.0], "group_by": "metadata.level", "limit": 10,
+                        "with_lookup": {"collection": "docs_b", "with_payload": true}});
+    let (status, got) = g.call(&alice, "POST", "/collections/docs/points/query/groups", &groups);
+    assert_eq!(status, 200, "{got}");
+    let lookups: Vec<(Value, Value)> = got["result"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|grp| (grp["id"].clone(), grp["lookup"]["id"].clone()))
+        .collect();
+    assert_eq!(lookups.len(), 2, "{got}");
+    for (group, lookup) in &lookups {
+        let want = if *group == json!(2) { json!(2) } else { Value::Null };
+        assert_eq!(*lookup, want, "group {group}: {got}");
+    }
+    assert_no_hr_data(&got, "with_lookup");
+    // The control: root gets both lookups, so the stand-in does look up docs_b's point 1.
+    let (status, got) = g.call(&root, "POST", "/collections/docs/points/query/groups", &groups);
+    assert_eq!(status, 200, "{got}");
+    let looked_up: BTreeSet<String> = got["result"]["groups"].as_array().unwrap().iter().map(|grp| grp["lookup"]["id"].to_string()).collect();
+    assert_eq!(looked_up, set(&["1", "2"]), "{got}");
 
     // Retrieve by ids, with payload and vectors: hr points left out.
     let (status, got) = g.call(&alice, "POST", "/collections/docs/points", &json!({"ids": [1, 3, HR_UUID], "with_payload": true, "with_vector": true}));
