@@ -547,6 +547,38 @@ fn filters_over_max_filter_terms_are_400_and_never_forwarded() {
     g.assert_still_serving();
 }
 
+#[test]
+fn client_headers_that_could_steer_the_database_are_not_forwarded() {
+    let g = gate();
+    let bearer = format!("Bearer {}", alice());
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Original-URL", "/collections/docs"),
+        ("X-Rewrite-URL", "/collections/docs/points/delete"),
+        ("Forwarded", "for=127.0.0.1;host=qdrant"),
+        ("X-Forwarded-Host", "qdrant"),
+        ("X-Forwarded-For", "127.0.0.1"),
+        ("X-Request-Id", "attacker-chosen"),
+        ("Cookie", "session=x"),
+        ("Accept-Encoding", "gzip"),
+        ("Content-Encoding", "identity"),
+        ("Prefer", "return=minimal"),
+        ("Accept", "application/json"),
+        ("User-Agent", "attack-suite"),
+    ];
+    let got = g.send("POST", SCROLL, &headers, Some(r#"{"limit": 100}"#));
+    assert_eq!((got.status, ids(&got.body["result"]["points"])), (200, set(&["1", "2"])), "{}", got.body);
+    let recorded = g.qdrant.recorded_requests();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let sent = recorded[0]["headers"].as_object().unwrap();
+    let names: BTreeSet<String> = sent.keys().cloned().collect();
+    // Only what vecgate sets itself, plus Accept and User-Agent as the client sent them.
+    assert_eq!(names, set(&["accept", "content-length", "content-type", "host", "user-agent", "x-request-id"]), "{sent:?}");
+    assert_eq!((&sent["accept"], &sent["user-agent"]), (&json!("application/json"), &json!("attack-suite")));
+    assert_ne!(sent["x-request-id"], "attacker-chosen");
+}
+
 // ---- other principals' point ids ------------------------------------------------------------
 
 #[test]
