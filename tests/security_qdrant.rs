@@ -192,7 +192,7 @@ fn assert_qdrant_error(body: &Value, what: &str) {
     assert!(body["status"]["error"].is_string() && body["time"].is_number(), "{what}: not Qdrant's error shape: {body}");
 }
 
-/// Nothing of hr's points in an answer: no hr payload, no hr vector owner.
+/// Nothing of hr's points in an answer: no hr department, page content or owner.
 fn assert_no_hr_data(body: &Value, what: &str) {
     let text = body.to_string();
     for needle in ["\"hr\"", "hr note", "dave", "\"bob\""] {
@@ -266,7 +266,7 @@ fn a_token_in_the_query_string_is_refused_and_oversized_tokens_are_401() {
         let got = g.send("POST", &format!("{SCROLL}?{param}={root}"), &[], Some("{}"));
         assert_eq!(got.status, 400, "?{param}=: {}", got.body);
         assert_qdrant_error(&got.body, param);
-        // On a route without parameters, next to a valid parameter.
+        // On delete, beside its valid `wait` parameter.
         let got = g.send("POST", &format!("/collections/docs/points/delete?wait=true&{param}={root}"), &[], Some(r#"{"points": [3]}"#));
         assert_eq!(got.status, 400, "delete ?{param}=: {}", got.body);
     }
@@ -359,11 +359,11 @@ fn case_variants_and_unknown_fields_are_400_and_not_forwarded() {
     }
     g.assert_nothing_forwarded();
 
-    // Inside the caller's filter, Qdrant's own types decide: vecgate forwards that filter only
-    // as one arm of a `must` whose other arm is alice's ACL, so whatever the database makes of
-    // a miscased clause, it cannot widen the result. The stand-in refuses each one, as Qdrant's
-    // serde types do (400 for an unknown clause or condition field; 422 for a condition left
-    // without an operator once `Match` is ignored).
+    // Inside the caller's filter, the database's own types decide: vecgate forwards that
+    // filter only as one arm of a `must` whose other arm is alice's ACL, so whatever the
+    // database makes of a miscased clause, it cannot widen the result. (The statuses are the
+    // stand-in's: 400 for an unknown clause or condition key, 422 when an ignored `Match`
+    // leaves a condition without an operator. The safety does not depend on them.)
     let inside = [
         (json!({"Must": [{"key": "metadata.department", "match": {"value": "hr"}}]}), 400),
         (json!({"MUST": [{"key": "metadata.department", "match": {"value": "hr"}}]}), 400),
@@ -371,10 +371,8 @@ fn case_variants_and_unknown_fields_are_400_and_not_forwarded() {
         (json!({"must": [{"has_ID": [3]}]}), 400),
         (json!({"must": [{"key": "metadata.department", "Match": {"value": "hr"}}]}), 422),
     ];
-    let (_, alice_scroll) = {
-        g.qdrant.clear_recorded_requests();
-        g.call(&alice(), "POST", SCROLL, &json!({}))
-    };
+    g.qdrant.clear_recorded_requests();
+    let (_, alice_scroll) = g.call(&alice(), "POST", SCROLL, &json!({}));
     assert_eq!(ids(&alice_scroll["result"]["points"]), set(&["1", "2"]));
     let acl = g.qdrant.recorded_requests()[0]["body"]["filter"].clone();
     assert!(acl.to_string().contains("finance"), "{acl}");
@@ -441,8 +439,9 @@ fn path_tricks_are_refused_or_reach_exactly_the_route_qdrant_would_run() {
         );
         raw_status(port, &request)
     };
-    // Percent-encoding and dot segments: no route needs them, and actix would decode or resolve
-    // them differently from a naive reading. Unknown route: 403, nothing forwarded.
+    // Percent-encoding and dot segments (no route needs them, and actix would decode or resolve
+    // them differently from a naive reading), and paths that are not Qdrant routes as written
+    // (case of route names, `;` parameters, shard routes): unknown route, 403, nothing forwarded.
     let refused = [
         "/collections/docs%2Fpoints/scroll",
         "/collections/docs/points%2Fscroll",
