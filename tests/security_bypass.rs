@@ -86,12 +86,14 @@ impl Gate {
     }
 }
 
-/// Sends raw bytes on one connection, half-closes it, and reads everything back.
+/// Sends raw bytes on one connection and reads everything back until the server closes it.
+/// The write side stays open: hyper (without `half_close`) drops a connection whose client
+/// half-closed, sometimes before the answer is written, which would make statuses vanish at
+/// random. Every request here ends with the server closing (`Connection: close` or an error).
 fn raw_exchange(port: u16, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let _ = stream.write_all(request);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
@@ -220,11 +222,9 @@ fn path_tricks_never_reach_the_upstream() {
              Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
         );
         let answer = raw_exchange(port, request.as_bytes());
-        let got = statuses(&answer);
-        assert!(
-            matches!(got.as_slice(), [400 | 403 | 404] | []),
-            "{path}: {got:?}\n{answer}"
-        );
+        // Each is an unknown route to vecgate's classifier (which refuses `//`, a trailing
+        // `/`, dot segments, %-encoding, NUL, `;`, and any path outside the routes): 403.
+        assert_eq!(statuses(&answer), vec![403], "{path}\n{answer}");
     }
     g.assert_nothing_forwarded();
     // Absolute-form request targets naming another host or the upstream itself.
@@ -234,11 +234,12 @@ fn path_tricks_never_reach_the_upstream() {
              Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
         );
         let answer = raw_exchange(port, request.as_bytes());
-        let got = statuses(&answer);
-        // Either refused, or served as the same filtered get (it is vecgate's route, not a proxy hop).
-        assert!(got.len() <= 1, "{target}: {answer}");
+        // hyper hands vecgate the path of an absolute-form target; the authority is never a
+        // destination. `{col}/get` is served as the filtered get; `{col}//get` is unknown.
+        let want = if target.contains("//get") { 403 } else { 200 };
+        assert_eq!(statuses(&answer), vec![want], "{target}: {answer}");
     }
-    assert!(g.forwarded().iter().all(|l| l.starts_with(&format!("POST {col}/get "))), "{:?}", g.forwarded());
+    assert_eq!(g.forwarded(), vec![format!("POST {col}/get HTTP/1.1")], "{:?}", g.forwarded());
     g.assert_still_serving();
 }
 
@@ -303,14 +304,15 @@ fn smuggling_shapes_never_deliver_the_hidden_request() {
             chunked_then_hidden.len()
         ),
     ];
-    for shape in &shapes {
+    // CL.TE and TE.CL: hyper reads the body as chunked (RFC 9112 §6.3: Transfer-Encoding
+    // overrides Content-Length), so the outer request is an ordinary one without a token: 401,
+    // with `Connection: close`, and the bytes after the chunked body are never read as a
+    // request. Every other shape is refused by hyper's parser: 400.
+    let want = [401, 401, 400, 400, 400, 400, 400, 400, 400];
+    assert_eq!(shapes.len(), want.len());
+    for (shape, want) in shapes.iter().zip(want) {
         let answer = raw_exchange(port, shape.as_bytes());
-        let got = statuses(&answer);
-        // No token on the outer request: at most one refusal (400 or 401), or a closed connection.
-        assert!(
-            matches!(got.as_slice(), [] | [400] | [401]),
-            "shape answered {got:?}:\n{shape}\n---\n{answer}"
-        );
+        assert_eq!(statuses(&answer), vec![want], "shape:\n{shape}\n---\n{answer}");
     }
     let seen = g.seen.lock().unwrap().clone();
     assert!(seen.is_empty(), "the upstream saw: {seen:?}");
@@ -346,11 +348,11 @@ fn deep_nesting_and_huge_filters_are_400_and_the_server_still_answers() {
     let q = json!({"query_embeddings": [[1.0, 0.0]], "where": {"$or": (0..5000).map(|i| json!({"level": i})).collect::<Vec<_>>()}}).to_string();
     assert_eq!(g.post(&format!("{col}/query"), &q, &[]), 400);
     let in_list = json!({"where": {"level": {"$in": (0..5000).collect::<Vec<_>>()}}}).to_string();
-    let status = g.post(&format!("{col}/get"), &in_list, &[]);
-    assert!(status == 400 || status == 200, "{status}");
+    // One `$in` is one term however long its list (Chroma handles long lists): forwarded.
+    assert_eq!(g.post(&format!("{col}/get"), &in_list, &[]), 200);
     let forwarded = g.forwarded();
-    // Only the control requests (and possibly the `$in` one, if it counts as one term) went out.
-    assert!(forwarded.len() <= 2, "{forwarded:?}");
+    // The first control and the `$in` get; none of the refused bodies.
+    assert_eq!(forwarded.len(), 2, "{forwarded:?}");
     g.assert_still_serving();
 }
 
@@ -427,17 +429,18 @@ fn another_departments_ids_are_never_returned_or_changed() {
         assert_eq!(status, 200, "{label}: {got}");
         assert_eq!(ids_of(&got), set(&["f1", "f2"]), "{label}");
         let (status, got) = r.vecgate.call("POST", &format!("{col}/query"), Some(&alice), Some(&json!({"query_embeddings": [[0.0, 1.0]], "n_results": 4, "ids": ["h1", "h2"]})));
-        assert!(status == 200 || status == 400, "{label}: {status} {got}");
-        if status == 200 {
-            assert_eq!(ids_of(&got), set(&[]), "{label}");
-        }
+        // The ids stay and the filter is ANDed in: nothing of hr's comes back.
+        assert_eq!(status, 200, "{label}: {got}");
+        assert_eq!(ids_of(&got), set(&[]), "{label}");
         // count.
         let (status, got) = r.vecgate.call("GET", &format!("{col}/count"), Some(&alice), None);
         assert_eq!((status, got), (200, json!(2)), "{label}");
         // delete another department's record, by id and by where.
         let (status, got) = r.vecgate.call("POST", &format!("{col}/delete"), Some(&alice), Some(&json!({"ids": ["h1"]})));
         assert_eq!(status, 200, "{label}: {got}");
-        let (_, _) = r.vecgate.call("POST", &format!("{col}/delete"), Some(&alice), Some(&json!({"where": {"owner": "bob"}})));
+        // Both are narrowed to what alice may delete (her own records): nothing of hr's goes.
+        let (status, got) = r.vecgate.call("POST", &format!("{col}/delete"), Some(&alice), Some(&json!({"where": {"owner": "bob"}})));
+        assert_eq!((status, got), (200, json!({"deleted": 0})), "{label}");
         // update / upsert another department's record: refused.
         let (status, _) = r.vecgate.call("POST", &format!("{col}/update"), Some(&alice), Some(&json!({"ids": ["h1"], "metadatas": [{"topic": "x"}]})));
         assert_eq!(status, 403, "{label}: update h1");
@@ -450,7 +453,8 @@ fn another_departments_ids_are_never_returned_or_changed() {
         let (status, _) = r.vecgate.call("POST", &format!("{col}/upsert"), Some(&alice), Some(&json!({"ids": ["f1", "h1"], "embeddings": [[1.0, 0.0], [1.0, 0.0]], "metadatas": [{"department": "finance", "level": 1}, {"department": "hr", "level": 1}]})));
         assert_eq!(status, 403, "{label}: upsert f1+h1");
         let (status, _) = r.vecgate.call("POST", &format!("{col}/add"), Some(&alice), Some(&json!({"ids": ["h1"], "embeddings": [[1.0, 0.0]], "metadatas": [{"department": "finance", "level": 1}]})));
-        assert!(status == 403 || status == 200 || status == 201, "{label}: add over h1 {status}");
+        // An add naming an existing id is checked as an update of that record: refused.
+        assert_eq!(status, 403, "{label}: add over h1");
     }
     let after = r.stored();
     assert_eq!(ids_of(&after), set(&["f1", "f2", "h1", "h2"]));

@@ -200,6 +200,7 @@ impl Gateway {
         }
 
         let mut rewritten = request::inject_filter(op, request, access.filter()).map_err(bad_request)?;
+        self.qdrant_check_filter_size(&rewritten)?;
         let checks_hits = access.residual().is_some() || !lookup_access.is_empty();
         let trim = if checks_hits && op_returns_points(op) {
             request::force_payload(op, &mut rewritten, &target.payload_keys()).map_err(bad_request)?
@@ -251,6 +252,7 @@ impl Gateway {
             return Ok(ok(json!({"count": 0})));
         }
         let rewritten = request::inject_filter(route.op, request, access.filter()).map_err(bad_request)?;
+        self.qdrant_check_filter_size(&rewritten)?;
         self.qdrant_send(Method::POST, path_and_query(parts), Some(parts), Some(&rewritten), event)
             .await
             .map(pass_back)
@@ -329,6 +331,7 @@ impl Gateway {
                 return Err(ProxyError::Untranslatable(reason.clone()))
             }
         };
+        self.qdrant_check_filter_size(&rewritten)?;
         self.qdrant_send(Method::POST, path_and_query(parts), Some(parts), Some(&rewritten), event)
             .await
             .map(pass_back)
@@ -352,6 +355,7 @@ impl Gateway {
         if !stamps.is_empty() {
             stamp_write(op, &mut request, &stamps, &target.mapping.attr_prefix)?;
         }
+        self.qdrant_check_filter_size(&request)?;
 
         // By-filter writes become by-id writes over the points the caller may update, so
         // each point is checked and nothing outside that set can be touched.
@@ -436,10 +440,24 @@ impl Gateway {
                 request = request::and_into_update_filter(op, request, &filter).map_err(bad_request)?;
             }
         }
+        self.qdrant_check_filter_size(&request)?;
         let method = parts.method.clone();
         self.qdrant_send(method, path_and_query(parts), Some(parts), Some(&request), event)
             .await
             .map(pass_back)
+    }
+
+    /// The filters a request sends upstream, the caller's and ours, must stay within
+    /// `max_filter_terms` (as on Chroma; README, "Limits").
+    fn qdrant_check_filter_size(&self, body: &Json) -> Result<(), ProxyError> {
+        let limit = self.config.limits.max_filter_terms;
+        let terms = filter_terms(body);
+        if terms > limit {
+            return Err(ProxyError::BadRequest(format!(
+                "the filter has {terms} terms, more than the limit of {limit}"
+            )));
+        }
+        Ok(())
     }
 
     fn check_required(&self, target: &Target<'_>, id: &str, payload: &Map<String, Json>) -> Result<(), ProxyError> {
@@ -611,6 +629,7 @@ impl Gateway {
         };
         let scroll = json!({"filter": combined, "limit": MAX_FILTER_WRITE_POINTS + 1,
                             "with_payload": false, "with_vector": false});
+        self.qdrant_check_filter_size(&scroll)?;
         let answer = self
             .qdrant_send(Method::POST, &format!("{}/points/scroll", target.base), None, Some(&scroll), event)
             .await?;
@@ -738,6 +757,43 @@ fn upstream_refusal(answer: UpstreamResponse) -> ProxyError {
         status: answer.status,
         content_type: answer.content_type,
         body: answer.body,
+    }
+}
+
+/// Leaf conditions in a request's `filter` and `update_filter`, in every prefetch and every
+/// batch entry.
+fn filter_terms(body: &Json) -> usize {
+    let Some(obj) = body.as_object() else { return 0 };
+    let own: usize = ["filter", "update_filter"].iter().filter_map(|k| obj.get(*k)).map(condition_leaves).sum();
+    let inner: usize = ["prefetch", "searches"]
+        .iter()
+        .filter_map(|k| obj.get(*k))
+        .map(|v| match v {
+            Json::Array(items) => items.iter().map(filter_terms).sum(),
+            other => filter_terms(other),
+        })
+        .sum();
+    own + inner
+}
+
+/// Leaf conditions of a Qdrant filter (or condition, or list of them); a `nested` condition
+/// counts the conditions of its filter.
+fn condition_leaves(value: &Json) -> usize {
+    match value {
+        Json::Array(items) => items.iter().map(condition_leaves).sum(),
+        Json::Object(map) => {
+            let clauses = ["must", "should", "must_not"].iter().filter_map(|k| map.get(*k));
+            let min_should = map.get("min_should").and_then(|m| m.get("conditions"));
+            let nested = map.get("nested").and_then(|n| n.get("filter"));
+            let is_filter = map.contains_key("nested")
+                || ["must", "should", "must_not", "min_should"].iter().any(|k| map.contains_key(*k));
+            if is_filter {
+                clauses.chain(min_should).chain(nested).map(condition_leaves).sum()
+            } else {
+                1
+            }
+        }
+        _ => 0,
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod chroma;
 pub mod stub_upstream;
 pub mod https_server;
+pub mod jwt_attacks;
 pub mod pki;
 pub mod qdrant;
 
