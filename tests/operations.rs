@@ -198,3 +198,158 @@ fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
     let _ = kept.read_to_end(&mut rest);
     assert_eq!(waiting.join().unwrap().unwrap(), 200);
 }
+
+/// vecgate's peak resident memory (VmHWM) in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Writes `head`, then one byte of `trickle` every 100 ms, until the server closes the
+/// connection or 30 s pass. Returns what the server sent back and whether it closed.
+fn trickle(port: u16, head: String, trickle: Vec<u8>) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let _ = stream.write_all(head.as_bytes());
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut bytes = trickle.iter().cycle();
+    while started.elapsed() < Duration::from_secs(30) {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&answer).into_owned(), true),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (String::from_utf8_lossy(&answer).into_owned(), true),
+        }
+        if let Some(b) = bytes.next() {
+            if stream.write_all(&[*b]).is_err() {
+                // Closed by the server; collect whatever it answered first.
+                let _ = stream.read_to_end(&mut answer);
+                return (String::from_utf8_lossy(&answer).into_owned(), true);
+            }
+        }
+    }
+    (String::from_utf8_lossy(&answer).into_owned(), false)
+}
+
+#[test]
+fn slow_flooding_and_oversized_clients_do_not_starve_others_or_grow_memory() {
+    let chroma = ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    chroma.add(
+        &col_id,
+        &[
+            ("f1".into(), json!({"department": "finance", "level": 1, "owner": "alice", "region": "EMEA"}), vec![1.0, 0.0]),
+            ("h1".into(), json!({"department": "hr", "level": 2, "owner": "bob", "region": "AMER"}), vec![0.0, 1.0]),
+        ],
+    );
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
+    options.extra_yaml =
+        "limits:\n  max_connections: 8\n  header_timeout: 1s\n  body_timeout: 1s\n  max_body_bytes: 65536\n".into();
+    let vecgate = VecgateServer::start(&options);
+    let alice = token("alice", &["user"], &json!({"department": "finance"}));
+    let get_path = format!("{DEFAULT_DB_PATH}/collections/{col_id}/get");
+    // Each check on a new connection, so it needs a free slot of its own.
+    let served = |what: &str| {
+        let started = Instant::now();
+        let response = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .post(&format!("{}{get_path}", vecgate.url()))
+            .set("Authorization", &format!("Bearer {alice}"))
+            .send_json(json!({}))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(response.status(), 200, "{what}");
+        let body: Value = response.into_json().unwrap();
+        assert_eq!(ids(&body), BTreeSet::from(["f1".to_string()]), "{what}");
+        started.elapsed()
+    };
+    served("before");
+    let port = vecgate.port();
+
+    // Slowloris: request heads trickled a byte at a time (4 connections), and bodies
+    // trickled after a complete, authenticated head (2 connections).
+    let mut slow = Vec::new();
+    for i in 0..4 {
+        let head = format!("GET /api/v2/heartbeat HTTP/1.1\r\nHost: x\r\nX-Slow-{i}: ");
+        slow.push(("head", std::thread::spawn(move || trickle(port, head, b"abcdefgh".to_vec()))));
+    }
+    for _ in 0..2 {
+        let head = format!(
+            "POST {get_path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"ids\": ["
+        );
+        slow.push(("body", std::thread::spawn(move || trickle(port, head, b"\"f1\",".to_vec()))));
+    }
+    // While they hold 6 of the 8 slots, others are served.
+    std::thread::sleep(Duration::from_millis(300));
+    served("during slowloris");
+    for (kind, handle) in slow {
+        let (answer, closed) = handle.join().unwrap();
+        assert!(closed, "a slow {kind} kept its connection for 30 s");
+        if kind == "body" {
+            assert!(answer.starts_with("HTTP/1.1 408"), "slow body answered {answer:?}");
+            assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+        }
+    }
+
+    // A flood of silent connections, far more than the 8 slots: each is dropped after the
+    // header timeout, and a client queued behind them is served.
+    let flood: Vec<_> = (0..40).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let waited = served("behind a flood of 40 silent connections");
+    eprintln!("served behind the flood after {waited:?}");
+    drop(flood);
+
+    // Oversized bodies: declared (refused before reading) and chunked without a length (read
+    // up to the limit, then refused). Four at once, 64 MiB each; memory stays bounded.
+    let before = peak_rss_kib(vecgate.pid());
+    let big: Vec<_> = (0..4)
+        .map(|i| {
+            let alice = alice.clone();
+            let path = get_path.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let framing = if i % 2 == 0 {
+                    "Content-Length: 67108864".to_string()
+                } else {
+                    "Transfer-Encoding: chunked".to_string()
+                };
+                let _ = write!(
+                    s,
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\n\
+                     Content-Type: application/json\r\n{framing}\r\n\r\n"
+                );
+                let chunk = vec![b' '; 1 << 20];
+                for _ in 0..64 {
+                    let ok = if i % 2 == 0 {
+                        s.write_all(&chunk).is_ok()
+                    } else {
+                        write!(s, "{:x}\r\n", chunk.len()).is_ok() && s.write_all(&chunk).is_ok() && s.write_all(b"\r\n").is_ok()
+                    };
+                    if !ok {
+                        break;
+                    }
+                }
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
+        .collect();
+    for handle in big {
+        let answer = handle.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "oversized body answered {answer:?}");
+    }
+    let after = peak_rss_kib(vecgate.pid());
+    assert!(
+        after.saturating_sub(before) < 16 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB for 4 × 64 MiB refused bodies"
+    );
+    served("after the oversized bodies");
+}

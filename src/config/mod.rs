@@ -370,6 +370,8 @@ pub struct Limits {
     pub max_filter_terms: usize,
     /// Time allowed for a client to send its request head (default 10s).
     pub header_timeout: Duration,
+    /// Time allowed for a client to send its whole request body (default 30s); slower → 408.
+    pub body_timeout: Duration,
     /// Concurrent client connections (default 1024).
     pub max_connections: usize,
 }
@@ -380,6 +382,7 @@ impl Default for Limits {
             max_body_bytes: 32 * 1024 * 1024,
             max_filter_terms: 500,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             max_connections: 1024,
         }
     }

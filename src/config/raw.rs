@@ -105,6 +105,7 @@ pub struct RawLimits {
     pub max_body_bytes: Option<i64>,
     pub max_filter_terms: Option<i64>,
     pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
     pub max_connections: Option<i64>,
 }
 

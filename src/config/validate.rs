@@ -1067,6 +1067,11 @@ fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {
         "limits.header_timeout",
         defaults.header_timeout,
     );
+    let body_timeout = v.positive_duration(
+        raw.body_timeout,
+        "limits.body_timeout",
+        defaults.body_timeout,
+    );
     let max_connections = v.positive_count(
         raw.max_connections,
         "limits.max_connections",
@@ -1076,6 +1081,7 @@ fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {
         max_body_bytes: max_body_bytes?,
         max_filter_terms: max_filter_terms?,
         header_timeout: header_timeout?,
+        body_timeout: body_timeout?,
         max_connections: max_connections?,
     })
 }

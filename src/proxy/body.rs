@@ -2,6 +2,7 @@
 
 use super::respond::ProxyError;
 use crate::backends::json::{parse_strict, JsonError};
+use crate::config::Limits;
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -10,13 +11,15 @@ use serde_json::Value;
 /// JSON nesting accepted from clients. Chroma's own parser stops at 128.
 pub const MAX_JSON_DEPTH: usize = 100;
 
-/// Reads the whole body, refusing more than `limit` bytes and any `Content-Encoding` but
-/// `identity` (the databases would decode what we could not inspect).
-pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ProxyError>
+/// Reads the whole body within `limits.body_timeout`, refusing more than
+/// `limits.max_body_bytes` and any `Content-Encoding` but `identity` (the databases would
+/// decode what we could not inspect).
+pub async fn read_body<B>(headers: &HeaderMap, body: B, limits: &Limits) -> Result<Bytes, ProxyError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let limit = limits.max_body_bytes;
     for value in headers.get_all(CONTENT_ENCODING) {
         let text = value.to_str().unwrap_or("?").trim();
         if !text.eq_ignore_ascii_case("identity") {
@@ -34,7 +37,10 @@ where
             return Err(ProxyError::PayloadTooLarge(limit));
         }
     }
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(limits.body_timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ProxyError::BodyTimeout(limits.body_timeout))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ProxyError::PayloadTooLarge(limit))

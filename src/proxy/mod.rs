@@ -215,7 +215,7 @@ impl Gateway {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         event.mode = "shadow";
-        let bytes = body::read_body(&parts.headers, body, self.config.limits.max_body_bytes).await?;
+        let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let original = upstream::ShadowExchange {
             method: parts.method.clone(),
             path_and_query: upstream::path_and_query(parts).to_string(),

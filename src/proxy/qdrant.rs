@@ -120,7 +120,7 @@ impl Gateway {
 
         // Authenticate, read the body, one policy snapshot for the whole request.
         let auth = self.authenticate(parts, event)?;
-        let body = read_body(&parts.headers, body, self.config.limits.max_body_bytes).await?;
+        let body = read_body(&parts.headers, body, &self.config.limits).await?;
         let decider = Decider::new(&auth, self.policies.snapshot(), &self.metrics);
         event.policy_version = Some(decider.snapshot.version);
 

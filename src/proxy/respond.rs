@@ -30,6 +30,8 @@ pub enum ProxyError {
     UnsupportedMedia(String),
     #[error("request body larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     #[error("the database did not answer: {0}")]
     UpstreamUnavailable(String),
     #[error("the database did not answer within {0:?}")]
@@ -63,6 +65,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UpstreamUnavailable(_) | ProxyError::UpstreamUnreadable(_) => {
                 StatusCode::BAD_GATEWAY
             }
@@ -83,6 +86,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::UnsupportedMedia(_) => "unsupported_media",
             ProxyError::PayloadTooLarge(_) => "payload_too_large",
+            ProxyError::BodyTimeout(_) => "body_timeout",
             ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
             ProxyError::UpstreamUnreadable(_) => "upstream_unreadable",
