@@ -213,3 +213,45 @@ fn shadow_mode_passes_requests_unchanged_and_audits_the_verdict() {
     let recorded = s.qdrant.recorded_requests();
     assert!(recorded.iter().all(|r| !r.to_string().contains(&s.alice)));
 }
+
+#[test]
+fn stamping_sets_the_owner_in_every_write_form() {
+    let s = setup_with(|o| {
+        o.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    stamp: {owner: principal.id}\n".into();
+    });
+    let meta = json!({"department": "finance", "level": 1, "owner": "mallory"});
+    let writes = [
+        ("PUT", "/collections/docs/points?wait=true",
+         json!({"points": [{"id": 20, "vector": [0.3, 0.3], "payload": {"page_content": "x", "metadata": meta}}]})),
+        ("PUT", "/collections/docs/points?wait=true",
+         json!({"batch": {"ids": [21, 22], "vectors": [[0.3, 0.3], [0.2, 0.2]], "payloads": [{"metadata": meta}, null]}})),
+        ("POST", "/collections/docs/points/batch?wait=true",
+         json!({"operations": [
+             {"upsert": {"points": [{"id": 23, "vector": [0.3, 0.3], "payload": {"metadata": meta}}]}},
+             {"upsert": {"batch": {"ids": [24], "vectors": [[0.1, 0.1]], "payloads": [{"metadata": meta}]}}},
+             {"overwrite_payload": {"payload": {"metadata": meta}, "points": [20]}}
+         ]})),
+    ];
+    for (method, path, body) in &writes {
+        let (status, got) = s.vecgate.call(method, path, Some(&s.alice), Some(body));
+        // Point 22 has no payload: stamped, but without its required department it is refused.
+        let expected = if body.get("batch").is_some() { 403 } else { 200 };
+        assert_eq!(status, expected, "{body}: {got}");
+    }
+    let fixed = json!({"batch": {"ids": [21, 22], "vectors": [[0.3, 0.3], [0.2, 0.2]], "payloads": [{"metadata": meta}, {"metadata": meta}]}});
+    let (status, got) = s.vecgate.call("PUT", "/collections/docs/points?wait=true", Some(&s.alice), Some(&fixed));
+    assert_eq!(status, 200, "{got}");
+    let stored = s.qdrant.result(
+        "POST",
+        "/collections/docs/points",
+        Some(&json!({"ids": [20, 21, 22, 23, 24], "with_payload": true})),
+    );
+    let owners: Vec<(String, String)> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].to_string(), p["payload"]["metadata"]["owner"].as_str().unwrap_or("-").to_string()))
+        .collect();
+    assert_eq!(owners.len(), 5, "{stored}");
+    assert!(owners.iter().all(|(_, owner)| owner == "alice"), "{owners:?}");
+}

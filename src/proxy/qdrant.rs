@@ -881,6 +881,14 @@ fn stamp_write(op: Operation, request: &mut Json, stamps: &[(String, Json)], pre
             Some(payload) => stamp_payload(payload),
             None => Ok(()),
         },
+        Operation::BatchUpdate => {
+            let mut parts = request::split_batch(request).map_err(bad_request)?;
+            for (part_op, part) in &mut parts {
+                stamp_write(*part_op, part, stamps, prefix)?;
+            }
+            *request = request::join_batch(parts).map_err(bad_request)?;
+            Ok(())
+        }
         // Merges and deletions keep what is stored; the checks see the result.
         _ => Ok(()),
     }
