@@ -24,154 +24,25 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 EXAMPLE="$ROOT/examples/langchain-chroma"
-QUESTION="What changes next quarter?"
+DEMO="demo.sh"
+LOGS="vecgate chroma"
+# shellcheck source=scripts/demo-lib.sh
+source "$ROOT/scripts/demo-lib.sh"
 
-WORK=""
-CHROMA_PID=""
-VECGATE_PID=""
-
-say() { printf '\n==> %s\n' "$*"; }
-
-cleanup() {
-    local rc=$?
-    if [[ -n "$VECGATE_PID" ]]; then kill "$VECGATE_PID" 2>/dev/null || true; fi
-    if [[ -n "$CHROMA_PID" ]]; then kill "$CHROMA_PID" 2>/dev/null || true; fi
-    if [[ -n "$VECGATE_PID" ]]; then wait "$VECGATE_PID" 2>/dev/null || true; fi
-    if [[ -n "$CHROMA_PID" ]]; then wait "$CHROMA_PID" 2>/dev/null || true; fi
-    if [[ -n "$WORK" ]]; then
-        if [[ $rc -ne 0 ]]; then
-            for log in vecgate chroma; do
-                if [[ -s "$WORK/$log.log" ]]; then
-                    echo "--- last lines of $log's log ($WORK/$log.log) ---" >&2
-                    tail -n 20 "$WORK/$log.log" | sed -e "s/\x1b\[[0-9;]*m//g" >&2
-                fi
-            done
-        fi
-        if [[ "${VECGATE_DEMO_KEEP:-}" == 1 ]]; then
-            echo "kept $WORK"
-        else
-            rm -rf "$WORK"
-        fi
-    fi
-    if [[ $rc -eq 0 ]]; then echo; echo "demo.sh: done"; else echo "demo.sh: FAILED (exit $rc)" >&2; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# 1. Python -------------------------------------------------------------------------------
-# shellcheck source=scripts/venv.sh
-source "$ROOT/scripts/venv.sh"
-vecgate_venv "$ROOT"
-PY="$VECGATE_PYTHON"
-
-# 2. vecgate ------------------------------------------------------------------------------
-if [[ -n "${VECGATE_BIN:-}" ]]; then
-    say "vecgate: using $VECGATE_BIN"
-else
-    say "vecgate: cargo build (debug)"
-    cargo build --bin vecgate
-    TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-    [[ "$TARGET_DIR" == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
-    VECGATE_BIN="$TARGET_DIR/debug/vecgate"
-fi
+# 1, 2. Python venv, vecgate binary, a work directory ---------------------------------------
+demo_begin
 
 # 3. Chroma and vecgate on free loopback ports --------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/vecgate-demo.XXXXXX")"
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# wait_for NAME PID URL: until URL answers over HTTP (any status), or the process dies.
-wait_for() {
-    "$PY" - "$@" <<'PY'
-import os, sys, time, requests
-name, pid, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        sys.exit(f"{name} exited while starting")
-    try:
-        requests.get(url, timeout=2)
-        sys.exit(0)
-    except requests.RequestException:
-        time.sleep(0.1)
-sys.exit(f"{name} did not answer {url} within 60s")
-PY
-}
-
 CHROMA_PORT="$(free_port)"
 say "chroma: starting the real server on 127.0.0.1:$CHROMA_PORT (data in $WORK/chroma-data)"
 "$PY" -c 'import sys, chromadb_rust_bindings as c; c.cli(["chroma", "run", "--path", sys.argv[1], "--host", "127.0.0.1", "--port", sys.argv[2]])' \
     "$WORK/chroma-data" "$CHROMA_PORT" >"$WORK/chroma.log" 2>&1 &
-CHROMA_PID=$!
-wait_for chroma "$CHROMA_PID" "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat"
+DEMO_PIDS+=($!)
+wait_for chroma "$!" "http://127.0.0.1:$CHROMA_PORT/api/v2/heartbeat"
+start_vecgate "http://127.0.0.1:$CHROMA_PORT" /api/v2/heartbeat
 
-VECGATE_PORT="$(free_port)"
-export VECGATE_URL="http://127.0.0.1:$VECGATE_PORT"
-# A fresh development secret per run; the tokens below are signed with it.
-VECGATE_JWT_SECRET="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')"
-export VECGATE_JWT_SECRET
-sed -e "s|@LISTEN@|127.0.0.1:$VECGATE_PORT|" \
-    -e "s|@UPSTREAM_URL@|http://127.0.0.1:$CHROMA_PORT|" \
-    -e "s|@POLICIES_DIR@|$EXAMPLE/policies|" \
-    -e "s|@AUDIT_PATH@|$WORK/audit.jsonl|" \
-    "$EXAMPLE/vecgate.yaml.template" >"$WORK/vecgate.yaml"
-say "vecgate: serving on $VECGATE_URL in front of Chroma, policies from examples/langchain-chroma/policies"
-"$VECGATE_BIN" serve --config "$WORK/vecgate.yaml" >"$WORK/vecgate.log" 2>&1 &
-VECGATE_PID=$!
-wait_for vecgate "$VECGATE_PID" "$VECGATE_URL/api/v2/heartbeat"
+# 4-6. The corpus, two users, a refused write ------------------------------------------------
+demo_story
 
-token() { "$PY" "$EXAMPLE/mint_token.py" "$@"; }
-INGEST_TOKEN="$(token --sub loader --role ingest)"
-ALICE_TOKEN="$(token --sub alice --role user --department FINANCE --region EMEA)"
-BOB_TOKEN="$(token --sub bob --role user --department HR --region AMER)"
-
-cd "$EXAMPLE"
-
-# 4. Load the corpus through vecgate --------------------------------------------------------
-say "ingest: the loader (role ingest) stores 8 documents through vecgate"
-VECGATE_TOKEN="$INGEST_TOKEN" "$PY" load_corpus.py
-
-# 5. Same app, same question, two people -----------------------------------------------------
-say "alice (role user, FINANCE, EMEA) asks: \"$QUESTION\""
-VECGATE_TOKEN="$ALICE_TOKEN" "$PY" app.py ask "$QUESTION"
-
-say "bob (role user, HR, AMER) asks the same: \"$QUESTION\""
-VECGATE_TOKEN="$BOB_TOKEN" "$PY" app.py ask "$QUESTION"
-
-# 6. A write the policy refuses ----------------------------------------------------------------
-say "bob tries to add a note tagged FINANCE/EMEA (he is HR/AMER): vecgate answers 403"
-if VECGATE_TOKEN="$BOB_TOKEN" "$PY" app.py add --id planted-by-bob \
-    --department FINANCE --region EMEA "Finance EMEA: wire the bonus pool to account 12345."; then
-    echo "error: the write was accepted; vecgate should have refused it" >&2
-    exit 1
-fi
-say "alice asks again: the planted note is not there"
-VECGATE_TOKEN="$ALICE_TOKEN" "$PY" app.py ask "bonus pool account"
-
-# Audit ---------------------------------------------------------------------------------------
-if [[ -s "$WORK/audit.jsonl" ]]; then
-    say "vecgate's audit log: one JSON line per request ($(wc -l <"$WORK/audit.jsonl") so far); the last data requests:"
-    "$PY" - "$WORK/audit.jsonl" <<'PY'
-import json, sys
 # The chromadb client's start-up calls (identity, tenant, database, pre-flight) are left out.
-SKIP = {"auth_identity", "get_tenant", "get_database", "pre_flight_checks"}
-KEYS = ["subject", "operation", "collection", "action", "decision", "filter",
-        "hits_returned", "hits_stripped", "status"]
-shown = []
-for line in open(sys.argv[1]):
-    try:
-        event = json.loads(line)
-    except ValueError:
-        shown.append(line.rstrip()[:200])
-        continue
-    if event.get("operation") in SKIP:
-        continue
-    picked = {k: event[k] for k in KEYS if event.get(k) is not None}
-    shown.append(json.dumps(picked or event)[:300])
-for line in shown[-6:]:
-    print("  " + line)
-PY
-fi
+show_audit auth_identity get_tenant get_database pre_flight_checks
