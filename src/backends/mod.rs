@@ -948,6 +948,34 @@ pub(crate) fn group_literals<'a>(values: &[&'a Value]) -> Result<Groups<'a>, &'s
     Ok(g)
 }
 
+/// The HTTP methods the databases route on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    /// `head_is_get`: the database answers HEAD like GET (Chroma's axum does; Qdrant's actix
+    /// routes do not, so there HEAD is no route at all).
+    pub(crate) fn of(method: &http::Method, head_is_get: bool) -> Option<Verb> {
+        use http::Method;
+        [
+            (Method::GET, Verb::Get),
+            (Method::POST, Verb::Post),
+            (Method::PUT, Verb::Put),
+            (Method::PATCH, Verb::Patch),
+            (Method::DELETE, Verb::Delete),
+        ]
+        .into_iter()
+        .find_map(|(known, verb)| (*method == known).then_some(verb))
+        .or_else(|| (head_is_get && *method == Method::HEAD).then_some(Verb::Get))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 pub(crate) mod testkit {

@@ -4,6 +4,7 @@
 //! Chroma does not normalise paths (a trailing slash, `//` or a percent-encoded segment is a
 //! 404 there), so neither do we: such paths are unknown rather than guessed at.
 
+use crate::backends::Verb;
 use http::Method;
 
 /// One operation of Chroma's API: the 35 of its OpenAPI document.
@@ -228,7 +229,7 @@ const API_PREFIX: &str = "/api/v2";
 /// does a collection id that is not a UUID on a route that takes one.
 pub fn classify(method: &Method, path: &str) -> Option<Route> {
     let rest = path.strip_prefix(API_PREFIX)?;
-    let m = Verb::of(method)?;
+    let m = Verb::of(method, true)?;
     if rest.is_empty() {
         return (m == Verb::Get).then(|| bare(Operation::Heartbeat));
     }
@@ -274,31 +275,6 @@ pub fn classify(method: &Method, path: &str) -> Option<Route> {
             Some(in_database(Operation::CountCollections, tenant, database))
         }
         _ => None,
-    }
-}
-
-/// The methods Chroma routes on; HEAD is answered like GET (axum adds it to every GET route).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Verb {
-    fn of(method: &Method) -> Option<Verb> {
-        [
-            (Method::GET, Verb::Get),
-            (Method::HEAD, Verb::Get),
-            (Method::POST, Verb::Post),
-            (Method::PUT, Verb::Put),
-            (Method::PATCH, Verb::Patch),
-            (Method::DELETE, Verb::Delete),
-        ]
-        .into_iter()
-        .find_map(|(known, verb)| (*method == known).then_some(verb))
     }
 }
 

@@ -9,6 +9,7 @@
 //! would read differently).
 
 use super::request::PointId;
+use crate::backends::Verb;
 use http::Method;
 
 /// One operation of Qdrant's REST API: the 69 of its OpenAPI document, then the hidden ones.
@@ -550,7 +551,7 @@ pub fn normalise_path(path: &str) -> Option<String> {
 pub fn classify(method: &Method, path: &str) -> Option<Route> {
     let normal = normalise_path(path)?;
     let segments: Vec<&str> = normal.split('/').filter(|s| !s.is_empty()).collect();
-    let m = Verb::of(method)?;
+    let m = Verb::of(method, false)?;
     use Operation as O;
     use Verb::{Delete, Get, Patch, Post, Put};
     let op = match (segments.as_slice(), m) {
@@ -706,30 +707,6 @@ fn points_route(m: Verb, name: &str, rest: &[&str]) -> Option<Route> {
         _ => return None,
     };
     Some(in_collection(op, name, None))
-}
-
-/// The methods Qdrant routes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl Verb {
-    fn of(method: &Method) -> Option<Verb> {
-        [
-            (Method::GET, Verb::Get),
-            (Method::POST, Verb::Post),
-            (Method::PUT, Verb::Put),
-            (Method::PATCH, Verb::Patch),
-            (Method::DELETE, Verb::Delete),
-        ]
-        .into_iter()
-        .find_map(|(known, verb)| (*method == known).then_some(verb))
-    }
 }
 
 fn bare(op: Operation) -> Route {
