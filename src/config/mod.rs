@@ -391,8 +391,13 @@ impl Default for Limits {
 impl Config {
     /// The first collection rule whose name pattern matches `collection`.
     pub fn collection_rule(&self, collection: &str) -> Option<&CollectionRule> {
+        self.collection_rule_index(collection).map(|i| &self.collections[i])
+    }
+
+    /// The position of [`Config::collection_rule`]'s rule in `collections`.
+    pub fn collection_rule_index(&self, collection: &str) -> Option<usize> {
         self.collections
             .iter()
-            .find(|rule| crate::policy::planner::glob_match(&rule.name, collection))
+            .position(|rule| crate::policy::planner::glob_match(&rule.name, collection))
     }
 }

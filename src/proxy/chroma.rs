@@ -32,7 +32,7 @@ struct Target<'g> {
     base: String,
     name: String,
     rule: &'g CollectionRule,
-    mapping: FieldMapping,
+    mapping: &'g FieldMapping,
 }
 
 impl Gateway {
@@ -308,7 +308,7 @@ impl Gateway {
                 Some(current) => request::merged_metadata(op, current.as_ref(), written.as_ref()),
             };
             let stored_attrs = flat_record_attributes(stored.as_ref(), prefix);
-            if let Some(missing) = missing_required(&stored_attrs, &target.mapping) {
+            if let Some(missing) = missing_required(&stored_attrs, target.mapping) {
                 event.decision = "deny";
                 return Err(ProxyError::Forbidden(format!(
                     "record {id:?} would lack the required attribute {missing:?} (or hold a \
@@ -519,7 +519,7 @@ impl Gateway {
         event: &mut AuditEvent,
     ) -> Result<Access, ProxyError> {
         let post_filter_only = may_post_filter && target.rule.post_filter_only;
-        self.record_access(target.rule, &target.mapping, action, post_filter_only, translate_pushdown, decider, event)
+        self.record_access(target.rule, target.mapping, action, post_filter_only, translate_pushdown, decider, event)
     }
 
     /// The collection a record route names, with its name and rule.
@@ -551,10 +551,10 @@ impl Gateway {
             }
         };
         event.collection = Some(name.clone());
-        let rule = self.collection_rule(&name)?;
+        let (rule, mapping) = self.collection_rule(&name)?;
         Ok(Target {
             base: format!("{collections}/{id}"),
-            mapping: FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned()),
+            mapping,
             rule,
             name,
         })

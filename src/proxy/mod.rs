@@ -12,6 +12,7 @@ pub mod records;
 pub mod respond;
 pub mod upstream;
 
+use crate::backends::FieldMapping;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::authn::{Authenticated, Authenticator};
 use crate::config::{BackendKind, CollectionRule, Config, Mode};
@@ -60,6 +61,8 @@ pub struct Gateway {
     upstream: Upstream,
     /// Chroma collection UUID (with tenant and database) → collection name.
     collection_names: moka::sync::Cache<String, String>,
+    /// The field mapping of each `config.collections` rule, in the same order.
+    mappings: Vec<FieldMapping>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
 }
@@ -103,6 +106,11 @@ impl Gateway {
                 .max_capacity(10_000)
                 .time_to_live(COLLECTION_NAME_TTL)
                 .build(),
+            mappings: config
+                .collections
+                .iter()
+                .map(|rule| FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned()))
+                .collect(),
             audit,
             metrics,
             config,
@@ -293,7 +301,7 @@ impl Gateway {
     fn record_access(
         &self,
         rule: &CollectionRule,
-        mapping: &crate::backends::FieldMapping,
+        mapping: &FieldMapping,
         action: &str,
         post_filter_only: bool,
         translate: authorize::Translate,
@@ -345,9 +353,13 @@ impl Gateway {
         }
     }
 
-    fn collection_rule(&self, name: &str) -> Result<&CollectionRule, ProxyError> {
-        self.config.collection_rule(name).ok_or_else(|| {
-            ProxyError::Forbidden(format!("no collection rule in the configuration matches {name:?}"))
-        })
+    /// The first collection rule matching `name`, with its field mapping.
+    fn collection_rule(&self, name: &str) -> Result<(&CollectionRule, &FieldMapping), ProxyError> {
+        self.config
+            .collection_rule_index(name)
+            .and_then(|i| Some((self.config.collections.get(i)?, self.mappings.get(i)?)))
+            .ok_or_else(|| {
+                ProxyError::Forbidden(format!("no collection rule in the configuration matches {name:?}"))
+            })
     }
 }

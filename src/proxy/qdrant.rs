@@ -33,7 +33,7 @@ struct Target<'g> {
     base: String,
     name: String,
     rule: &'g CollectionRule,
-    mapping: FieldMapping,
+    mapping: &'g FieldMapping,
 }
 
 impl Target<'_> {
@@ -189,7 +189,7 @@ impl Gateway {
         let lookup_collections = request::lookups(op, &request).map_err(bad_request)?;
         let mut lookup_access = Vec::new();
         for name in lookup_collections {
-            let rule = self.collection_rule(&name)?;
+            let (rule, _) = self.collection_rule(&name)?;
             if rule.attr_prefix != target.mapping.attr_prefix || rule.resource_kind.is_empty() {
                 return Err(ProxyError::Forbidden(format!(
                     "with_lookup into {name:?}: its records are laid out differently, so they cannot be checked"
@@ -435,7 +435,7 @@ impl Gateway {
         // state even if they changed since they were read.
         if matches!(op, Operation::UpsertPoints | Operation::UpdateVectors) {
             if let Ok(Access::Filtered { filter, .. }) =
-                decider.access(kind, "update", &target.mapping, self.config.limits.max_filter_terms, false, translate_pushdown)
+                decider.access(kind, "update", target.mapping, self.config.limits.max_filter_terms, false, translate_pushdown)
             {
                 request = request::and_into_update_filter(op, request, &filter).map_err(bad_request)?;
             }
@@ -461,7 +461,7 @@ impl Gateway {
     }
 
     fn check_required(&self, target: &Target<'_>, id: &str, payload: &Map<String, Json>) -> Result<(), ProxyError> {
-        match missing_required(&target.attrs(Some(payload)), &target.mapping) {
+        match missing_required(&target.attrs(Some(payload)), target.mapping) {
             None => Ok(()),
             Some(missing) => Err(ProxyError::Forbidden(format!(
                 "point {id} would lack the required attribute {missing:?} (or hold a non-scalar value); nothing was written"
@@ -539,7 +539,7 @@ impl Gateway {
         event: &mut AuditEvent,
     ) -> Result<Access, ProxyError> {
         let post_filter_only = may_post_filter && target.rule.post_filter_only;
-        self.record_access(target.rule, &target.mapping, action, post_filter_only, translate_pushdown, decider, event)
+        self.record_access(target.rule, target.mapping, action, post_filter_only, translate_pushdown, decider, event)
     }
 
     fn qdrant_target(&self, route: &Route, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
@@ -548,10 +548,10 @@ impl Gateway {
             .clone()
             .ok_or_else(|| ProxyError::Internal("point route without a collection".into()))?;
         event.collection = Some(name.clone());
-        let rule = self.collection_rule(&name)?;
+        let (rule, mapping) = self.collection_rule(&name)?;
         Ok(Target {
             base: format!("/collections/{name}"),
-            mapping: FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned()),
+            mapping,
             rule,
             name,
         })
