@@ -332,6 +332,15 @@ fn workloads(backend: Backend, collection: &str, records: &[workload::Record], a
     [filtered.clone(), filtered, bare]
 }
 
+fn rate_note(fixed: bool, fractions: &[f64]) -> String {
+    if fixed {
+        "Rates fixed on the command line.".to_string()
+    } else {
+        let percents: Vec<String> = fractions.iter().map(|f| format!("{:.0} %", f * 100.0)).collect();
+        format!("Rates: {} of the direct path's maximum throughput below.", percents.join(", "))
+    }
+}
+
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -450,11 +459,12 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
         notes: vec![format!(
             "{} records, {}-d embeddings, loaded directly into Chroma in {load_secs:.0} s before the \
              phases. Mix: 80 % query (n_results 4, include metadatas/documents/distances), 10 % get \
-             by 10 ids, 5 % get by filter (limit 10), 5 % upsert of one record. Open-loop phases: \
-             warm-up {} s, measured {} s per rate and path. nginx: {workers} worker processes. \
-             Section took {elapsed} s; load average at its end {load_end}.",
+             by 10 ids, 5 % get by filter (limit 10), 5 % upsert of one record. {} Open-loop \
+             phases: warm-up {} s, measured {} s per rate and path. nginx: {workers} worker \
+             processes. Section took {elapsed} s; load average at its end {load_end}.",
             records.len(),
             workload::DIM,
+            rate_note(o.rates.is_some(), &o.fractions),
             o.warmup.as_secs(),
             o.measure.as_secs(),
         )],
@@ -531,15 +541,17 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     Section {
         title: "Qdrant **test server** (tests/qdrant_server: Python, qdrant-client local mode) — not real Qdrant".to_string(),
         notes: vec![format!(
-            "The test server is a single Python process that serialises every request through one \
-             lock, so it saturates at a few hundred requests per second at best: these rows show \
-             vecgate's added latency next to a slow upstream, not Qdrant's performance. {} points \
-             (fewer than for Chroma, to keep loading short), {}-d, LangChain's payload layout. \
-             Same mix, LangChain QdrantVectorStore shapes: `points/query` (limit 4, with_payload, \
+            "The test server is one Python process that runs one request at a time (a lock around \
+             qdrant-client's local mode, which evaluates filters point by point in Python), so it \
+             serves a few dozen requests per second: these rows show vecgate next to a slow \
+             upstream, not Qdrant's performance. {} points (fewer than for Chroma, because every \
+             filtered read walks all of them in Python), {}-d, LangChain's payload layout. Same \
+             mix, LangChain QdrantVectorStore shapes: `points/query` (limit 4, with_payload, \
              `filter` on `metadata.*`), scroll on `has_id` + filter, scroll by filter, `PUT points` \
-             of one point. Warm-up {} s, measured {} s. Section took {elapsed} s.",
+             of one point. {} Warm-up {} s, measured {} s. Section took {elapsed} s.",
             records.len(),
             workload::DIM,
+            rate_note(o.qdrant_rates.is_some(), &o.qdrant_fractions),
             o.warmup.as_secs(),
             o.qdrant_measure.as_secs(),
         )],

@@ -282,7 +282,78 @@ pub fn markdown(s: &Section) -> String {
             let _ = writeln!(out, "| {} | {} | {} | {held} |", m.process, mib(m.idle), mib(m.after_load));
         }
     }
+    if let Some(t) = targets(s) {
+        out.push('\n');
+        out.push_str(&t);
+    }
     out
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+/// The issue's targets, for the section that has memory readings (Chroma).
+fn targets(s: &Section) -> Option<String> {
+    let vg = s.memory.iter().find(|m| m.process == "vecgate")?;
+    let mut out = String::from("Against the targets:\n\n");
+    if let Some(idle) = vg.idle {
+        let _ = writeln!(out, "- RSS idle ≤ 20 MiB: {:.1} MiB, {}", idle.rss_mib(), verdict(idle.rss_mib() <= 20.0));
+    }
+    if let Some((held, n, failed)) = vg.held {
+        let _ = writeln!(
+            out,
+            "- RSS with 1,000 connections ≤ 64 MiB: {:.1} MiB with {} connections ({failed} failed), {}",
+            held.rss_mib(),
+            n,
+            verdict(held.rss_mib() <= 64.0 && n >= 1000 && failed == 0)
+        );
+    }
+    if s.closed.len() == 3 && s.closed[1].throughput > 0.0 {
+        let r = s.closed[2].throughput / s.closed[1].throughput;
+        let _ = writeln!(out, "- maximum throughput ≥ 0.9 × nginx's: {r:.2} × nginx's, {}", verdict(r >= 0.9));
+    }
+    let at_500 = s.rates.iter().position(|r| (*r - 500.0).abs() < 0.5);
+    match at_500 {
+        Some(ri) if !saturated(&s.open[0][ri]) => {
+            let (d, v) = (&s.open[0][ri].stats.latency, &s.open[2][ri].stats.latency);
+            let (p50, p99) = (ms(v, 0.5) - ms(d, 0.5), ms(v, 0.99) - ms(d, 0.99));
+            let _ = writeln!(
+                out,
+                "- added p50 ≤ 0.25 ms and p99 ≤ 1 ms over direct at 500 rps: {p50:+.2} ms and {p99:+.2} ms, {}",
+                verdict(p50 <= 0.25 && p99 <= 1.0)
+            );
+        }
+        _ => {
+            // The highest rate the direct path sustained.
+            let best = (0..s.rates.len()).rev().find(|&ri| !saturated(&s.open[0][ri]));
+            let direct_max = s.closed.first().map_or(0.0, |c| c.throughput);
+            let mut line = format!(
+                "- added p50 ≤ 0.25 ms and p99 ≤ 1 ms over direct at 500 rps: not measurable here, \
+                 the database itself serves at most {direct_max:.0} requests/s with this workload."
+            );
+            if let Some(ri) = best {
+                let (d, v) = (&s.open[0][ri].stats.latency, &s.open[2][ri].stats.latency);
+                let _ = write!(
+                    line,
+                    " At {:.0} rps the added p50 was {:+.2} ms and p99 {:+.2} ms",
+                    s.rates[ri],
+                    ms(v, 0.5) - ms(d, 0.5),
+                    ms(v, 0.99) - ms(d, 0.99)
+                );
+                if let Some(i) = s.open_inside.get(ri).copied().flatten() {
+                    let _ = write!(line, "; vecgate's own time per request was {:.3} ms", i.own_ms());
+                }
+                line.push('.');
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    Some(out)
 }
 
 /// A compact table for the terminal, printed as each phase ends.
