@@ -117,7 +117,7 @@ fn parse_options() -> Option<Options> {
         closed_window: Duration::from_secs(if quick { 4 } else { 10 }),
         concurrency: 16,
         qdrant_concurrency: 8,
-        qdrant_measure: Duration::from_secs(if quick { 4 } else { 10 }),
+        qdrant_measure: Duration::from_secs(if quick { 4 } else { 15 }),
         connections: 1000,
         nginx: std::env::var_os("VECGATE_NGINX").filter(|v| !v.is_empty()).map(PathBuf::from),
         readme: false,

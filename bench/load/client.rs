@@ -173,6 +173,8 @@ pub struct Stats {
     pub last_completion: Option<Instant>,
     /// The most requests in flight at once.
     pub peak_in_flight: usize,
+    /// Open loop: how late, after its scheduled time, each request's task started (µs).
+    pub send_lag: Histogram<u64>,
 }
 
 impl Stats {
@@ -188,6 +190,7 @@ impl Stats {
             first_error: None,
             last_completion: None,
             peak_in_flight: 0,
+            send_lag: histogram(),
         }
     }
 
@@ -268,6 +271,7 @@ pub async fn open_loop(pool: Arc<Pool>, work: Arc<Workload>, rate: f64, duration
         let work = work.clone();
         let stats = stats.clone();
         tasks.spawn(async move {
+            let lag = at.elapsed();
             let req = &work.requests[(offset + i) % work.requests.len()];
             let permit = pool.in_flight.clone().acquire_owned().await;
             let in_use = pool.max_in_flight - pool.in_flight.available_permits();
@@ -279,6 +283,7 @@ pub async fn open_loop(pool: Arc<Pool>, work: Arc<Workload>, rate: f64, duration
             let done = Instant::now();
             let mut s = stats.lock().expect("stats lock");
             s.peak_in_flight = s.peak_in_flight.max(in_use);
+            s.send_lag.saturating_record((lag.as_micros() as u64).max(1));
             s.record(work.backend, req, done - at, answer, done);
         });
         while tasks.try_join_next().is_some() {}

@@ -181,6 +181,17 @@ pub fn markdown(s: &Section) -> String {
         }
     }
 
+    let phases: Vec<&OpenResult> = s.open.iter().flatten().collect();
+    if !phases.is_empty() {
+        let worst = |q: f64| phases.iter().map(|r| ms(&r.stats.send_lag, q)).fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "\nThe client itself started requests late by up to {:.2} ms at the median and {:.2} ms at p99 \
+             (worst phase; it waits for a core like everything else); that delay is part of every latency above.",
+            worst(0.5),
+            worst(0.99)
+        );
+    }
     let _ = writeln!(out, "\nvecgate against the others at each rate:\n");
     let _ = writeln!(
         out,
@@ -369,6 +380,11 @@ pub fn print_open(path: &str, r: &OpenResult) {
         h.max() as f64 / 1000.0,
         errors(&r.stats),
         note(r).replace("**", "")
+    );
+    println!(
+        "           client: task started {:.3} ms (p50) / {:.3} ms (p99) after the scheduled time",
+        ms(&r.stats.send_lag, 0.5),
+        ms(&r.stats.send_lag, 0.99)
     );
     if let Some(e) = &r.stats.first_error {
         println!("           first error: {e}");
