@@ -54,6 +54,8 @@ cargo bench --bench load -- [options]
   --rates A,B,C           Chroma rates in requests/s (default: 20 %, 45 % and 70 % of the
                           direct path's maximum throughput, measured first)
   --qdrant-rates A,B      Qdrant test server rates (default: 25 % and 60 % of its maximum)
+  --light-rates A,B,C     rates for the light request (default 200,500,1000)
+  --no-light              skip the light request (GET collection) phases
   --records N             Chroma records (default 10000)
   --qdrant-records N      Qdrant test server points (default 2000)
   --warmup S --measure S  seconds per open-loop phase (default 3 and 20)
@@ -71,6 +73,9 @@ struct Options {
     qdrant_rates: Option<Vec<f64>>,
     fractions: Vec<f64>,
     qdrant_fractions: Vec<f64>,
+    light: bool,
+    light_rates: Vec<f64>,
+    light_measure: Duration,
     records: usize,
     qdrant_records: usize,
     warmup: Duration,
@@ -108,6 +113,9 @@ fn parse_options() -> Option<Options> {
         qdrant_rates: None,
         fractions: if quick { vec![0.3, 0.6] } else { vec![0.2, 0.45, 0.7] },
         qdrant_fractions: if quick { vec![0.4] } else { vec![0.25, 0.6] },
+        light: true,
+        light_rates: if quick { vec![200.0, 500.0] } else { vec![200.0, 500.0, 1000.0] },
+        light_measure: Duration::from_secs(if quick { 4 } else { 10 }),
         records: 10_000,
         qdrant_records: if quick { 1000 } else { 2000 },
         warmup: Duration::from_secs(if quick { 1 } else { 3 }),
@@ -117,7 +125,7 @@ fn parse_options() -> Option<Options> {
         closed_window: Duration::from_secs(if quick { 4 } else { 10 }),
         concurrency: 16,
         qdrant_concurrency: 8,
-        qdrant_measure: Duration::from_secs(if quick { 4 } else { 15 }),
+        qdrant_measure: Duration::from_secs(if quick { 4 } else { 10 }),
         connections: 1000,
         nginx: std::env::var_os("VECGATE_NGINX").filter(|v| !v.is_empty()).map(PathBuf::from),
         readme: false,
@@ -134,6 +142,8 @@ fn parse_options() -> Option<Options> {
             },
             "--rates" => o.rates = Some(parse_list(&value())),
             "--qdrant-rates" => o.qdrant_rates = Some(parse_list(&value())),
+            "--light-rates" => o.light_rates = parse_list(&value()),
+            "--no-light" => o.light = false,
             "--records" => o.records = value().parse().expect("--records N"),
             "--qdrant-records" => o.qdrant_records = value().parse().expect("--qdrant-records N"),
             "--warmup" => o.warmup = Duration::from_secs_f64(value().parse().expect("--warmup S")),
@@ -219,7 +229,7 @@ struct Timing {
 
 /// Checks one request of each kind on each path before measuring anything.
 fn probe_all(rt: &Runtime, targets: &[SocketAddr; 3], works: &[Arc<Workload>; 3]) {
-    for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert] {
+    for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert, Kind::Collection] {
         for (pi, addr) in targets.iter().enumerate() {
             let work = &works[pi];
             let Some(req) = work.requests.iter().find(|r| r.kind == kind) else {
@@ -383,7 +393,7 @@ fn memory_with_connections(rt: &Runtime, addr: SocketAddr, pid: u32, tree: bool,
     (rss, n, failed)
 }
 
-fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
+fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
     let started = Instant::now();
     println!("\n=== Chroma (real server) ===");
     let chroma = ChromaServer::start();
@@ -454,7 +464,7 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     }
     let load_end = loadavg();
     let elapsed = started.elapsed().as_secs();
-    Section {
+    let mix = Section {
         title: format!("Chroma: the real server ({version})"),
         notes: vec![format!(
             "{} records, {}-d embeddings, loaded directly into Chroma in {load_secs:.0} s before the \
@@ -493,7 +503,50 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
                 held: None,
             },
         ],
+        with_targets: true,
+    };
+    if !o.light {
+        return vec![mix];
     }
+
+    println!("\n=== Chroma, light request (GET collection): the proxies set the pace ===");
+    let started = Instant::now();
+    let light = Arc::new(Workload::new(Backend::Chroma, workload::light_sequence(COLLECTION), &alice, &ingest));
+    let works = [light.clone(), light.clone(), light];
+    probe_all(rt, &targets, &works);
+    let m = measure(
+        rt,
+        &targets,
+        &works,
+        Ok(o.light_rates.clone()),
+        &timing(o, o.light_measure, o.concurrency),
+        &vecgate,
+        &mut || {},
+    );
+    let elapsed = started.elapsed().as_secs();
+    let light = Section {
+        title: "Chroma, light request: `GET …/collections/load-docs` (proxy-bound)".to_string(),
+        notes: vec![format!(
+            "Every request opens the collection by name, as LangChain's `Chroma(...)` does at start. \
+             Chroma answers it from its catalogue in a fraction of a millisecond, so here the \
+             proxies, not the search, set the limits: this is where the issue's rates and vecgate's \
+             added latency can be seen. Through vecgate each request is authenticated (cached \
+             token) and authorized as `read` on the collection, and the answer is passed through. \
+             Same servers as above, same order of phases. Warm-up {} s, measured {} s. Section \
+             took {elapsed} s; load average at its end {}.",
+            o.warmup.as_secs(),
+            o.light_measure.as_secs(),
+            loadavg(),
+        )],
+        rates: m.rates,
+        open: m.open,
+        closed: m.closed,
+        open_inside: m.open_inside,
+        closed_inside: m.closed_inside,
+        memory: Vec::new(),
+        with_targets: true,
+    };
+    vec![mix, light]
 }
 
 fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
@@ -561,6 +614,7 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
         open_inside: m.open_inside,
         closed_inside: m.closed_inside,
         memory: Vec::new(),
+        with_targets: false,
     }
 }
 
@@ -588,7 +642,7 @@ fn main() {
 
     let mut sections = Vec::new();
     if o.chroma {
-        sections.push(run_chroma(&o, &rt, &nginx_bin));
+        sections.extend(run_chroma(&o, &rt, &nginx_bin));
     }
     if o.qdrant {
         sections.push(run_qdrant(&o, &rt, &nginx_bin));

@@ -29,6 +29,8 @@ pub struct Section {
     /// vecgate's own time per request, from its metrics, per rate.
     pub open_inside: Vec<Option<Inside>>,
     pub closed_inside: Option<Inside>,
+    /// Whether to list the targets under the tables.
+    pub with_targets: bool,
 }
 
 /// Sums over every label set of vecgate's two duration histograms, from `/metrics`.
@@ -216,12 +218,16 @@ pub fn markdown(s: &Section) -> String {
         );
     }
 
-    // Per request kind at the middle rate.
-    if let Some(ri) = (!s.rates.is_empty()).then(|| (s.rates.len() - 1) / 2) {
+    // Per request kind at the middle rate, when there is more than one kind.
+    let several_kinds = s.open.first().and_then(|p| p.first()).is_some_and(|r| r.stats.by_kind.len() > 1);
+    if let Some(ri) = (several_kinds && !s.rates.is_empty()).then(|| (s.rates.len() - 1) / 2) {
         let _ = writeln!(out, "\nBy request kind at {:.0} rps, p50 / p99 in ms:\n", s.rates[ri]);
         let _ = writeln!(out, "| kind | direct | nginx | vecgate |");
         let _ = writeln!(out, "|---|---:|---:|---:|");
-        for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert] {
+        for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert, Kind::Collection] {
+            if s.open.iter().all(|path| !path[ri].stats.by_kind.contains_key(&kind)) {
+                continue;
+            }
             let mut row = format!("| {} |", kind.label());
             for pi in 0..PATHS.len() {
                 match s.open[pi][ri].stats.by_kind.get(&kind) {
@@ -308,14 +314,17 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-/// The targets, for the section that has memory readings (Chroma).
+/// The targets, as far as this section measures them.
 fn targets(s: &Section) -> Option<String> {
-    let vg = s.memory.iter().find(|m| m.process == "vecgate")?;
-    let mut out = String::from("Against the targets:\n\n");
-    if let Some(idle) = vg.idle {
+    if !s.with_targets {
+        return None;
+    }
+    let vg = s.memory.iter().find(|m| m.process == "vecgate");
+    let mut out = String::from("Against the targets, on this section's requests:\n\n");
+    if let Some(idle) = vg.and_then(|m| m.idle) {
         let _ = writeln!(out, "- RSS idle ≤ 20 MiB: {:.1} MiB, {}", idle.rss_mib(), verdict(idle.rss_mib() <= 20.0));
     }
-    if let Some((held, n, failed)) = vg.held {
+    if let Some((held, n, failed)) = vg.and_then(|m| m.held) {
         let _ = writeln!(
             out,
             "- RSS with 1,000 connections ≤ 64 MiB: {:.1} MiB with {} connections ({failed} failed), {}",

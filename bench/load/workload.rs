@@ -112,6 +112,8 @@ pub enum Check {
     Hits(usize),
     /// A 2xx write acknowledgement.
     Written,
+    /// A collection description with this `name`.
+    Collection(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +122,7 @@ pub enum Kind {
     GetIds,
     GetWhere,
     Upsert,
+    Collection,
 }
 
 impl Kind {
@@ -129,6 +132,7 @@ impl Kind {
             Kind::GetIds => "get ids",
             Kind::GetWhere => "get where",
             Kind::Upsert => "upsert",
+            Kind::Collection => "get collection",
         }
     }
 }
@@ -206,6 +210,7 @@ pub fn sequence(backend: Backend, collection: &str, records: &[Record], app_filt
         .map(|_| {
             let kind = pick_kind(&mut rng);
             match kind {
+                Kind::Collection => unreachable!("the mix has no collection lookups"),
                 Kind::Query => {
                     let embedding = unit_vector(&mut rng);
                     let hits = 4.min(visible);
@@ -352,6 +357,22 @@ pub fn sequence(backend: Backend, collection: &str, records: &[Record], app_filt
         .collect()
 }
 
+/// The light request: `GET …/collections/{name}`, as LangChain's `Chroma(...)` does when it
+/// opens its collection. Chroma answers it from its catalogue, so the proxies, not the
+/// database, set the pace. Through vecgate it is authorized as `read` on the collection.
+pub fn light_sequence(collection_name: &str) -> Vec<Request> {
+    vec![Request {
+        kind: Kind::Collection,
+        method: Method::GET,
+        path: format!(
+            "/api/v2/tenants/default_tenant/databases/default_database/collections/{collection_name}"
+        ),
+        body: Bytes::new(),
+        principal: Principal::Alice,
+        check: Check::Collection(collection_name.to_string()),
+    }]
+}
+
 pub fn chroma_id(index: usize) -> String {
     format!("doc-{index:05}")
 }
@@ -384,6 +405,11 @@ pub fn chroma_add_bodies(records: &[Record], batch: usize) -> Vec<Value> {
 pub fn verify(backend: Backend, check: &Check, body: &[u8]) -> Option<String> {
     match check {
         Check::Written => None,
+        Check::Collection(name) => match serde_json::from_slice::<Value>(body) {
+            Ok(v) if v["name"] == name.as_str() => None,
+            Ok(v) => Some(format!("not collection {name}: {}", short(&v))),
+            Err(e) => Some(format!("answer is not JSON: {e}")),
+        },
         Check::Hits(n) => {
             let v: Value = match serde_json::from_slice(body) {
                 Ok(v) => v,
