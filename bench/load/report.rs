@@ -353,8 +353,8 @@ fn targets(s: &Section) -> Option<String> {
             let best = (0..s.rates.len()).rev().find(|&ri| !saturated(&s.open[0][ri]));
             let direct_max = s.closed.first().map_or(0.0, |c| c.throughput);
             let mut line = format!(
-                "- added p50 ≤ 0.25 ms and p99 ≤ 1 ms over direct at 500 rps: not measurable here, \
-                 the database itself serves at most {direct_max:.0} requests/s with this workload."
+                "- added p50 ≤ 0.25 ms and p99 ≤ 1 ms over direct at 500 rps: not measurable with \
+                 these requests, the database itself serves at most {direct_max:.0} requests/s."
             );
             if let Some(ri) = best {
                 let (d, v) = (&s.open[0][ri].stats.latency, &s.open[2][ri].stats.latency);
