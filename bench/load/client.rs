@@ -3,10 +3,11 @@
 //! and a phase that holds many idle connections open.
 //!
 //! Runs on a single-threaded tokio runtime so the client takes at most one of the machine's
-//! cores. In the open loop a separate OS thread keeps the schedule (`std::thread::sleep` is
-//! precise to tens of µs; tokio's timer rounds up to whole milliseconds) and each request's
-//! latency is measured from its *scheduled* send time, so a server that falls behind is
-//! charged for the queueing it causes (no coordinated omission).
+//! cores. In the open loop a separate OS thread keeps the schedule (tokio's timer rounds up
+//! to whole milliseconds; `std::thread::sleep` does not) and each request's latency is
+//! measured from its *scheduled* send time, so a server that falls behind is charged for the
+//! queueing it causes (no coordinated omission). How late each request actually started is
+//! recorded too (`Stats::send_lag`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
