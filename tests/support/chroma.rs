@@ -204,6 +204,11 @@ impl ChromaServer {
         self.port
     }
 
+    /// The server's process id (the Python process hosting Chroma's Rust server).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's combined stdout/stderr.
     pub fn log_path(&self) -> &Path {
         &self.log_path

@@ -1,0 +1,73 @@
+//! Resident memory of a process, from `/proc/<pid>/status`.
+
+/// `VmRSS` (resident now) and `VmHWM` (peak resident), in KiB.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rss {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+impl Rss {
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+    pub fn hwm_mib(&self) -> f64 {
+        self.hwm_kib as f64 / 1024.0
+    }
+    pub fn add(self, other: Rss) -> Rss {
+        Rss {
+            rss_kib: self.rss_kib + other.rss_kib,
+            hwm_kib: self.hwm_kib + other.hwm_kib,
+        }
+    }
+}
+
+pub fn rss(pid: u32) -> Rss {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Rss {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+    }
+}
+
+/// A process and all its descendants, summed (shared pages are counted once per process).
+pub fn rss_tree(pid: u32) -> Rss {
+    let mut total = rss(pid);
+    for child in children(pid) {
+        total = total.add(rss_tree(child));
+    }
+    total
+}
+
+/// The direct children of `pid`, found by scanning `/proc/*/stat`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|candidate| parent(*candidate) == Some(pid))
+        .collect()
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `/proc/<pid>/comm`.
+pub fn command_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
