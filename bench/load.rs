@@ -23,6 +23,8 @@ mod memory;
 mod nginx;
 #[path = "load/report.rs"]
 mod report;
+#[path = "load/stub.rs"]
+mod stub;
 #[path = "load/workload.rs"]
 mod workload;
 
@@ -50,7 +52,8 @@ const COLLECTION: &str = "load-docs";
 const USAGE: &str = "\
 cargo bench --bench load -- [options]
   --quick                 about two minutes: fewer rates, shorter phases
-  --only chroma|qdrant    run one backend only
+  --only chroma|stub|qdrant  run one section only (stub: LangChain queries against a
+                          canned Chroma-shaped upstream, at the light rates)
   --rates A,B,C           Chroma rates in requests/s (default: 20 %, 45 % and 70 % of the
                           direct path's maximum throughput, measured first)
   --qdrant-rates A,B      Qdrant test server rates (default: 25 % and 60 % of its maximum)
@@ -67,6 +70,7 @@ cargo bench --bench load -- [options]
 struct Options {
     quick: bool,
     chroma: bool,
+    stub: bool,
     qdrant: bool,
     /// Fixed rates; `None`: fractions of the direct path's maximum.
     rates: Option<Vec<f64>>,
@@ -108,6 +112,7 @@ fn parse_options() -> Option<Options> {
     let mut o = Options {
         quick,
         chroma: true,
+        stub: true,
         qdrant: true,
         rates: None,
         qdrant_rates: None,
@@ -135,11 +140,15 @@ fn parse_options() -> Option<Options> {
         let mut value = || it.next().unwrap_or_else(|| panic!("{a} needs a value\n{USAGE}")).clone();
         match a.as_str() {
             "--bench" | "--quick" => {}
-            "--only" => match value().as_str() {
-                "chroma" => o.qdrant = false,
-                "qdrant" => o.chroma = false,
-                other => panic!("--only {other}: expected chroma or qdrant\n{USAGE}"),
-            },
+            "--only" => {
+                let only = value();
+                if !["chroma", "stub", "qdrant"].contains(&only.as_str()) {
+                    panic!("--only {only}: expected chroma, stub or qdrant\n{USAGE}");
+                }
+                o.chroma = only == "chroma";
+                o.stub = only == "stub";
+                o.qdrant = only == "qdrant";
+            }
             "--rates" => o.rates = Some(parse_list(&value())),
             "--qdrant-rates" => o.qdrant_rates = Some(parse_list(&value())),
             "--light-rates" => o.light_rates = parse_list(&value()),
@@ -549,6 +558,64 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
     vec![mix, light]
 }
 
+/// LangChain's query (n_results 4) against a canned Chroma-shaped upstream: the database costs
+/// nothing, so the rows show what each proxy adds to the real request shape at fixed rates.
+fn run_stub(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
+    println!("\n=== LangChain query against a stub upstream (canned answers): the proxies set the pace ===");
+    let started = Instant::now();
+    let upstream = stub::start(COLLECTION, 4);
+    let mut options = VecgateOptions::chroma(&format!("http://{upstream}"), &policies());
+    options.collections_yaml = COLLECTIONS_YAML.to_string();
+    options.extra_yaml = format!("limits:\n  max_connections: {}\n", (o.connections * 2).max(1024));
+    let vecgate = VecgateServer::start(&options);
+    let nginx = NginxServer::start(nginx_bin, &upstream.to_string());
+    let (alice, ingest) = tokens();
+    let records = workload::records(64);
+    let queries_only = |app_filter: bool| {
+        let requests = workload::sequence(Backend::Chroma, stub::COLLECTION_ID, &records, app_filter)
+            .into_iter()
+            .filter(|r| r.kind == Kind::Query)
+            .collect();
+        Arc::new(Workload::new(Backend::Chroma, requests, &alice, &ingest))
+    };
+    let filtered = queries_only(true);
+    let works = [filtered.clone(), filtered, queries_only(false)];
+    let targets = [upstream, addr(nginx.port()), addr(vecgate.port())];
+    probe_all(rt, &targets, &works);
+    let m = measure(
+        rt,
+        &targets,
+        &works,
+        Ok(o.light_rates.clone()),
+        &timing(o, o.light_measure, o.concurrency),
+        &vecgate,
+        &mut || {},
+    );
+    let elapsed = started.elapsed().as_secs();
+    Section {
+        title: "LangChain query against a stub upstream (proxy-bound)".to_string(),
+        notes: vec![format!(
+            "The same `query` requests as the Chroma mix (384-d embedding, n_results 4, include \
+             metadatas/documents/distances; alice's filter in the body on the direct and nginx \
+             paths, added by vecgate on its path), sent to a stub that answers every query at once \
+             with 4 FINANCE/EMEA hits (a thread of the harness process, one tokio thread). Through \
+             vecgate each request is authenticated, planned, rewritten, forwarded, and its answer \
+             parsed, checked hit by hit and re-serialised; nginx only relays. Warm-up {} s, \
+             measured {} s. Section took {elapsed} s; load average at its end {}.",
+            o.warmup.as_secs(),
+            o.light_measure.as_secs(),
+            loadavg(),
+        )],
+        rates: m.rates,
+        open: m.open,
+        closed: m.closed,
+        open_inside: m.open_inside,
+        closed_inside: m.closed_inside,
+        memory: Vec::new(),
+        with_targets: true,
+    }
+}
+
 fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     let started = Instant::now();
     println!("\n=== Qdrant TEST SERVER (tests/qdrant_server, Python; not real Qdrant) ===");
@@ -643,6 +710,9 @@ fn main() {
     let mut sections = Vec::new();
     if o.chroma {
         sections.extend(run_chroma(&o, &rt, &nginx_bin));
+    }
+    if o.stub {
+        sections.push(run_stub(&o, &rt, &nginx_bin));
     }
     if o.qdrant {
         sections.push(run_qdrant(&o, &rt, &nginx_bin));
