@@ -24,7 +24,7 @@ use vecgate::backends::chroma::{
     filter as chroma_filter, request as chroma_request, response as chroma_response,
     routes::Operation as ChromaOp,
 };
-use vecgate::backends::json::parse_strict;
+use vecgate::backends::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
 use vecgate::backends::qdrant::{
     filter as qdrant_filter, request as qdrant_request, routes::Operation as QdrantOp,
 };
@@ -239,6 +239,15 @@ fn rewrite(c: &mut Criterion) {
             let (out, trim) =
                 chroma_request::rewrite_filtered(ChromaOp::Query, body, Some(&chroma_acl), true).unwrap();
             black_box((serde_json::to_vec(&out).unwrap(), trim))
+        })
+    });
+    // What the proxy now does for a query: the embeddings stay text, the rest is rewritten.
+    g.bench_function("chroma query: keep embeddings raw + rewrite + splice", |b| {
+        b.iter(|| {
+            let kept = parse_strict_keeping_raw(black_box(&chroma_body), MAX_JSON_DEPTH, "query_embeddings").unwrap();
+            let (out, _) =
+                chroma_request::rewrite_filtered(ChromaOp::Query, kept.value, Some(&chroma_acl), true).unwrap();
+            black_box(KeptRaw { value: out, raw: kept.raw }.to_vec().unwrap())
         })
     });
     g.throughput(Throughput::Bytes(qdrant_body.len() as u64));

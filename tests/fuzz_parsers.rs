@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use vecgate::backends::chroma::request as chroma_request;
 use vecgate::backends::chroma::response as chroma_response;
 use vecgate::backends::chroma::routes::{self as chroma_routes, Operation as ChromaOp};
-use vecgate::backends::json::parse_strict;
+use vecgate::backends::json::{parse_strict, parse_strict_keeping_raw};
 use vecgate::backends::qdrant::request as qdrant_request;
 use vecgate::backends::qdrant::request::Trim;
 use vecgate::backends::qdrant::response as qdrant_response;
@@ -56,6 +56,32 @@ proptest! {
     #[test]
     fn strict_json_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_strict(&bytes, 64);
+    }
+
+    /// Keeping a list's items as text accepts and refuses exactly what the strict parser does,
+    /// and what it writes back means what the strict parser read.
+    #[test]
+    fn keeping_raw_items_changes_nothing_but_the_work(
+        bytes in prop::collection::vec(any::<u8>(), 0..256),
+        v in json_value(),
+        key in prop::sample::select(vec!["query_embeddings", "where", "ids"]),
+    ) {
+        let text = serde_json::to_vec(&v).unwrap();
+        let wrapped = serde_json::to_vec(&json!({key: v, "n_results": 3})).unwrap();
+        for input in [&bytes, &text, &wrapped] {
+            let strict = parse_strict(input, 64);
+            let kept = parse_strict_keeping_raw(input, 64, key);
+            match (strict, kept) {
+                (Ok(value), Ok(kept)) => {
+                    let written: Value = serde_json::from_slice(&kept.to_vec().unwrap()).unwrap();
+                    prop_assert_eq!(written, value);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b)),
+                // Kept items are only checked by serde_json (128 levels), not against `max_depth`.
+                (Err(vecgate::backends::json::JsonError::TooDeep { .. }), Ok(k)) if k.raw.is_some() => {}
+                (a, b) => prop_assert!(false, "strict {:?} but keeping {:?}", a, b.map(|k| k.value)),
+            }
+        }
     }
 
     #[test]

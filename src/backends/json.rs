@@ -5,6 +5,7 @@
 //! one way and the database another is a bypass, so duplicates are refused at every depth.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
@@ -38,6 +39,7 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> 
         depth_left: max_depth,
         max_depth,
         refusal: &refusal,
+        keep: None,
     };
     let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match (parsed, refusal.into_inner()) {
@@ -47,10 +49,144 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> 
     }
 }
 
+/// A body parsed by [`parse_strict_keeping_raw`]: the value, with the items of one top-level
+/// list replaced by `null`, and those items' original text.
+#[derive(Debug)]
+pub struct KeptRaw {
+    pub value: Value,
+    /// The list's key, and its items as they were sent (`None`: the key was absent or its value
+    /// was not a list, and `value` holds it parsed).
+    pub raw: Option<(String, Vec<Box<RawValue>>)>,
+}
+
+impl KeptRaw {
+    /// Serialises `value` with the kept items put back, byte for byte as the client sent them.
+    /// `value` may have been rewritten meanwhile, but the kept key must still hold a list with
+    /// as many items.
+    pub fn to_vec(&self) -> Result<Vec<u8>, JsonError> {
+        let Some((key, items)) = &self.raw else {
+            return serde_json::to_vec(&self.value).map_err(|e| JsonError::Syntax(e.to_string()));
+        };
+        let Value::Object(map) = &self.value else {
+            return Err(JsonError::Syntax("the kept list's body is no longer an object".into()));
+        };
+        if map.get(key).and_then(Value::as_array).map(Vec::len) != Some(items.len()) {
+            return Err(JsonError::Syntax(format!("the kept list {key:?} was changed")));
+        }
+        let others: Map<String, Value> =
+            map.iter().filter(|(k, _)| *k != key).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out = serde_json::to_vec(&Value::Object(others)).map_err(|e| JsonError::Syntax(e.to_string()))?;
+        out.pop(); // the closing brace
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&serde_json::to_vec(key).map_err(|e| JsonError::Syntax(e.to_string()))?);
+        out.extend_from_slice(b":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item.get().as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+}
+
+/// Like [`parse_strict`], but the items of the top-level list under `keep` (for example a
+/// query's embeddings, which nothing in the proxy reads) are kept as text instead of being
+/// converted to numbers and back: they are checked to be valid JSON and counted, and
+/// [`KeptRaw::to_vec`] writes them out unchanged. Everything else is parsed strictly.
+pub fn parse_strict_keeping_raw(bytes: &[u8], max_depth: usize, keep: &str) -> Result<KeptRaw, JsonError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(JsonError::NotUtf8);
+    }
+    let refusal = RefCell::new(None);
+    let kept = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = StrictValue {
+        depth_left: max_depth,
+        max_depth,
+        refusal: &refusal,
+        keep: Some((keep, &kept)),
+    };
+    let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match (parsed, refusal.into_inner()) {
+        (_, Some(refused)) => Err(refused),
+        (Ok(value), None) => Ok(KeptRaw {
+            value,
+            raw: kept.into_inner().map(|items| (keep.to_string(), items)),
+        }),
+        (Err(e), None) => Err(JsonError::Syntax(e.to_string())),
+    }
+}
+
+type Kept<'r> = (&'r str, &'r RefCell<Option<Vec<Box<RawValue>>>>);
+
 struct StrictValue<'r> {
     depth_left: usize,
     max_depth: usize,
     refusal: &'r RefCell<Option<JsonError>>,
+    /// Only on the top-level object: the key whose list items stay text, and where they go.
+    keep: Option<Kept<'r>>,
+}
+
+/// The value under the kept key: a list's items are collected as text, anything else is
+/// parsed like every other value.
+struct KeptList<'r> {
+    inner: StrictValue<'r>,
+    into: &'r RefCell<Option<Vec<Box<RawValue>>>>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeptList<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeptList<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
+            items.push(item);
+        }
+        let placeholders = vec![Value::Null; items.len()];
+        self.into.replace(Some(items));
+        Ok(Value::Array(placeholders))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        self.inner.visit_bool(b)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        self.inner.visit_i64(n)
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        self.inner.visit_u64(n)
+    }
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
+        self.inner.visit_f64(f)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        self.inner.visit_str(s)
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        self.inner.visit_string(s)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.inner.visit_unit()
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        self.inner.visit_map(map)
+    }
 }
 
 impl StrictValue<'_> {
@@ -67,6 +203,7 @@ impl StrictValue<'_> {
                 depth_left,
                 max_depth: self.max_depth,
                 refusal: self.refusal,
+                keep: None,
             }),
             None => Err(self.refuse(JsonError::TooDeep {
                 limit: self.max_depth,
@@ -140,7 +277,12 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
             if out.contains_key(&key) {
                 return Err(self.refuse(JsonError::DuplicateKey { key }));
             }
-            let value = map.next_value_seed(self.inner()?)?;
+            let value = match self.keep {
+                Some((kept, into)) if kept == key => {
+                    map.next_value_seed(KeptList { inner: self.inner()?, into })?
+                }
+                _ => map.next_value_seed(self.inner()?)?,
+            };
             out.insert(key, value);
         }
         Ok(Value::Object(out))
@@ -151,6 +293,84 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn reparsed(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn kept_list_items_are_written_back_unchanged() {
+        let body = br#"{"n_results":4,"query_embeddings":[[1.10, -2e-3,3],[0.5]],"where":{"a":1}}"#;
+        let mut kept = parse_strict_keeping_raw(body, 10, "query_embeddings").unwrap();
+        assert_eq!(kept.value["query_embeddings"], json!([null, null]));
+        kept.value["where"] = json!({"$and": [{"a": 1}, {"dept": "x"}]});
+        let out = kept.to_vec().unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains(r#""query_embeddings":[[1.10, -2e-3,3],[0.5]]"#), "{text}");
+        assert_eq!(
+            reparsed(&out),
+            json!({"n_results": 4, "query_embeddings": [[1.10, -0.002, 3], [0.5]],
+                   "where": {"$and": [{"a": 1}, {"dept": "x"}]}})
+        );
+    }
+
+    #[test]
+    fn keeping_is_as_strict_as_parsing() {
+        let keep = |b: &str| parse_strict_keeping_raw(b.as_bytes(), 10, "query_embeddings").map(|k| k.value);
+        // The kept key twice, or a duplicate anywhere else, is refused.
+        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"query_embeddings":[[2]]}"#), Err(JsonError::DuplicateKey { .. })));
+        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"where":{"a":1,"a":2}}"#), Err(JsonError::DuplicateKey { .. })));
+        // Broken JSON inside the kept items, trailing data, bad UTF-8.
+        assert!(matches!(keep(r#"{"query_embeddings":[[1,]]}"#), Err(JsonError::Syntax(_))));
+        assert!(matches!(keep(r#"{"query_embeddings":[[1]]} x"#), Err(JsonError::Syntax(_))));
+        assert!(matches!(parse_strict_keeping_raw(b"{\"a\":\"\xff\"}", 10, "k"), Err(JsonError::NotUtf8)));
+        // Depth still counts outside the kept list.
+        assert!(matches!(keep(r#"{"where":[[[[[[[[[[[1]]]]]]]]]]]}"#), Err(JsonError::TooDeep { .. })));
+        // Only the top level is kept; the same key deeper is parsed.
+        let nested = parse_strict_keeping_raw(br#"{"x":{"query_embeddings":[[1]]}}"#, 10, "query_embeddings").unwrap();
+        assert!(nested.raw.is_none());
+        assert_eq!(nested.value, json!({"x": {"query_embeddings": [[1]]}}));
+    }
+
+    #[test]
+    fn a_kept_key_that_is_not_a_list_is_parsed_normally() {
+        for body in [r#"{"query_embeddings":null}"#, r#"{"query_embeddings":{"a":1}}"#, r#"{"query_embeddings":3}"#, r#"{}"#, r#"[1]"#] {
+            let kept = parse_strict_keeping_raw(body.as_bytes(), 10, "query_embeddings").unwrap();
+            assert!(kept.raw.is_none(), "{body}");
+            assert_eq!(kept.value, parse_strict(body.as_bytes(), 10).unwrap());
+            assert_eq!(reparsed(&kept.to_vec().unwrap()), reparsed(body.as_bytes()));
+        }
+        // An empty list is kept (no items) and written back empty.
+        let empty = parse_strict_keeping_raw(br#"{"query_embeddings":[]}"#, 10, "query_embeddings").unwrap();
+        assert_eq!(reparsed(&empty.to_vec().unwrap()), json!({"query_embeddings": []}));
+    }
+
+    #[test]
+    fn a_changed_kept_list_is_not_written() {
+        let mut kept = parse_strict_keeping_raw(br#"{"query_embeddings":[[1],[2]]}"#, 10, "query_embeddings").unwrap();
+        kept.value["query_embeddings"] = json!([null]);
+        assert!(kept.to_vec().is_err());
+        kept.value = json!([]);
+        assert!(kept.to_vec().is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the floats and the other fields, the spliced body means what the original did.
+        #[test]
+        fn kept_bodies_mean_what_they_meant(
+            embeddings in proptest::collection::vec(proptest::collection::vec(proptest::num::f64::NORMAL, 0..5), 0..4),
+            n in 0u32..10,
+            with_where in proptest::bool::ANY,
+        ) {
+            let mut body = json!({"query_embeddings": embeddings, "n_results": n});
+            if with_where {
+                body["where"] = json!({"dept": "x"});
+            }
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let kept = parse_strict_keeping_raw(&bytes, 10, "query_embeddings").unwrap();
+            proptest::prop_assert_eq!(reparsed(&kept.to_vec().unwrap()), body);
+        }
+    }
 
     #[test]
     fn parses_plain_json() {

@@ -1,7 +1,7 @@
 //! Reading a client's request body: bounded, uncompressed, JSON, parsed strictly.
 
 use super::respond::ProxyError;
-use crate::backends::json::{parse_strict, JsonError};
+use crate::backends::json::{parse_strict, parse_strict_keeping_raw, JsonError, KeptRaw};
 use crate::config::Limits;
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -52,8 +52,14 @@ where
 /// Parses a JSON body strictly; an empty body is `{}`. A non-empty body must be declared
 /// `application/json`.
 pub fn parse_json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ProxyError> {
+    Ok(parse_json_body_keeping(headers, body, None)?.value)
+}
+
+/// [`parse_json_body`], keeping the items of the top-level list `keep` as the client's text
+/// (see [`parse_strict_keeping_raw`]); write the body with [`KeptRaw::to_vec`].
+pub fn parse_json_body_keeping(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Result<KeptRaw, ProxyError> {
     if body.is_empty() {
-        return Ok(Value::Object(serde_json::Map::new()));
+        return Ok(KeptRaw { value: Value::Object(serde_json::Map::new()), raw: None });
     }
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -65,7 +71,11 @@ pub fn parse_json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Proxy
             "Content-Type {content_type:?}; expected application/json"
         )));
     }
-    parse_strict(body, MAX_JSON_DEPTH).map_err(|e| ProxyError::BadRequest(json_problem(&e)))
+    match keep {
+        Some(key) => parse_strict_keeping_raw(body, MAX_JSON_DEPTH, key),
+        None => parse_strict(body, MAX_JSON_DEPTH).map(|value| KeptRaw { value, raw: None }),
+    }
+    .map_err(|e| ProxyError::BadRequest(json_problem(&e)))
 }
 
 fn json_problem(e: &JsonError) -> String {

@@ -3,7 +3,8 @@
 use super::authorize::{flat_record_attributes, Access, Decider, HitAttributes, Resource};
 use super::records::{missing_required, stamp_values};
 use super::upstream::{parse_answer, pass_back, path_and_query, to_bytes};
-use super::body::{parse_json_body, read_body};
+use super::body::{parse_json_body, parse_json_body_keeping, read_body};
+use crate::backends::json::KeptRaw;
 use super::respond::{json_response, ProxyError, ProxyResponse};
 use super::upstream::UpstreamResponse;
 use super::Gateway;
@@ -106,7 +107,10 @@ impl Gateway {
         decider: &Decider<'_>,
         event: &mut AuditEvent,
     ) -> Result<ProxyResponse, ProxyError> {
-        let request = parse_json_body(&parts.headers, body)?;
+        // A query's embeddings are forwarded as sent: nothing here reads them, and converting
+        // hundreds of floats to numbers and back was most of the proxy's own cost.
+        let keep = (op == Operation::Query).then_some("query_embeddings");
+        let KeptRaw { value: request, raw } = parse_json_body_keeping(&parts.headers, body, keep)?;
         let access = self.chroma_access(target, "read", true, decider, event)?;
         if matches!(access, Access::Nothing) {
             // Validated like any other request, then answered here: Chroma is not asked.
@@ -119,13 +123,16 @@ impl Gateway {
         let (rewritten, trim) =
             request::rewrite_filtered(op, request, access.filter(), access.residual().is_some())
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        let forwarded = KeptRaw { value: rewritten, raw }
+            .to_vec()
+            .map_err(|e| ProxyError::Internal(format!("writing the rewritten body: {e}")))?;
         let answer = self
             .upstream
             .send(
                 Method::POST,
                 path_and_query(parts),
                 Some(&parts.headers),
-                Some(to_bytes(&rewritten)?),
+                Some(Bytes::from(forwarded)),
                 &event.request_id,
             )
             .await?;
