@@ -204,6 +204,11 @@ impl ChromaServer {
         self.port
     }
 
+    /// The server's process id (for example to sample its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's combined stdout/stderr.
     pub fn log_path(&self) -> &Path {
         &self.log_path
