@@ -5,7 +5,7 @@
 //! check of `tests/differential_chroma.rs`) and with the writes the clients made.
 //!
 //! Not part of `scripts/test.sh`. Run `./scripts/soak.sh` (sets up the venv and `ulimit -n`),
-//! or `cargo bench --bench soak -- --duration 600 --connections 1000 --rate 60`.
+//! or `cargo bench --bench soak -- --duration 600 --connections 1000 --rate 30`.
 //! `--help` lists the flags. Exit status 1 when any PASS/FAIL line says FAIL.
 
 // Setup either works or the run is meaningless: fail loudly, as the tests do.
@@ -47,7 +47,7 @@ const USAGE: &str = "\
 cargo bench --bench soak -- [flags]
   --duration SECS        load time (default 600)
   --connections N        concurrent keep-alive connections (default 1000)
-  --rate RPS             aggregate request rate, paced by think time (default 60; 0 = no pause)
+  --rate RPS             aggregate request rate, paced by think time (default 30; 0 = no pause)
   --principals N         distinct principals (default 24)
   --records N            records seeded into Chroma (default 1000)
   --reconnect-every N    a connection reopens after ~N requests on average (default 50; 0 = never)
@@ -71,7 +71,7 @@ fn parse_args() -> Option<Args> {
     let mut a = Args {
         duration: Duration::from_secs(600),
         connections: 1000,
-        rate: 60.0,
+        rate: 30.0,
         principals: 24,
         records: 1000,
         reconnect_every: 50,
@@ -438,8 +438,10 @@ async fn connection(load: Arc<Load>, mut conn: Conn, mut stop: watch::Receiver<b
         load.latency.record(took);
         load.interval_latency.record(took);
         if !ok {
-            // Broken, or closed by the server after this answer: start a fresh one.
-            sender = None;
+            // Broken, or closed by the server after this answer: open a fresh one now, so the
+            // connection count stays up (a failure is retried and counted before the next request).
+            sender = open(&load.addr).await.ok();
+            requests_on_connection = 0;
         }
         // Closed loop with think time: uniform in [0.5, 1.5] of the mean, less the request.
         let think = load.think.mul_f64(0.5 + conn.rng.below(1000) as f64 / 1000.0).saturating_sub(took);
@@ -771,9 +773,10 @@ fn run(args: &Args) -> i32 {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let pid = vecgate.pid();
     let chroma_pid = chroma.pid();
+    let admin = vecgate.admin_url().trim_start_matches("http://").to_string();
     let idle_fds = open_fds(pid);
     let idle_rss = rss_kib(pid);
-    let (samples, own_ids, interrupted) = runtime.block_on(drive(args, load.clone(), pid, chroma_pid));
+    let (samples, own_ids, interrupted) = runtime.block_on(drive(args, load.clone(), pid, chroma_pid, &admin));
     let after_fds = {
         // Connections are closed by now; give vecgate a moment to notice.
         std::thread::sleep(Duration::from_secs(2));
@@ -1046,6 +1049,15 @@ fn run(args: &Args) -> i32 {
     i32::from(failed)
 }
 
+/// vecgate's `/metrics` text, or None if the admin listener does not answer.
+async fn scrape(admin: &str) -> Option<String> {
+    let mut sender = open(admin).await.ok()?;
+    match send(&mut sender, "GET", "/metrics", "", None).await {
+        Ok((200, Json::String(text), _)) => Some(text),
+        _ => None,
+    }
+}
+
 /// The mean pause between one connection's requests that gives the aggregate rate.
 fn load_think(args: &Args) -> Duration {
     if args.rate > 0.0 {
@@ -1070,7 +1082,7 @@ fn slope_mib_per_min(samples: &[&Sample]) -> f64 {
 /// Opens the connections, runs the load for the duration (or until Ctrl-C/SIGTERM), samples
 /// vecgate every interval. Returns the samples, the ids of the records the clients left, and
 /// whether it was interrupted.
-async fn drive(args: &Args, load: Arc<Load>, pid: u32, chroma_pid: u32) -> (Vec<Sample>, Vec<String>, bool) {
+async fn drive(args: &Args, load: Arc<Load>, pid: u32, chroma_pid: u32, admin: &str) -> (Vec<Sample>, Vec<String>, bool) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::with_capacity(args.connections);
     for index in 0..args.connections {
@@ -1089,9 +1101,12 @@ async fn drive(args: &Args, load: Arc<Load>, pid: u32, chroma_pid: u32) -> (Vec<
     let mut interrupted = false;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     println!(
-        "\n{:>6} {:>8} {:>10} {:>5} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9}",
-        "t s", "rss MiB", "chroma MiB", "fds", "requests", "req/s", "unexp", "errors", "leaks", "p50 ms", "p99 ms", "reconnect"
+        "\n{:>6} {:>8} {:>10} {:>5} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>10}",
+        "t s", "rss MiB", "chroma MiB", "fds", "requests", "req/s", "unexp", "errors", "leaks", "p50 ms", "p99 ms", "reconnect", "chroma ms", "vecgate ms"
     );
+    // vecgate's request and upstream duration sums, to split each interval's mean latency
+    // into time waiting for Chroma and vecgate's own time (CPU and queueing included).
+    let mut last_durations = (0.0, 0.0, 0.0);
     let mut next = started + args.sample;
     loop {
         let deadline = started + args.duration;
@@ -1108,8 +1123,20 @@ async fn drive(args: &Args, load: Arc<Load>, pid: u32, chroma_pid: u32) -> (Vec<
         let elapsed = now.duration_since(started).as_secs_f64();
         let since_last = elapsed - samples.last().map_or(0.0, |s: &Sample| s.t);
         let sample = Sample { t: elapsed, rss_kib: rss_kib(pid), chroma_rss_kib: rss_kib(chroma_pid), fds: open_fds(pid) };
+        let durations = match scrape(admin).await {
+            Some(text) => (
+                metric_sum(&text, "vecgate_request_duration_seconds_count", ""),
+                metric_sum(&text, "vecgate_request_duration_seconds_sum", ""),
+                metric_sum(&text, "vecgate_upstream_duration_seconds_sum", ""),
+            ),
+            None => last_durations,
+        };
+        let answered = (durations.0 - last_durations.0).max(1.0);
+        let chroma_ms = 1000.0 * (durations.2 - last_durations.2) / answered;
+        let own_ms = 1000.0 * (durations.1 - last_durations.1) / answered - chroma_ms;
+        last_durations = durations;
         println!(
-            "{:>6.0} {:>8.1} {:>10.1} {:>5} {:>9} {:>7.1} {:>6} {:>6} {:>6} {:>7.1} {:>7.1} {:>9}",
+            "{:>6.0} {:>8.1} {:>10.1} {:>5} {:>9} {:>7.1} {:>6} {:>6} {:>6} {:>7.1} {:>7.1} {:>9} {:>9.1} {:>10.1}",
             sample.t,
             mib(sample.rss_kib),
             mib(sample.chroma_rss_kib),
@@ -1122,6 +1149,8 @@ async fn drive(args: &Args, load: Arc<Load>, pid: u32, chroma_pid: u32) -> (Vec<
             quantile_ms(&interval, 0.5),
             quantile_ms(&interval, 0.99),
             stats.reconnects.load(Relaxed),
+            chroma_ms,
+            own_ms,
         );
         last_sent = sent;
         samples.push(sample);

@@ -3,7 +3,7 @@
 # through the vecgate release binary to a real Chroma server; RSS sampled, every answer
 # checked, a differential check at the end. Not part of scripts/test.sh.
 #
-#   ./scripts/soak.sh                                  # 600 s, 1,000 connections, 60 req/s
+#   ./scripts/soak.sh                                  # 600 s, 1,000 connections, 30 req/s
 #   ./scripts/soak.sh --duration 60                    # a smoke run
 #   ./scripts/soak.sh --connections 200 --rate 100     # other flags: --help
 #
