@@ -938,13 +938,13 @@ fn run(args: &Args) -> i32 {
         && vg_2xx as u64 == stats.status_2xx.load(Relaxed)
         && vg_4xx as u64 == client_4xx
         && vg_auth as u64 == stats.status_401.load(Relaxed);
-    let mean_ms = |name: &str| {
-        1000.0 * metric_sum(&metrics, &format!("{name}_sum"), "") / metric_sum(&metrics, &format!("{name}_count"), "").max(1.0)
-    };
+    // Both per client request (a write may call Chroma twice: read the records, then write).
+    let answered = metric_sum(&metrics, "vecgate_request_duration_seconds_count", "").max(1.0);
+    let per_request_ms = |name: &str| 1000.0 * metric_sum(&metrics, name, "") / answered;
     println!(
-        "  mean request duration {:.1} ms, of which waiting for Chroma {:.1} ms",
-        mean_ms("vecgate_request_duration_seconds"),
-        mean_ms("vecgate_upstream_duration_seconds")
+        "  per request: mean duration {:.1} ms, of which waiting for Chroma {:.1} ms",
+        per_request_ms("vecgate_request_duration_seconds_sum"),
+        per_request_ms("vecgate_upstream_duration_seconds_sum")
     );
     for line in stripped_lines.iter().take(10) {
         println!("  stripped: {line}");
