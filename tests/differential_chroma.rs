@@ -6,51 +6,25 @@
 //! ids each one gets must equal exactly the records the policy engine allows when it
 //! evaluates each record in full (`Planner::check`): no leak, nothing missing.
 //!
-//! Seed: `VECGATE_DIFF_SEED` (default fixed), so a failure can be replayed.
+//! The generators and the reference live in `tests/support/differential.rs` (the soak uses
+//! them too). Seed: `VECGATE_DIFF_SEED` (default fixed), so a failure can be replayed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use serde_json::{json, Map, Value as Json};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use support::chroma::DEFAULT_DB_PATH;
+use support::differential::{ids_of, random_claims, random_record, reference_ids, Rng};
 use support::vecgate::{token, VecgateOptions, VecgateServer};
 use support::ChromaServer;
-use vecgate::plan::Value;
 use vecgate::policy::load::load_dir;
-use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
+use vecgate::policy::planner::{Planner, PlannerOptions};
 
 const RECORDS: usize = 150;
 const PRINCIPALS_PER_POLICY: usize = 40;
-
-const DEPARTMENTS: [&str; 3] = ["finance", "hr", "eng"];
-const REGIONS: [&str; 3] = ["EMEA", "AMER", "APAC"];
-const OWNERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
-const TAGS: [&str; 3] = ["a", "b", "c"];
-
-/// A small deterministic generator (xorshift64*), so runs replay from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// The policies under test: (name, rules for role `user`, YAML).
 fn policies() -> Vec<(&'static str, String)> {
@@ -89,97 +63,6 @@ fn policies() -> Vec<(&'static str, String)> {
 
 const COLLECTION_POLICY: &str = "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: collection\n  version: default\n  rules:\n    - actions: [read]\n      effect: EFFECT_ALLOW\n      roles: [user, manager]\n";
 
-fn random_record(rng: &mut Rng) -> Map<String, Json> {
-    let mut m = Map::new();
-    // Required: every write through vecgate guarantees these.
-    m.insert("department".into(), json!(rng.pick(&DEPARTMENTS)));
-    m.insert("region".into(), json!(rng.pick(&REGIONS)));
-    if rng.chance(85) {
-        m.insert("owner".into(), json!(rng.pick(&OWNERS)));
-    }
-    if rng.chance(85) {
-        m.insert("level".into(), json!(1 + rng.below(5)));
-    }
-    if rng.chance(80) {
-        let tags: Vec<&str> = TAGS.iter().copied().filter(|_| rng.chance(40)).collect();
-        if !tags.is_empty() {
-            m.insert("tags".into(), json!(tags));
-        }
-    }
-    m
-}
-
-fn random_claims(rng: &mut Rng) -> (String, Vec<&'static str>, Json) {
-    let sub = rng.pick(&OWNERS).to_string();
-    let roles = if rng.chance(30) { vec!["user", "manager"] } else { vec!["user"] };
-    let mut regions: Vec<&str> = REGIONS.iter().copied().filter(|_| rng.chance(40)).collect();
-    regions.dedup();
-    let claims = json!({
-        "department": rng.pick(&DEPARTMENTS),
-        "region": rng.pick(&REGIONS),
-        "clearance": 1 + rng.below(5),
-        "tag": rng.pick(&TAGS),
-        "regions": regions,
-    });
-    (sub, roles, claims)
-}
-
-/// What the policy engine allows, record by record, evaluating each one in full.
-fn reference_ids(
-    planner: &Planner,
-    sub: &str,
-    roles: &[&str],
-    claims: &Json,
-    records: &[(String, Map<String, Json>)],
-) -> BTreeSet<String> {
-    // vecgate's test config maps every claim to an attribute.
-    let mut all_claims = claims.as_object().unwrap().clone();
-    all_claims.insert("sub".into(), json!(sub));
-    all_claims.insert("roles".into(), json!(roles));
-    let attr: BTreeMap<String, Value> = all_claims.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect();
-    let principal = Principal {
-        id: sub.to_string(),
-        roles: roles.iter().map(|r| (*r).to_string()).collect(),
-        attr,
-        ..Principal::default()
-    };
-    let jwt = BTreeMap::new();
-    let actions = ["read".to_string()];
-    records
-        .iter()
-        .filter(|(id, meta)| {
-            let resource_attr: BTreeMap<String, Value> =
-                meta.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect();
-            planner.check(&PlanRequest {
-                principal: &principal,
-                resource_kind: "document",
-                resource_scope: "",
-                resource_version: "",
-                resource_attr: &resource_attr,
-                resource_id: Some(id),
-                attr_complete: true,
-                actions: &actions,
-                jwt: &jwt,
-                now: chrono::Utc::now().fixed_offset(),
-            })
-        })
-        .map(|(id, _)| id.clone())
-        .collect()
-}
-
-fn ids_of(v: &Json) -> BTreeSet<String> {
-    v["ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no ids in {v}"))
-        .iter()
-        .flat_map(|i| match i {
-            Json::Array(inner) => inner.clone(),
-            other => vec![other.clone()],
-        })
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect()
-}
-
 fn write_policy_dir(dir: &Path, policy: &str) {
     std::fs::write(dir.join("document.yaml"), policy).unwrap();
     std::fs::write(dir.join("collection.yaml"), COLLECTION_POLICY).unwrap();
@@ -191,7 +74,7 @@ fn vecgate_answers_equal_the_reference_decision_for_random_records_principals_an
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_u64);
-    let mut rng = Rng(seed.wrapping_mul(2).wrapping_add(1));
+    let mut rng = Rng::seeded(seed);
 
     let chroma = ChromaServer::start();
     let col_id = chroma.create_collection("corpus");

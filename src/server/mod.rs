@@ -91,6 +91,9 @@ pub async fn serve(
                 }
             },
         };
+        // A JoinSet keeps each finished task (its allocation included) until it is joined:
+        // reap the connections that have ended, or memory grows with every connection served.
+        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let mut conn_shutdown = shutdown.clone();

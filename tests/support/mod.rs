@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod chroma;
+pub mod differential;
 pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;
