@@ -173,3 +173,41 @@ fn an_unwritable_audit_log_is_counted_and_denies_only_when_configured_to() {
         assert!(metrics.lines().any(|l| l.starts_with("vecgate_audit_failures_total ") && !l.ends_with(" 0")), "{metrics}");
     }
 }
+
+#[test]
+fn a_request_its_client_abandons_is_still_audited_once() {
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let mut options = VecgateOptions::chroma(&faulty_upstream(Fault::StallMidBody), &policies);
+    options.upstream_timeout = "30s";
+    let vecgate = VecgateServer::start(&options);
+    let alice = token("alice", &["user"], &json!({"department": "finance"}));
+    let path = format!("{DEFAULT_DB_PATH}/collections/{COLLECTION_ID}/get");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", vecgate.port())).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {alice}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    // The database stalls; the client gives up and goes away.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let abandoned = loop {
+        let lines = vecgate.audit_lines();
+        let found: Vec<_> = lines.into_iter().filter(|l| l["path"] == path.as_str()).collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(abandoned.len(), 1, "exactly one audit line for the abandoned request: {abandoned:?}");
+    let line = &abandoned[0];
+    assert_eq!(line["status"], 499, "{line}");
+    assert_eq!(line["error"], "client_closed", "{line}");
+    assert_eq!(line["subject"], "alice", "{line}");
+    assert_eq!(line["decision"], "filter", "{line}");
+    // It is not written a second time later, when the database's timeout would have ended it.
+    std::thread::sleep(Duration::from_secs(1));
+    let again = vecgate.audit_lines().into_iter().filter(|l| l["path"] == path.as_str()).count();
+    assert_eq!(again, 1);
+}

@@ -67,6 +67,43 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
 }
 
+/// A request whose answer is still being worked out. If the client goes away first, hyper
+/// drops the handler mid-way; the guard then still writes the request's one audit line and
+/// counts it, with status 499 (nginx's "client closed request").
+struct Unanswered<'g> {
+    gateway: &'g Gateway,
+    started: Instant,
+    answered: bool,
+    event: AuditEvent,
+}
+
+/// The status recorded for a request its client abandoned.
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let event = &mut self.event;
+        event.status = CLIENT_CLOSED;
+        event.error = Some("client_closed");
+        event.message = Some("the client closed the connection before the answer was ready".into());
+        event.latency_ms = elapsed * 1000.0;
+        if !self.gateway.audit.record(event) {
+            self.gateway.metrics.audit_failure();
+        }
+        self.gateway.metrics.observe_request(
+            event.backend,
+            event.operation.unwrap_or("unclassified"),
+            if event.decision.is_empty() { "none" } else { event.decision },
+            CLIENT_CLOSED,
+            elapsed,
+        );
+    }
+}
+
 /// The database's API key from the environment variable the configuration names.
 fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
     let Some(var) = &config.upstream.api_key_env else {
@@ -138,19 +175,26 @@ impl Gateway {
     {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
-        let mut event = AuditEvent {
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            request_id: uuid::Uuid::new_v4().to_string(),
-            backend: self.config.upstream.kind.name(),
-            mode: "enforce",
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_string(),
-            ..AuditEvent::default()
+        let mut pending = Unanswered {
+            gateway: self,
+            started,
+            answered: false,
+            event: AuditEvent {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                request_id: uuid::Uuid::new_v4().to_string(),
+                backend: self.config.upstream.kind.name(),
+                mode: "enforce",
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                ..AuditEvent::default()
+            },
         };
         let result = match self.config.mode {
-            Mode::Enforce => self.dispatch(&parts, body, &mut event).await,
-            Mode::Shadow => self.shadow(&parts, body, &mut event).await,
+            Mode::Enforce => self.dispatch(&parts, body, &mut pending.event).await,
+            Mode::Shadow => self.shadow(&parts, body, &mut pending.event).await,
         };
+        pending.answered = true;
+        let mut event = std::mem::take(&mut pending.event);
         let response = match result {
             Ok(response) => response,
             Err(error) => {
