@@ -29,24 +29,7 @@ pub enum JsonError {
 /// `max_depth` levels (a scalar has depth 0, `{}` and `[]` depth 1). serde_json itself stops
 /// at 128 levels, so a `max_depth` above 127 reports such bodies as `Syntax`.
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(JsonError::NotUtf8);
-    }
-    // Our own refusals travel past serde's error type through this slot.
-    let refusal = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let seed = StrictValue {
-        depth_left: max_depth,
-        max_depth,
-        refusal: &refusal,
-        keep: None,
-    };
-    let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-    match (parsed, refusal.into_inner()) {
-        (_, Some(refused)) => Err(refused),
-        (Ok(v), None) => Ok(v),
-        (Err(e), None) => Err(JsonError::Syntax(e.to_string())),
-    }
+    parse(bytes, max_depth, None).map(|kept| kept.value)
 }
 
 /// A body parsed by [`parse_strict_keeping_raw`]: the value, with the items of one top-level
@@ -98,9 +81,14 @@ impl KeptRaw {
 /// converted to numbers and back: they are checked to be valid JSON and counted, and
 /// [`KeptRaw::to_vec`] writes them out unchanged. Everything else is parsed strictly.
 pub fn parse_strict_keeping_raw(bytes: &[u8], max_depth: usize, keep: &str) -> Result<KeptRaw, JsonError> {
+    parse(bytes, max_depth, Some(keep))
+}
+
+fn parse(bytes: &[u8], max_depth: usize, keep: Option<&str>) -> Result<KeptRaw, JsonError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(JsonError::NotUtf8);
     }
+    // Our own refusals travel past serde's error type through this slot.
     let refusal = RefCell::new(None);
     let kept = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -108,14 +96,14 @@ pub fn parse_strict_keeping_raw(bytes: &[u8], max_depth: usize, keep: &str) -> R
         depth_left: max_depth,
         max_depth,
         refusal: &refusal,
-        keep: Some((keep, &kept)),
+        keep: keep.map(|key| (key, &kept)),
     };
     let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match (parsed, refusal.into_inner()) {
         (_, Some(refused)) => Err(refused),
         (Ok(value), None) => Ok(KeptRaw {
             value,
-            raw: kept.into_inner().map(|items| (keep.to_string(), items)),
+            raw: keep.zip(kept.into_inner()).map(|(key, items)| (key.to_string(), items)),
         }),
         (Err(e), None) => Err(JsonError::Syntax(e.to_string())),
     }
