@@ -46,76 +46,14 @@ if works "$BINARY"; then
     exit 0
 fi
 
-DEBS="$CACHE/debs"
-rm -rf "$DEBS"
-mkdir -p "$DEBS"
-
-download_with_apt() {
-    command -v apt-get >/dev/null || { say "apt-get not found"; return 1; }
-    # As root, apt warns that its sandbox user cannot write here; the download still works.
-    (cd "$DEBS" && apt-get download "$PACKAGE" >&2)
-}
-
-# The mirror URIs from both the deb822 (*.sources) and one-line (*.list) formats.
-mirror_uris() {
-    local f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f $f ]] || continue
-        awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
-    done
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] || continue
-        awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
-    done
-}
-
-download_from_mirror() {
-    command -v apt-cache >/dev/null || { say "apt-cache not found"; return 1; }
-    local pool
-    pool=$(apt-cache show "$PACKAGE" 2>/dev/null | awk '$1 == "Filename:" { print $2; exit }')
-    if [[ -z $pool ]]; then
-        say "apt-cache knows no '$PACKAGE' package (no apt lists? run 'apt-get update')"
-        return 1
+# shellcheck source=scripts/debian-package.sh
+source "$PWD/scripts/debian-package.sh"
+if debian_package_unpack "$PACKAGE" "$CACHE"; then
+    if works "$BINARY"; then
+        echo "$BINARY"
+        exit 0
     fi
-    local uri
-    while read -r uri; do
-        [[ -n $uri ]] || continue
-        local url="${uri%/}/$pool"
-        say "fetching $url"
-        if command -v curl >/dev/null; then
-            curl -fsSL --retry 2 -o "$DEBS/$PACKAGE.deb" "$url" && return 0
-        elif command -v wget >/dev/null; then
-            wget -q -O "$DEBS/$PACKAGE.deb" "$url" && return 0
-        else
-            say "neither curl nor wget found"
-            return 1
-        fi
-    done < <(mirror_uris | awk '!seen[$0]++')
-    return 1
-}
-
-unpack() {
-    local deb
-    deb=$(find "$DEBS" -maxdepth 1 -name '*.deb' | head -n 1)
-    if [[ -z $deb ]]; then
-        say "no .deb found after download"
-        return 1
-    fi
-    rm -rf "$CACHE/root"
-    mkdir -p "$CACHE/root"
-    dpkg-deb -x "$deb" "$CACHE/root"
-    rm -rf "$DEBS"
-    works "$BINARY" || { say "the package unpacked, but $BINARY does not run"; return 1; }
-}
-
-if download_with_apt; then
-    say "downloaded with apt-get download"
-    if unpack; then echo "$BINARY"; exit 0; fi
-elif download_from_mirror; then
-    say "downloaded from the configured Debian mirror"
-    if unpack; then echo "$BINARY"; exit 0; fi
-else
-    say "could not download Debian's $PACKAGE package (apt-get download and the mirror both failed)"
+    say "the package unpacked, but $BINARY does not run"
 fi
 
 if works /usr/sbin/nginx; then
