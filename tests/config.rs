@@ -179,6 +179,7 @@ fn design_example_parses_into_the_expected_config() {
     assert_eq!(config.limits.max_filter_terms, 500);
     assert_eq!(config.limits.header_timeout, Duration::from_secs(10));
     assert_eq!(config.limits.body_timeout, Duration::from_secs(30));
+    assert_eq!(config.limits.max_upstream_requests, 256);
     assert_eq!(config.limits.max_connections, 1024);
 }
 
@@ -244,7 +245,7 @@ fn explicit_values_replace_defaults() {
         ("upstream", "{kind: qdrant, url: \"https://db.internal:6333/base/\", timeout: 2m}"),
         ("auth", "{algorithms: [HS512, HS256], hs256_secret_env: S, leeway: 0s, audience: [a, b], principal: {id: user.id, roles: realm_access.roles, attr: {}}}"),
         ("policies", "{dir: policies, watch: false, strict_evaluation: true}"),
-        ("limits", "{max_body_bytes: 1024, max_filter_terms: 7, header_timeout: 500ms, body_timeout: 2s, max_connections: 3}"),
+        ("limits", "{max_body_bytes: 1024, max_filter_terms: 7, header_timeout: 500ms, body_timeout: 2s, max_connections: 3, max_upstream_requests: 5}"),
     ]));
     assert_eq!(config.mode, Mode::Shadow);
     assert_eq!(config.upstream.kind, BackendKind::Qdrant);
@@ -269,6 +270,7 @@ fn explicit_values_replace_defaults() {
     assert_eq!(config.limits.header_timeout, Duration::from_millis(500));
     assert_eq!(config.limits.body_timeout, Duration::from_secs(2));
     assert_eq!(config.limits.max_connections, 3);
+    assert_eq!(config.limits.max_upstream_requests, 5);
 }
 
 #[test]

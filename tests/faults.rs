@@ -211,3 +211,47 @@ fn a_request_its_client_abandons_is_still_audited_once() {
     let again = vecgate.audit_lines().into_iter().filter(|l| l["path"] == path.as_str()).count();
     assert_eq!(again, 1);
 }
+
+#[test]
+fn a_stalled_database_gets_no_more_than_max_upstream_requests_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A database that reads each request and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut rest = Vec::new();
+                let _ = reader.read_to_end(&mut rest);
+            });
+        }
+    });
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let mut options = VecgateOptions::chroma(&url, &policies);
+    options.upstream_timeout = "3s";
+    options.extra_yaml = "limits:\n  max_upstream_requests: 2\n".into();
+    let vecgate = Arc::new(VecgateServer::start(&options));
+    let root = token("root", &["admin"], &json!({}));
+    // Six clients at once (the route needs no collection lookup: listing collections).
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (vecgate, root) = (vecgate.clone(), root.clone());
+            std::thread::spawn(move || vecgate.call("GET", &format!("{DEFAULT_DB_PATH}/collections"), Some(&root), None).0)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "the database was sent more than max_upstream_requests at once");
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 504);
+    }
+}

@@ -374,6 +374,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Concurrent client connections (default 1024).
     pub max_connections: usize,
+    /// Requests in flight to the database at once (default 256); more wait for a free slot,
+    /// within `upstream.timeout`.
+    pub max_upstream_requests: usize,
 }
 
 impl Default for Limits {
@@ -384,6 +387,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_upstream_requests: 256,
         }
     }
 }

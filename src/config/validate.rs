@@ -1077,7 +1077,13 @@ fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {
         "limits.max_connections",
         defaults.max_connections,
     );
+    let max_upstream_requests = v.positive_count(
+        raw.max_upstream_requests,
+        "limits.max_upstream_requests",
+        defaults.max_upstream_requests,
+    );
     Some(Limits {
+        max_upstream_requests: max_upstream_requests?,
         max_body_bytes: max_body_bytes?,
         max_filter_terms: max_filter_terms?,
         header_timeout: header_timeout?,

@@ -134,6 +134,7 @@ impl Gateway {
             config.upstream.kind.name(),
             metrics.clone(),
             upstream_api_key(&config)?,
+            config.limits.max_upstream_requests,
         )?;
         Ok(Gateway {
             authn,

@@ -67,6 +67,9 @@ pub struct Upstream {
     /// `scheme://host:port[/prefix]`, no trailing slash.
     base: String,
     timeout: Duration,
+    /// `limits.max_upstream_requests` slots: a database that slows down is not sent an
+    /// ever-growing number of concurrent requests (and connections).
+    slots: tokio::sync::Semaphore,
 }
 
 impl Upstream {
@@ -79,6 +82,7 @@ impl Upstream {
         backend: &'static str,
         metrics: Arc<Metrics>,
         api_key: Option<HeaderValue>,
+        max_in_flight: usize,
     ) -> Result<Upstream, ProxyError> {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ProxyError::Config(format!(
@@ -102,6 +106,7 @@ impl Upstream {
             api_key,
             base: base_url.trim_end_matches('/').to_string(),
             timeout,
+            slots: tokio::sync::Semaphore::new(max_in_flight),
         })
     }
 
@@ -173,6 +178,12 @@ impl Upstream {
             .body(Full::new(body))
             .map_err(|e| ProxyError::Internal(format!("building the upstream request: {e}")))?;
         let exchange = async {
+            // Waiting for a slot counts against the timeout like the exchange itself.
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| ProxyError::Internal("the upstream slots are closed".into()))?;
             let response = self
                 .client
                 .request(request)
