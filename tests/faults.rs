@@ -1,5 +1,5 @@
 //! Upstream faults: the database resets, stalls mid-body, answers garbage or an error. vecgate
-//! answers 502/504 within its timeout (or passes the database's own error through), never
+//! answers 502/504 within its timeout (a database's own 5xx becomes 502, its message kept), never
 //! hangs, and never returns a partially checked answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -103,13 +103,17 @@ fn upstream_faults_become_502_504_or_the_databases_own_error_never_a_partial_ans
         (Fault::StallMidBody, 504),
         (Fault::Garbage, 502),
         (Fault::WrongShape, 502),
-        (Fault::ServerError, 500),
+        (Fault::ServerError, 502),
     ] {
         let mut options = VecgateOptions::chroma(&faulty_upstream(fault), &policies);
         options.upstream_timeout = "2s";
         let vecgate = VecgateServer::start(&options);
         let (status, body) = vecgate.call("POST", &path, Some(&alice), Some(&json!({})));
         assert_eq!(status, want, "{fault:?}: {body}");
+        if let Fault::ServerError = fault {
+            // The database's own message, in its own error shape, behind the 502.
+            assert_eq!(body, json!({"error": "InternalError", "message": "boom"}));
+        }
         assert!(!body.to_string().contains("\"h1\""), "{fault:?}: part of an unchecked answer came back: {body}");
         // vecgate keeps serving afterwards.
         assert_eq!(vecgate.call("POST", &path, None, Some(&json!({}))).0, 401);

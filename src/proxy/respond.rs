@@ -70,7 +70,7 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Database { status, .. } => *status,
+            ProxyError::Database { status, .. } => super::upstream::gateway_status(*status),
             ProxyError::Config(_) | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -106,7 +106,7 @@ pub fn error_response(backend: BackendKind, error: &ProxyError) -> ProxyResponse
         body,
     } = error
     {
-        return raw_response(*status, content_type.clone(), body.clone());
+        return raw_response(super::upstream::gateway_status(*status), content_type.clone(), body.clone());
     }
     let status = error.status();
     let message = error.to_string();

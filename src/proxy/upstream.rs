@@ -248,6 +248,18 @@ pub fn parse_answer(answer: &UpstreamResponse) -> Result<serde_json::Value, Prox
 }
 
 /// The database's answer, unchanged, for the client.
+/// The database's answer for the client, body unchanged; see [`gateway_status`].
 pub fn pass_back(answer: UpstreamResponse) -> super::respond::ProxyResponse {
-    super::respond::raw_response(answer.status, answer.content_type, answer.body)
+    super::respond::raw_response(gateway_status(answer.status), answer.content_type, answer.body)
+}
+
+/// The status the client gets for the database's: its own, except that a server error
+/// becomes 502 — the gateway's upstream failed (as Envoy and nginx report it). The body still
+/// carries the database's message in its own error shape.
+pub fn gateway_status(status: http::StatusCode) -> http::StatusCode {
+    if status.is_server_error() {
+        http::StatusCode::BAD_GATEWAY
+    } else {
+        status
+    }
 }
