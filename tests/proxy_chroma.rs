@@ -416,6 +416,44 @@ fn always_denied_is_answered_without_asking_the_database_for_records() {
     assert_eq!(got["ids"], json!([]));
 }
 
+/// An answer vecgate checked and did not change goes back byte for byte (numbers and spacing
+/// as the database wrote them); an answer it changed is re-serialised without the stripped hit.
+#[test]
+fn checked_answers_keep_the_database_bytes_unless_a_hit_is_stripped() {
+    const ANSWER: &str = r#"{"ids": [["h1"]], "distances": [[0.50000]], "metadatas": [[{"department": "hr"}]], "documents": [["x"]], "embeddings": null, "uris": null, "include": ["metadatas", "documents", "distances"]}"#;
+    let (url, _) = support::stub_upstream::stub_upstream(|line| {
+        if line.contains("/by-id/") {
+            json!({"id": "9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11", "name": "docs"}).to_string()
+        } else {
+            ANSWER.to_string()
+        }
+    });
+    let vecgate = VecgateServer::start(&VecgateOptions::chroma(&url, &policies()));
+    let query = format!(
+        "{}{DEFAULT_DB_PATH}/collections/9a6f4bde-33f2-4d1c-9b5e-2f9a7f0c1d11/query",
+        vecgate.url()
+    );
+    let body = json!({"query_embeddings": [[1.0, 0.0]], "n_results": 1,
+                      "include": ["metadatas", "documents", "distances"]});
+    let ask = |department: &str| {
+        let token = token("alice", &["user"], &json!({"department": department}));
+        let response = ureq::post(&query)
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(body.clone())
+            .unwrap();
+        (response.status(), response.into_string().unwrap())
+    };
+    assert_eq!(ask("hr"), (200, ANSWER.to_string()));
+    let (status, text) = ask("finance");
+    assert_eq!(status, 200);
+    let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["ids"], json!([[]]));
+    assert_eq!(got["distances"], json!([[]]));
+    assert_eq!(got["metadatas"], json!([[]]));
+    let stripped: Vec<_> = vecgate.audit_lines().iter().map(|l| l["hits_stripped"].clone()).collect();
+    assert_eq!(stripped, [json!(0), json!(1)]);
+}
+
 #[test]
 fn writes_must_keep_required_attributes_as_scalars() {
     let s = setup_with(|o| {

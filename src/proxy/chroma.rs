@@ -165,6 +165,10 @@ impl Gateway {
                 "hits outside the plan came back from the database and were removed"
             );
         }
+        if stripped == 0 && !trim.drop_metadatas {
+            // Every hit checked and nothing to change: the database's own bytes go back.
+            return Ok(pass_back(answer));
+        }
         Ok(json_response(answer.status, &hits))
     }
 

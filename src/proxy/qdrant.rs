@@ -222,16 +222,26 @@ impl Gateway {
         };
         let filtered = response::filter_points(op, &mut hits, &mut keep, &trim)
             .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
+        let mut lookups_stripped = 0;
         for (kind, plan) in &lookup_access {
             let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
                 decider.hit_allowed(plan, kind, id, target.hit_attributes(payload))
             };
-            response::filter_lookups(op, &mut hits, &mut keep_lookup)
+            lookups_stripped += response::filter_lookups(op, &mut hits, &mut keep_lookup)
                 .map_err(|e| ProxyError::UpstreamUnreadable(e.to_string()))?;
         }
         event.hits_stripped = Some(filtered.stripped);
         if matches!(access, Access::PostFilterOnly { .. }) {
             self.metrics.shortfall(self.config.upstream.kind.name(), filtered.stripped);
+        }
+        // Groups are rebuilt (an empty group is dropped), so they are always re-serialised.
+        let groups = matches!(
+            op,
+            Operation::QueryPointsGroups | Operation::SearchPointGroups | Operation::RecommendPointGroups
+        );
+        if filtered.stripped == 0 && lookups_stripped == 0 && trim.is_nothing() && !groups {
+            // Every point checked and nothing to change: Qdrant's own bytes go back.
+            return Ok(pass_back(answer));
         }
         Ok(json_response(answer.status, &hits))
     }
@@ -303,6 +313,9 @@ impl Gateway {
         event.hits_stripped = Some(filtered.stripped);
         if filtered.not_found {
             return Err(missing_point_answer(route.point_id.as_ref()));
+        }
+        if filtered.stripped == 0 && trim.is_nothing() {
+            return Ok(pass_back(answer));
         }
         Ok(json_response(answer.status, &points))
     }

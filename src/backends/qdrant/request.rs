@@ -409,6 +409,12 @@ impl Trim {
         const AS_RETURNED: &PayloadTrim = &PayloadTrim::AsReturned;
         self.requests.get(i).unwrap_or(AS_RETURNED)
     }
+
+    /// Every payload goes back as Qdrant returned it.
+    pub fn is_nothing(&self) -> bool {
+        self.lookup == PayloadTrim::AsReturned
+            && self.requests.iter().all(|t| *t == PayloadTrim::AsReturned)
+    }
 }
 
 /// Makes every response point carry at least the payload paths `keys` (plain dotted paths,
