@@ -241,6 +241,9 @@ fn rewrite(c: &mut Criterion) {
             black_box((serde_json::to_vec(&out).unwrap(), trim))
         })
     });
+    g.bench_function("chroma query: keep embeddings raw only", |b| {
+        b.iter(|| black_box(parse_strict_keeping_raw(black_box(&chroma_body), MAX_JSON_DEPTH, "query_embeddings").unwrap()))
+    });
     // What the proxy now does for a query: the embeddings stay text, the rest is rewritten.
     g.bench_function("chroma query: keep embeddings raw + rewrite + splice", |b| {
         b.iter(|| {

@@ -4,8 +4,9 @@
 //! same inside `where` (`{"dept":"eng","dept":"hr"}` filters on `hr`). A body the proxy reads
 //! one way and the database another is a bypass, so duplicates are refused at every depth.
 
+mod numeric;
+
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
@@ -29,152 +30,94 @@ pub enum JsonError {
 /// `max_depth` levels (a scalar has depth 0, `{}` and `[]` depth 1). serde_json itself stops
 /// at 128 levels, so a `max_depth` above 127 reports such bodies as `Syntax`.
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
-    parse(bytes, max_depth, None).map(|kept| kept.value)
+    parse(bytes, max_depth)
 }
 
 /// A body parsed by [`parse_strict_keeping_raw`]: the value, with the items of one top-level
-/// list replaced by `null`, and those items' original text.
+/// list replaced by `null`, and that list's original text.
 #[derive(Debug)]
 pub struct KeptRaw {
     pub value: Value,
-    /// The list's key, and its items as they were sent (`None`: the key was absent or its value
-    /// was not a list, and `value` holds it parsed).
-    pub raw: Option<(String, Vec<Box<RawValue>>)>,
+    /// `None`: the key was absent or its value was not a list, and `value` holds it parsed.
+    pub raw: Option<KeptList>,
+}
+
+/// A top-level list kept as the client sent it.
+#[derive(Debug)]
+pub struct KeptList {
+    pub key: String,
+    /// The list's text, `[` to `]`.
+    pub text: Vec<u8>,
+    pub items: usize,
 }
 
 impl KeptRaw {
-    /// Serialises `value` with the kept items put back, byte for byte as the client sent them.
+    /// Serialises `value` with the kept list put back, byte for byte as the client sent it.
     /// `value` may have been rewritten meanwhile, but the kept key must still hold a list with
     /// as many items.
     pub fn to_vec(&self) -> Result<Vec<u8>, JsonError> {
-        let Some((key, items)) = &self.raw else {
-            return serde_json::to_vec(&self.value).map_err(|e| JsonError::Syntax(e.to_string()));
+        let syntax = |e: serde_json::Error| JsonError::Syntax(e.to_string());
+        let Some(kept) = &self.raw else {
+            return serde_json::to_vec(&self.value).map_err(syntax);
         };
         let Value::Object(map) = &self.value else {
             return Err(JsonError::Syntax("the kept list's body is no longer an object".into()));
         };
-        if map.get(key).and_then(Value::as_array).map(Vec::len) != Some(items.len()) {
-            return Err(JsonError::Syntax(format!("the kept list {key:?} was changed")));
+        if map.get(&kept.key).and_then(Value::as_array).map(Vec::len) != Some(kept.items) {
+            return Err(JsonError::Syntax(format!("the kept list {:?} was changed", kept.key)));
         }
-        let others: Map<String, Value> =
-            map.iter().filter(|(k, _)| *k != key).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut out = serde_json::to_vec(&Value::Object(others)).map_err(|e| JsonError::Syntax(e.to_string()))?;
-        out.pop(); // the closing brace
-        if out.len() > 1 {
+        let mut out = Vec::with_capacity(kept.text.len() + 256);
+        out.push(b'{');
+        for (key, value) in map.iter().filter(|(k, _)| **k != kept.key) {
+            serde_json::to_writer(&mut out, key).map_err(syntax)?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, value).map_err(syntax)?;
             out.push(b',');
         }
-        out.extend_from_slice(&serde_json::to_vec(key).map_err(|e| JsonError::Syntax(e.to_string()))?);
-        out.extend_from_slice(b":[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(item.get().as_bytes());
-        }
-        out.extend_from_slice(b"]}");
+        serde_json::to_writer(&mut out, &kept.key).map_err(syntax)?;
+        out.push(b':');
+        out.extend_from_slice(&kept.text);
+        out.push(b'}');
         Ok(out)
     }
 }
 
-/// Like [`parse_strict`], but the items of the top-level list under `keep` (for example a
-/// query's embeddings, which nothing in the proxy reads) are kept as text instead of being
-/// converted to numbers and back: they are checked to be valid JSON and counted, and
-/// [`KeptRaw::to_vec`] writes them out unchanged. Everything else is parsed strictly.
+/// Like [`parse_strict`], but when the top-level list under `keep` holds numbers or lists of
+/// numbers (a query's embeddings, which nothing in the proxy reads), its items are checked
+/// against JSON's number grammar and kept as text instead of being converted to numbers and
+/// back; [`KeptRaw::to_vec`] writes them out unchanged. Every other body, and everything
+/// else in this one, is parsed by [`parse_strict`], and the same bodies are refused.
 pub fn parse_strict_keeping_raw(bytes: &[u8], max_depth: usize, keep: &str) -> Result<KeptRaw, JsonError> {
-    parse(bytes, max_depth, Some(keep))
+    if let Some(kept) = numeric::kept_list(bytes, keep, max_depth) {
+        return kept;
+    }
+    parse(bytes, max_depth).map(|value| KeptRaw { value, raw: None })
 }
 
-fn parse(bytes: &[u8], max_depth: usize, keep: Option<&str>) -> Result<KeptRaw, JsonError> {
+fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(JsonError::NotUtf8);
     }
     // Our own refusals travel past serde's error type through this slot.
     let refusal = RefCell::new(None);
-    let kept = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let seed = StrictValue {
         depth_left: max_depth,
         max_depth,
         refusal: &refusal,
-        keep: keep.map(|key| (key, &kept)),
     };
     let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match (parsed, refusal.into_inner()) {
         (_, Some(refused)) => Err(refused),
-        (Ok(value), None) => Ok(KeptRaw {
-            value,
-            raw: keep.zip(kept.into_inner()).map(|(key, items)| (key.to_string(), items)),
-        }),
+        (Ok(value), None) => Ok(value),
         (Err(e), None) => Err(JsonError::Syntax(e.to_string())),
     }
 }
-
-type Kept<'r> = (&'r str, &'r RefCell<Option<Vec<Box<RawValue>>>>);
 
 struct StrictValue<'r> {
     depth_left: usize,
     max_depth: usize,
     refusal: &'r RefCell<Option<JsonError>>,
-    /// Only on the top-level object: the key whose list items stay text, and where they go.
-    keep: Option<Kept<'r>>,
-}
-
-/// The value under the kept key: a list's items are collected as text, anything else is
-/// parsed like every other value.
-struct KeptList<'r> {
-    inner: StrictValue<'r>,
-    into: &'r RefCell<Option<Vec<Box<RawValue>>>>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeptList<'_> {
-    type Value = Value;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeptList<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
-            items.push(item);
-        }
-        let placeholders = vec![Value::Null; items.len()];
-        self.into.replace(Some(items));
-        Ok(Value::Array(placeholders))
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        self.inner.visit_bool(b)
-    }
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
-        self.inner.visit_i64(n)
-    }
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
-        self.inner.visit_u64(n)
-    }
-    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
-        self.inner.visit_f64(f)
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        self.inner.visit_str(s)
-    }
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        self.inner.visit_string(s)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        self.inner.visit_unit()
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        self.inner.visit_map(map)
-    }
 }
 
 impl StrictValue<'_> {
@@ -191,7 +134,6 @@ impl StrictValue<'_> {
                 depth_left,
                 max_depth: self.max_depth,
                 refusal: self.refusal,
-                keep: None,
             }),
             None => Err(self.refuse(JsonError::TooDeep {
                 limit: self.max_depth,
@@ -265,12 +207,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
             if out.contains_key(&key) {
                 return Err(self.refuse(JsonError::DuplicateKey { key }));
             }
-            let value = match self.keep {
-                Some((kept, into)) if kept == key => {
-                    map.next_value_seed(KeptList { inner: self.inner()?, into })?
-                }
-                _ => map.next_value_seed(self.inner()?)?,
-            };
+            let value = map.next_value_seed(self.inner()?)?;
             out.insert(key, value);
         }
         Ok(Value::Object(out))
