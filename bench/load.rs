@@ -260,6 +260,7 @@ fn rates_from(max_rps: f64, fractions: &[f64]) -> Vec<f64> {
 /// then every rate on every path, the paths taking turns at each rate so drifting background
 /// load hits all three alike. `rates` of `Err(fractions)`: fractions of the direct path's
 /// maximum.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     rt: &Runtime,
     targets: &[SocketAddr; 3],
@@ -267,6 +268,7 @@ fn measure(
     rates: Result<Vec<f64>, Vec<f64>>,
     t: &Timing,
     vecgate: &VecgateServer,
+    cpu_of: [Option<u32>; 3],
     between: &mut dyn FnMut(),
 ) -> Measured {
     let pools: Vec<Arc<Pool>> = targets.iter().map(|a| Pool::new(*a, MAX_IN_FLIGHT)).collect();
@@ -286,6 +288,7 @@ maximum throughput (closed loop, {} connections, warm-up {:?}, window {:?}):", t
             t.closed_warmup,
             t.closed_window,
             50_000,
+            cpu_of[pi],
         ));
         report::print_closed(PATHS[pi], &r);
         closed.push(r);
@@ -448,6 +451,7 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
         o.rates.clone().ok_or_else(|| o.fractions.clone()),
         &timing(o, o.measure, o.concurrency),
         &vecgate,
+        [Some(chroma.pid()), Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut || {},
     );
 
@@ -530,6 +534,7 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
         Ok(o.light_rates.clone()),
         &timing(o, o.light_measure, o.concurrency),
         &vecgate,
+        [Some(chroma.pid()), Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut || {},
     );
     let elapsed = started.elapsed().as_secs();
@@ -589,6 +594,8 @@ fn run_stub(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
         Ok(o.light_rates.clone()),
         &timing(o, o.light_measure, o.concurrency),
         &vecgate,
+        // The stub is a thread of this process: its CPU cannot be told apart.
+        [None, Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut || {},
     );
     let elapsed = started.elapsed().as_secs();
@@ -655,6 +662,7 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
         o.qdrant_rates.clone().ok_or_else(|| o.qdrant_fractions.clone()),
         &timing(o, o.qdrant_measure, o.qdrant_concurrency),
         &vecgate,
+        [None, Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut forget,
     );
     let elapsed = started.elapsed().as_secs();

@@ -325,13 +325,34 @@ pub struct ClosedResult {
     /// Answers completed inside the window, per second.
     pub throughput: f64,
     pub stats: Stats,
+    /// CPU seconds the measured process (with its children) used during the window.
+    pub cpu_seconds: Option<f64>,
+}
+
+impl ClosedResult {
+    /// CPU time per answer in the window, in microseconds.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        let completed = self.stats.completed();
+        self.cpu_seconds
+            .filter(|_| completed > 0)
+            .map(|s| s * 1e6 / completed as f64)
+    }
 }
 
 /// `concurrency` workers each send the next request as soon as the previous one is answered.
-/// After `warmup`, answers completed during `window` are counted.
-pub async fn closed_loop(pool: Arc<Pool>, work: Arc<Workload>, concurrency: usize, warmup: Duration, window: Duration, offset: usize) -> ClosedResult {
+/// After `warmup`, answers completed during `window` are counted, and the CPU time of the
+/// process `cpu_of` (with its children) over the window is read from /proc.
+pub async fn closed_loop(pool: Arc<Pool>, work: Arc<Workload>, concurrency: usize, warmup: Duration, window: Duration, offset: usize, cpu_of: Option<u32>) -> ClosedResult {
     let window_start = Instant::now() + warmup;
     let window_end = window_start + window;
+    let cpu = cpu_of.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window_start.into()).await;
+            let before = super::memory::cpu_seconds_tree(pid);
+            tokio::time::sleep_until(window_end.into()).await;
+            super::memory::cpu_seconds_tree(pid) - before
+        })
+    });
     let next = Arc::new(AtomicUsize::new(offset));
     let stats = Arc::new(Mutex::new(Stats::new()));
     let mut workers = JoinSet::new();
@@ -357,6 +378,10 @@ pub async fn closed_loop(pool: Arc<Pool>, work: Arc<Workload>, concurrency: usiz
         });
     }
     while workers.join_next().await.is_some() {}
+    let cpu_seconds = match cpu {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
     let stats = Arc::try_unwrap(stats)
         .ok()
         .expect("every worker is done")
@@ -367,6 +392,7 @@ pub async fn closed_loop(pool: Arc<Pool>, work: Arc<Workload>, concurrency: usiz
         window,
         throughput: stats.completed() as f64 / window.as_secs_f64(),
         stats,
+        cpu_seconds,
     }
 }
 

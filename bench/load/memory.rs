@@ -1,4 +1,4 @@
-//! Resident memory of a process, from `/proc/<pid>/status`.
+//! Resident memory and CPU time of a process, from `/proc`.
 
 /// `VmRSS` (resident now) and `VmHWM` (peak resident), in KiB.
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,4 +70,22 @@ pub fn command_name(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+/// User plus system CPU time of `pid` and all its descendants so far, in seconds (from
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s, Linux's USER_HZ).
+pub fn cpu_seconds_tree(pid: u32) -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let own = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.get(stat.rfind(')')? + 1..)?.to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) as f64 / TICKS_PER_SECOND)
+        })
+        .unwrap_or(0.0);
+    own + children(pid).into_iter().map(cpu_seconds_tree).sum::<f64>()
 }

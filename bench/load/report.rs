@@ -250,19 +250,28 @@ pub fn markdown(s: &Section) -> String {
             c.concurrency,
             c.window.as_secs()
         );
-        let _ = writeln!(out, "| path | rps | p50 ms | p99 ms | errors |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---|");
+        let _ = writeln!(out, "| path | rps | p50 ms | p99 ms | errors | CPU per request | cores busy |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|");
         for (pi, path) in PATHS.iter().enumerate() {
             let r = &s.closed[pi];
+            let (cpu, cores) = match (r.cpu_us_per_request(), r.cpu_seconds) {
+                (Some(us), Some(secs)) => (format!("{us:.0} µs"), format!("{:.2}", secs / r.window.as_secs_f64())),
+                _ => ("–".to_string(), "–".to_string()),
+            };
             let _ = writeln!(
                 out,
-                "| {path} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {path} | {:.0} | {:.2} | {:.2} | {} | {cpu} | {cores} |",
                 r.throughput,
                 ms(&r.stats.latency, 0.5),
                 ms(&r.stats.latency, 0.99),
                 errors(&r.stats)
             );
         }
+        let _ = writeln!(
+            out,
+            "\nCPU per request: user + system CPU time of the process (nginx: master and workers; \
+             direct: the database itself, for scale) over the window, divided by the answers in it."
+        );
         if let Some(i) = s.closed_inside {
             let _ = writeln!(
                 out,
@@ -401,8 +410,9 @@ pub fn print_open(path: &str, r: &OpenResult) {
 }
 
 pub fn print_closed(path: &str, r: &ClosedResult) {
+    let cpu = r.cpu_us_per_request().map(|us| format!("  CPU {us:.0} µs/request")).unwrap_or_default();
     println!(
-        "  {path:<8} closed loop, {} connections: {:>7.1} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+        "  {path:<8} closed loop, {} connections: {:>7.1} rps  p50 {:.2} ms  p99 {:.2} ms  errors {}{cpu}",
         r.concurrency,
         r.throughput,
         ms(&r.stats.latency, 0.5),

@@ -166,11 +166,11 @@ impl<'b> Cursor<'b> {
         }
         let mut items = 0;
         loop {
-            if self.peek()? == b'[' {
-                self.number_list()?;
+            self.at = if self.peek()? == b'[' {
+                number_list(self.bytes, self.at)?
             } else {
-                self.number()?;
-            }
+                number(self.bytes, self.at)?
+            };
             items += 1;
             self.whitespace();
             match self.next()? {
@@ -180,80 +180,95 @@ impl<'b> Cursor<'b> {
             }
         }
     }
+}
 
-    /// `[` number, … `]`
-    fn number_list(&mut self) -> Option<()> {
-        self.expect(b'[')?;
-        self.whitespace();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(());
-        }
-        loop {
-            self.number()?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b']' => return Some(()),
-                _ => return None,
-            }
+/// `[` number, … `]` starting at `b[i]`; the index after it. The inner loop of the fast path,
+/// so it works on a plain index.
+fn number_list(b: &[u8], mut i: usize) -> Option<usize> {
+    i = whitespace(b, i + 1);
+    if *b.get(i)? == b']' {
+        return Some(i + 1);
+    }
+    loop {
+        i = whitespace(b, number(b, i)?);
+        match *b.get(i)? {
+            b',' => i = whitespace(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
         }
     }
+}
 
-    /// One number as RFC 8259 spells it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    fn number(&mut self) -> Option<()> {
-        if self.peek()? == b'-' {
-            self.at += 1;
+fn whitespace(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// One number at `b[i]` as RFC 8259 spells it,
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; the index after it.
+fn number(b: &[u8], mut i: usize) -> Option<usize> {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    let integer_start = i;
+    i = match *b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(b, i + 1),
+        _ => return None,
+    };
+    let integer = i - integer_start;
+    if b.get(i) == Some(&b'.') {
+        let fraction = i + 1;
+        i = digits(b, fraction);
+        if i == fraction {
+            return None;
         }
-        let integer = match self.next()? {
-            b'0' => 1,
-            b'1'..=b'9' => 1 + self.digits(),
-            _ => return None,
-        };
-        if self.peek() == Some(b'.') {
-            self.at += 1;
-            if self.digits() == 0 {
-                return None;
-            }
+    }
+    let mut exponent = 0usize;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let negative = b.get(i) == Some(&b'-');
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
         }
-        let mut exponent = 0usize;
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.at += 1;
-            let negative = match self.peek()? {
-                b'-' => {
-                    self.at += 1;
-                    true
-                }
-                b'+' => {
-                    self.at += 1;
-                    false
-                }
-                _ => false,
-            };
-            let start = self.at;
-            let count = self.digits();
-            if count == 0 || count > 3 {
-                return None;
-            }
-            let value = self
-                .bytes
-                .get(start..self.at)?
+        let start = i;
+        i = digits(b, start);
+        let count = i - start;
+        if count == 0 || count > 3 {
+            return None;
+        }
+        if !negative {
+            exponent = b
+                .get(start..i)?
                 .iter()
                 .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-            if !negative {
-                exponent = value;
-            }
         }
-        (integer + exponent <= SAFE_MAGNITUDE_DIGITS).then_some(())
     }
+    (integer + exponent <= SAFE_MAGNITUDE_DIGITS).then_some(i)
+}
 
-    fn digits(&mut self) -> usize {
-        let start = self.at;
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.at += 1;
+/// The index after the run of ASCII digits starting at `b[i]`: eight bytes at a time while
+/// they are all digits (each byte's high nibble is 3, and stays 3 after adding 6), then one
+/// by one.
+fn digits(b: &[u8], mut i: usize) -> usize {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    const THREES: u64 = 0x3333_3333_3333_3333;
+    while let Some(chunk) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        let word = u64::from_le_bytes(chunk);
+        let all_digits =
+            (word & HIGH_NIBBLES) | ((word.wrapping_add(SIXES) & HIGH_NIBBLES) >> 4) == THREES;
+        if !all_digits {
+            break;
         }
-        self.at - start
+        i += 8;
     }
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -262,6 +277,19 @@ mod tests {
 
     fn found(body: &str) -> Option<(String, usize)> {
         find(body.as_bytes(), b"query_embeddings").map(|f| (body[f.start..f.end].to_string(), f.items))
+    }
+
+    #[test]
+    fn digit_runs_end_at_the_first_other_byte() {
+        for stop in 0..20 {
+            for other in [b'/', b':', b' ', b'.', b'e', b'a', 0x00, 0x7f, 0xfa, 0xff] {
+                let mut text = b"0123456789012345678901234".to_vec();
+                text[stop] = other;
+                assert_eq!(digits(&text, 0), stop, "{other:#x} at {stop}");
+                assert_eq!(digits(&text[..stop], 0), stop);
+            }
+        }
+        assert_eq!(digits(b"12", 5), 5);
     }
 
     #[test]
