@@ -107,8 +107,9 @@ impl Gateway {
         decider: &Decider<'_>,
         event: &mut AuditEvent,
     ) -> Result<ProxyResponse, ProxyError> {
-        // A query's embeddings are forwarded as sent: nothing here reads them, and converting
-        // hundreds of floats to numbers and back was most of the proxy's own cost.
+        // A query's embeddings (when they are lists of numbers, as every SDK sends them) are
+        // forwarded as sent: nothing here reads them, and converting hundreds of floats to
+        // numbers and back was most of the proxy's own cost.
         let keep = (op == Operation::Query).then_some("query_embeddings");
         let KeptRaw { value: request, raw } = parse_json_body_keeping(&parts.headers, body, keep)?;
         let access = self.chroma_access(target, "read", true, decider, event)?;
