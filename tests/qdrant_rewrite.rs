@@ -1094,6 +1094,32 @@ fn trims_round_trip_to_what_was_asked() {
     );
 }
 
+/// `changed` says whether the proxy must re-serialise the answer or may pass Qdrant's bytes.
+#[test]
+fn filtered_answers_say_whether_they_changed() {
+    use Operation as O;
+    let changed = |op, resp: serde_json::Value, trim: &Trim| {
+        filter_points(op, &mut envelope(resp), &mut eng, trim).unwrap().changed
+    };
+    let all_eng = json!({"points": [point(json!(1), "eng"), point(json!(2), "eng")]});
+    assert!(!changed(O::QueryPoints, all_eng.clone(), &Trim::default()));
+    assert!(!changed(O::ScrollPoints, all_eng.clone(), &single(PayloadTrim::AsReturned)));
+    assert!(changed(O::QueryPoints, all_eng, &single(PayloadTrim::Drop)));
+    assert!(changed(O::QueryPoints, json!({"points": [point(json!(1), "hr")]}), &Trim::default()));
+    assert!(!changed(O::GetPoint, point(json!(1), "eng"), &Trim::default()));
+    assert!(changed(O::GetPoint, point(json!(1), "hr"), &Trim::default()));
+    // A group Qdrant sent without hits is dropped: changed, with nothing stripped.
+    let groups = json!({"groups": [{"id": "a", "hits": [point(json!(1), "eng")]}, {"id": "b", "hits": []}]});
+    let mut resp = envelope(groups);
+    let f = filter_points(O::QueryPointsGroups, &mut resp, &mut eng, &Trim::default()).unwrap();
+    assert_eq!((f.stripped, f.changed), (0, true));
+    let unchanged = json!({"groups": [{"id": "a", "hits": [point(json!(1), "eng")]}]});
+    assert!(!changed(O::QueryPointsGroups, unchanged, &Trim::default()));
+    let lookup_trimmed = Trim { requests: vec![], lookup: PayloadTrim::Drop };
+    let with_lookup = json!({"groups": [{"id": "a", "hits": [point(json!(1), "eng")], "lookup": point(json!(9), "eng")}]});
+    assert!(changed(O::QueryPointsGroups, with_lookup, &lookup_trimmed));
+}
+
 #[test]
 fn groups_responses_and_lookups() {
     let mut resp = envelope(json!({"groups": [

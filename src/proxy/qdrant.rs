@@ -234,12 +234,7 @@ impl Gateway {
         if matches!(access, Access::PostFilterOnly { .. }) {
             self.metrics.shortfall(self.config.upstream.kind.name(), filtered.stripped);
         }
-        // Groups are rebuilt (an empty group is dropped), so they are always re-serialised.
-        let groups = matches!(
-            op,
-            Operation::QueryPointsGroups | Operation::SearchPointGroups | Operation::RecommendPointGroups
-        );
-        if filtered.stripped == 0 && lookups_stripped == 0 && trim.is_nothing() && !groups {
+        if !filtered.changed && lookups_stripped == 0 {
             // Every point checked and nothing to change: Qdrant's own bytes go back.
             return Ok(pass_back(answer));
         }
@@ -314,7 +309,7 @@ impl Gateway {
         if filtered.not_found {
             return Err(missing_point_answer(route.point_id.as_ref()));
         }
-        if filtered.stripped == 0 && trim.is_nothing() {
+        if !filtered.changed {
             return Ok(pass_back(answer));
         }
         Ok(json_response(answer.status, &points))

@@ -32,6 +32,8 @@ pub struct Filtered {
     /// `GET points/{id}`: the point was refused. `result` is now null; answer 404 as Qdrant
     /// does for a point that does not exist.
     pub not_found: bool,
+    /// The answer differs from what Qdrant sent: points or groups removed, or payloads trimmed.
+    pub changed: bool,
 }
 
 /// Removes the points `keep` rejects from the response of `op`, then applies `trim` to the
@@ -84,7 +86,9 @@ pub fn filter_points(
                         .ok_or_else(|| shape("lookup", "expected a point"))?;
                     apply_trim(lookup, &trim.lookup)?;
                 }
-                if !empty {
+                if empty {
+                    filtered.changed = true;
+                } else {
                     kept_groups.push(group);
                 }
             }
@@ -107,6 +111,7 @@ pub fn filter_points(
         }
         other => return Err(ResponseError::WrongOperation { op: other.name() }),
     }
+    filtered.changed |= filtered.stripped > 0 || !trim.is_nothing();
     Ok(filtered)
 }
 
