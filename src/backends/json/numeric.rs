@@ -111,9 +111,7 @@ impl<'b> Cursor<'b> {
     }
 
     fn whitespace(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
-        }
+        self.at = whitespace(self.bytes, self.at);
     }
 
     /// A string's raw content, between its quotes (escapes left as they are).
@@ -158,42 +156,32 @@ impl<'b> Cursor<'b> {
 
     /// `[` item, … `]` where an item is a number or a list of numbers; the item count.
     fn numeric_list(&mut self) -> Option<usize> {
-        self.expect(b'[')?;
-        self.whitespace();
-        if self.peek()? == b']' {
-            self.at += 1;
-            return Some(0);
-        }
-        let mut items = 0;
-        loop {
-            self.at = if self.peek()? == b'[' {
-                number_list(self.bytes, self.at)?
-            } else {
-                number(self.bytes, self.at)?
-            };
-            items += 1;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b']' => return Some(items),
-                _ => return None,
-            }
-        }
+        let (end, items) = list(self.bytes, self.at, |b, i| match *b.get(i)? {
+            b'[' => list(b, i, number).map(|(end, _)| end),
+            _ => number(b, i),
+        })?;
+        self.at = end;
+        Some(items)
     }
 }
 
-/// `[` number, … `]` starting at `b[i]`; the index after it. The inner loop of the fast path,
-/// so it works on a plain index.
-fn number_list(b: &[u8], mut i: usize) -> Option<usize> {
+/// `[` item, … `]` starting at `b[i]`, each item read by `item`; the index after the list and
+/// how many items it has. The inner loop of the fast path, so it works on a plain index.
+fn list(b: &[u8], mut i: usize, item: impl Fn(&[u8], usize) -> Option<usize>) -> Option<(usize, usize)> {
+    if *b.get(i)? != b'[' {
+        return None;
+    }
     i = whitespace(b, i + 1);
     if *b.get(i)? == b']' {
-        return Some(i + 1);
+        return Some((i + 1, 0));
     }
+    let mut items = 0;
     loop {
-        i = whitespace(b, number(b, i)?);
+        i = whitespace(b, item(b, i)?);
+        items += 1;
         match *b.get(i)? {
             b',' => i = whitespace(b, i + 1),
-            b']' => return Some(i + 1),
+            b']' => return Some((i + 1, items)),
             _ => return None,
         }
     }
