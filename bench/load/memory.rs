@@ -59,10 +59,20 @@ pub fn children(pid: u32) -> Vec<u32> {
 }
 
 fn parent(pid: u32) -> Option<u32> {
+    let [ppid] = stat_numbers(pid, [4])?;
+    u32::try_from(ppid).ok()
+}
+
+/// Numeric fields of `/proc/<pid>/stat`, numbered from 1 as proc(5) does (each ≥ 3).
+fn stat_numbers<const N: usize>(pid: u32, fields: [usize; N]) -> Option<[u64; N]> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: fields follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    // The command (field 2) is in parentheses and may contain spaces: field 3 follows the last ')'.
+    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let mut out = [0; N];
+    for (slot, field) in out.iter_mut().zip(fields) {
+        *slot = rest.get(field.checked_sub(3)?)?.parse().ok()?;
+    }
+    Some(out)
 }
 
 /// `/proc/<pid>/comm`.
@@ -76,16 +86,7 @@ pub fn command_name(pid: u32) -> Option<String> {
 /// `/proc/<pid>/stat`, in clock ticks of 1/100 s, Linux's USER_HZ).
 pub fn cpu_seconds_tree(pid: u32) -> f64 {
     const TICKS_PER_SECOND: f64 = 100.0;
-    let own = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let rest = stat.get(stat.rfind(')')? + 1..)?.to_string();
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) as f64 / TICKS_PER_SECOND)
-        })
-        .unwrap_or(0.0);
+    // utime and stime are fields 14 and 15.
+    let own = stat_numbers(pid, [14, 15]).map_or(0.0, |[user, system]| (user + system) as f64 / TICKS_PER_SECOND);
     own + children(pid).into_iter().map(cpu_seconds_tree).sum::<f64>()
 }
