@@ -24,7 +24,7 @@ use vecgate::backends::chroma::{
     filter as chroma_filter, request as chroma_request, response as chroma_response,
     routes::Operation as ChromaOp,
 };
-use vecgate::backends::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
+use vecgate::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
 use vecgate::backends::qdrant::{
     filter as qdrant_filter, request as qdrant_request, routes::Operation as QdrantOp,
 };

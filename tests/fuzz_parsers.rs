@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use vecgate::backends::chroma::request as chroma_request;
 use vecgate::backends::chroma::response as chroma_response;
 use vecgate::backends::chroma::routes::{self as chroma_routes, Operation as ChromaOp};
-use vecgate::backends::json::{parse_strict, parse_strict_keeping_raw};
+use vecgate::json::{parse_strict, parse_strict_keeping_raw};
 use vecgate::backends::qdrant::request as qdrant_request;
 use vecgate::backends::qdrant::request::Trim;
 use vecgate::backends::qdrant::response as qdrant_response;

@@ -1,7 +1,7 @@
 //! Reading a client's request body: bounded, uncompressed, JSON, parsed strictly.
 
 use super::respond::ProxyError;
-use crate::backends::json::{parse_strict, parse_strict_keeping_raw, JsonError, KeptRaw};
+use crate::json::{parse_strict, parse_strict_keeping_raw, JsonError, KeptRaw};
 use crate::config::Limits;
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};

@@ -4,7 +4,7 @@ use super::authorize::{flat_record_attributes, Access, Decider, HitAttributes, R
 use super::records::{missing_required, stamp_values};
 use super::upstream::{parse_answer, pass_back, path_and_query, to_bytes};
 use super::body::{parse_json_body, parse_json_body_keeping, read_body};
-use crate::backends::json::KeptRaw;
+use crate::json::KeptRaw;
 use super::respond::{json_response, ProxyError, ProxyResponse};
 use super::upstream::UpstreamResponse;
 use super::Gateway;

@@ -1,6 +1,6 @@
 //! Rewriting Chroma request bodies: the access filter is ANDed into every `where`, the
 //! metadata the post-filter needs is forced into the response, and written records are read
-//! out for the per-record checks. Bodies come from [`crate::backends::json::parse_strict`].
+//! out for the per-record checks. Bodies come from [`crate::json::parse_strict`].
 //!
 //! Chroma ignores top-level fields it does not know (`{"WHERE": …}` returns everything), so
 //! every body is checked against the fields of its operation, and an unknown one is refused.

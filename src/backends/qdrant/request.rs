@@ -2,7 +2,7 @@
 //! `filter` and `prefetch`, the payload the post-filter needs is forced into the response,
 //! point ids used as query inputs and written points are read out for the per-point checks,
 //! and delete selectors are turned into filters. Bodies come from
-//! [`crate::backends::json::parse_strict`].
+//! [`crate::json::parse_strict`].
 //!
 //! Qdrant ignores top-level fields it does not know (a misspelt `fliter` reads everything), so
 //! every body and every prefetch is checked against the fields of its schema, and an unknown
