@@ -37,7 +37,9 @@ use vecgate::plan::value::MapKey;
 use vecgate::plan::{Plan, Value};
 use vecgate::policy::planner::PlannerOptions;
 use vecgate::policy::store::PolicyStore;
-use vecgate::proxy::authorize::{flat_record_attributes, Decider, HitAttributes};
+use vecgate::backends::chroma::FlatMetadata;
+use vecgate::backends::seam::RecordAttributes;
+use vecgate::proxy::Authorizer;
 use vecgate::proxy::Gateway;
 
 const SECRET: &str = "vecgate-bench-secret-0123456789abcdef0123456789";
@@ -158,7 +160,7 @@ fn chroma_query_answer(n: usize) -> Json {
 struct Fixture {
     auth: Authenticated,
     store: PolicyStore,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 fn fixture() -> Fixture {
@@ -168,7 +170,7 @@ fn fixture() -> Fixture {
     Fixture {
         auth,
         store,
-        metrics: Metrics::new().unwrap(),
+        metrics: Arc::new(Metrics::new().unwrap()),
     }
 }
 
@@ -197,7 +199,7 @@ fn jwt(c: &mut Criterion) {
 }
 
 fn alice_plan(f: &Fixture) -> Plan {
-    let decider = Decider::new(&f.auth, f.store.snapshot(), &f.metrics);
+    let decider = Authorizer::new(f.auth.clone(), f.store.snapshot(), f.metrics.clone());
     let plan = decider.plan("project", "read");
     assert!(matches!(plan, Plan::Conditional(_)), "expected a conditional plan, got {plan:?}");
     plan
@@ -270,12 +272,12 @@ fn rewrite(c: &mut Criterion) {
 fn post_filter(c: &mut Criterion) {
     let f = fixture();
     let plan = alice_plan(&f);
-    let decider = Decider::new(&f.auth, f.store.snapshot(), &f.metrics);
+    let decider = Authorizer::new(f.auth.clone(), f.store.snapshot(), f.metrics.clone());
     let answer = chroma_query_answer(HITS);
     let answer_bytes = serde_json::to_vec(&answer).unwrap();
-    let keep_all = |decider: &Decider<'_>, resp: &mut Json| {
+    let keep_all = |decider: &Authorizer, resp: &mut Json| {
         let mut keep = |id: &str, meta: Option<&serde_json::Map<String, Json>>| {
-            decider.hit_allowed(&plan, "project", &id, HitAttributes::Flat { metadata: meta, prefix: "" })
+            decider.hit_allowed(&plan, "project", &id, &FlatMetadata { metadata: meta, prefix: "" })
         };
         chroma_response::filter_query_response(resp, &mut keep, chroma_request::Trim { drop_metadatas: false })
             .unwrap()
@@ -307,13 +309,13 @@ fn post_filter(c: &mut Criterion) {
     // One hit: metadata → R.attr, RecordEnv, eval of the plan (what `keep` does per hit).
     let meta = answer["metadatas"][0][0].as_object().unwrap().clone();
     g.bench_function("one hit: hit_allowed", |b| {
-        b.iter(|| black_box(decider.hit_allowed(&plan, "project", &"doc-0", HitAttributes::Flat { metadata: Some(black_box(&meta)), prefix: "" })))
+        b.iter(|| black_box(decider.hit_allowed(&plan, "project", &"doc-0", &FlatMetadata { metadata: Some(black_box(&meta)), prefix: "" })))
     });
     // The way hits were checked before attributes were read on demand: every metadata key
     // converted, copied into an `R.attr` map, a `RecordEnv` built. Kept as the comparison.
     let ctx = CallContext { now: decider.now };
     let whole_record = |meta: &serde_json::Map<String, Json>| {
-        let attr = flat_record_attributes(Some(meta), "")
+        let attr = FlatMetadata { metadata: Some(meta), prefix: "" }.all()
             .into_iter()
             .map(|(k, v)| (MapKey::string(&k), v))
             .collect();
@@ -324,8 +326,8 @@ fn post_filter(c: &mut Criterion) {
         b.iter(|| black_box(whole_record(black_box(&meta))))
     });
     // Its first part alone: the hit's JSON metadata converted to `R.attr` values.
-    g.bench_function("one hit: flat_record_attributes only", |b| {
-        b.iter(|| black_box(flat_record_attributes(Some(black_box(&meta)), "")))
+    g.bench_function("one hit: R.attr conversion only", |b| {
+        b.iter(|| black_box(FlatMetadata { metadata: Some(black_box(&meta)), prefix: "" }.all()))
     });
     g.finish();
 }

@@ -7,7 +7,7 @@ use http::Method;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use vecgate::backends::chroma::routes::{
-    check_query, classify, CollectionAction, CollectionRef, OpClass, Operation, Route, RouteError,
+    check_query, classify, CollectionAction, CollectionRef, Intent, Operation, Route, RouteError,
 };
 
 const T: &str = "/api/v2/tenants/{tenant}/databases/{database}";
@@ -289,30 +289,31 @@ fn unknown_routes() {
 #[test]
 fn classes_and_actions() {
     use Operation as O;
-    assert_eq!(O::Get.class(), OpClass::FilteredRead);
-    assert_eq!(O::Search.class(), OpClass::FilteredRead);
-    assert_eq!(O::Count.class(), OpClass::Count);
-    assert_eq!(O::Delete.class(), OpClass::FilteredDelete);
-    assert_eq!(O::Upsert.class(), OpClass::RecordWrite);
+    assert_eq!(O::Get.class(), Intent::Read);
+    assert_eq!(O::Search.class(), Intent::Read);
+    // count is a read: answered from a filtered get.
+    assert_eq!(O::Count.class(), Intent::Read);
+    assert_eq!(O::Delete.class(), Intent::Delete);
+    assert_eq!(O::Upsert.class(), Intent::Write);
     assert_eq!(
         O::ListCollections.class(),
-        OpClass::Collection(CollectionAction::Read)
+        Intent::Collection(CollectionAction::Read)
     );
     assert_eq!(
         O::GetCollectionByCrn.class(),
-        OpClass::Collection(CollectionAction::Read)
+        Intent::Collection(CollectionAction::Read)
     );
     assert_eq!(
         O::CreateCollection.class(),
-        OpClass::Collection(CollectionAction::Create)
+        Intent::Collection(CollectionAction::Create)
     );
     assert_eq!(
         O::UpdateCollection.class(),
-        OpClass::Collection(CollectionAction::Update)
+        Intent::Collection(CollectionAction::Update)
     );
     assert_eq!(
         O::DeleteCollection.class(),
-        OpClass::Collection(CollectionAction::Delete)
+        Intent::Collection(CollectionAction::Delete)
     );
     for admin in [
         O::ForkCollection,
@@ -321,13 +322,13 @@ fn classes_and_actions() {
         O::Reset,
         O::DeleteDatabase,
     ] {
-        assert_eq!(admin.class(), OpClass::Admin, "{admin:?}");
+        assert_eq!(admin.class(), Intent::Admin, "{admin:?}");
     }
     for identity in [O::GetTenant, O::GetDatabase, O::AuthIdentity] {
-        assert_eq!(identity.class(), OpClass::Identity);
+        assert_eq!(identity.class(), Intent::Identity);
     }
     for health in [O::Healthcheck, O::Heartbeat, O::Version, O::PreFlightChecks] {
-        assert_eq!(health.class(), OpClass::Health);
+        assert_eq!(health.class(), Intent::Health);
     }
     assert_eq!(O::PreFlightChecks.name(), "pre_flight_checks");
     assert_eq!(O::GetCollectionById.name(), "get_collection_by_id");

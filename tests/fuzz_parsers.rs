@@ -190,7 +190,7 @@ proptest! {
     fn qdrant_request_parsers_never_panic(body in json_value()) {
         let filter = json!({"must": [{"key": "metadata.department", "match": {"value": "finance"}}]});
         for op in QdrantOp::ALL {
-            if op.class() == qdrant_routes::OpClass::FilteredRead || op == QdrantOp::CountPoints {
+            if op.class() == qdrant_routes::Intent::Read {
                 if let Ok(rewritten) = qdrant_request::inject_filter(op, body.clone(), Some(&filter)) {
                     // Every request in the body carries the filter (a batch of none is vacuous).
                     let no_requests = body.get("searches").and_then(Value::as_array).is_some_and(Vec::is_empty);
@@ -200,7 +200,7 @@ proptest! {
                 let _ = qdrant_request::lookups(op, &body);
                 let _ = qdrant_request::force_payload(op, &mut body.clone(), &["metadata".to_string()]);
             }
-            if matches!(op.class(), qdrant_routes::OpClass::PointWrite | qdrant_routes::OpClass::Delete) {
+            if matches!(op.class(), qdrant_routes::Intent::Write | qdrant_routes::Intent::Delete) {
                 if let Ok(writes) = qdrant_request::parse_point_writes(op, &body) {
                     for w in &writes {
                         let _ = qdrant_request::payload_after(&w.change, None);

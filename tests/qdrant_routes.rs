@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use vecgate::backends::qdrant::request::PointId;
 use vecgate::backends::qdrant::routes::{
-    check_query, classify, normalise_path, CollectionAction, OpClass, Operation, RouteError,
+    check_query, classify, normalise_path, CollectionAction, Intent, Operation, RouteError,
 };
 
 /// (method, path template) → operation: one entry per OpenAPI operation.
@@ -520,15 +520,13 @@ fn operation_classes() {
         O::DiscoverPoints,
         O::DiscoverBatchPoints,
     ];
+    // Deleting vectors or payload keys changes a point: a write, checked per point.
     let writes = [
         O::UpsertPoints,
         O::UpdateVectors,
         O::SetPayload,
         O::OverwritePayload,
         O::BatchUpdate,
-    ];
-    let deletes = [
-        O::DeletePoints,
         O::DeleteVectors,
         O::DeletePayload,
         O::ClearPayload,
@@ -550,22 +548,18 @@ fn operation_classes() {
         (O::DeleteCollection, CollectionAction::Delete),
     ];
     for op in Operation::ALL {
-        let expected = if filtered.contains(&op) {
-            OpClass::FilteredRead
-        } else if op == O::CountPoints {
-            OpClass::Count
-        } else if op == O::GetPoint || op == O::GetPoints {
-            OpClass::Retrieve
+        let expected = if filtered.contains(&op) || [O::CountPoints, O::GetPoint, O::GetPoints].contains(&op) {
+            Intent::Read
         } else if writes.contains(&op) {
-            OpClass::PointWrite
-        } else if deletes.contains(&op) {
-            OpClass::Delete
+            Intent::Write
+        } else if op == O::DeletePoints {
+            Intent::Delete
         } else if health.contains(&op) {
-            OpClass::Health
+            Intent::Health
         } else if let Some((_, a)) = collection.iter().find(|(o, _)| *o == op) {
-            OpClass::Collection(*a)
+            Intent::Collection(*a)
         } else {
-            OpClass::Admin
+            Intent::Admin
         };
         assert_eq!(op.class(), expected, "{op:?}");
     }
@@ -577,7 +571,7 @@ fn operation_classes() {
         O::UpdateAliases,
         O::GetSlowRequests,
     ] {
-        assert_eq!(op.class(), OpClass::Admin, "{op:?}");
+        assert_eq!(op.class(), Intent::Admin, "{op:?}");
     }
 }
 
@@ -614,7 +608,7 @@ fn aggregates_are_not_post_filterable() {
     for op in Operation::ALL {
         if op.post_filterable() {
             assert!(
-                matches!(op.class(), OpClass::FilteredRead | OpClass::Retrieve),
+                op.class() == Intent::Read,
                 "{op:?}"
             );
         }

@@ -453,8 +453,10 @@ fn another_departments_ids_are_never_returned_or_changed() {
         let (status, _) = r.vecgate.call("POST", &format!("{col}/upsert"), Some(&alice), Some(&json!({"ids": ["f1", "h1"], "embeddings": [[1.0, 0.0], [1.0, 0.0]], "metadatas": [{"department": "finance", "level": 1}, {"department": "hr", "level": 1}]})));
         assert_eq!(status, 403, "{label}: upsert f1+h1");
         let (status, _) = r.vecgate.call("POST", &format!("{col}/add"), Some(&alice), Some(&json!({"ids": ["h1"], "embeddings": [[1.0, 0.0]], "metadatas": [{"department": "finance", "level": 1}]})));
-        // An add naming an existing id is checked as an update of that record: refused.
-        assert_eq!(status, 403, "{label}: add over h1");
+        // Chroma ignores an add of an existing id, so vecgate decides it as the add of a new
+        // record (alice may create finance records) and answers as Chroma does: the answer
+        // must not reveal that h1 exists. h1 stays as it was (checked below).
+        assert!(status == 200 || status == 201, "{label}: add over h1: {status}");
     }
     let after = r.stored();
     assert_eq!(ids_of(&after), set(&["f1", "f2", "h1", "h2"]));

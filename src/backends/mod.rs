@@ -1,6 +1,7 @@
 //! Vector database backends: each database's routes, request rewriting, response filtering
 //! and filter translator, and what they share.
 //!
+//! - [`seam`]: the interface every database implements for the pipeline ([`Database`]);
 //! - [`lower`]: the lowering algebra every translator uses (plan condition → exact filter or
 //!   refusal), with [`TranslateError`] and [`Pushdown`], its outcomes;
 //! - [`mapping`]: where a record's attributes live ([`FieldMapping`]);
@@ -10,6 +11,7 @@ pub mod chroma;
 pub mod qdrant;
 
 pub(crate) mod lower;
+pub mod seam;
 pub mod mapping;
 pub mod routing;
 #[cfg(test)]
@@ -18,4 +20,5 @@ pub(crate) mod testkit;
 pub use lower::{Pushdown, TranslateError, MAX_EXACT_INT, MAX_EXPR_DEPTH, MAX_FILTER_DEPTH};
 pub use mapping::{FieldMapping, CHROMA_DEFAULT_PREFIX, QDRANT_DEFAULT_PREFIX};
 pub use routing::{check_query_params, CollectionAction, RouteError};
+pub use seam::Database;
 pub(crate) use routing::Verb;

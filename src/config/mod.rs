@@ -178,7 +178,9 @@ pub enum AuditOnFailure {
     Deny,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `mode`: how decisions are applied (also the audit log's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Decisions are applied.
     Enforce,

@@ -1,366 +1,360 @@
-//! Policy decisions for one request: a read plan turned into a pushdown filter, and
-//! per-record checks for writes.
+//! The authorize phase: the policy's decision about a request, by what the request does.
+//!
+//! - `vecgate:admin` operations: the operation's name as action, denied unless allowed.
+//! - collections: resource kind `collection`, id = the collection's name.
+//! - reads and deletes: the plan for `read` / `delete` turned into what the caller may touch
+//!   ([`Access`]); ids a read uses as inputs must each be readable, or the request is answered
+//!   as the database answers a missing record.
+//! - writes: every record through the one write rule ([`super::writes`]).
+//!
+//! Every decision goes into the audit event as it is made.
 
-use super::respond::ProxyError;
-use crate::authn::Authenticated;
-use crate::metrics::Metrics;
-use crate::backends::{FieldMapping, Pushdown, TranslateError};
-use crate::plan::eval::{allows, walk, Env, RecordEnv, Resolved};
-use crate::plan::expr::{split_first_segment, RESOURCE_ATTR};
-use crate::plan::value::MapKey;
-use crate::plan::functions::CallContext;
-use crate::plan::{EvalError, Expr, Plan, Value};
-use crate::policy::cache::fingerprint;
-use crate::policy::planner::PlanRequest;
-use crate::policy::store::Snapshot;
-use chrono::{DateTime, FixedOffset, Utc};
-use serde_json::{Map, Value as Json};
-use std::cell::OnceCell;
-use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::Arc;
+use super::classify::Target;
+use super::decide::{Access, Authorizer, Resource};
+use super::error::ProxyError;
+use super::gateway::Gateway;
+use super::writes::{stamp_values, Writer};
+use crate::audit::{AuditEvent, Decision};
+use crate::backends::seam::{Call, CollectionRequest, Database, IdInput, Records, Selection};
+use crate::plan::Plan;
+use serde_json::Value as Json;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A backend's translator: plan condition → its filter language, exact or refused.
-pub type Translate = fn(&Expr, &FieldMapping, usize) -> Result<Pushdown, TranslateError>;
+/// Resource kind of everything that is neither a record nor a collection (DESIGN §2).
+const ADMIN_KIND: &str = "vecgate:admin";
+/// Resource kind of collection administration (DESIGN §2).
+const COLLECTION_KIND: &str = "collection";
+/// Records a by-filter write may touch; each is checked like a by-id write.
+const MAX_FILTER_WRITE_RECORDS: usize = 10_000;
 
-/// What a caller may see of a collection, for one action.
-#[derive(Debug, Clone)]
-pub enum Access {
-    /// Nothing: answered locally, the database is not asked.
-    Nothing,
-    /// Everything: forwarded without a filter and without stripping.
-    Everything,
-    /// The filter is ANDed into the request; hits are checked again against the plan.
-    Filtered { filter: Json, plan: Plan },
-    /// The plan has no exact filter, and the collection opted into `post_filter_only`:
-    /// forwarded without pushdown, every hit checked against the plan.
-    PostFilterOnly { plan: Plan, reason: TranslateError },
+/// What the rest of the pipeline does with a request the policy allowed.
+pub(super) enum Authorized {
+    /// Forwarded as sent (a body re-serialised); the answer goes back as it is.
+    AsSent,
+    /// Forwarded (`call`, or the request as sent), then only the listed collections the
+    /// caller may read go back (`count`: their number).
+    Listing { call: Option<Call>, count: bool },
+    /// Forwarded, then `read` is required on the collection the answer names.
+    NameInAnswer,
+    /// Records read, with what the caller may see.
+    Read { access: Access, lookups: Vec<LookupPlan> },
+    /// Records deleted, within what the caller may delete.
+    Delete { access: Access },
+    /// A write every record of which was allowed, as it goes to the database.
+    Write { body: Json },
 }
 
-impl Access {
-    /// The plan hits must satisfy, when hits must be checked.
-    pub fn residual(&self) -> Option<&Plan> {
-        match self {
-            Access::Filtered { plan, .. } | Access::PostFilterOnly { plan, .. } => Some(plan),
-            Access::Nothing | Access::Everything => None,
+/// Another collection whose records a read's answer brings along, with its read plan.
+pub(super) struct LookupPlan {
+    pub collection: String,
+    pub kind: String,
+    pub plan: Plan,
+}
+
+impl Gateway {
+    /// `vecgate:admin` with the operation's name as action.
+    pub(super) fn require_admin(&self, authorizer: &Authorizer, action: &'static str, event: &mut AuditEvent) -> Result<(), ProxyError> {
+        event.action = Some(action.to_string());
+        let resource = Resource { kind: ADMIN_KIND, id: action, attr: BTreeMap::new() };
+        if authorizer.may(action, &resource) {
+            event.decision = Decision::Allow;
+            Ok(())
+        } else {
+            event.decision = Decision::Deny;
+            Err(ProxyError::Forbidden(format!("{ADMIN_KIND} action {action} is not allowed")))
         }
     }
 
-    pub fn filter(&self) -> Option<&Json> {
-        match self {
-            Access::Filtered { filter, .. } => Some(filter),
-            _ => None,
-        }
+    /// May the caller do `action` on the collection `name`?
+    pub(super) fn may_collection<D: Database>(&self, db: &D, route: &D::Route, authorizer: &Authorizer, action: &str, name: &str) -> bool {
+        let resource = Resource { kind: COLLECTION_KIND, id: name, attr: db.collection_attributes(route, name) };
+        authorizer.may(action, &resource)
     }
 
-    /// For the audit log and metrics.
-    pub fn decision(&self) -> &'static str {
-        match self {
-            Access::Nothing => "deny",
-            Access::Everything => "allow",
-            Access::Filtered { .. } => "filter",
-            Access::PostFilterOnly { .. } => "post_filter",
-        }
-    }
-}
-
-/// Who is asking, with the policy snapshot used for the whole request.
-pub struct Decider<'a> {
-    pub auth: &'a Authenticated,
-    pub snapshot: Arc<Snapshot>,
-    pub now: DateTime<FixedOffset>,
-    principal_fingerprint: u64,
-    metrics: &'a Metrics,
-}
-
-/// A resource as the write checks and collection checks see it.
-pub struct Resource<'a> {
-    pub kind: &'a str,
-    pub id: &'a str,
-    pub attr: BTreeMap<String, Value>,
-}
-
-impl<'a> Decider<'a> {
-    pub fn new(auth: &'a Authenticated, snapshot: Arc<Snapshot>, metrics: &'a Metrics) -> Decider<'a> {
-        Decider {
-            principal_fingerprint: fingerprint(&auth.principal),
-            auth,
-            snapshot,
-            now: Utc::now().fixed_offset(),
-            metrics,
-        }
-    }
-
-    /// The plan for `action` on records of `kind`.
-    pub fn plan(&self, kind: &str, action: &str) -> Plan {
-        let no_attrs = BTreeMap::new();
-        let actions = [action.to_string()];
-        let request = PlanRequest {
-            principal: &self.auth.principal,
-            resource_kind: kind,
-            resource_scope: "",
-            resource_version: "",
-            resource_attr: &no_attrs,
-            resource_id: None,
-            attr_complete: false,
-            actions: &actions,
-            jwt: &self.auth.claims,
-            now: self.now,
-        };
-        let (output, cached) = self
-            .snapshot
-            .planner
-            .plan_and_report(&request, self.principal_fingerprint);
-        self.metrics.plan_cache(cached);
-        output.plan.clone()
-    }
-
-    /// What the caller may see for `action`, as a filter of this backend.
-    pub fn access(
+    /// `action` on the collection `name`, or 403.
+    pub(super) fn require_collection<D: Database>(
         &self,
-        kind: &str,
+        db: &D,
+        route: &D::Route,
+        authorizer: &Authorizer,
         action: &str,
-        mapping: &FieldMapping,
-        max_terms: usize,
-        post_filter_only: bool,
-        translate: Translate,
-    ) -> Result<Access, ProxyError> {
-        let plan = self.plan(kind, action);
-        let condition = match &plan {
-            Plan::AlwaysDenied => return Ok(Access::Nothing),
-            Plan::AlwaysAllowed => return Ok(Access::Everything),
-            Plan::Conditional(e) => e,
-        };
-        match translate(condition, mapping, max_terms) {
-            Ok(Pushdown::MatchAll) => Ok(Access::Everything),
-            Ok(Pushdown::MatchNone) => Ok(Access::Nothing),
-            Ok(Pushdown::Filter(filter)) => Ok(Access::Filtered { filter, plan }),
-            Err(reason) if post_filter_only => Ok(Access::PostFilterOnly { plan, reason }),
-            Err(reason) => Err(ProxyError::Untranslatable(reason)),
+        name: &str,
+        event: &mut AuditEvent,
+    ) -> Result<(), ProxyError> {
+        event.action = Some(action.to_string());
+        event.collection = Some(name.to_string());
+        if self.may_collection(db, route, authorizer, action, name) {
+            event.decision = Decision::Allow;
+            Ok(())
+        } else {
+            event.decision = Decision::Deny;
+            Err(ProxyError::Forbidden(format!("{COLLECTION_KIND} action {action} on {name:?} is not allowed")))
         }
     }
 
-    /// A full decision on one concrete resource.
-    pub fn may(&self, action: &str, resource: &Resource<'_>) -> bool {
-        let actions = [action.to_string()];
-        let request = PlanRequest {
-            principal: &self.auth.principal,
-            resource_kind: resource.kind,
-            resource_scope: "",
-            resource_version: "",
-            resource_attr: &resource.attr,
-            resource_id: Some(resource.id),
-            attr_complete: true,
-            actions: &actions,
-            jwt: &self.auth.claims,
-            now: self.now,
-        };
-        self.snapshot.planner.planner().check(&request)
-    }
-
-    /// Does a hit satisfy the plan? A hit that cannot be evaluated does not.
-    pub fn hit_allowed(&self, plan: &Plan, kind: &str, id: &dyn fmt::Display, attrs: HitAttributes<'_>) -> bool {
-        let env = HitEnv {
-            id,
-            kind,
-            attrs,
-            ctx: CallContext { now: self.now },
-            whole: OnceCell::new(),
-        };
-        allows(plan, &env)
-    }
-}
-
-/// Where a hit's `R.attr` values are read from: the JSON the database returned.
-#[derive(Clone, Copy)]
-pub enum HitAttributes<'a> {
-    /// Flat metadata keys `<prefix><name>` (Chroma).
-    Flat { metadata: Option<&'a Map<String, Json>>, prefix: &'a str },
-    /// The object at a dotted path inside a payload (Qdrant); `None` if that path is missing.
-    Nested { object: Option<&'a Map<String, Json>> },
-}
-
-impl<'a> HitAttributes<'a> {
-    /// Attributes of a Qdrant payload whose attributes sit under the dotted `prefix`.
-    pub fn nested(payload: Option<&'a Map<String, Json>>, prefix: &str) -> HitAttributes<'a> {
-        HitAttributes::Nested { object: attribute_object(payload, prefix) }
-    }
-
-    /// One attribute, converted; `None` if the record does not have it.
-    fn get(&self, name: &str) -> Option<Value> {
-        let json = match *self {
-            HitAttributes::Flat { metadata, prefix: "" } => metadata?.get(name),
-            HitAttributes::Flat { metadata, prefix } => metadata?.get(&format!("{prefix}{name}")),
-            HitAttributes::Nested { object } => object?.get(name),
-        };
-        json.map(Value::from_json)
-    }
-
-    fn all(&self) -> BTreeMap<String, Value> {
-        match *self {
-            HitAttributes::Flat { metadata, prefix } => flat_record_attributes(metadata, prefix),
-            HitAttributes::Nested { object } => object
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-/// A hit as the plan evaluator sees it. `R.attr.<name>` is converted from the JSON on
-/// demand, so a plan that reads two attributes converts two values; anything else (the whole
-/// `R.attr`, `R.id`, `has(R.attr.x)`) builds the full resource once, as `RecordEnv` would.
-struct HitEnv<'a> {
-    id: &'a dyn fmt::Display,
-    kind: &'a str,
-    attrs: HitAttributes<'a>,
-    ctx: CallContext,
-    whole: OnceCell<RecordEnv>,
-}
-
-impl HitEnv<'_> {
-    fn whole(&self) -> &RecordEnv {
-        self.whole.get_or_init(|| {
-            let attr = self.attrs.all().into_iter().map(|(k, v)| (MapKey::String(Arc::from(k)), v)).collect();
-            RecordEnv::new(Value::string(&self.id.to_string()), self.kind, Value::map(attr), self.ctx)
-        })
-    }
-}
-
-impl Env for HitEnv<'_> {
-    fn resolve(&self, name: &str) -> Resolved {
-        let attr_path = name.strip_prefix(RESOURCE_ATTR).and_then(|rest| rest.strip_prefix('.'));
-        let Some(path) = attr_path else {
-            return self.whole().resolve(name);
-        };
-        let (attr, rest) = split_first_segment(path);
-        match self.attrs.get(attr) {
-            Some(value) if rest.is_empty() => Resolved::Known(value),
-            Some(value) => walk(&value, rest),
-            None => Resolved::Error(EvalError::NoSuchKey(attr.to_string())),
-        }
-    }
-
-    fn call_context(&self) -> &CallContext {
-        &self.ctx
-    }
-}
-
-/// `R.attr` of a record whose metadata keys are flat: `<prefix><name>` → `name`.
-pub fn flat_record_attributes(
-    metadata: Option<&Map<String, Json>>,
-    prefix: &str,
-) -> BTreeMap<String, Value> {
-    let mut attr = BTreeMap::new();
-    if let Some(meta) = metadata {
-        for (key, value) in meta {
-            if let Some(name) = key.strip_prefix(prefix) {
-                if !name.is_empty() {
-                    attr.insert(name.to_string(), Value::from_json(value));
+    /// Collection administration.
+    pub(super) async fn authorize_collection<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        body: &Json,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<Authorized, ProxyError> {
+        match db.collection_request(route, body).map_err(ProxyError::refused)? {
+            CollectionRequest::Named { name, action, renames } => {
+                self.require_collection(db, route, authorizer, action.name(), &name, event)?;
+                if renames {
+                    self.collection_names.invalidate_all();
                 }
+                Ok(Authorized::AsSent)
+            }
+            CollectionRequest::Create { name, exists } => {
+                // A get-or-create of an existing collection only reads it.
+                let exists = match exists {
+                    None => false,
+                    Some(call) => {
+                        let answer = self.lookup(call, &event.request_id).await?;
+                        match answer.status {
+                            s if s.is_success() => true,
+                            http::StatusCode::NOT_FOUND => false,
+                            _ => return Err(ProxyError::Database(answer)),
+                        }
+                    }
+                };
+                self.require_collection(db, route, authorizer, if exists { "read" } else { "create" }, &name, event)?;
+                Ok(Authorized::AsSent)
+            }
+            CollectionRequest::Update { new_name } => {
+                let name = self.collection_name(db, route, event).await?;
+                self.require_collection(db, route, authorizer, "update", &name, event)?;
+                if let Some(new_name) = new_name.filter(|n| *n != name) {
+                    self.require_collection(db, route, authorizer, "create", &new_name, event)?;
+                    event.action = Some("update".into());
+                    event.collection = Some(name);
+                }
+                self.collection_names.invalidate_all();
+                Ok(Authorized::AsSent)
+            }
+            CollectionRequest::NameInAnswer => {
+                event.action = Some("read".into());
+                Ok(Authorized::NameInAnswer)
+            }
+            CollectionRequest::List { call, count } => {
+                event.action = Some("read".into());
+                Ok(Authorized::Listing { call, count })
             }
         }
     }
-    attr
-}
 
-/// `R.attr` of a record whose attributes sit at a dotted path inside a JSON payload
-/// (Qdrant, LangChain's layout: prefix `metadata.` → the object at `payload.metadata`).
-/// An empty prefix means the whole payload; a missing or non-object path gives no attributes.
-pub fn nested_record_attributes(
-    payload: Option<&Map<String, Json>>,
-    prefix: &str,
-) -> BTreeMap<String, Value> {
-    HitAttributes::nested(payload, prefix).all()
-}
-
-/// The object at the dotted `prefix` inside `payload` (the payload itself for an empty prefix).
-fn attribute_object<'a>(payload: Option<&'a Map<String, Json>>, prefix: &str) -> Option<&'a Map<String, Json>> {
-    let mut object = payload;
-    for segment in prefix.split('.').filter(|s| !s.is_empty()) {
-        object = object.and_then(|o| o.get(segment)).and_then(Json::as_object);
-    }
-    object
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use crate::backends::testkit::{self, Model};
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    const NOW: &str = "2026-01-01T00:00:00Z";
-
-    /// The reference: the whole record converted up front, as `RecordEnv` sees it.
-    fn reference(plan: &Plan, id: &str, attrs: BTreeMap<String, Value>) -> bool {
-        let attr = attrs.into_iter().map(|(k, v)| (MapKey::String(Arc::from(k)), v)).collect();
-        let ctx = CallContext { now: DateTime::parse_from_rfc3339(NOW).unwrap() };
-        allows(plan, &RecordEnv::new(Value::string(id), "doc", Value::map(attr), ctx))
-    }
-
-    fn lazy(plan: &Plan, id: &str, attrs: HitAttributes<'_>) -> bool {
-        let env = HitEnv {
-            id: &id,
-            kind: "doc",
-            attrs,
-            ctx: CallContext { now: DateTime::parse_from_rfc3339(NOW).unwrap() },
-            whole: OnceCell::new(),
-        };
-        allows(plan, &env)
-    }
-
-    fn prefixed(meta: &Map<String, Json>, prefix: &str) -> Map<String, Json> {
-        let mut out: Map<String, Json> = meta.iter().map(|(k, v)| (format!("{prefix}{k}"), v.clone())).collect();
-        // A key outside the prefix must stay invisible.
-        out.insert("dept".into(), json!("OTHER"));
-        out
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        /// Reading attributes on demand decides exactly as converting the whole record does,
-        /// for flat metadata with and without a prefix and for nested payloads.
-        #[test]
-        fn on_demand_attributes_decide_like_the_whole_record(
-            condition in testkit::plan(),
-            chroma_meta in testkit::metadata(Model::Chroma),
-            qdrant_meta in testkit::metadata(Model::Qdrant),
-            id in prop::sample::select(testkit::IDS.to_vec()),
-        ) {
-            let plan = Plan::Conditional(condition);
-            let flat = lazy(&plan, id, HitAttributes::Flat { metadata: Some(&chroma_meta), prefix: "" });
-            prop_assert_eq!(flat, reference(&plan, id, flat_record_attributes(Some(&chroma_meta), "")));
-
-            let with_prefix = prefixed(&chroma_meta, "acl_");
-            let flat_prefixed = lazy(&plan, id, HitAttributes::Flat { metadata: Some(&with_prefix), prefix: "acl_" });
-            prop_assert_eq!(flat_prefixed, flat);
-
-            let payload = json!({"page_content": "x", "metadata": qdrant_meta.clone()});
-            let payload = payload.as_object().unwrap();
-            let nested = lazy(&plan, id, HitAttributes::nested(Some(payload), "metadata."));
-            prop_assert_eq!(nested, reference(&plan, id, nested_record_attributes(Some(payload), "metadata.")));
+    /// The plan for `action` on the target's records as the database's filter; the decision
+    /// and the filter go into the audit event.
+    fn record_access<D: Database>(
+        &self,
+        db: &D,
+        target: &Target<'_>,
+        action: &str,
+        post_filter_only: bool,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<Access, ProxyError> {
+        event.action = Some(action.to_string());
+        let access = self.access(db, target, action, post_filter_only, authorizer);
+        match &access {
+            Ok(access) => {
+                event.decision = access.decision();
+                if let Some(filter) = access.filter() {
+                    self.metrics.filter_terms(db.terms_in(filter));
+                    event.filter = Some(filter.clone());
+                }
+            }
+            Err(_) => event.decision = Decision::Deny,
         }
+        access
     }
 
-    #[test]
-    fn missing_metadata_and_nested_paths() {
-        let dotted = Plan::Conditional(Expr::call(
-            crate::plan::Op::Eq,
-            vec![Expr::var("request.resource.attr.owner.team"), Expr::Value(Value::string("a"))],
-        ));
-        let meta = json!({"owner": {"team": "a"}});
-        let meta = meta.as_object().unwrap();
-        let attrs = HitAttributes::Nested { object: Some(meta) };
-        assert!(lazy(&dotted, "1", attrs));
-        assert_eq!(lazy(&dotted, "1", attrs), reference(&dotted, "1", attrs.all()));
-        let other = json!({"owner": {"team": "b"}});
-        assert!(!lazy(&dotted, "1", HitAttributes::Nested { object: other.as_object() }));
-        // No metadata at all: the attribute is missing, the comparison errors, the hit is denied.
-        assert!(!lazy(&dotted, "1", HitAttributes::Flat { metadata: None, prefix: "" }));
-        assert!(!lazy(&dotted, "1", HitAttributes::nested(None, "metadata.")));
-        let payload = json!({"metadata": "not an object"});
-        assert!(!lazy(&dotted, "1", HitAttributes::nested(payload.as_object(), "metadata.")));
+    /// [`Gateway::record_access`] without a trace in the audit event.
+    fn access<D: Database>(&self, db: &D, target: &Target<'_>, action: &str, post_filter_only: bool, authorizer: &Authorizer) -> Result<Access, ProxyError> {
+        authorizer.access(
+            &target.rule.resource_kind,
+            action,
+            target.mapping,
+            self.config.limits.max_filter_terms,
+            post_filter_only,
+            |condition, mapping, max_terms| db.translate(condition, mapping, max_terms),
+        )
+    }
+
+    /// A read: what the caller may see; every id the request uses as an input must be
+    /// readable; collections the answer brings records from get their own plans.
+    pub(super) async fn authorize_read<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        target: &Target<'_>,
+        body: &Json,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<Authorized, ProxyError> {
+        let post_filter_only = db.post_filterable(route) && target.rule.post_filter_only;
+        let access = self.record_access(db, target, "read", post_filter_only, authorizer, event)?;
+        if matches!(access, Access::Nothing) {
+            return Ok(Authorized::Read { access, lookups: Vec::new() });
+        }
+        let inputs = db.id_inputs(route, body).map_err(ProxyError::refused)?;
+        self.require_readable(db, route, target, inputs, authorizer, event).await?;
+        let mut lookups = Vec::new();
+        for collection in db.lookup_collections(route, body).map_err(ProxyError::refused)? {
+            let (rule, _) = self.collection_rule(&collection)?;
+            if rule.attr_prefix != target.mapping.attr_prefix || rule.resource_kind.is_empty() {
+                return Err(ProxyError::Forbidden(format!(
+                    "records of {collection:?} are laid out differently, so they cannot be checked"
+                )));
+            }
+            let plan = authorizer.plan(&rule.resource_kind, "read");
+            lookups.push(LookupPlan { collection, kind: rule.resource_kind.clone(), plan });
+        }
+        Ok(Authorized::Read { access, lookups })
+    }
+
+    /// Every id used as an input must be readable by the caller in the collection it is read
+    /// from; otherwise the request is answered as the database answers a missing record, so
+    /// that the answer does not depend on whether it exists.
+    async fn require_readable<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        target: &Target<'_>,
+        inputs: Vec<IdInput<D::Id>>,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<(), ProxyError> {
+        let mut by_collection: BTreeMap<Option<String>, BTreeSet<D::Id>> = BTreeMap::new();
+        for input in inputs {
+            let collection = input.collection.filter(|c| *c != target.located.name);
+            by_collection.entry(collection).or_default().insert(input.id);
+        }
+        for (collection, ids) in by_collection {
+            let other;
+            let source = match collection {
+                None => target,
+                Some(name) => {
+                    let (rule, mapping) = self.collection_rule(&name)?;
+                    other = Target { located: db.locate(route, &name), rule, mapping };
+                    &other
+                }
+            };
+            let ids: Vec<D::Id> = ids.into_iter().collect();
+            let readable = self.readable(db, source, &ids, authorizer, &event.request_id).await?;
+            if let Some(hidden) = ids.iter().find(|id| !readable.contains(*id)) {
+                event.decision = Decision::Deny;
+                return Err(ProxyError::Database(db.missing_record(hidden)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Those of `ids` that exist in the source collection and that the caller may read.
+    async fn readable<D: Database>(
+        &self,
+        db: &D,
+        source: &Target<'_>,
+        ids: &[D::Id],
+        authorizer: &Authorizer,
+        request_id: &str,
+    ) -> Result<BTreeSet<D::Id>, ProxyError> {
+        let access = self.access(db, source, "read", true, authorizer)?;
+        if matches!(access, Access::Nothing) {
+            return Ok(BTreeSet::new());
+        }
+        let existing = self.existing(db, source, ids, request_id).await?;
+        let kind = source.rule.resource_kind.as_str();
+        Ok(existing
+            .into_iter()
+            .filter(|(id, record)| {
+                access.residual().is_none_or(|plan| {
+                    authorizer.hit_allowed(plan, kind, id, &*db.attributes(record, source.mapping))
+                })
+            })
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The records with these ids as they are now, read without any filter.
+    async fn existing<D: Database>(&self, db: &D, target: &Target<'_>, ids: &[D::Id], request_id: &str) -> Result<Records<D>, ProxyError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let answer = self.lookup_ok(db.fetch_records(&target.located, ids), request_id).await?;
+        db.fetched_records(&answer.body).map_err(ProxyError::unreadable)
+    }
+
+    /// A delete: what the caller may delete. A delete cannot be checked afterwards, so a plan
+    /// without an exact filter is refused even with `post_filter_only`.
+    pub(super) fn authorize_delete<D: Database>(
+        &self,
+        db: &D,
+        target: &Target<'_>,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<Authorized, ProxyError> {
+        let access = self.record_access(db, target, "delete", false, authorizer, event)?;
+        Ok(Authorized::Delete { access })
+    }
+
+    /// A write: stamped, narrowed to ids when it selects by filter, then every record it
+    /// touches through the write rule.
+    pub(super) async fn authorize_write<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        target: &Target<'_>,
+        mut body: Json,
+        authorizer: &Authorizer,
+        event: &mut AuditEvent,
+    ) -> Result<Authorized, ProxyError> {
+        event.action = Some("create/update".into());
+        let stamps = stamp_values(&target.rule.stamp, &authorizer.caller)?;
+        if !stamps.is_empty() {
+            db.stamp(route, &mut body, &stamps, target.mapping).map_err(ProxyError::refused)?;
+        }
+        self.limit_terms(db, route, &body)?;
+        let mut set = db.describe_write(route, &body).map_err(ProxyError::refused)?;
+        if let Selection::Filter(filter) = &set.selection {
+            // By-filter writes become by-id writes over the records the caller may update,
+            // so each is checked and nothing outside that set is touched.
+            let access = self.access(db, target, "update", false, authorizer)?;
+            let ids = match access.scope() {
+                crate::backends::seam::Scope::Nothing => Vec::new(),
+                scope => {
+                    let call = db.ids_matching(&target.located, filter, scope, MAX_FILTER_WRITE_RECORDS);
+                    if let Some(listing) = call.body.json() {
+                        self.limit_terms(db, route, listing)?;
+                    }
+                    let answer = self.lookup_ok(call, &event.request_id).await?;
+                    db.matched_ids(&answer.body).map_err(ProxyError::unreadable)?
+                }
+            };
+            if ids.len() > MAX_FILTER_WRITE_RECORDS {
+                return Err(ProxyError::Forbidden(format!(
+                    "a by-filter write may touch at most {MAX_FILTER_WRITE_RECORDS} records; this one selects more"
+                )));
+            }
+            body = db.select_ids(route, body, &ids).map_err(ProxyError::refused)?;
+            set = db.describe_write(route, &body).map_err(ProxyError::refused)?;
+        }
+        event.records_checked = Some(set.records.len());
+        let ids: Vec<D::Id> = set.records.iter().map(|w| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let existing = self.existing(db, target, &ids, &event.request_id).await?;
+        let writer = Writer { authorizer, kind: &target.rule.resource_kind, mapping: target.mapping };
+        writer.check(db, route, &set.records, existing).inspect_err(|_| event.decision = Decision::Deny)?;
+        event.decision = Decision::Allow;
+        // Belt and braces, where the database applies a write to whatever it finds when it
+        // runs: records outside the update filter keep their state even if they changed
+        // since they were read.
+        if let Ok(Access::Filtered { filter, .. }) = self.access(db, target, "update", false, authorizer) {
+            body = db.guard_write(route, body, &filter).map_err(ProxyError::refused)?;
+        }
+        Ok(Authorized::Write { body })
     }
 }

@@ -1,7 +1,8 @@
-//! Reading a client's request body: bounded, uncompressed, JSON, parsed strictly.
+//! Reading a client's request body: bounded, uncompressed, JSON, parsed strictly. Part of the
+//! authenticate phase's work: a body is read only once the caller is known.
 
-use super::respond::ProxyError;
-use crate::json::{parse_strict, parse_strict_keeping_raw, JsonError, KeptRaw};
+use super::error::ProxyError;
+use crate::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
 use crate::config::Limits;
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -49,15 +50,10 @@ where
     }
 }
 
-/// Parses a JSON body strictly; an empty body is `{}`. A non-empty body must be declared
-/// `application/json`.
-pub fn parse_json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ProxyError> {
-    Ok(parse_json_body_keeping(headers, body, None)?.value)
-}
-
-/// [`parse_json_body`], keeping the items of the top-level list `keep` as the client's text
-/// (see [`parse_strict_keeping_raw`]); write the body with [`KeptRaw::to_vec`].
-pub fn parse_json_body_keeping(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Result<KeptRaw, ProxyError> {
+/// Parses a JSON body strictly, keeping the items of the top-level list `keep` as the client's
+/// text (see [`parse_strict_keeping_raw`]; write the body with [`KeptRaw::to_vec`]). An empty
+/// body is `{}`; a non-empty body must be declared `application/json`.
+pub fn parse_json(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Result<KeptRaw, ProxyError> {
     if body.is_empty() {
         return Ok(KeptRaw { value: Value::Object(serde_json::Map::new()), raw: None });
     }
@@ -71,13 +67,8 @@ pub fn parse_json_body_keeping(headers: &HeaderMap, body: &Bytes, keep: Option<&
             "Content-Type {content_type:?}; expected application/json"
         )));
     }
-    match keep {
-        Some(key) => parse_strict_keeping_raw(body, MAX_JSON_DEPTH, key),
-        None => parse_strict(body, MAX_JSON_DEPTH).map(|value| KeptRaw { value, raw: None }),
-    }
-    .map_err(|e| ProxyError::BadRequest(json_problem(&e)))
-}
-
-fn json_problem(e: &JsonError) -> String {
-    format!("the body is not acceptable JSON: {e}")
+    Ok(match keep {
+        Some(key) => parse_strict_keeping_raw(body, MAX_JSON_DEPTH, key)?,
+        None => KeptRaw { value: parse_strict(body, MAX_JSON_DEPTH)?, raw: None },
+    })
 }

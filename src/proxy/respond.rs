@@ -1,158 +1,60 @@
-//! The one place errors become HTTP answers, in the database's own error shape so that client
-//! SDKs raise their usual exceptions.
+//! The respond phase: the one place answers and errors become HTTP responses, errors in the
+//! database's own error shape so that client SDKs raise their usual exceptions.
 
+use super::error::ProxyError;
 use crate::authn::AuthnError;
-use crate::backends::TranslateError;
-use crate::config::BackendKind;
+use crate::backends::seam::{Answer, Database};
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use serde_json::json;
-use std::time::Duration;
 
 pub type ProxyResponse = Response<Full<Bytes>>;
 
-/// Everything that stops a request. Messages never contain tokens.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("authentication failed: {0}")]
-    Unauthenticated(#[from] AuthnError),
-    #[error("vecgate does not allow this route: {0}")]
-    UnknownRoute(String),
-    #[error("access denied: {0}")]
-    Forbidden(String),
-    #[error("access denied: the policy's condition {0}; no filter was sent to the database")]
-    Untranslatable(TranslateError),
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("unsupported media: {0}")]
-    UnsupportedMedia(String),
-    #[error("request body larger than the limit of {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("the request body did not arrive within {0:?}")]
-    BodyTimeout(Duration),
-    #[error("the database did not answer: {0}")]
-    UpstreamUnavailable(String),
-    #[error("the database did not answer within {0:?}")]
-    UpstreamTimeout(Duration),
-    #[error("the database's answer could not be checked: {0}")]
-    UpstreamUnreadable(String),
-    /// The database's own answer to a lookup the proxy made (for example a missing
-    /// collection), passed back to the client unchanged.
-    #[error("the database answered {status}")]
-    Database {
-        status: StatusCode,
-        content_type: Option<HeaderValue>,
-        body: Bytes,
-    },
-    /// `audit.on_failure: deny` and the audit line could not be written.
-    #[error("the audit log cannot be written; vecgate answers nothing it cannot audit")]
-    AuditUnavailable,
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ProxyError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ProxyError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ProxyError::UnknownRoute(_)
-            | ProxyError::Forbidden(_)
-            | ProxyError::Untranslatable(_) => StatusCode::FORBIDDEN,
-            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ProxyError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::UpstreamUnavailable(_) | ProxyError::UpstreamUnreadable(_) => {
-                StatusCode::BAD_GATEWAY
-            }
-            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Database { status, .. } => super::upstream::gateway_status(*status),
-            ProxyError::Config(_) | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// A bounded label for metrics and the audit log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProxyError::Unauthenticated(_) => "unauthenticated",
-            ProxyError::UnknownRoute(_) => "unknown_route",
-            ProxyError::Forbidden(_) => "forbidden",
-            ProxyError::Untranslatable(_) => "untranslatable",
-            ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::UnsupportedMedia(_) => "unsupported_media",
-            ProxyError::PayloadTooLarge(_) => "payload_too_large",
-            ProxyError::BodyTimeout(_) => "body_timeout",
-            ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
-            ProxyError::UpstreamTimeout(_) => "upstream_timeout",
-            ProxyError::UpstreamUnreadable(_) => "upstream_unreadable",
-            ProxyError::Database { .. } => "database",
-            ProxyError::AuditUnavailable => "audit_unavailable",
-            ProxyError::Config(_) => "config",
-            ProxyError::Internal(_) => "internal",
-        }
+/// The status the client gets for the database's: its own, except that a server error
+/// becomes 502 — the gateway's upstream failed (as Envoy and nginx report it). The body still
+/// carries the database's message in its own error shape.
+pub fn gateway_status(status: StatusCode) -> StatusCode {
+    if status.is_server_error() {
+        StatusCode::BAD_GATEWAY
+    } else {
+        status
     }
 }
 
-/// The error as the backend's clients expect it.
-pub fn error_response(backend: BackendKind, error: &ProxyError) -> ProxyResponse {
-    if let ProxyError::Database {
-        status,
-        content_type,
-        body,
-    } = error
-    {
-        return raw_response(super::upstream::gateway_status(*status), content_type.clone(), body.clone());
-    }
-    let status = error.status();
-    let message = error.to_string();
-    let body = match backend {
-        BackendKind::Chroma => json!({"error": chroma_error_name(status), "message": message}),
-        BackendKind::Qdrant => json!({"status": {"error": message}, "time": 0.0}),
-    };
-    let mut response = json_response(status, &body);
-    if let ProxyError::Unauthenticated(e) = error {
-        let challenge = match e {
-            AuthnError::MissingToken => "Bearer realm=\"vecgate\"",
-            _ => "Bearer realm=\"vecgate\", error=\"invalid_token\"",
-        };
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-    }
-    response
+/// An answer (the database's, or one made here) for the client.
+pub fn answer(answer: Answer) -> ProxyResponse {
+    raw_response(gateway_status(answer.status), answer.content_type, answer.body)
 }
 
-/// The `error` names the chromadb client maps to its exception classes.
-fn chroma_error_name(status: StatusCode) -> &'static str {
-    match status {
-        // chromadb's AuthorizationError carries 401, its AuthError 403.
-        StatusCode::UNAUTHORIZED => "AuthorizationError",
-        StatusCode::FORBIDDEN => "AuthError",
-        StatusCode::NOT_FOUND => "NotFoundError",
-        s if s.is_client_error() => "InvalidArgumentError",
-        _ => "InternalError",
-    }
-}
 
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> ProxyResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    raw_response(status, Some(HeaderValue::from_static("application/json")), Bytes::from(bytes))
-}
-
-pub fn raw_response(
-    status: StatusCode,
-    content_type: Option<HeaderValue>,
-    body: Bytes,
-) -> ProxyResponse {
+fn raw_response(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> ProxyResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     if let Some(ct) = content_type {
         response.headers_mut().insert(CONTENT_TYPE, ct);
     }
+    response
+}
+
+/// The error as the database's clients expect it.
+pub fn error<D: Database>(db: &D, error: &ProxyError) -> ProxyResponse {
+    let mut response = match error {
+        ProxyError::Database(answer) => return self::answer(answer.clone()),
+        other => {
+            let made = Answer::json(other.status(), &db.error_body(other.status(), &other.to_string()));
+            raw_response(made.status, made.content_type, made.body)
+        }
+    };
+    if let ProxyError::Unauthenticated(e) = error {
+        let challenge = match e {
+            AuthnError::MissingToken => "Bearer realm=\"vecgate\"",
+            _ => "Bearer realm=\"vecgate\", error=\"invalid_token\"",
+        };
+        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    // The request body may not have been read (refused before it was): say so, so that
+    // clients do not reuse a connection hyper is about to close.
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }

@@ -1,16 +1,15 @@
 //! Listeners: the proxy port and the admin port, connection limits, graceful shutdown, and
 //! inbound TLS ([`tls`]).
 
+mod admin;
 pub mod tls;
 
-use crate::proxy::respond::{json_response, raw_response, ProxyResponse};
-use crate::proxy::Gateway;
-use http::{Method, Request, StatusCode};
+use crate::proxy::{Gateway, ProxyResponse};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use serde_json::json;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +70,7 @@ pub async fn serve(
     if let Some(admin) = listeners.admin {
         let gateway = gateway.clone();
         let shutdown = shutdown.clone();
-        connections.spawn(serve_admin(gateway, admin, shutdown));
+        connections.spawn(admin::serve(gateway, admin, shutdown));
     }
     loop {
         let permit = tokio::select! {
@@ -181,56 +180,5 @@ async fn serve_http<I>(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
-    }
-}
-
-/// `/healthz` (alive) and `/readyz` (policies loaded and the database answering).
-async fn serve_admin(gateway: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let gateway = gateway.clone();
-                async move { Ok::<ProxyResponse, Infallible>(admin_answer(&gateway, &request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-async fn admin_answer(gateway: &Gateway, request: &Request<Incoming>) -> ProxyResponse {
-    if request.method() != Method::GET {
-        return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "GET only"}));
-    }
-    match request.uri().path() {
-        "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
-        "/metrics" => raw_response(
-            StatusCode::OK,
-            Some(http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE)),
-            bytes::Bytes::from(gateway.metrics().render()),
-        ),
-        "/readyz" => {
-            let version = gateway.policies().snapshot().version;
-            match gateway.upstream_ready().await {
-                Ok(()) => json_response(
-                    StatusCode::OK,
-                    &json!({"status": "ready", "policy_version": version}),
-                ),
-                Err(e) => json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "not ready", "reason": e.to_string()}),
-                ),
-            }
-        }
-        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     }
 }

@@ -1,7 +1,13 @@
 //! Chroma (`/api/v2`): route classification, request rewriting, response filtering, and
-//! translation of plans into `where` clauses.
+//! translation of plans into `where` clauses, put together behind the seam by [`Chroma`].
 
+mod answers;
+mod attributes;
+mod database;
 pub mod filter;
 pub mod request;
 pub mod response;
 pub mod routes;
+
+pub use attributes::FlatMetadata;
+pub use database::{Chroma, Then};

@@ -47,6 +47,12 @@ pub enum RequestError {
     WrongOperation { op: &'static str },
 }
 
+impl From<RequestError> for crate::backends::seam::Refusal {
+    fn from(e: RequestError) -> Self {
+        crate::backends::seam::Refusal::Malformed(e.to_string())
+    }
+}
+
 const GET_FIELDS: &[&str] = &[
     "ids",
     "where",

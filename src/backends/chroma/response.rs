@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 pub enum ResponseError {
     #[error("the response has an unexpected shape at {field:?}: {reason}")]
     Shape { field: String, reason: &'static str },
+    #[error("the answer is not JSON: {0}")]
+    NotJson(String),
 }
 
 /// A record of a response: its id and metadata.

@@ -47,28 +47,7 @@ pub enum Operation {
     AuthIdentity,
 }
 
-/// What the proxy does with an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpClass {
-    /// get, query, search: the read plan is ANDed into `where`; hits are post-filtered.
-    FilteredRead,
-    /// count: answered from a filtered get.
-    Count,
-    /// delete: the delete plan is ANDed into `where`.
-    FilteredDelete,
-    /// add, upsert, update: every record is checked.
-    RecordWrite,
-    /// Resource kind `collection`, id = the collection's name.
-    Collection(CollectionAction),
-    /// Resource kind `vecgate:admin`, action = [`Operation::name`].
-    Admin,
-    /// Authenticated, then passed through without a policy decision: every chromadb
-    /// `HttpClient` calls get_tenant, get_database and auth_identity when it is built.
-    Identity,
-    /// Needs no token: healthcheck, heartbeat, version, pre_flight_checks.
-    Health,
-}
-
+pub use crate::backends::seam::Intent;
 pub use crate::backends::CollectionAction;
 
 impl Operation {
@@ -152,26 +131,26 @@ impl Operation {
         }
     }
 
-    /// How the proxy treats the operation.
-    ///
-    /// list_collections is a collection `read`, checked once for the whole list; whether to
-    /// also filter the listed collections by name is the proxy's decision.
-    pub fn class(self) -> OpClass {
+    /// What the pipeline does with the operation. get, query, search and count are reads
+    /// (count is answered from a filtered get); delete ANDs the delete plan into `where`;
+    /// add, upsert and update check every record. get_tenant, get_database and
+    /// auth_identity need a token but no decision: every chromadb `HttpClient` calls them
+    /// when it is built.
+    pub fn class(self) -> Intent {
         use CollectionAction as A;
         use Operation as O;
         match self {
-            O::Get | O::Query | O::Search => OpClass::FilteredRead,
-            O::Count => OpClass::Count,
-            O::Delete => OpClass::FilteredDelete,
-            O::Add | O::Upsert | O::Update => OpClass::RecordWrite,
+            O::Get | O::Query | O::Search | O::Count => Intent::Read,
+            O::Delete => Intent::Delete,
+            O::Add | O::Upsert | O::Update => Intent::Write,
             O::ListCollections
             | O::CountCollections
             | O::GetCollection
             | O::GetCollectionById
-            | O::GetCollectionByCrn => OpClass::Collection(A::Read),
-            O::CreateCollection => OpClass::Collection(A::Create),
-            O::UpdateCollection => OpClass::Collection(A::Update),
-            O::DeleteCollection => OpClass::Collection(A::Delete),
+            | O::GetCollectionByCrn => Intent::Collection(A::Read),
+            O::CreateCollection => Intent::Collection(A::Create),
+            O::UpdateCollection => Intent::Collection(A::Update),
+            O::DeleteCollection => Intent::Collection(A::Delete),
             O::ForkCollection
             | O::ForkCount
             | O::AttachFunction
@@ -183,9 +162,9 @@ impl Operation {
             | O::ListDatabases
             | O::CreateDatabase
             | O::DeleteDatabase
-            | O::Reset => OpClass::Admin,
-            O::GetTenant | O::GetDatabase | O::AuthIdentity => OpClass::Identity,
-            O::Healthcheck | O::Heartbeat | O::Version | O::PreFlightChecks => OpClass::Health,
+            | O::Reset => Intent::Admin,
+            O::GetTenant | O::GetDatabase | O::AuthIdentity => Intent::Identity,
+            O::Healthcheck | O::Heartbeat | O::Version | O::PreFlightChecks => Intent::Health,
         }
     }
 }
@@ -220,6 +199,16 @@ pub struct Route {
 }
 
 pub use crate::backends::RouteError;
+
+impl crate::backends::seam::Route for Route {
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn intent(&self) -> Intent {
+        self.op.class()
+    }
+}
 
 const API_PREFIX: &str = "/api/v2";
 

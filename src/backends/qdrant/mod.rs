@@ -1,7 +1,14 @@
 //! Qdrant (REST): routes, translation of plans into `filter` objects, request rewriting and
-//! response post-filtering.
+//! response post-filtering, put together behind the seam by [`Qdrant`].
 
+mod answers;
+mod attributes;
+mod database;
 pub mod filter;
+pub mod point_id;
 pub mod request;
 pub mod response;
 pub mod routes;
+
+pub use attributes::NestedPayload;
+pub use database::{Qdrant, Then};

@@ -19,6 +19,8 @@ pub enum ResponseError {
     Shape { field: String, reason: &'static str },
     #[error("the operation {op} returns no points to filter")]
     WrongOperation { op: &'static str },
+    #[error("the answer is not JSON: {0}")]
+    NotJson(String),
 }
 
 /// Decides whether a point stays: its id and payload (`None`: absent or null).

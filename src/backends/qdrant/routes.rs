@@ -8,7 +8,7 @@
 //! them, and actix decodes the former inside path parameters (a name the proxy and the server
 //! would read differently).
 
-use super::request::PointId;
+use super::point_id::PointId;
 use crate::backends::Verb;
 use http::Method;
 
@@ -127,31 +127,7 @@ pub enum Operation {
     DebugCollection,
 }
 
-/// What the proxy does with an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpClass {
-    /// query*, scroll, facet, search matrix, legacy search/recommend/discover: the read plan
-    /// is ANDed into `filter` and every `prefetch`. Only those that return points with
-    /// payload can also be post-filtered ([`Operation::post_filterable`]).
-    FilteredRead,
-    /// count: an aggregate, pre-filtered only.
-    Count,
-    /// `GET points/{id}`, `POST points`: by id, no filter; post-filtered with the read plan.
-    Retrieve,
-    /// upsert, vectors update, payload set/overwrite, points/batch: per point checks; a
-    /// payload write by filter instead ANDs the update plan into that filter.
-    PointWrite,
-    /// points/delete, vectors/delete, payload/delete, payload/clear (DESIGN §3): by ids
-    /// rewritten to a filter, by filter ANDed with the delete plan.
-    Delete,
-    /// Resource kind `collection`, id = the collection's name (or alias, as sent).
-    Collection(CollectionAction),
-    /// Resource kind `vecgate:admin`, action = [`Operation::name`].
-    Admin,
-    /// Needs no token: `/`, `/healthz`, `/livez`, `/readyz`.
-    Health,
-}
-
+pub use crate::backends::seam::Intent;
 pub use crate::backends::CollectionAction;
 
 impl Operation {
@@ -383,7 +359,7 @@ impl Operation {
     /// collection), cluster, telemetry, metrics, issues, quotas and every hidden
     /// operational route. The per-shard `points`, `scroll` and `count` reads are admin too:
     /// they bypass shard routing and no client library sends them.
-    pub fn class(self) -> OpClass {
+    pub fn class(self) -> Intent {
         use CollectionAction as A;
         use Operation as O;
         match self {
@@ -401,31 +377,35 @@ impl Operation {
             | O::RecommendBatchPoints
             | O::RecommendPointGroups
             | O::DiscoverPoints
-            | O::DiscoverBatchPoints => OpClass::FilteredRead,
-            O::CountPoints => OpClass::Count,
-            O::GetPoint | O::GetPoints => OpClass::Retrieve,
+            | O::DiscoverBatchPoints
+            | O::CountPoints
+            | O::GetPoint
+            | O::GetPoints => Intent::Read,
+            // Deleting vectors or payload keys changes what a point holds: checked per point
+            // like any write (USING and WITH CHECK), not as a delete.
             O::UpsertPoints
             | O::UpdateVectors
             | O::SetPayload
             | O::OverwritePayload
-            | O::BatchUpdate => OpClass::PointWrite,
-            O::DeletePoints | O::DeleteVectors | O::DeletePayload | O::ClearPayload => {
-                OpClass::Delete
-            }
+            | O::DeleteVectors
+            | O::DeletePayload
+            | O::ClearPayload
+            | O::BatchUpdate => Intent::Write,
+            O::DeletePoints => Intent::Delete,
             O::GetCollections
             | O::GetCollection
             | O::CollectionExists
             | O::GetCollectionAliases
             | O::GetCollectionsAliases
-            | O::GetOptimizations => OpClass::Collection(A::Read),
-            O::CreateCollection => OpClass::Collection(A::Create),
+            | O::GetOptimizations => Intent::Collection(A::Read),
+            O::CreateCollection => Intent::Collection(A::Create),
             O::UpdateCollection
             | O::CreateFieldIndex
             | O::DeleteFieldIndex
             | O::CreateVectorName
-            | O::DeleteVectorName => OpClass::Collection(A::Update),
-            O::DeleteCollection => OpClass::Collection(A::Delete),
-            O::Root | O::Healthz | O::Livez | O::Readyz => OpClass::Health,
+            | O::DeleteVectorName => Intent::Collection(A::Update),
+            O::DeleteCollection => Intent::Collection(A::Delete),
+            O::Root | O::Healthz | O::Livez | O::Readyz => Intent::Health,
             O::Telemetry
             | O::Metrics
             | O::GetIssues
@@ -482,7 +462,7 @@ impl Operation {
             | O::GetPartialSnapshotManifest
             | O::GetShardWal
             | O::GetShardRecoveryPoint
-            | O::DebugCollection => OpClass::Admin,
+            | O::DebugCollection => Intent::Admin,
         }
     }
 
@@ -528,6 +508,16 @@ pub struct Route {
 }
 
 pub use crate::backends::RouteError;
+
+impl crate::backends::seam::Route for Route {
+    fn name(&self) -> &'static str {
+        self.op.name()
+    }
+
+    fn intent(&self) -> Intent {
+        self.op.class()
+    }
+}
 
 /// The path Qdrant routes on, as actix's `NormalizePath::trim()` makes it: runs of `/`
 /// merged into one, a trailing `/` dropped (`/` itself stays). `None` for a path that does

@@ -1,0 +1,383 @@
+//! Chroma behind the seam: [`Chroma`] puts routes, request rewriting, answer filtering and
+//! the error shape together for the pipeline. Nothing here decides; everything here knows
+//! Chroma's JSON.
+//!
+//! Chroma's record routes name their collection by UUID, so the pipeline looks the name up
+//! (`GET …/collections/by-id/{uuid}`) before it can choose the collection's rule.
+
+use super::answers::{collection_name_of, count_ids, crn_collection_name, empty_read_answer, request_terms, where_terms};
+use super::attributes::FlatMetadata;
+use super::request::{self, RequestError, Trim};
+use super::response::{self, ResponseError};
+use super::routes::{self, CollectionRef, Operation, Route};
+use crate::backends::seam::{
+    Answer, Body, Call, CollectionAction, CollectionName, CollectionRequest, Database, Filtered,
+    FilteredBody, IdInput, Judge, Located, Outgoing, Path, ReadScope, RecordAttributes, RecordWrite,
+    Records, Scope, Selection, WriteKind, WriteSet,
+};
+use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
+use crate::plan::Expr;
+use crate::json::KeptRaw;
+use crate::plan::Value;
+use http::{Method, StatusCode};
+use serde_json::{json, Map, Value as Json};
+use std::collections::BTreeMap;
+
+/// Chroma's HTTP API (`/api/v2`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chroma;
+
+/// How to read the answer of a read.
+#[derive(Debug)]
+pub enum Then {
+    /// get, query, search: every hit judged, `trim` undone.
+    Hits { op: Operation, trim: Trim, prefix: String },
+    /// count, answered from a get that lists the matching ids: the visible ones are counted.
+    Count { prefix: String },
+}
+
+/// A record as Chroma stores it: its metadata (`None`: it has none).
+pub type Metadata = Option<Map<String, Json>>;
+
+fn collections_path(route: &Route) -> String {
+    format!(
+        "/api/v2/tenants/{}/databases/{}/collections",
+        route.tenant.as_deref().unwrap_or_default(),
+        route.database.as_deref().unwrap_or_default()
+    )
+}
+
+fn parse(answer: &[u8]) -> Result<Json, ResponseError> {
+    serde_json::from_slice(answer).map_err(|e| ResponseError::NotJson(e.to_string()))
+}
+
+impl Database for Chroma {
+    type Route = Route;
+    type Id = String;
+    type Record = Metadata;
+    /// The metadata the write sends for the record (`None`: none).
+    type Change = Metadata;
+    type Then = Then;
+    type RequestError = RequestError;
+    type AnswerError = ResponseError;
+
+    fn name(&self) -> &'static str {
+        "chroma"
+    }
+
+    fn translate(&self, condition: &Expr, mapping: &FieldMapping, max_terms: usize) -> Result<Pushdown, TranslateError> {
+        super::filter::translate_pushdown(condition, mapping, max_terms)
+    }
+
+    fn terms_in(&self, filter: &Json) -> usize {
+        where_terms(filter)
+    }
+
+    fn health_path(&self) -> &'static str {
+        "/api/v2/heartbeat"
+    }
+
+    fn classify(&self, method: &Method, path: &str) -> Option<Route> {
+        routes::classify(method, path)
+    }
+
+    fn check_query(&self, route: &Route, query: Option<&str>) -> Result<(), RouteError> {
+        routes::check_query(route.op, query)
+    }
+
+    /// Chroma routes on the path as sent (it does not normalise it), so it goes as sent.
+    fn forward_path(&self, path_and_query: &str) -> String {
+        path_and_query.to_string()
+    }
+
+    /// A query's embeddings: nothing in vecgate reads them, and converting hundreds of floats
+    /// to numbers and back was most of the proxy's own cost.
+    fn kept_list(&self, route: &Route) -> Option<&'static str> {
+        (route.op == Operation::Query).then_some("query_embeddings")
+    }
+
+    fn collection_of(&self, route: &Route) -> Result<CollectionName, RequestError> {
+        match &route.collection {
+            Some(CollectionRef::Name(name)) => Ok(CollectionName::Named(name.clone())),
+            Some(CollectionRef::Crn(crn)) => crn_collection_name(crn)
+                .map(CollectionName::Named)
+                .ok_or_else(|| RequestError::InvalidField { field: "crn".into(), reason: "not a collection CRN" }),
+            Some(CollectionRef::Id(id)) => Ok(CollectionName::Lookup {
+                cache_key: format!(
+                    "{}/{}/{id}",
+                    route.tenant.as_deref().unwrap_or_default(),
+                    route.database.as_deref().unwrap_or_default()
+                ),
+                call: Call::get(format!("{}/by-id/{id}", collections_path(route))),
+            }),
+            None => Err(RequestError::WrongOperation { op: route.op.name() }),
+        }
+    }
+
+    fn collection_name(&self, answer: &[u8]) -> Result<String, ResponseError> {
+        collection_name_of(&parse(answer)?)
+            .ok_or_else(|| ResponseError::Shape { field: "name".into(), reason: "a collection without a name" })
+    }
+
+    fn locate(&self, route: &Route, name: &str) -> Located {
+        let id = route.collection.as_ref().map_or("", CollectionRef::as_str);
+        Located { name: name.to_string(), base: format!("{}/{id}", collections_path(route)) }
+    }
+
+    fn collection_request(&self, route: &Route, body: &Json) -> Result<CollectionRequest, RequestError> {
+        let named = |action, renames| -> Result<CollectionRequest, RequestError> {
+            let CollectionName::Named(name) = self.collection_of(route)? else {
+                return Err(RequestError::WrongOperation { op: route.op.name() });
+            };
+            Ok(CollectionRequest::Named { name, action, renames })
+        };
+        match route.op {
+            Operation::CreateCollection => {
+                let name = body
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| RequestError::InvalidField { field: "name".into(), reason: "a collection needs a string name" })?
+                    .to_string();
+                let get_or_create = body.get("get_or_create").and_then(Json::as_bool) == Some(true);
+                // A name that is not a plain path segment cannot name an existing collection.
+                let plain = !name.is_empty() && !name.contains(['/', '?', '#', '%']);
+                let exists = (get_or_create && plain).then(|| Call::get(format!("{}/{name}", collections_path(route))));
+                Ok(CollectionRequest::Create { name, exists })
+            }
+            Operation::GetCollection | Operation::GetCollectionByCrn => named(CollectionAction::Read, false),
+            Operation::DeleteCollection => named(CollectionAction::Delete, true),
+            Operation::GetCollectionById => Ok(CollectionRequest::NameInAnswer),
+            Operation::UpdateCollection => Ok(CollectionRequest::Update {
+                new_name: body.get("new_name").and_then(Json::as_str).map(String::from),
+            }),
+            Operation::ListCollections => Ok(CollectionRequest::List { call: None, count: false }),
+            Operation::CountCollections => Ok(CollectionRequest::List {
+                call: Some(Call::get(collections_path(route))),
+                count: true,
+            }),
+            other => Err(RequestError::WrongOperation { op: other.name() }),
+        }
+    }
+
+    fn collection_attributes(&self, route: &Route, name: &str) -> BTreeMap<String, Value> {
+        let mut attr = BTreeMap::new();
+        attr.insert("tenant".to_string(), Value::string(route.tenant.as_deref().unwrap_or_default()));
+        attr.insert("database".to_string(), Value::string(route.database.as_deref().unwrap_or_default()));
+        attr.insert("name".to_string(), Value::string(name));
+        attr
+    }
+
+    fn filter_listing(&self, _route: &Route, answer: &[u8], count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Json, ResponseError> {
+        let Json::Array(entries) = parse(answer)? else {
+            return Err(ResponseError::Shape { field: String::new(), reason: "a collection listing is not a list" });
+        };
+        let mut visible = Vec::new();
+        for entry in entries {
+            let name = collection_name_of(&entry)
+                .ok_or_else(|| ResponseError::Shape { field: "name".into(), reason: "a collection without a name" })?;
+            if readable(&name) {
+                visible.push(entry);
+            }
+        }
+        Ok(if count { json!(visible.len()) } else { Json::Array(visible) })
+    }
+
+    fn post_filterable(&self, _route: &Route) -> bool {
+        true
+    }
+
+    fn id_inputs(&self, _route: &Route, _body: &Json) -> Result<Vec<IdInput<String>>, RequestError> {
+        Ok(Vec::new())
+    }
+
+    fn lookup_collections(&self, _route: &Route, _body: &Json) -> Result<Vec<String>, RequestError> {
+        Ok(Vec::new())
+    }
+
+    fn rewrite_read(&self, route: &Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
+        let op = route.op;
+        let prefix = scope.mapping.attr_prefix.clone();
+        if op == Operation::Count {
+            return Ok(match scope.scope {
+                Scope::Nothing => Outgoing::Local(Answer::json(StatusCode::OK, &json!(0))),
+                // Everything is visible: the raw total is the answer.
+                Scope::Everything => Outgoing::Send { call: Call::new(Method::GET, Path::AsSent, Body::None), then: None },
+                // Chroma cannot filter a count: list the matching ids instead.
+                Scope::Filter(_) | Scope::Unfiltered => {
+                    let mut listing = request::count_as_get(scope.scope.filter());
+                    if scope.check_hits {
+                        listing["include"] = json!(["metadatas"]);
+                    }
+                    Outgoing::Send {
+                        call: Call::post(format!("{}/get", located.base), listing),
+                        then: Some(Then::Count { prefix }),
+                    }
+                }
+            });
+        }
+        let KeptRaw { value, raw } = body;
+        if matches!(scope.scope, Scope::Nothing) {
+            // Validated like any other request, then answered here.
+            let (validated, _) = request::rewrite_filtered(op, value, None, false)?;
+            return Ok(Outgoing::Local(Answer::json(StatusCode::OK, &empty_read_answer(op, &validated))));
+        }
+        let (rewritten, trim) = request::rewrite_filtered(op, value, scope.scope.filter(), scope.check_hits)?;
+        Ok(Outgoing::Send {
+            call: Call::new(Method::POST, Path::AsSent, Body::Kept(KeptRaw { value: rewritten, raw })),
+            then: Some(Then::Hits { op, trim, prefix }),
+        })
+    }
+
+    fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
+        let mut hits = parse(&answer.body)?;
+        match then {
+            Then::Hits { op, trim, prefix } => {
+                let mut keep = |id: &str, metadata: Option<&Map<String, Json>>| {
+                    judge.admits(&id, &FlatMetadata { metadata, prefix: &prefix })
+                };
+                let stripped = match op {
+                    Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
+                    Operation::Query => response::filter_query_response(&mut hits, &mut keep, trim),
+                    _ => response::filter_search_response(&mut hits, &mut keep, trim),
+                }?;
+                let returned = Some(count_ids(&hits));
+                let body = if stripped == 0 && !trim.drop_metadatas {
+                    FilteredBody::Unchanged
+                } else {
+                    FilteredBody::Rewritten(hits)
+                };
+                Ok(Filtered { body, stripped, returned })
+            }
+            Then::Count { prefix } => {
+                let rows = response::get_rows(&hits)?;
+                let visible = rows
+                    .iter()
+                    .filter(|(id, metadata)| judge.admits(id, &FlatMetadata { metadata: metadata.as_ref(), prefix: &prefix }))
+                    .count();
+                Ok(Filtered {
+                    body: FilteredBody::Rewritten(json!(visible)),
+                    stripped: rows.len() - visible,
+                    returned: Some(visible),
+                })
+            }
+        }
+    }
+
+    /// Chroma reads take no record ids as inputs; a record is simply not returned.
+    fn missing_record(&self, id: &String) -> Answer {
+        Answer::json(
+            StatusCode::NOT_FOUND,
+            &self.error_body(StatusCode::NOT_FOUND, &format!("record {id} not found")),
+        )
+    }
+
+    fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+        let selects_nothing = ["ids", "where", "where_document"]
+            .iter()
+            .all(|k| body.get(*k).is_none_or(Json::is_null));
+        let send = |body| Outgoing::Send { call: Call::new(Method::POST, Path::AsSent, Body::Json(body)), then: None };
+        if selects_nothing {
+            // `{}` deletes nothing in Chroma; adding the filter would make it delete everything
+            // the caller may delete. Chroma answers it (or refuses it) itself.
+            let known = ["ids", "where", "where_document", "limit"];
+            if let Some(field) = body.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
+                return Err(RequestError::UnknownField { op: route.op.name(), field: field.clone() });
+            }
+            return Ok(send(body));
+        }
+        match scope {
+            Scope::Nothing => {
+                request::rewrite_filtered(Operation::Delete, body, None, false)?;
+                Ok(Outgoing::Local(Answer::json(StatusCode::OK, &json!({"deleted": 0}))))
+            }
+            Scope::Everything => Ok(send(request::rewrite_filtered(Operation::Delete, body, None, false)?.0)),
+            Scope::Filter(acl) => Ok(send(request::rewrite_filtered(Operation::Delete, body, Some(acl), false)?.0)),
+            Scope::Unfiltered => Err(RequestError::Unsupported { what: "a delete without a filter" }),
+        }
+    }
+
+    fn stamp(&self, route: &Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
+        let mut batch = request::parse_write(route.op, body)?;
+        for metadata in &mut batch.metadatas {
+            let metadata = metadata.get_or_insert_with(Map::new);
+            for (name, value) in stamps {
+                metadata.insert(format!("{}{name}", mapping.attr_prefix), value.clone());
+            }
+        }
+        request::set_write_metadatas(body, &batch.metadatas)
+    }
+
+    fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<String, Metadata>, RequestError> {
+        let batch = request::parse_write(route.op, body)?;
+        let kind = match route.op {
+            Operation::Add => WriteKind::Insert,
+            Operation::Upsert => WriteKind::Upsert,
+            _ => WriteKind::Change,
+        };
+        let records = batch
+            .ids
+            .iter()
+            .cloned()
+            .zip(batch.metadatas)
+            .map(|(id, change)| RecordWrite { id, change, kind })
+            .collect();
+        Ok(WriteSet { selection: Selection::Ids(batch.ids), records })
+    }
+
+    fn ids_matching(&self, located: &Located, filter: &Json, scope: Scope<'_>, limit: usize) -> Call {
+        let selection = match scope.filter() {
+            Some(acl) => json!({"$and": [filter, acl]}),
+            None => filter.clone(),
+        };
+        Call::post(format!("{}/get", located.base), json!({"where": selection, "include": [], "limit": limit + 1}))
+    }
+
+    fn matched_ids(&self, answer: &[u8]) -> Result<Vec<String>, ResponseError> {
+        Ok(response::get_rows(&parse(answer)?)?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Chroma's writes always name their ids.
+    fn select_ids(&self, route: &Route, _body: Json, _ids: &[String]) -> Result<Json, RequestError> {
+        Err(RequestError::WrongOperation { op: route.op.name() })
+    }
+
+    fn fetch_records(&self, located: &Located, ids: &[String]) -> Call {
+        Call::post(format!("{}/get", located.base), json!({"ids": ids, "include": ["metadatas"]}))
+    }
+
+    fn fetched_records(&self, answer: &[u8]) -> Result<Records<Self>, ResponseError> {
+        Ok(response::get_rows(&parse(answer)?)?.into_iter().collect())
+    }
+
+    fn apply(&self, route: &Route, change: &Metadata, before: Option<&Metadata>) -> Metadata {
+        request::merged_metadata(route.op, before.and_then(Option::as_ref), change.as_ref())
+    }
+
+    fn attributes<'r>(&self, record: &'r Metadata, mapping: &'r FieldMapping) -> Box<dyn RecordAttributes + 'r> {
+        Box::new(FlatMetadata { metadata: record.as_ref(), prefix: &mapping.attr_prefix })
+    }
+
+    fn guard_write(&self, _route: &Route, body: Json, _update: &Json) -> Result<Json, RequestError> {
+        Ok(body)
+    }
+
+    fn filter_terms(&self, _route: &Route, body: &Json) -> usize {
+        request_terms(body)
+    }
+
+    fn error_body(&self, status: StatusCode, message: &str) -> Json {
+        json!({"error": chroma_error_name(status), "message": message})
+    }
+}
+
+/// The `error` names the chromadb client maps to its exception classes.
+fn chroma_error_name(status: StatusCode) -> &'static str {
+    match status {
+        // chromadb's AuthorizationError carries 401, its AuthError 403.
+        StatusCode::UNAUTHORIZED => "AuthorizationError",
+        StatusCode::FORBIDDEN => "AuthError",
+        StatusCode::NOT_FOUND => "NotFoundError",
+        s if s.is_client_error() => "InvalidArgumentError",
+        _ => "InternalError",
+    }
+}

@@ -1,0 +1,119 @@
+//! The rewrite phase: the request as it goes to the database (the plan's filter ANDed into
+//! every place the database filters, the attributes the hit check needs forced into the
+//! answer) or the answer given without asking the database, and how the answer will be read.
+//! The database module writes the bytes; the limit on filter size is checked here, on what
+//! actually goes out.
+
+use super::authorize::{Authorized, LookupPlan};
+use super::classify::Target;
+use super::decide::Access;
+use super::error::ProxyError;
+use super::gateway::Gateway;
+use crate::backends::seam::{Answer, Body, Call, Database, Outgoing, Path, ReadScope};
+use crate::json::KeptRaw;
+use http::request::Parts;
+use serde_json::Value as Json;
+
+/// What goes to the database for a request, and how its answer is read. One per request,
+/// moved once: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Sending<D: Database> {
+    /// Answered without asking the database.
+    Local(Answer),
+    Send { call: Call, then: Then<D> },
+}
+
+/// How the answer is read.
+pub(super) enum Then<D: Database> {
+    /// Passed back as it is.
+    PassBack,
+    /// Every record it lists judged against `check`, by the database module.
+    Records { then: D::Then, check: RecordCheck },
+    /// A collection listing: only the collections the caller may read.
+    Listing { count: bool },
+    /// `read` required on the collection the answer names.
+    NameInAnswer,
+}
+
+/// What records of an answer must satisfy.
+pub(super) struct RecordCheck {
+    pub kind: String,
+    pub access: Access,
+    pub lookups: Vec<LookupPlan>,
+}
+
+impl Gateway {
+    /// The request as it goes to the database.
+    pub(super) fn rewrite<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        parts: &Parts,
+        target: Option<&Target<'_>>,
+        body: Option<KeptRaw>,
+        authorized: Authorized,
+    ) -> Result<Sending<D>, ProxyError> {
+        let as_sent = |body: Option<KeptRaw>| as_sent(parts, body);
+        let sending = match authorized {
+            Authorized::AsSent => Sending::Send { call: as_sent(body), then: Then::PassBack },
+            Authorized::NameInAnswer => Sending::Send { call: as_sent(body), then: Then::NameInAnswer },
+            Authorized::Listing { call, count } => Sending::Send {
+                call: call.unwrap_or_else(|| as_sent(body)),
+                then: Then::Listing { count },
+            },
+            Authorized::Write { body } => Sending::Send {
+                call: Call::new(parts.method.clone(), Path::AsSent, Body::Json(body)),
+                then: Then::PassBack,
+            },
+            Authorized::Read { access, lookups } => {
+                let target = target.ok_or_else(|| ProxyError::Internal("a read without its collection".into()))?;
+                let scope = ReadScope {
+                    scope: access.scope(),
+                    check_hits: access.residual().is_some() || !lookups.is_empty(),
+                    mapping: target.mapping,
+                };
+                let body = body.unwrap_or_else(empty);
+                let outgoing = db.rewrite_read(route, &target.located, body, scope).map_err(ProxyError::refused)?;
+                let check = RecordCheck { kind: target.rule.resource_kind.clone(), access, lookups };
+                match outgoing {
+                    Outgoing::Local(answer) => Sending::Local(answer),
+                    Outgoing::Send { call, then: None } => Sending::Send { call, then: Then::PassBack },
+                    Outgoing::Send { call, then: Some(then) } => Sending::Send { call, then: Then::Records { then, check } },
+                }
+            }
+            Authorized::Delete { access } => match db.rewrite_delete(route, body.unwrap_or_else(empty).value, access.scope()).map_err(ProxyError::refused)? {
+                Outgoing::Local(answer) => Sending::Local(answer),
+                Outgoing::Send { call, .. } => Sending::Send { call, then: Then::PassBack },
+            },
+        };
+        if let Sending::Send { call, .. } = &sending {
+            if let Some(body) = call.body.json() {
+                self.limit_terms(db, route, body)?;
+            }
+        }
+        Ok(sending)
+    }
+
+    /// The filters a request sends, the caller's and ours together, must stay within
+    /// `limits.max_filter_terms` (Chroma falls over on large filters).
+    pub(super) fn limit_terms<D: Database>(&self, db: &D, route: &D::Route, body: &Json) -> Result<(), ProxyError> {
+        let limit = self.config.limits.max_filter_terms;
+        let terms = db.filter_terms(route, body);
+        if terms > limit {
+            return Err(ProxyError::BadRequest(format!("the filter has {terms} terms, more than the limit of {limit}")));
+        }
+        Ok(())
+    }
+}
+
+/// The client's request as it came, its body (if it sent one) parsed strictly and written
+/// again: never the raw bytes.
+fn as_sent(parts: &Parts, body: Option<KeptRaw>) -> Call {
+    let body = body.map_or(Body::None, Body::Kept);
+    Call::new(parts.method.clone(), Path::AsSent, body)
+}
+
+/// An empty body, read as `{}`.
+pub(super) fn empty() -> KeptRaw {
+    KeptRaw { value: Json::Object(serde_json::Map::new()), raw: None }
+}
