@@ -754,6 +754,36 @@ fn public_key_file_must_hold_a_key_for_each_algorithm() {
     assert_eq!(paths(&result.unwrap_err()), set(&["auth.algorithms[0]"]));
 }
 
+/// `vecgate check --config` and `vecgate serve` run one key check: a P-384 key configured
+/// for ES256 is refused by both, with the same reason.
+#[test]
+fn check_and_serve_refuse_the_same_key_with_the_same_reason() {
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let dir = site(&doc(&[("auth", "{algorithms: [ES256], public_key_file: p384.pem}")]));
+    let pem = dir.path().join("p384.pem");
+    fs::write(&pem, p384.public_key_pem()).unwrap();
+
+    let checked = config::load(&config_file(&dir)).unwrap_err();
+    assert_eq!(paths(&checked), set(&["auth.public_key_file"]));
+    let check_reason = checked.problems[0].reason.clone();
+
+    let mut auth = config::load(&config_file(&site(&doc(&[])))).unwrap().auth;
+    auth.algorithms = vec![vecgate::config::Algorithm::ES256];
+    auth.key = KeySource::PublicKeyFile(std::path::absolute(&pem).unwrap());
+    let served = vecgate::authn::Authenticator::from_config(&auth).unwrap_err();
+    let vecgate::authn::AuthnError::Config(serve_reason) = served else {
+        panic!("serve refused the key with {served:?}");
+    };
+    assert!(check_reason.ends_with("the key's curve does not match ES256"), "{check_reason}");
+    assert_eq!(check_reason, serve_reason);
+
+    // The same key for ES384 is accepted by both.
+    let dir = site(&doc(&[("auth", "{algorithms: [ES384], public_key_file: p384.pem}")]));
+    fs::write(dir.path().join("p384.pem"), p384.public_key_pem()).unwrap();
+    let config = config::load(&config_file(&dir)).unwrap();
+    assert!(vecgate::authn::Authenticator::from_config(&config.auth).is_ok());
+}
+
 #[test]
 fn jwks_url_must_be_https() {
     for bad in [

@@ -19,7 +19,7 @@
 //! Trust: `auth.jwks_ca_file` replaces the bundled Mozilla roots when set ([`crate::tls`]).
 //! Redirects are not followed; the document is limited to [`MAX_JWKS_BYTES`].
 
-use super::jwt::{jwt_algorithm, KeyResolver};
+use super::keys::KeyResolver;
 use super::AuthnError;
 use crate::config::{Algorithm, AuthConfig, KeySource};
 use crate::tls::{https_connector, HttpVersions, TlsError};
@@ -623,7 +623,7 @@ fn usable_key(jwk: &Map<String, Json>, configured: &[Algorithm]) -> Result<Usabl
     };
     // Building a verifier parses the key; an empty signature never verifies, so Ok(false) is
     // the expected answer and an error means the key is unusable.
-    if jsonwebtoken::crypto::verify("", b"", &key, jwt_algorithm(*first)).is_err() {
+    if jsonwebtoken::crypto::verify("", b"", &key, jsonwebtoken::Algorithm::from(*first)).is_err() {
         return Err("the key does not parse".into());
     }
     Ok(UsableKey {

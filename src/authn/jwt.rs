@@ -1,15 +1,15 @@
-//! JWT verification: loading the configured key, reading the header (allowed `alg`, no
+//! JWT verification: reading the header (allowed `alg`, no
 //! `crit`), the signature (jsonwebtoken's crypto), then `exp`/`nbf`/`iss`/`aud` checked here
 //! with exact types, and minting development tokens.
 
 use super::AuthnError;
-use crate::config::{Algorithm, AuthConfig, KeySource};
+use crate::config::keys::min_hmac_secret_bytes;
+use crate::config::Algorithm;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{AlgorithmFamily, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use serde_json::{Map, Value as Json};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest token accepted, in bytes; longer ones are refused before any decoding.
@@ -17,192 +17,6 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// The decoded claims of a token.
 pub type Claims = Map<String, Json>;
-
-/// Verification keys, looked up by the token's `kid` and `alg`.
-///
-/// A configured PEM or secret is one [`StaticKey`]; a JWKS key set implements this trait too
-/// and selects by `kid`.
-pub trait KeyResolver: Send + Sync {
-    /// The key that verifies a token naming `kid` and signed with `alg` (`alg` is already
-    /// known to be configured). Returning a key of another family is refused by the caller.
-    /// Ed25519 keys must be 32 bytes (jsonwebtoken slices them unchecked); EC and Ed25519 keys
-    /// should pass [`public_key_from_pem`]'s checks or their JWK equivalent.
-    fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError>;
-
-    /// Changes whenever tokens verified earlier must be verified again: the keys were
-    /// fetched anew (one may have been removed or replaced) or have grown too old to use.
-    /// The verified-token cache only serves entries made under the current version.
-    fn key_set_version(&self) -> u64;
-}
-
-/// One configured key, used whatever `kid` a token names.
-pub struct StaticKey {
-    key: Arc<DecodingKey>,
-}
-
-impl StaticKey {
-    pub fn new(key: DecodingKey) -> StaticKey {
-        StaticKey { key: Arc::new(key) }
-    }
-}
-
-impl KeyResolver for StaticKey {
-    fn key_for(&self, _kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError> {
-        if self.key.family() == jwt_algorithm(alg).family() {
-            Ok(Arc::clone(&self.key))
-        } else {
-            Err(AuthnError::AlgorithmNotAllowed)
-        }
-    }
-
-    /// A configured key never changes while the process runs.
-    fn key_set_version(&self) -> u64 {
-        0
-    }
-}
-
-/// jsonwebtoken's name for a configured algorithm.
-pub fn jwt_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
-    use jsonwebtoken::Algorithm as J;
-    match alg {
-        Algorithm::HS256 => J::HS256,
-        Algorithm::HS384 => J::HS384,
-        Algorithm::HS512 => J::HS512,
-        Algorithm::RS256 => J::RS256,
-        Algorithm::RS384 => J::RS384,
-        Algorithm::RS512 => J::RS512,
-        Algorithm::PS256 => J::PS256,
-        Algorithm::PS384 => J::PS384,
-        Algorithm::PS512 => J::PS512,
-        Algorithm::ES256 => J::ES256,
-        Algorithm::ES384 => J::ES384,
-        Algorithm::EdDSA => J::EdDSA,
-    }
-}
-
-/// Shortest HMAC secret RFC 7518 §3.2 allows for `alg`: as long as the hash output.
-fn min_hmac_secret_bytes(alg: Algorithm) -> usize {
-    match alg {
-        Algorithm::HS384 => 48,
-        Algorithm::HS512 => 64,
-        _ => 32,
-    }
-}
-
-/// Builds the key resolver for the configured key source, checking that the key fits every
-/// configured algorithm.
-pub fn load_keys(cfg: &AuthConfig) -> Result<Box<dyn KeyResolver>, AuthnError> {
-    if cfg.algorithms.is_empty() {
-        return Err(AuthnError::Config("auth.algorithms is empty".into()));
-    }
-    match &cfg.key {
-        KeySource::HmacSecretEnv(var) => {
-            let secret = std::env::var(var).map_err(|_| {
-                AuthnError::Config(format!(
-                    "environment variable {var} is not set (or not UTF-8)"
-                ))
-            })?;
-            let key = hmac_key(secret.as_bytes(), &cfg.algorithms)
-                .map_err(|problem| AuthnError::Config(format!("{var}: {problem}")))?;
-            Ok(Box::new(StaticKey::new(key)))
-        }
-        KeySource::PublicKeyFile(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                AuthnError::Config(format!("cannot read public key {}: {e}", path.display()))
-            })?;
-            let key = public_key_from_pem(&pem, &cfg.algorithms)
-                .map_err(|problem| AuthnError::Config(format!("{}: {problem}", path.display())))?;
-            Ok(Box::new(StaticKey::new(key)))
-        }
-        KeySource::JwksUrl(_) => Ok(Box::new(super::jwks::JwksResolver::from_auth_config(cfg)?)),
-    }
-}
-
-fn hmac_key(secret: &[u8], algorithms: &[Algorithm]) -> Result<DecodingKey, String> {
-    if let Some(alg) = algorithms.iter().find(|a| !a.is_hmac()) {
-        return Err(format!("a shared secret cannot verify {}", alg.name()));
-    }
-    let needed = algorithms
-        .iter()
-        .map(|a| min_hmac_secret_bytes(*a))
-        .max()
-        .unwrap_or(32);
-    if secret.len() < needed {
-        return Err(format!(
-            "the secret has {} bytes; the configured algorithms need at least {needed}",
-            secret.len()
-        ));
-    }
-    Ok(DecodingKey::from_secret(secret))
-}
-
-/// Reads a PEM public key (RSA, EC P-256/P-384 or Ed25519), detecting its type, and checks it
-/// fits each algorithm.
-pub fn public_key_from_pem(pem: &[u8], algorithms: &[Algorithm]) -> Result<DecodingKey, String> {
-    match first_pem_label(pem) {
-        Some("PUBLIC KEY") | Some("RSA PUBLIC KEY") => {}
-        Some(label) if label.contains("PRIVATE") => {
-            return Err("this is a private key; give vecgate the public key only".into())
-        }
-        Some(label) => return Err(format!("expected a PUBLIC KEY PEM block, found {label}")),
-        None => return Err("no PEM block found".into()),
-    }
-    let key = DecodingKey::from_rsa_pem(pem)
-        .or_else(|_| DecodingKey::from_ec_pem(pem))
-        .or_else(|_| DecodingKey::from_ed_pem(pem))
-        .map_err(|_| "not an RSA, EC or Ed25519 public key".to_string())?;
-    for alg in algorithms {
-        check_key_fits(&key, *alg)?;
-    }
-    Ok(key)
-}
-
-/// The label of the first `-----BEGIN <label>-----` line.
-fn first_pem_label(pem: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(pem).ok()?;
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("-----BEGIN "))
-        .and_then(|rest| rest.strip_suffix("-----"))
-}
-
-fn key_family_name(family: AlgorithmFamily) -> &'static str {
-    match family {
-        AlgorithmFamily::Hmac => "a shared secret",
-        AlgorithmFamily::Rsa => "an RSA key",
-        AlgorithmFamily::Ec => "an EC key",
-        AlgorithmFamily::Ed => "an Ed25519 key",
-    }
-}
-
-fn check_key_fits(key: &DecodingKey, alg: Algorithm) -> Result<(), String> {
-    let jwt_alg = jwt_algorithm(alg);
-    if key.family() != jwt_alg.family() {
-        return Err(format!(
-            "{} cannot verify {}",
-            key_family_name(key.family()),
-            alg.name()
-        ));
-    }
-    // SEC1 point sizes (uncompressed, compressed) tell the curve apart.
-    let bytes = key
-        .try_get_as_bytes()
-        .map_err(|_| "unreadable key".to_string())?;
-    let size_fits = match alg {
-        Algorithm::ES256 => matches!(bytes.len(), 65 | 33),
-        Algorithm::ES384 => matches!(bytes.len(), 97 | 49),
-        Algorithm::EdDSA => bytes.len() == 32,
-        _ => true,
-    };
-    if !size_fits {
-        return Err(format!("the key's curve does not match {}", alg.name()));
-    }
-    // Building a verifier parses EC and Ed25519 points; a bad point fails here, at startup.
-    // An empty signature never verifies, so Ok(false) is the expected answer.
-    match jsonwebtoken::crypto::verify("", b"", key, jwt_alg) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(format!("the key is not a valid {} key", alg.name())),
-    }
-}
 
 /// What vecgate reads from a token's header before verifying it.
 #[derive(Debug)]
@@ -256,7 +70,7 @@ pub fn verify_signed_claims(
         .map(|(_header, payload)| payload)
         .ok_or(AuthnError::Malformed)?;
     let verified =
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, jwt_algorithm(alg))
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, jsonwebtoken::Algorithm::from(alg))
             .map_err(|e| match e.kind() {
                 ErrorKind::Base64(_) => AuthnError::Malformed,
                 ErrorKind::InvalidKeyFormat | ErrorKind::InvalidAlgorithm => {

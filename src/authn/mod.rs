@@ -19,11 +19,14 @@
 
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 pub mod principal;
 
-pub use jwt::{mint_dev_token, KeyResolver, StaticKey};
+pub use jwt::mint_dev_token;
+pub use keys::{KeyResolver, StaticKey};
 
-use crate::config::{Algorithm, AuthConfig, PrincipalMapping};
+use crate::config::keys as keys_check;
+use crate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
 use crate::plan::Value;
 use crate::policy::planner::Principal;
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
@@ -108,6 +111,31 @@ impl AuthnError {
     }
 }
 
+/// Builds the key resolver for the configured key source, checking that the key fits every
+/// configured algorithm ([`crate::config::keys`], the check `vecgate check --config` runs).
+fn load_keys(cfg: &AuthConfig) -> Result<Box<dyn KeyResolver>, AuthnError> {
+    if cfg.algorithms.is_empty() {
+        return Err(AuthnError::Config("auth.algorithms is empty".into()));
+    }
+    match &cfg.key {
+        KeySource::HmacSecretEnv(var) => {
+            let secret = std::env::var(var)
+                .map_err(|_| AuthnError::Config(format!("environment variable {var} is not set (or not UTF-8)")))?;
+            let key = keys_check::hmac_key(secret.as_bytes(), &cfg.algorithms)
+                .map_err(|problem| AuthnError::Config(format!("{var}: {problem}")))?;
+            Ok(Box::new(StaticKey::new(key)))
+        }
+        KeySource::PublicKeyFile(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| AuthnError::Config(format!("cannot read public key {}: {e}", path.display())))?;
+            let key = keys_check::public_key_from_pem(&pem, &cfg.algorithms)
+                .map_err(|problem| AuthnError::Config(format!("{}: {problem}", path.display())))?;
+            Ok(Box::new(StaticKey::new(key)))
+        }
+        KeySource::JwksUrl(_) => Ok(Box::new(jwks::JwksResolver::from_auth_config(cfg)?)),
+    }
+}
+
 /// A verified caller.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
@@ -152,7 +180,7 @@ impl Authenticator {
     /// that does not fit a configured algorithm, or a key set that cannot be fetched now or
     /// holds no usable key, is [`AuthnError::Config`].
     pub fn from_config(cfg: &AuthConfig) -> Result<Authenticator, AuthnError> {
-        let keys = jwt::load_keys(cfg)?;
+        let keys = load_keys(cfg)?;
         Authenticator::with_keys(cfg, keys)
     }
 
@@ -218,7 +246,7 @@ impl Authenticator {
     fn verify_uncached(&self, token: &str, now: i64) -> Result<Authenticated, AuthnError> {
         let header = jwt::read_header(token, &self.algorithms)?;
         let key = self.keys.key_for(header.kid.as_deref(), header.alg)?;
-        if key.family() != jwt::jwt_algorithm(header.alg).family() {
+        if key.family() != jsonwebtoken::Algorithm::from(header.alg).family() {
             return Err(AuthnError::AlgorithmNotAllowed);
         }
         let claims = jwt::verify_signed_claims(token, &key, header.alg)?;

@@ -3,7 +3,8 @@
 //!
 //! The types in this file are the validated form every other module reads.
 
-pub mod raw;
+pub mod keys;
+mod raw;
 mod validate;
 
 pub use validate::parse_duration;

@@ -791,27 +791,15 @@ fn check_algorithms_fit_key(v: &mut Validator<'_>, algorithms: &[Algorithm], key
     }
 }
 
+/// The check `vecgate serve` runs on the same file ([`super::keys::public_key_from_pem`]).
 fn pem_fits(file: &Path, algorithm: Algorithm) -> Result<(), String> {
-    use jsonwebtoken::DecodingKey;
-    let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let (family, parsed) = match algorithm {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return Ok(()),
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => ("an RSA", DecodingKey::from_rsa_pem(&pem).map(drop)),
-        Algorithm::ES256 | Algorithm::ES384 => ("an EC", DecodingKey::from_ec_pem(&pem).map(drop)),
-        Algorithm::EdDSA => ("an Ed25519", DecodingKey::from_ed_pem(&pem).map(drop)),
-    };
-    parsed.map_err(|e| {
-        format!(
-            "{} does not hold {family} public key in PEM form, needed for {}: {e}",
-            file.display(),
-            algorithm.name()
-        )
-    })
+    if algorithm.is_hmac() {
+        return Ok(());
+    }
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read public key {}: {e}", file.display()))?;
+    super::keys::public_key_from_pem(&pem, &[algorithm])
+        .map(drop)
+        .map_err(|problem| format!("{}: {problem}", file.display()))
 }
 
 fn principal(v: &mut Validator<'_>, raw: RawPrincipal) -> Option<PrincipalMapping> {
