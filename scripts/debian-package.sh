@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by scripts/promtool.sh and scripts/nginx.sh: obtains one of Debian's packages and
+# Sourced by scripts/prometheus.sh and scripts/nginx.sh: obtains one of Debian's packages and
 # unpacks it inside the repository, never installing anything system-wide.
 #
 #   debian_package_unpack PACKAGE CACHE
