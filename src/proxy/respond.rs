@@ -76,6 +76,32 @@ impl ProxyError {
         }
     }
 
+    /// Every value [`ProxyError::kind`] returns, in its order. A new kind goes here too
+    /// (tests/metrics.rs compares this list with `kind()` over every variant).
+    pub const KINDS: &'static [&'static str] = &[
+        "unauthenticated",
+        "unknown_route",
+        "forbidden",
+        "untranslatable",
+        "bad_request",
+        "unsupported_media",
+        "payload_too_large",
+        "body_timeout",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_unreadable",
+        "database",
+        "audit_unavailable",
+        "config",
+        "internal",
+    ];
+
+    /// The kinds a failed exchange with the database is counted under in
+    /// `vecgate_upstream_errors_total{kind}` (upstream.rs: no connection or no complete answer,
+    /// no answer in time, no free upstream slot); each series is exported at 0 from start-up.
+    pub const UPSTREAM_KINDS: &'static [&'static str] =
+        &["upstream_unavailable", "upstream_timeout", "internal"];
+
     /// A bounded label for metrics and the audit log.
     pub fn kind(&self) -> &'static str {
         match self {
