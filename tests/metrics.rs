@@ -20,73 +20,13 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use support::exposition::{families, samples, value};
 use support::stub_upstream::counting_upstream;
 use support::vecgate::{VecgateOptions, VecgateServer};
 use vecgate::authn::AuthnError;
 use vecgate::backends::TranslateError;
 use vecgate::metrics::{status_class, KnownLabels, Metrics, RELOAD_OUTCOMES};
 use vecgate::proxy::respond::ProxyError;
-
-/// One sample line of the exposition text.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the sample lines (not `#` lines). Label values here never hold `,`, `"` or `}`.
-fn samples(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => {
-                    let body = rest.strip_suffix('}').expect("closing brace");
-                    let labels = body
-                        .split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(|pair| {
-                            let (k, v) = pair.split_once('=').expect("label pair");
-                            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
-                            (k.to_string(), v.expect("quoted value").to_string())
-                        })
-                        .collect();
-                    (name.to_string(), labels)
-                }
-                None => (series.to_string(), BTreeMap::new()),
-            };
-            let value = match value {
-                "+Inf" => f64::INFINITY,
-                v => v.parse().expect("numeric value"),
-            };
-            Sample { name, labels, value }
-        })
-        .collect()
-}
-
-/// The metric families the text declares with `# TYPE`.
-fn families(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .map(|rest| {
-            let (name, kind) = rest.split_once(' ').expect("type line");
-            (name.to_string(), kind.to_string())
-        })
-        .collect()
-}
-
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples(text)
-        .into_iter()
-        .find(|s| {
-            s.name == name
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-}
 
 /// One observation of everything.
 fn observe_everything(metrics: &Metrics) {

@@ -11,6 +11,7 @@
 
 pub mod chroma;
 pub mod differential;
+pub mod exposition;
 pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;
