@@ -438,6 +438,33 @@ fn dashboard_uses_only_real_metrics_and_labels() {
 }
 
 #[test]
+fn every_dashboard_query_follows_the_job_and_instance_variables() {
+    let dash = dashboard();
+    let selector = Regex::new(r"\bvecgate_[a-z0-9_]+(\{[^}]*\})?").unwrap();
+    let mut problems = Vec::new();
+    let mut panels: Vec<&Json> = dash["panels"].as_array().unwrap().iter().collect();
+    let mut i = 0;
+    while i < panels.len() {
+        if let Some(inner) = panels[i]["panels"].as_array() {
+            panels.extend(inner);
+        }
+        i += 1;
+    }
+    for panel in panels {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else { continue };
+            for m in selector.find_iter(expr) {
+                let text = m.as_str();
+                if !(text.contains(r#"job=~"$job""#) && text.contains(r#"instance=~"$instance""#)) {
+                    problems.push(format!("{}: {text} ignores $job/$instance", panel["title"]));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn dashboard_is_well_formed() {
     let dash = dashboard();
     assert_eq!(dash["uid"], "vecgate-overview");
