@@ -407,35 +407,47 @@ fn known(backend: &'static str) -> KnownLabels {
     }
 }
 
-/// Every series `known` promises, each with the value it must have at start-up.
-fn expected_at_start(backend: &str) -> Vec<(&'static str, Vec<(&'static str, String)>, f64)> {
-    let b = || ("backend", backend.to_string());
+/// A series that must exist at start-up, with its value then.
+struct StartSeries {
+    name: &'static str,
+    labels: Vec<(&'static str, String)>,
+    value: f64,
+}
+
+/// Every series `known` promises for `backend`.
+fn expected_at_start(backend: &str) -> Vec<StartSeries> {
+    let series = |name, labels: &[(&'static str, &str)], value| StartSeries {
+        name,
+        labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        value,
+    };
+    let b = ("backend", backend);
     let mut want = vec![
-        ("vecgate_hits_stripped_total", vec![b()], 0.0),
-        ("vecgate_result_shortfall_total", vec![b()], 0.0),
-        ("vecgate_upstream_duration_seconds_count", vec![b()], 0.0),
-        ("vecgate_upstream_duration_seconds_bucket", vec![b(), ("le", "+Inf".into())], 0.0),
-        ("vecgate_plan_cache_hits_total", vec![], 0.0),
-        ("vecgate_plan_cache_misses_total", vec![], 0.0),
-        ("vecgate_filter_terms_count", vec![], 0.0),
-        ("vecgate_audit_failures_total", vec![], 0.0),
-        ("vecgate_build_info", vec![("version", env!("CARGO_PKG_VERSION").into())], 1.0),
+        series("vecgate_hits_stripped_total", &[b], 0.0),
+        series("vecgate_result_shortfall_total", &[b], 0.0),
+        series("vecgate_upstream_duration_seconds_count", &[b], 0.0),
+        series("vecgate_upstream_duration_seconds_bucket", &[b, ("le", "+Inf")], 0.0),
+        series("vecgate_plan_cache_hits_total", &[], 0.0),
+        series("vecgate_plan_cache_misses_total", &[], 0.0),
+        series("vecgate_filter_terms_count", &[], 0.0),
+        series("vecgate_audit_failures_total", &[], 0.0),
+        series("vecgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0),
     ];
     for reason in AuthnError::REASONS {
-        want.push(("vecgate_auth_failures_total", vec![("reason", reason.to_string())], 0.0));
+        want.push(series("vecgate_auth_failures_total", &[("reason", reason)], 0.0));
     }
     for kind in ProxyError::UPSTREAM_KINDS {
-        want.push(("vecgate_upstream_errors_total", vec![b(), ("kind", kind.to_string())], 0.0));
+        want.push(series("vecgate_upstream_errors_total", &[b, ("kind", kind)], 0.0));
     }
     for outcome in RELOAD_OUTCOMES {
-        want.push(("vecgate_policy_reloads_total", vec![("outcome", outcome.to_string())], 0.0));
+        want.push(series("vecgate_policy_reloads_total", &[("outcome", outcome)], 0.0));
     }
     want
 }
 
 fn check_start_series(text: &str, backend: &str) {
     let mut missing = Vec::new();
-    for (name, labels, want) in expected_at_start(backend) {
+    for StartSeries { name, labels, value: want } in expected_at_start(backend) {
         let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         match value(text, name, &labels) {
             Some(v) if v == want => {}
