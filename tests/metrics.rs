@@ -7,7 +7,7 @@
 //! compared here with what `reason()`/`kind()` return for every variant.
 //!
 //! The promtool test obtains promtool through `scripts/promtool.sh` (Debian's `prometheus`
-//! package, unpacked without root into `.tmp/promtool/`). If that fails the test fails; set
+//! package, unpacked without root into `.tmp/prometheus/`). If that fails the test fails; set
 //! `VECGATE_NO_PROMTOOL=1` to skip only that check, explicitly.
 
 // Tests fail loudly on purpose.
