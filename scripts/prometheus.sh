@@ -44,24 +44,10 @@ if [[ $NAME == prometheus && -n ${VECGATE_PROMETHEUS:-} ]]; then
     say "VECGATE_PROMETHEUS=$VECGATE_PROMETHEUS is not a working prometheus; ignoring it"
 fi
 
-mkdir -p "$CACHE"
-# Tests may call this concurrently: one download at a time.
-exec 9>"$CACHE/.lock"
-if command -v flock >/dev/null; then flock 9; fi
-
-if works "$BINARY"; then
-    echo "$BINARY"
-    exit 0
-fi
-
 # shellcheck source=scripts/debian-package.sh
 source "$PWD/scripts/debian-package.sh"
-if debian_package_unpack prometheus "$CACHE"; then
-    if works "$BINARY"; then
-        echo "$BINARY"
-        exit 0
-    fi
-    say "the package unpacked, but $BINARY does not run"
+if debian_package_binary prometheus "$CACHE" "$BINARY"; then
+    exit 0
 fi
 say "no working $NAME could be had"
 exit 1
