@@ -31,7 +31,7 @@ mod support;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::chroma::DEFAULT_DB_PATH;
+use support::chroma::{answer_ids as ids, string_set as set, DEFAULT_DB_PATH};
 use support::exposition::samples;
 use support::filter_ignoring_relay::{FilterIgnoringRelay, RelayMode};
 use support::prometheus::{sample_value, PrometheusServer};
@@ -118,21 +118,6 @@ fn settle(prometheus: &PrometheusServer, vecgate: &VecgateServer) {
     prometheus.wait_evaluations(3);
 }
 
-fn ids(body: &Value) -> BTreeSet<String> {
-    let ids = body["ids"].as_array().unwrap_or_else(|| panic!("no ids in {body}"));
-    ids.iter()
-        .flat_map(|i| match i {
-            Value::Array(inner) => inner.clone(),
-            other => vec![other.clone()],
-        })
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| (*s).to_string()).collect()
-}
-
 /// A token signed with a key vecgate does not know.
 fn forged_token() -> String {
     let claims = json!({"sub": "mallory", "roles": ["admin"], "iss": ISSUER, "aud": AUDIENCE,
@@ -152,6 +137,12 @@ impl Timings {
         let what = what.into();
         eprintln!("alerts_prometheus: {what}: {seconds:.1} s");
         self.0.push((what, seconds));
+    }
+
+    /// An alert seen pending: says after what, and the `for:` it would fire after.
+    fn pending(&mut self, prometheus: &PrometheusServer, name: &str, after: &str, seconds: f64) {
+        let hold = hold_seconds(prometheus, name);
+        self.record(format!("{name} pending after {after} (fires after its for: {hold} s)"), seconds);
     }
 }
 
@@ -290,13 +281,7 @@ fn shipped_alerts_fire_on_first_incidents_and_every_dashboard_panel_has_data() {
     }
     let burst = spike.elapsed().as_secs_f64();
     let (auth, seconds) = wait_alert(&prometheus, "VecgateAuthFailureSpike", &instance, &["pending"], spike);
-    timings.record(
-        format!(
-            "VecgateAuthFailureSpike pending after 480 bad tokens over {burst:.1} s (fires after its for: {} s)",
-            hold_seconds(&prometheus, "VecgateAuthFailureSpike")
-        ),
-        seconds,
-    );
+    timings.pending(&prometheus, "VecgateAuthFailureSpike", &format!("480 bad tokens in {burst:.1} s"), seconds);
     assert_eq!(auth["labels"]["severity"], "warning", "{auth}");
 
     // ---- 4. the database unreachable -------------------------------------------------------
@@ -309,13 +294,7 @@ fn shipped_alerts_fire_on_first_incidents_and_every_dashboard_panel_has_data() {
         failed += 1;
     }
     let (upstream, seconds) = wait_alert(&prometheus, "VecgateUpstreamErrors", &instance, &["pending"], outage);
-    timings.record(
-        format!(
-            "VecgateUpstreamErrors pending after 20 failed forwards (fires after its for: {} s)",
-            hold_seconds(&prometheus, "VecgateUpstreamErrors")
-        ),
-        seconds,
-    );
+    timings.pending(&prometheus, "VecgateUpstreamErrors", "20 failed forwards", seconds);
     assert_eq!(upstream["labels"]["backend"], "chroma", "{upstream}");
     // Clients seeing 5xx: requests keep failing until the ratio alert is pending (its series
     // are per operation and appear with their first 5xx, so it needs the failures to go on).
@@ -328,13 +307,7 @@ fn shipped_alerts_fire_on_first_incidents_and_every_dashboard_panel_has_data() {
             .filter(|a| a["state"] == "pending")
             .map(|a| (a, outage.elapsed().as_secs_f64()))
     });
-    timings.record(
-        format!(
-            "VecgateServerErrorRatio pending with ~10 failing requests/s (fires after its for: {} s)",
-            hold_seconds(&prometheus, "VecgateServerErrorRatio")
-        ),
-        seconds,
-    );
+    timings.pending(&prometheus, "VecgateServerErrorRatio", "failing requests at ~10/s", seconds);
     assert_eq!(server_errors["labels"]["backend"], "chroma", "{server_errors}");
     relay.set_mode(RelayMode::Faithful);
     // Each failed request is one failed exchange, counted as "upstream_unavailable".
