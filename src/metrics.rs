@@ -17,7 +17,7 @@
 //! [`crate::proxy::respond::ProxyError::UPSTREAM_KINDS`]. Per-request series
 //! (`vecgate_requests_total`, `vecgate_request_duration_seconds`) are not created in advance:
 //! their operation label comes from the backend's route table (35 Chroma, 101 Qdrant
-//! operations), times 7 decisions and 6 status classes, most of which never occur together,
+//! operations), times 6 decisions and 6 status classes, most of which never occur together,
 //! and the alerts over them are ratios held for minutes (`for:`), which do not hinge on one
 //! first increment.
 
