@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by scripts/promtool.sh and scripts/nginx.sh: obtains one of Debian's packages and
+# Sourced by scripts/prometheus.sh and scripts/nginx.sh: obtains one of Debian's packages and
 # unpacks it inside the repository, never installing anything system-wide.
 #
 #   debian_package_unpack PACKAGE CACHE
@@ -9,6 +9,13 @@
 # /etc/apt/sources.list*, at the pool path `apt-cache show` reports — and unpacks it into
 # CACHE/root with `dpkg-deb -x`. Returns non-zero if neither download worked. The caller defines
 # `say MESSAGE…` (to stderr) and holds CACHE's lock.
+#
+#   debian_package_binary PACKAGE CACHE BINARY
+#
+# prints BINARY (a path under CACHE/root) once `works BINARY` succeeds: at once if the cached
+# copy works, else after debian_package_unpack. It takes CACHE's lock first (file descriptor 9,
+# held until the calling script exits), so concurrent callers download once. Returns non-zero if
+# no working BINARY could be had. The caller defines `say MESSAGE…` and `works PATH`.
 
 debian_package_unpack() {
     local package=$1 cache=$2
@@ -34,6 +41,25 @@ debian_package_unpack() {
     mkdir -p "$cache/root"
     dpkg-deb -x "$deb" "$cache/root"
     rm -rf "$debs"
+}
+
+debian_package_binary() {
+    local package=$1 cache=$2 binary=$3
+    mkdir -p "$cache"
+    exec 9>"$cache/.lock"
+    if command -v flock >/dev/null; then flock 9; fi
+    if works "$binary"; then
+        echo "$binary"
+        return 0
+    fi
+    if debian_package_unpack "$package" "$cache"; then
+        if works "$binary"; then
+            echo "$binary"
+            return 0
+        fi
+        say "the package unpacked, but $binary does not run"
+    fi
+    return 1
 }
 
 # The mirror URIs from both the deb822 (*.sources) and one-line (*.list) formats.

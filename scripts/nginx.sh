@@ -37,23 +37,10 @@ if [[ -n ${VECGATE_NGINX:-} ]]; then
     say "VECGATE_NGINX=$VECGATE_NGINX is not a working nginx; ignoring it"
 fi
 
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-if command -v flock >/dev/null; then flock 9; fi
-
-if works "$BINARY"; then
-    echo "$BINARY"
-    exit 0
-fi
-
 # shellcheck source=scripts/debian-package.sh
 source "$PWD/scripts/debian-package.sh"
-if debian_package_unpack "$PACKAGE" "$CACHE"; then
-    if works "$BINARY"; then
-        echo "$BINARY"
-        exit 0
-    fi
-    say "the package unpacked, but $BINARY does not run"
+if debian_package_binary "$PACKAGE" "$CACHE" "$BINARY"; then
+    exit 0
 fi
 
 if works /usr/sbin/nginx; then

@@ -5,6 +5,21 @@
 //! or paths), a status folded into its class, or the policy version number. One [`Metrics`]
 //! is created at startup and shared through an `Arc`; it owns its registry, so tests and
 //! several instances in one process never see each other's series.
+//!
+//! Series exist from start-up. A labelled series otherwise appears with its first increment,
+//! and `rate()`/`increase()` cannot see an increment from "no series" to its first value: an
+//! alert such as `increase(vecgate_hits_stripped_total[5m]) > 0` would stay silent on the first
+//! incident. So every series whose label values are known when vecgate starts is exported at 0
+//! then: the unlabelled metrics and the reload outcomes by [`Metrics::new`], and, by
+//! [`Metrics::export_known_series`] (called once by `vecgate serve`), the configured backend's
+//! stripped-hit, shortfall and upstream-latency series, one auth-failure series per
+//! [`crate::authn::AuthnError::REASONS`] and one upstream-error series per
+//! [`crate::proxy::UpstreamError::KINDS`]. Per-request series
+//! (`vecgate_requests_total`, `vecgate_request_duration_seconds`) are not created in advance:
+//! their operation label comes from the backend's route table (35 Chroma, 101 Qdrant
+//! operations), times 6 decisions and 6 status classes, most of which never occur together,
+//! and the alerts over them are ratios held for minutes (`for:`), which do not hinge on one
+//! first increment.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -27,6 +42,17 @@ const FILTER_TERM_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.
 pub enum MetricsError {
     #[error("cannot create metric {name}: {source}")]
     Create { name: &'static str, source: prometheus::Error },
+}
+
+/// The label values known when vecgate starts, for [`Metrics::export_known_series`].
+#[derive(Debug, Clone, Copy)]
+pub struct KnownLabels {
+    /// The configured database (`upstream.kind`).
+    pub backend: &'static str,
+    /// Every reason an authentication failure is counted under.
+    pub auth_failure_reasons: &'static [&'static str],
+    /// Every kind a failed exchange with the database is counted under.
+    pub upstream_error_kinds: &'static [&'static str],
 }
 
 /// Every vecgate metric, in its own registry.
@@ -148,7 +174,7 @@ impl Metrics {
         )?;
         // Both outcomes exist from the start, so alerts on `increase(...{outcome="error"})` work
         // before the first failure.
-        for outcome in [RELOAD_SUCCESS, RELOAD_ERROR] {
+        for outcome in RELOAD_OUTCOMES {
             policy_reloads.with_label_values(&[outcome]).reset();
         }
         let policy_version_info = register(
@@ -210,6 +236,22 @@ impl Metrics {
             result_shortfall,
             audit_failures,
         })
+    }
+
+    /// Exports, at 0, every series built from label values known at start-up (see the module
+    /// docs). Call once, before serving; series that already exist keep their values.
+    pub fn export_known_series(&self, known: &KnownLabels) {
+        let backend = known.backend;
+        self.hits_stripped.with_label_values(&[backend]).inc_by(0);
+        self.result_shortfall.with_label_values(&[backend]).inc_by(0);
+        // A histogram child exists, with no observations, once it is looked up.
+        self.upstream_duration.with_label_values(&[backend]);
+        for kind in known.upstream_error_kinds {
+            self.upstream_errors.with_label_values(&[backend, kind]).inc_by(0);
+        }
+        for reason in known.auth_failure_reasons {
+            self.auth_failures.with_label_values(&[reason]).inc_by(0);
+        }
     }
 
     /// One answered client request: `decision` as in the audit log (allow, deny, filter,
@@ -315,6 +357,8 @@ impl Metrics {
 
 const RELOAD_SUCCESS: &str = "success";
 const RELOAD_ERROR: &str = "error";
+/// Every `outcome` of `vecgate_policy_reloads_total`.
+pub const RELOAD_OUTCOMES: [&str; 2] = [RELOAD_SUCCESS, RELOAD_ERROR];
 
 /// "2xx" for 200..=299 and so on; anything outside 100..=599 is "other".
 pub fn status_class(status: u16) -> &'static str {

@@ -1,79 +1,33 @@
 //! The Prometheus metrics: names from DESIGN §6, bounded label values, one policy-version
 //! series, and text that Prometheus' own `promtool check metrics` accepts.
 //!
+//! Every series an alert or a dashboard panel needs is exported at 0 from start-up, by the real
+//! binary, with each label value from the lists beside the code that produces them
+//! (`AuthnError::REASONS`, `ProxyError::UPSTREAM_KINDS`, `RELOAD_OUTCOMES`); those lists are
+//! compared here with what `reason()`/`kind()` return for every variant.
+//!
 //! The promtool test obtains promtool through `scripts/promtool.sh` (Debian's `prometheus`
-//! package, unpacked without root into `.tmp/promtool/`). If that fails the test fails; set
+//! package, unpacked without root into `.tmp/prometheus/`). If that fails the test fails; set
 //! `VECGATE_NO_PROMTOOL=1` to skip only that check, explicitly.
 
 // Tests fail loudly on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use vecgate::metrics::{status_class, Metrics};
-
-/// One sample line of the exposition text.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the sample lines (not `#` lines). Label values here never hold `,`, `"` or `}`.
-fn samples(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => {
-                    let body = rest.strip_suffix('}').expect("closing brace");
-                    let labels = body
-                        .split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(|pair| {
-                            let (k, v) = pair.split_once('=').expect("label pair");
-                            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
-                            (k.to_string(), v.expect("quoted value").to_string())
-                        })
-                        .collect();
-                    (name.to_string(), labels)
-                }
-                None => (series.to_string(), BTreeMap::new()),
-            };
-            let value = match value {
-                "+Inf" => f64::INFINITY,
-                v => v.parse().expect("numeric value"),
-            };
-            Sample { name, labels, value }
-        })
-        .collect()
-}
-
-/// The metric families the text declares with `# TYPE`.
-fn families(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .map(|rest| {
-            let (name, kind) = rest.split_once(' ').expect("type line");
-            (name.to_string(), kind.to_string())
-        })
-        .collect()
-}
-
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples(text)
-        .into_iter()
-        .find(|s| {
-            s.name == name
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-}
+use std::time::Duration;
+use support::exposition::{families, samples, value};
+use support::stub_upstream::counting_upstream;
+use support::vecgate::{VecgateOptions, VecgateServer};
+use vecgate::authn::AuthnError;
+use vecgate::backends::TranslateError;
+use vecgate::metrics::{status_class, KnownLabels, Metrics, RELOAD_OUTCOMES};
+use vecgate::backends::seam::Answer;
+use vecgate::proxy::{ErrorKind, ProxyError, UpstreamError};
 
 /// One observation of everything.
 fn observe_everything(metrics: &Metrics) {
@@ -330,4 +284,224 @@ fn rendered_text_passes_promtool_check_metrics() {
     let (ok, lint) = promtool_check(&promtool, &text);
     assert!(ok, "promtool check metrics failed:\n{lint}\n--- text ---\n{text}");
     assert_eq!(lint.trim(), "", "promtool lint output for:\n{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Series from start-up
+// ---------------------------------------------------------------------------------------
+
+/// One value of every `AuthnError` variant. The `match` below stops compiling when a variant
+/// is added, so whoever adds one meets this list (and then `REASONS`, by the test below).
+fn every_authn_error() -> Vec<AuthnError> {
+    let all = vec![
+        AuthnError::MissingToken,
+        AuthnError::ConflictingTokens,
+        AuthnError::Malformed,
+        AuthnError::AlgorithmNotAllowed,
+        AuthnError::BadSignature,
+        AuthnError::UnknownKey,
+        AuthnError::KeysUnavailable,
+        AuthnError::Expired,
+        AuthnError::NotYetValid,
+        AuthnError::WrongIssuer,
+        AuthnError::WrongAudience,
+        AuthnError::MissingClaim { claim: "sub".into() },
+        AuthnError::BadClaim { claim: "roles".into(), expected: "a list" },
+        AuthnError::Config("key".into()),
+        AuthnError::BadMintRequest("ttl".into()),
+    ];
+    for e in &all {
+        match e {
+            AuthnError::MissingToken
+            | AuthnError::ConflictingTokens
+            | AuthnError::Malformed
+            | AuthnError::AlgorithmNotAllowed
+            | AuthnError::BadSignature
+            | AuthnError::UnknownKey
+            | AuthnError::KeysUnavailable
+            | AuthnError::Expired
+            | AuthnError::NotYetValid
+            | AuthnError::WrongIssuer
+            | AuthnError::WrongAudience
+            | AuthnError::MissingClaim { .. }
+            | AuthnError::BadClaim { .. }
+            | AuthnError::Config(_)
+            | AuthnError::BadMintRequest(_) => {}
+        }
+    }
+    all
+}
+
+/// One value of every `ProxyError` variant; the `match` plays the same part as above.
+fn every_proxy_error() -> Vec<ProxyError> {
+    let all = vec![
+        ProxyError::Unauthenticated(AuthnError::Expired),
+        ProxyError::UnknownRoute("GET /x".into()),
+        ProxyError::Forbidden("no".into()),
+        ProxyError::Untranslatable(TranslateError::TooManyTerms { terms: 2, limit: 1 }),
+        ProxyError::BadRequest("json".into()),
+        ProxyError::UnsupportedMedia("text/plain".into()),
+        ProxyError::PayloadTooLarge(1),
+        ProxyError::BodyTimeout(Duration::from_secs(1)),
+        ProxyError::UpstreamUnavailable("refused".into()),
+        ProxyError::UpstreamTimeout(Duration::from_secs(1)),
+        ProxyError::UpstreamUnreadable("json".into()),
+        ProxyError::Database(Answer { status: http::StatusCode::NOT_FOUND, content_type: None, body: bytes::Bytes::new() }),
+        ProxyError::AuditUnavailable,
+        ProxyError::Config("key".into()),
+        ProxyError::Internal("bug".into()),
+    ];
+    for e in &all {
+        match e {
+            ProxyError::Unauthenticated(_)
+            | ProxyError::UnknownRoute(_)
+            | ProxyError::Forbidden(_)
+            | ProxyError::Untranslatable(_)
+            | ProxyError::BadRequest(_)
+            | ProxyError::UnsupportedMedia(_)
+            | ProxyError::PayloadTooLarge(_)
+            | ProxyError::BodyTimeout(_)
+            | ProxyError::UpstreamUnavailable(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::UpstreamUnreadable(_)
+            | ProxyError::Database(_)
+            | ProxyError::AuditUnavailable
+            | ProxyError::Config(_)
+            | ProxyError::Internal(_) => {}
+        }
+    }
+    all
+}
+
+fn unique(list: &[&'static str]) -> BTreeSet<&'static str> {
+    let set: BTreeSet<&'static str> = list.iter().copied().collect();
+    assert_eq!(set.len(), list.len(), "duplicates in {list:?}");
+    set
+}
+
+#[test]
+fn the_reason_and_kind_lists_are_exactly_what_the_code_returns() {
+    let reasons: BTreeSet<&str> = every_authn_error().iter().map(AuthnError::reason).collect();
+    assert_eq!(unique(AuthnError::REASONS), reasons, "AuthnError::REASONS vs reason()");
+    let kinds: BTreeSet<&str> = every_proxy_error().iter().map(|e| e.kind().as_str()).collect();
+    let listed: Vec<&'static str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    let mut listed = unique(&listed);
+    // The one kind that is not an error of a request but of its client going away.
+    assert!(listed.remove(ErrorKind::ClientClosed.as_str()));
+    assert_eq!(listed, kinds, "ErrorKind::ALL vs kind()");
+    // Every kind the upstream exchange produces (src/proxy/upstream.rs) is listed.
+    let upstream = unique(&UpstreamError::KINDS);
+    for e in [
+        UpstreamError::Unavailable("refused".into()),
+        UpstreamError::Timeout(Duration::from_secs(1)),
+        UpstreamError::Config("ca".into()),
+        UpstreamError::Internal("slots".into()),
+    ] {
+        match e {
+            UpstreamError::Unavailable(_) | UpstreamError::Timeout(_) | UpstreamError::Config(_) | UpstreamError::Internal(_) => {}
+        }
+        assert!(upstream.contains(e.kind()), "{}", e.kind());
+    }
+}
+
+fn known(backend: &'static str) -> KnownLabels {
+    KnownLabels {
+        backend,
+        auth_failure_reasons: AuthnError::REASONS,
+        upstream_error_kinds: &UpstreamError::KINDS,
+    }
+}
+
+/// A series that must exist at start-up, with its value then.
+struct StartSeries {
+    name: &'static str,
+    labels: Vec<(&'static str, String)>,
+    value: f64,
+}
+
+/// Every series `known` promises for `backend`.
+fn expected_at_start(backend: &str) -> Vec<StartSeries> {
+    let series = |name, labels: &[(&'static str, &str)], value| StartSeries {
+        name,
+        labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        value,
+    };
+    let b = ("backend", backend);
+    let mut want = vec![
+        series("vecgate_hits_stripped_total", &[b], 0.0),
+        series("vecgate_result_shortfall_total", &[b], 0.0),
+        series("vecgate_upstream_duration_seconds_count", &[b], 0.0),
+        series("vecgate_upstream_duration_seconds_bucket", &[b, ("le", "+Inf")], 0.0),
+        series("vecgate_plan_cache_hits_total", &[], 0.0),
+        series("vecgate_plan_cache_misses_total", &[], 0.0),
+        series("vecgate_filter_terms_count", &[], 0.0),
+        series("vecgate_audit_failures_total", &[], 0.0),
+        series("vecgate_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0),
+    ];
+    for reason in AuthnError::REASONS {
+        want.push(series("vecgate_auth_failures_total", &[("reason", reason)], 0.0));
+    }
+    for kind in UpstreamError::KINDS {
+        want.push(series("vecgate_upstream_errors_total", &[b, ("kind", kind)], 0.0));
+    }
+    for outcome in RELOAD_OUTCOMES {
+        want.push(series("vecgate_policy_reloads_total", &[("outcome", outcome)], 0.0));
+    }
+    want
+}
+
+fn check_start_series(text: &str, backend: &str) {
+    let mut missing = Vec::new();
+    for StartSeries { name, labels, value: want } in expected_at_start(backend) {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        match value(text, name, &labels) {
+            Some(v) if v == want => {}
+            other => missing.push(format!("{name}{labels:?} = {other:?}, want {want}")),
+        }
+    }
+    assert!(missing.is_empty(), "at start-up:\n{}\n--- /metrics ---\n{text}", missing.join("\n"));
+}
+
+#[test]
+fn known_series_start_at_zero_and_keep_values_already_counted() {
+    let metrics = Metrics::new().unwrap();
+    metrics.export_known_series(&known("qdrant"));
+    check_start_series(&metrics.render(), "qdrant");
+    // Exporting again (or late) never resets what was counted.
+    metrics.hits_stripped("qdrant", 2);
+    metrics.auth_failure("expired");
+    metrics.upstream_error("qdrant", "upstream_timeout");
+    metrics.export_known_series(&known("qdrant"));
+    let text = metrics.render();
+    assert_eq!(value(&text, "vecgate_hits_stripped_total", &[("backend", "qdrant")]), Some(2.0));
+    assert_eq!(value(&text, "vecgate_auth_failures_total", &[("reason", "expired")]), Some(1.0));
+    assert_eq!(
+        value(&text, "vecgate_upstream_errors_total", &[("backend", "qdrant"), ("kind", "upstream_timeout")]),
+        Some(1.0)
+    );
+    // Only the configured backend's series exist.
+    assert!(!text.contains("backend=\"chroma\""), "{text}");
+}
+
+#[test]
+fn a_fresh_vecgate_exports_every_alerted_series_at_zero() {
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let (upstream, seen) = counting_upstream();
+    for options in [VecgateOptions::chroma(&upstream, &policies), VecgateOptions::qdrant(&upstream, &policies)] {
+        let vecgate = VecgateServer::start(&options);
+        let (status, text) = vecgate.admin_get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        check_start_series(&text, options.upstream_kind);
+        // The policy set in use is shown from the start as well.
+        assert!(text.lines().any(|l| l.starts_with("vecgate_policy_version_info{version=") && l.ends_with(" 1")), "{text}");
+        // Nothing but the configured backend.
+        let other = if options.upstream_kind == "chroma" { "qdrant" } else { "chroma" };
+        assert!(!text.contains(&format!("backend=\"{other}\"")), "{text}");
+        // Promtool accepts the start-up text too.
+        if let Some(promtool) = promtool() {
+            let (ok, lint) = promtool_check(&promtool, &text);
+            assert!(ok && lint.trim().is_empty(), "promtool check metrics:\n{lint}\n--- text ---\n{text}");
+        }
+    }
+    assert!(seen.lock().unwrap().is_empty(), "start-up sent nothing to the database");
 }

@@ -91,6 +91,25 @@ pub enum AuthnError {
 }
 
 impl AuthnError {
+    /// Every value [`AuthnError::reason`] returns, in its order: the metrics export each
+    /// reason's `vecgate_auth_failures_total` series at 0 from start-up. A new reason goes here
+    /// too (tests/metrics.rs compares this list with `reason()` over every variant).
+    pub const REASONS: &'static [&'static str] = &[
+        "missing_token",
+        "conflicting_tokens",
+        "malformed",
+        "algorithm",
+        "signature",
+        "unknown_key",
+        "keys_unavailable",
+        "expired",
+        "not_yet_valid",
+        "issuer",
+        "audience",
+        "claims",
+        "config",
+    ];
+
     /// Bounded label for `vecgate_auth_failures_total{reason}`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -2,9 +2,9 @@
 //! until SIGTERM or Ctrl-C, then drain.
 
 use crate::audit::AuditLog;
-use crate::authn::Authenticator;
+use crate::authn::{AuthnError, Authenticator};
 use crate::config::{self, Config};
-use crate::metrics::Metrics;
+use crate::metrics::{KnownLabels, Metrics};
 use crate::policy::watch::spawn_policy_watcher;
 use crate::policy::planner::PlannerOptions;
 use crate::policy::store::PolicyStore;
@@ -60,6 +60,11 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let audit = AuditLog::open(&config.audit).map_err(|e| format!("audit log: {e}"))?;
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    metrics.export_known_series(&KnownLabels {
+        backend: config.upstream.kind.name(),
+        auth_failure_reasons: AuthnError::REASONS,
+        upstream_error_kinds: &crate::proxy::UpstreamError::KINDS,
+    });
     metrics.policy_loaded(policies.snapshot().version);
     let policies = Arc::new(policies);
     // Reloads on file changes and on SIGHUP; kept alive until the server has stopped. The

@@ -8,6 +8,7 @@
 //! assert_eq!(chroma.get_ids(&col, Some(&json!({"dept": "eng"}))), Ok(vec!["a".to_string()]));
 //! ```
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -363,6 +364,23 @@ impl ChromaServer {
             });
         Ok(string_array(&per_query[0], &answer))
     }
+}
+
+/// The ids in a Chroma answer (`get`'s list, or `query`'s list per query embedding), as a set.
+pub fn answer_ids(answer: &Value) -> BTreeSet<String> {
+    let ids = answer["ids"].as_array().unwrap_or_else(|| panic!("no ids in {answer}"));
+    ids.iter()
+        .flat_map(|i| match i {
+            Value::Array(inner) => inner.clone(),
+            other => vec![other.clone()],
+        })
+        .map(|i| i.as_str().unwrap_or_else(|| panic!("a non-string id in {answer}")).to_string())
+        .collect()
+}
+
+/// `["a", "b"]` as a set of owned strings, to compare with [`answer_ids`].
+pub fn string_set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_string()).collect()
 }
 
 fn string_array(v: &Value, whole: &Value) -> Vec<String> {

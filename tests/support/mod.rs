@@ -11,10 +11,13 @@
 
 pub mod chroma;
 pub mod differential;
+pub mod exposition;
+pub mod filter_ignoring_relay;
 pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;
 pub mod pki;
+pub mod prometheus;
 pub mod qdrant;
 
 pub use chroma::ChromaServer;
