@@ -524,3 +524,36 @@ fn shadow_mode_computes_everything_and_changes_nothing() {
     assert_eq!((lines[2]["decision"].as_str(), lines[2]["enforced_status"].as_u64()), (Some("deny"), Some(403)));
     assert_eq!(lines[3]["enforced_status"], 401);
 }
+
+/// The same failure is recorded with the same decision in enforce and shadow mode (shadow
+/// additionally says what enforce would have answered): a malformed body is `error`, a
+/// missing token and a refused write are `deny`.
+#[test]
+fn the_same_failure_gets_the_same_decision_in_both_modes() {
+    let mut decisions = Vec::new();
+    for mode in ["enforce", "shadow"] {
+        let s = setup_with(|o| o.extra_yaml = format!("mode: {mode}\n"));
+        let get = format!("{}/get", s.col);
+        s.vecgate.call("POST", &get, Some(&s.alice), Some(&json!({"wehre": {"department": "hr"}})));
+        s.vecgate.call("POST", &get, None, Some(&json!({})));
+        let add = json!({"ids": ["h9"], "embeddings": [[0.2, 0.2]], "metadatas": [{"department": "hr", "level": 1}]});
+        s.vecgate.call("POST", &format!("{}/add", s.col), Some(&s.alice), Some(&add));
+        let lines = s.vecgate.audit_lines();
+        assert_eq!(lines.len(), 3, "{mode}: {lines:?}");
+        let seen: Vec<(String, String, u64)> = lines
+            .iter()
+            .map(|l| {
+                let status = if mode == "shadow" { &l["enforced_status"] } else { &l["status"] };
+                (l["decision"].as_str().unwrap().to_string(), l["error"].as_str().unwrap_or("").to_string(), status.as_u64().unwrap())
+            })
+            .collect();
+        decisions.push(seen);
+    }
+    let expected = vec![
+        ("error".to_string(), "bad_request".to_string(), 400),
+        ("deny".to_string(), "unauthenticated".to_string(), 401),
+        ("deny".to_string(), "forbidden".to_string(), 403),
+    ];
+    assert_eq!(decisions[0], expected, "enforce");
+    assert_eq!(decisions[1], expected, "shadow");
+}

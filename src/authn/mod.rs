@@ -18,9 +18,9 @@
 //!   is the one they were verified under. Tokens never appear in errors or logs.
 
 pub mod jwks;
-pub mod jwt;
-pub mod keys;
-pub mod principal;
+pub(crate) mod jwt;
+pub(crate) mod keys;
+pub(crate) mod principal;
 
 pub use jwt::mint_dev_token;
 pub use keys::{KeyResolver, StaticKey};

@@ -12,8 +12,8 @@ pub mod qdrant;
 
 pub(crate) mod lower;
 pub mod seam;
-pub mod mapping;
-pub mod routing;
+pub(crate) mod mapping;
+pub(crate) mod routing;
 #[cfg(test)]
 pub(crate) mod testkit;
 

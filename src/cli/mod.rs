@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod check_config;
-pub mod policy_test;
-pub mod serve;
+pub(crate) mod policy_test;
+pub(crate) mod serve;
 pub mod token;
 
 #[derive(Parser, Debug)]

@@ -3,7 +3,7 @@
 //!
 //! The types in this file are the validated form every other module reads.
 
-pub mod keys;
+pub(crate) mod keys;
 mod raw;
 mod validate;
 

@@ -2,7 +2,7 @@
 //! reference evaluator. A leaf module: it depends on nothing else in the crate.
 
 pub mod eval;
-pub mod expr;
+pub(crate) mod expr;
 pub mod functions;
 pub mod normalise;
 pub mod value;

@@ -133,3 +133,182 @@ impl Writer<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    //! The rule on its own, with the real database modules describing the records (they are
+    //! pure) and a real policy snapshot; the integration tests of both databases exercise it
+    //! again through the proxy.
+
+    use super::*;
+    use crate::backends::chroma::routes::{Operation as ChromaOp, Route as ChromaRoute};
+    use crate::backends::chroma::Chroma;
+    use crate::backends::qdrant::point_id::PointId;
+    use crate::backends::qdrant::request::PayloadChange;
+    use crate::backends::qdrant::routes::{Operation as QdrantOp, Route as QdrantRoute};
+    use crate::backends::qdrant::Qdrant;
+    use crate::metrics::Metrics;
+    use crate::policy::planner::{PlannerOptions, Principal};
+    use crate::policy::store::PolicyStore;
+    use serde_json::{json, Map};
+    use std::sync::Arc;
+
+    /// Users create and update records of their own department at level ≤ 3.
+    const POLICY: &str = r#"
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: [create, update]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          all:
+            of:
+              - expr: request.resource.attr.dept == request.principal.attr.dept
+              - expr: request.resource.attr.level <= 3
+"#;
+
+    fn authorizer() -> (tempfile::TempDir, Authorizer) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("doc.yaml"), POLICY).unwrap();
+        let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
+        let mut attr = BTreeMap::new();
+        attr.insert("dept".to_string(), Value::string("fin"));
+        let caller = Authenticated {
+            principal: Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() },
+            claims: BTreeMap::new(),
+            expires_at: None,
+        };
+        (dir, Authorizer::new(caller, store.snapshot(), Arc::new(Metrics::new().unwrap())))
+    }
+
+    fn meta(v: Json) -> Option<Map<String, Json>> {
+        v.as_object().cloned()
+    }
+
+    fn chroma_route(op: ChromaOp) -> ChromaRoute {
+        ChromaRoute { op, tenant: None, database: None, collection: None }
+    }
+
+    fn write(id: &str, m: Json, kind: WriteKind) -> RecordWrite<String, Option<Map<String, Json>>> {
+        RecordWrite { id: id.into(), change: meta(m), kind }
+    }
+
+    fn existing(records: &[(&str, Json)]) -> BTreeMap<String, Option<Map<String, Json>>> {
+        records.iter().map(|(id, m)| ((*id).to_string(), meta(m.clone()))).collect()
+    }
+
+    fn decide(
+        writer: &Writer<'_>,
+        op: ChromaOp,
+        writes: &[RecordWrite<String, Option<Map<String, Json>>>],
+        stored: &[(&str, Json)],
+    ) -> Result<(), ProxyError> {
+        writer.check(&Chroma, &chroma_route(op), writes, existing(stored))
+    }
+
+    #[test]
+    fn new_records_need_create_existing_ones_update_before_and_after() {
+        let (_dir, authorizer) = authorizer();
+        let mapping = FieldMapping::new("", ["dept"]);
+        let writer = Writer { authorizer: &authorizer, kind: "doc", mapping: &mapping };
+        let own = json!({"dept": "fin", "level": 1});
+        let other = json!({"dept": "hr", "level": 1});
+        // create
+        assert!(decide(&writer, ChromaOp::Upsert, &[write("a", own.clone(), WriteKind::Upsert)], &[]).is_ok());
+        assert!(decide(&writer, ChromaOp::Upsert, &[write("a", other.clone(), WriteKind::Upsert)], &[]).is_err());
+        // update: as it is (USING) and as it will be (WITH CHECK)
+        assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"level": 2}), WriteKind::Change)], &[("a", own.clone())]).is_ok());
+        assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"dept": "hr"}), WriteKind::Change)], &[("a", own.clone())]).is_err());
+        assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"dept": "fin"}), WriteKind::Change)], &[("a", other.clone())]).is_err());
+        assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"level": 9}), WriteKind::Change)], &[("a", own.clone())]).is_err());
+        // Any refusal refuses the whole write.
+        let batch = [write("a", own.clone(), WriteKind::Upsert), write("b", other.clone(), WriteKind::Upsert)];
+        let refused = decide(&writer, ChromaOp::Upsert, &batch, &[]).unwrap_err();
+        assert_eq!(refused.kind(), crate::proxy::ErrorKind::Forbidden);
+    }
+
+    /// Whether a record the caller may not read exists must not change the answer wherever
+    /// the database itself answers the same.
+    #[test]
+    fn answers_do_not_depend_on_records_the_database_ignores() {
+        let (_dir, authorizer) = authorizer();
+        let mapping = FieldMapping::new("", ["dept"]);
+        let writer = Writer { authorizer: &authorizer, kind: "doc", mapping: &mapping };
+        let hidden = [("h", json!({"dept": "hr", "level": 1}))];
+        for written in [json!({"dept": "fin", "level": 1}), json!({"dept": "hr", "level": 1}), json!({"dept": "fin", "level": 7})] {
+            // Chroma's add of an existing id is ignored: decided as a new record.
+            let add = [write("h", written.clone(), WriteKind::Insert)];
+            let absent = decide(&writer, ChromaOp::Add, &add, &[]).is_ok();
+            let present = decide(&writer, ChromaOp::Add, &add, &hidden).is_ok();
+            assert_eq!(absent, present, "add {written}");
+        }
+        // An update of a missing id writes nothing: nothing to decide.
+        assert!(decide(&writer, ChromaOp::Update, &[write("x", json!({"dept": "hr"}), WriteKind::Change)], &[]).is_ok());
+    }
+
+    #[test]
+    fn required_attributes_stay_scalar_unless_the_write_leaves_them_alone() {
+        let (_dir, authorizer) = authorizer();
+        let mapping = FieldMapping::new("", ["dept", "level"]);
+        let writer = Writer { authorizer: &authorizer, kind: "doc", mapping: &mapping };
+        for bad in [json!({"dept": "fin"}), json!({"dept": "fin", "level": [1]}), json!({"dept": "fin", "level": {"x": 1}})] {
+            let err = decide(&writer, ChromaOp::Upsert, &[write("a", bad.clone(), WriteKind::Upsert)], &[]).unwrap_err();
+            assert!(err.to_string().contains("required attribute \"level\""), "{bad}: {err}");
+        }
+        // Qdrant: a vector update of a legacy point that lacks `level` leaves it as it is.
+        let route = QdrantRoute { op: QdrantOp::UpdateVectors, collection: Some("c".into()), point_id: None, param: None };
+        let legacy: Map<String, Json> = json!({"dept": "fin", "level": 1}).as_object().cloned().unwrap();
+        let mut lacking = legacy.clone();
+        lacking.remove("level");
+        let keep = [RecordWrite { id: PointId::Num(1), change: PayloadChange::Keep, kind: WriteKind::Change }];
+        let stored: BTreeMap<PointId, Map<String, Json>> = [(PointId::Num(1), lacking.clone())].into();
+        // Allowed by the required-attribute rule, refused by the policy (level is missing, so
+        // `level <= 3` errors and the ALLOW does not apply): a policy matter, not a shape one.
+        let refused = writer.check(&Qdrant, &route, &keep, stored).unwrap_err();
+        assert!(refused.to_string().contains("record writes are not allowed"), "{refused}");
+        let stored: BTreeMap<PointId, Map<String, Json>> = [(PointId::Num(1), legacy)].into();
+        assert!(writer.check(&Qdrant, &route, &keep, stored).is_ok());
+    }
+
+    /// Records are decided in the order the database applies them, each seeing what the ones
+    /// before it left.
+    #[test]
+    fn a_batch_sees_its_own_earlier_writes() {
+        let (_dir, authorizer) = authorizer();
+        let mapping = FieldMapping::new("metadata.", ["dept"]);
+        let writer = Writer { authorizer: &authorizer, kind: "doc", mapping: &mapping };
+        let route = QdrantRoute { op: QdrantOp::BatchUpdate, collection: Some("c".into()), point_id: None, param: None };
+        let payload = |v: Json| v.as_object().cloned().unwrap();
+        let create = RecordWrite {
+            id: PointId::Num(7),
+            change: PayloadChange::Replace(payload(json!({"metadata": {"dept": "fin", "level": 1}}))),
+            kind: WriteKind::Upsert,
+        };
+        let move_away = RecordWrite {
+            id: PointId::Num(7),
+            change: PayloadChange::Merge { key: Some("metadata".into()), payload: payload(json!({"dept": "hr"})) },
+            kind: WriteKind::Change,
+        };
+        // Created, then moved to another department: the second write is checked against the
+        // first one's result, and refused by WITH CHECK.
+        assert!(writer.check(&Qdrant, &route, std::slice::from_ref(&create), BTreeMap::new()).is_ok());
+        assert!(writer.check(&Qdrant, &route, &[create, move_away], BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn stamps_come_from_the_principal_or_refuse() {
+        let (_dir, authorizer) = authorizer();
+        let mut stamps = BTreeMap::new();
+        stamps.insert("owner".to_string(), StampSource::Id);
+        stamps.insert("dept".to_string(), StampSource::Attr("dept".into()));
+        let values = stamp_values(&stamps, &authorizer.caller).unwrap();
+        assert_eq!(values, vec![("dept".to_string(), json!("fin")), ("owner".to_string(), json!("alice"))]);
+        stamps.insert("team".to_string(), StampSource::Attr("team".into()));
+        assert_eq!(stamp_values(&stamps, &authorizer.caller).unwrap_err().kind(), crate::proxy::ErrorKind::Forbidden);
+    }
+}

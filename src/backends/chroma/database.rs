@@ -48,7 +48,7 @@ fn collections_path(route: &Route) -> String {
 }
 
 fn parse(answer: &[u8]) -> Result<Json, ResponseError> {
-    serde_json::from_slice(answer).map_err(|e| ResponseError::NotJson(e.to_string()))
+    Ok(serde_json::from_slice(answer)?)
 }
 
 impl Database for Chroma {

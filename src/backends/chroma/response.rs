@@ -6,12 +6,12 @@ use super::request::Trim;
 use serde_json::{Map, Value};
 
 /// Why a response cannot be filtered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
     #[error("the response has an unexpected shape at {field:?}: {reason}")]
     Shape { field: String, reason: &'static str },
     #[error("the answer is not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[from] serde_json::Error),
 }
 
 /// A record of a response: its id and metadata.

@@ -45,7 +45,7 @@ pub struct Then {
 pub type Payload = Map<String, Json>;
 
 fn parse(answer: &[u8]) -> Result<Json, ResponseError> {
-    serde_json::from_slice(answer).map_err(|e| ResponseError::NotJson(e.to_string()))
+    Ok(serde_json::from_slice(answer)?)
 }
 
 /// Payload paths the hit check needs (`metadata` for LangChain's layout; none when the

@@ -5,7 +5,7 @@ mod answers;
 mod attributes;
 mod database;
 pub mod filter;
-pub mod point_id;
+pub(crate) mod point_id;
 pub mod request;
 pub mod response;
 pub mod routes;

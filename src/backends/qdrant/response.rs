@@ -13,14 +13,14 @@ use super::routes::Operation;
 use serde_json::{Map, Value};
 
 /// Why a response cannot be filtered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
     #[error("the response has an unexpected shape at {field:?}: {reason}")]
     Shape { field: String, reason: &'static str },
     #[error("the operation {op} returns no points to filter")]
     WrongOperation { op: &'static str },
     #[error("the answer is not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[from] serde_json::Error),
 }
 
 /// Decides whether a point stays: its id and payload (`None`: absent or null).
