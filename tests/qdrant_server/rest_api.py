@@ -506,9 +506,12 @@ class RestApi:
         coll = self._coll(name)
         obj = require_object(body, "PointRequest")
         ids = [_edge_id(i) for i in _ids(obj.get("ids"), "ids")]
+        # PointRequestInternal says "Default is true", but Collection::retrieve reads an absent
+        # with_payload as false (v1.18.3, lib/collection/src/collection/point_ops.rs); the
+        # server answers `[{"id": 1}]`.
         records = self._engine_call(
             coll.shard.retrieve, ids,
-            with_payload(obj.get("with_payload"), True, "with_payload"),
+            with_payload(obj.get("with_payload"), False, "with_payload"),
             with_vector(obj.get("with_vector"), False, "with_vector"),
         )
         return [render.record(coll, r) for r in records]
