@@ -222,7 +222,8 @@ class RestApi:
                 raise RestError(status, msg) from None
             if "No point with id" in msg:
                 raise RestError(404, f"Not found: {msg}") from None
-            raise RestError(400, f"Bad request: {msg}") from None
+            # The server's CollectionError::BadInput, which most shard errors become.
+            raise RestError(400, f"Wrong input: {msg}") from None
 
     def _update(self, coll: Collection, ops: list[Any], wait: bool) -> dict[str, Any]:
         for op in ops:
@@ -250,7 +251,7 @@ class RestApi:
         return {"exists": name in self.store.names()}
 
     def create_collection(self, name: str, body: Any) -> bool:
-        obj = require_object({} if body is None else body, "CreateCollection")
+        obj = require_object(body, "CreateCollection")
         dense: dict[str, dict[str, Any]] = {}
         vectors = obj.get("vectors")
         single = isinstance(vectors, dict) and "size" in vectors
@@ -294,7 +295,7 @@ class RestApi:
                 metadata=obj.get("metadata"),
             )
         except AlreadyExists:
-            raise RestError(400, f"Wrong input: Collection `{name}` already exists!") from None
+            raise RestError(409, f"Wrong input: Collection `{name}` already exists!") from None
         return True
 
     @staticmethod
@@ -309,7 +310,7 @@ class RestApi:
 
     def update_collection(self, name: str, body: Any) -> bool:
         coll = self._coll(name)
-        obj = require_object({} if body is None else body, "UpdateCollection")
+        obj = require_object(body, "UpdateCollection")
         if obj.get("metadata") is not None:
             coll.metadata = {**(coll.metadata or {}), **obj["metadata"]}
         return True
@@ -535,7 +536,7 @@ class RestApi:
 
     def scroll(self, name: str, body: Any) -> dict[str, Any]:
         coll = self._coll(name)
-        obj = require_object({} if body is None else body, "ScrollRequest")
+        obj = require_object(body, "ScrollRequest")
         order_by = obj.get("order_by")
         req = edge.ScrollRequest(
             offset=None if obj.get("offset") is None else _edge_id(point_id(obj["offset"], "offset")),
@@ -553,7 +554,7 @@ class RestApi:
 
     def count(self, name: str, body: Any) -> dict[str, Any]:
         coll = self._coll(name)
-        obj = require_object({} if body is None else body, "CountRequest")
+        obj = require_object(body, "CountRequest")
         req = edge.CountRequest(
             exact=_bool(obj, "exact", True, ""), filter=self._reader(coll).filter(obj.get("filter"))
         )
@@ -575,7 +576,7 @@ class RestApi:
 
     def query(self, name: str, body: Any) -> dict[str, Any]:
         coll = self._coll(name)
-        req = QueryReader(self, coll).request(require_object({} if body is None else body, "QueryRequest"), "")
+        req = QueryReader(self, coll).request(require_object(body, "QueryRequest"), "")
         return {"points": self._run_query(coll, req)}
 
     def _run_query(self, coll: Collection, req: edge.QueryRequest) -> list[dict[str, Any]]:
@@ -593,50 +594,78 @@ class RestApi:
         return [{"points": self._run_query(coll, r)} for r in reqs]
 
     def query_groups(self, name: str, body: Any) -> dict[str, Any]:
-        """`lib/collection/src/grouping`: the best hits, grouped by a payload value."""
         coll = self._coll(name)
-        obj = require_object(body, "QueryGroupsRequest")
+        return self._groups(coll, require_object(body, "QueryGroupsRequest"))
+
+    def _groups(self, coll: Collection, obj: dict[str, Any]) -> dict[str, Any]:
+        """`lib/collection/src/grouping` (v1.18.3), ported: up to 5 rounds that query
+        `groups * group_size` points excluding the full groups (`match.except` on their keys)
+        and the points already taken, then up to 5 rounds that fill the best unfilled groups
+        (`match.any`); a point whose group value holds anything but strings and integers is
+        skipped; the hits are enriched with the payload and vectors asked for at the end."""
         group_by = check_key(obj.get("group_by"), "group_by")
-        limit = _limit(obj, "")
+        groups = _limit(obj, "")
         group_size = _uint(obj, "group_size", 3, "") or 3
+        if "group_size" in obj and obj["group_size"] == 0:
+            raise validation_error("group_size", "value 0 invalid, must be 1 or larger")
         payload_sel = with_payload(obj.get("with_payload"), False, "with_payload")
         vector_sel = with_vector(obj.get("with_vector"), False, "with_vector")
-        lookup = obj.get("with_lookup")
-        inner = {k: v for k, v in obj.items() if k not in ("group_by", "group_size", "with_lookup")}
-        inner.update(limit=ALL, offset=0, with_payload=True, with_vector=False)
-        req = QueryReader(self, coll).request(inner, "", grouping_key=group_by)
-        hits = self._engine_call(coll.shard.query, req)
-        groups: dict[Any, list[Any]] = {}
-        order: list[Any] = []
-        for hit in hits:
-            for value in _group_values(hit.payload or {}, group_by):
-                members = groups.setdefault(value, [])
-                if not members:
-                    order.append(value)
-                if len(members) < group_size:
-                    members.append(hit)
-            if len(order) >= limit and all(len(groups[v]) >= group_size for v in order[:limit]):
+        reader = QueryReader(self, coll)
+        order = reader.order_of(obj)
+        agg = _GroupsAggregator(groups, group_size, group_by, order)
+        key_not_empty = edge.Filter(must_not=[edge.IsEmptyCondition(group_by)])
+
+        def run(extra: list[Any]) -> list[Any]:
+            req = reader.request(
+                obj, "", extra=[key_not_empty] + extra, limit=groups * group_size,
+                prefetch_factor=group_size, payload=[group_by], vector=False,
+            )
+            return self._engine_call(coll.shard.query, req)
+
+        needs_filling = True
+        for _ in range(5):
+            extra = _group_conditions(group_by, agg.full_keys(), edge.MatchExcept)
+            if agg.all_ids:
+                extra.append(edge.Filter(must_not=[edge.HasIdCondition(set(agg.all_ids))]))
+            points = run(extra)
+            if not points:
                 break
-        chosen = order[:limit]
-        wanted = {h.id for v in chosen for h in groups[v]}
+            agg.add_points(points)
+            if agg.filled_best() >= groups:
+                needs_filling = False
+                break
+        if needs_filling:
+            for _ in range(5):
+                extra = _group_conditions(group_by, agg.unfilled_best_keys(), edge.MatchAny)
+                if agg.all_ids:
+                    extra.append(edge.Filter(must_not=[edge.HasIdCondition(set(agg.all_ids))]))
+                points = run(extra)
+                if not points:
+                    break
+                agg.add_points(points)
+                if agg.filled_best() >= groups:
+                    break
+        distilled = agg.distill()
+        wanted = [h.id for _, hits in distilled for h in hits]
         shown = {
-            r.id: r
-            for r in self._engine_call(coll.shard.retrieve, list(wanted), payload_sel, vector_sel)
-        }
+            r.id: r for r in self._engine_call(coll.shard.retrieve, wanted, payload_sel, vector_sel)
+        } if wanted else {}
         out = []
-        for value in chosen:
-            group: dict[str, Any] = {"hits": [], "id": value}
-            for h in groups[value]:
+        for key, hits in distilled:
+            group: dict[str, Any] = {"hits": [], "id": key}
+            for h in hits:
                 hit = {"id": render.point_id(h.id), "version": h.version + 1, "score": render.f32(h.score)}
                 rec = shown.get(h.id)
                 if rec is not None and rec.payload is not None:
                     hit["payload"] = rec.payload
                 if rec is not None and rec.vector is not None:
                     hit["vector"] = render.vector(coll, rec.vector)
+                if h.order_value is not None:
+                    hit["order_value"] = h.order_value
                 group["hits"].append(hit)
             out.append(group)
-        if lookup is not None:
-            self._add_lookups(out, lookup)
+        if obj.get("with_lookup") is not None:
+            self._add_lookups(out, obj["with_lookup"])
         return {"groups": out}
 
     def _add_lookups(self, groups: list[dict[str, Any]], lookup: Any) -> None:
@@ -660,7 +689,7 @@ class RestApi:
     def matrix(self, name: str, body: Any, kind: str) -> dict[str, Any]:
         """`search/matrix/*`: the sampled points and each one's nearest among them."""
         coll = self._coll(name)
-        obj = require_object({} if body is None else body, "SearchMatrixRequest")
+        obj = require_object(body, "SearchMatrixRequest")
         sample = _uint(obj, "sample", 10, "") or 10
         limit = _uint(obj, "limit", 3, "") or 3
         using = obj.get("using") or ""
@@ -693,7 +722,12 @@ class RestApi:
 
     def _legacy_request(self, coll: Collection, obj: Any, where: str, kind: str) -> edge.QueryRequest:
         obj = require_object(obj, f"{kind.capitalize()}Request")
-        if "limit" not in obj:
+        return QueryReader(self, coll).request(self._legacy_query(obj, where, kind), where)
+
+    @staticmethod
+    def _legacy_query(obj: dict[str, Any], where: str, kind: str, needs_limit: bool = True) -> dict[str, Any]:
+        """A v1.18 search/recommend/discover body as the equivalent `query` body."""
+        if needs_limit and "limit" not in obj:
             raise format_error(f"{where}missing field `limit`")
         common = {k: obj.get(k) for k in (
             "filter", "params", "limit", "offset", "with_payload", "with_vector", "score_threshold",
@@ -717,8 +751,19 @@ class RestApi:
             else:
                 common.update(query={"discover": {"target": obj["target"], "context": context}})
             common.update(using=obj.get("using"), lookup_from=obj.get("lookup_from"))
-        common = {k: v for k, v in common.items() if v is not None}
-        return QueryReader(self, coll).request(common, where)
+        return {k: v for k, v in common.items() if v is not None}
+
+    def legacy_groups(self, name: str, body: Any, kind: str) -> dict[str, Any]:
+        """`search/groups` and `recommend/groups` (v1.18): the legacy request, grouped."""
+        coll = self._coll(name)
+        obj = require_object(body, f"{kind.capitalize()}GroupsRequest")
+        query = self._legacy_query(obj, "", kind, needs_limit=False)
+        for field in ("group_by", "group_size", "with_lookup"):
+            if field in obj:
+                query[field] = obj[field]
+        if "group_by" not in obj:
+            raise format_error("missing field `group_by`")
+        return self._groups(coll, query)
 
     def legacy(self, name: str, body: Any, kind: str) -> list[dict[str, Any]]:
         coll = self._coll(name)
@@ -733,18 +778,96 @@ class RestApi:
         return [self._run_query(coll, r) for r in reqs]
 
 
-def _group_values(payload: dict[str, Any], key: str) -> list[Any]:
-    value: Any = payload
+def _payload_values(payload: Any, key: str) -> list[Any]:
+    """The values at a dotted key (`a.b`, `a[].b`), arrays flattened one level."""
+    values = [payload]
     for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return []
-        value = value[part]
-    items = value if isinstance(value, list) else [value]
-    out = []
-    for v in items:
-        if (isinstance(v, str) or is_int(v)) and v not in out:
-            out.append(v)
+        is_array = part.endswith("[]")
+        name = part[:-2] if is_array else part
+        nxt = []
+        for v in values:
+            if isinstance(v, dict) and name in v:
+                found = v[name]
+                if is_array:
+                    nxt.extend(found if isinstance(found, list) else [])
+                else:
+                    nxt.append(found)
+        values = nxt
+    out: list[Any] = []
+    for v in values:
+        out.extend(v if isinstance(v, list) else [v])
     return out
+
+
+def _group_conditions(key: str, values: list[Any], match: Callable[[Any], Any]) -> list[Any]:
+    """`except_on` / `match_on`: one condition for the integer keys, one for the strings."""
+    ints = list(dict.fromkeys(v for v in values if is_int(v)))
+    strs = list(dict.fromkeys(v for v in values if isinstance(v, str)))
+    return [edge.FieldCondition(key, match=match(vs)) for vs in (ints, strs) if vs]
+
+
+class _GroupsAggregator:
+    """`lib/collection/src/grouping/aggregator.rs` (v1.18.3)."""
+
+    def __init__(self, groups: int, group_size: int, key: str, order: str | None):
+        self.max_groups = groups
+        self.max_size = group_size
+        self.key = key
+        self.order = order
+        self.groups: dict[Any, dict[Any, Any]] = {}
+        self.full: set[Any] = set()
+        self.best: dict[Any, Any] = {}
+        self.all_ids: set[Any] = set()
+
+    def _better(self, a: Any, b: Any) -> bool:
+        if self.order == "large":
+            return a.score > b.score
+        if self.order == "small":
+            return a.score < b.score
+        return False
+
+    def add_points(self, points: list[Any]) -> None:
+        for p in points:
+            values = _payload_values(p.payload or {}, self.key)
+            # GroupId: strings and integers only; anything else skips the whole point.
+            if not values or not all(isinstance(v, str) or is_int(v) for v in values):
+                continue
+            for k in dict.fromkeys(values):
+                group = self.groups.setdefault(k, {})
+                old = group.get(p.id)
+                if old is None:
+                    group[p.id] = p
+                    self.all_ids.add(p.id)
+                elif old.version < p.version:
+                    group[p.id] = p
+                if len(group) == self.max_size:
+                    self.full.add(k)
+                if k not in self.best or self._better(p, self.best[k]):
+                    self.best[k] = p
+
+    def best_keys(self) -> list[Any]:
+        keys = list(self.best)
+        if self.order is not None:
+            keys.sort(key=lambda k: self.best[k].score, reverse=self.order == "large")
+        return keys[: self.max_groups]
+
+    def full_keys(self) -> list[Any]:
+        return list(self.full)
+
+    def unfilled_best_keys(self) -> list[Any]:
+        return [k for k in self.best_keys() if k not in self.full]
+
+    def filled_best(self) -> int:
+        return sum(1 for k in self.best_keys() if k in self.full)
+
+    def distill(self) -> list[tuple[Any, list[Any]]]:
+        out = []
+        for k in self.best_keys():
+            hits = list(self.groups[k].values())
+            if self.order is not None:
+                hits.sort(key=lambda h: h.score, reverse=self.order == "large")
+            out.append((k, hits[: self.max_size]))
+        return out
 
 
 def _order_by(value: Any, where: str) -> edge.OrderBy:
@@ -772,27 +895,50 @@ class QueryReader:
         self.coll = coll
         self.filters = FilterReader(coll.indexed)
 
-    def request(self, obj: dict[str, Any], where: str, grouping_key: str | None = None) -> edge.QueryRequest:
+    def request(
+        self, obj: dict[str, Any], where: str, *, extra: list[Any] | None = None,
+        limit: int | None = None, prefetch_factor: int = 1, payload: Any = None, vector: Any = None,
+    ) -> edge.QueryRequest:
+        """The Edge request for a `QueryRequest` body. The keyword arguments are what the
+        grouping rounds change: extra conditions ANDed into the filter, the limit, a factor on
+        every prefetch's limit, and the payload and vectors returned."""
         lookup = self._lookup(obj.get("lookup_from"), where)
         query, excluded = self._query(obj.get("query"), obj.get("using"), lookup, where)
         flt = self._with_exclusion(self.filters.filter(obj.get("filter"), f"{where}filter"), excluded)
-        if grouping_key is not None:
-            # Only points that have a value to group by take part.
-            has_value = edge.FieldCondition(grouping_key, is_empty=False)
-            flt = edge.Filter(must=[has_value] + ([flt] if flt is not None else []))
+        if extra:
+            flt = edge.Filter(must=([flt] if flt is not None else []) + extra)
+        prefetches = self._prefetches(obj.get("prefetch"), lookup, f"{where}prefetch", prefetch_factor)
+        if prefetches and query is None:
+            raise RestError(400, "Bad request: A query is needed to merge the prefetches. "
+                                 "Can't have prefetches without defining a query.")
         return edge.QueryRequest(
-            limit=_limit(obj, where),
+            limit=_limit(obj, where) if limit is None else limit,
             offset=_uint(obj, "offset", 0, where),
             query=query,
-            prefetches=self._prefetches(obj.get("prefetch"), lookup, f"{where}prefetch"),
-            with_vector=with_vector(obj.get("with_vector"), False, f"{where}with_vector"),
-            with_payload=with_payload(obj.get("with_payload"), False, f"{where}with_payload"),
+            prefetches=prefetches,
+            with_vector=with_vector(obj.get("with_vector"), False, f"{where}with_vector") if vector is None else vector,
+            with_payload=with_payload(obj.get("with_payload"), False, f"{where}with_payload") if payload is None else payload,
             filter=flt,
             score_threshold=obj.get("score_threshold"),
             params=_params(obj.get("params"), f"{where}params"),
         )
 
-    def _prefetches(self, value: Any, lookup: Any, where: str) -> list[edge.Prefetch] | None:
+    def order_of(self, obj: dict[str, Any]) -> str | None:
+        """Which scores are better, as `query_result_order`: larger, smaller, or none
+        (random sampling)."""
+        query = obj.get("query")
+        if isinstance(query, dict) and "sample" in query:
+            return None
+        if isinstance(query, dict) and "order_by" in query:
+            ob = query["order_by"]
+            return "large" if isinstance(ob, dict) and ob.get("direction") == "desc" else "small"
+        using = obj.get("using") or ""
+        distance = self.coll.dense.get(using, {}).get("distance")
+        if distance in ("Euclid", "Manhattan") and not (isinstance(query, dict) and ("fusion" in query or "rrf" in query)):
+            return "small"
+        return "large"
+
+    def _prefetches(self, value: Any, lookup: Any, where: str, factor: int = 1) -> list[edge.Prefetch] | None:
         items = value if isinstance(value, list) else ([] if value is None else [value])
         out = []
         for i, item in enumerate(items):
@@ -802,9 +948,9 @@ class QueryReader:
             own_lookup = self._lookup(item.get("lookup_from"), w) if "lookup_from" in item else lookup
             query, excluded = self._query(item.get("query"), item.get("using"), own_lookup, w)
             out.append(edge.Prefetch(
-                limit=_limit(item, w),
+                limit=_limit(item, w) * factor,
                 query=query,
-                prefetches=self._prefetches(item.get("prefetch"), own_lookup, f"{w}prefetch"),
+                prefetches=self._prefetches(item.get("prefetch"), own_lookup, f"{w}prefetch", factor),
                 params=_params(item.get("params"), f"{w}params"),
                 filter=self._with_exclusion(self.filters.filter(item.get("filter"), f"{w}filter"), excluded),
                 score_threshold=item.get("score_threshold"),

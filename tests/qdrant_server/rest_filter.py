@@ -27,7 +27,9 @@ README.md:
 
 * `match.text` / `match.phrase` on a key without a full-text index is a case-sensitive
   substring test on v1.18/v1.19 (row 16: `text: "FIN"` matches "FINANCE", row 54), a tokenized
-  match in the newer engine. Sent to the engine as `MatchSubstring`.
+  match in the newer engine. Sent to the engine as `MatchSubstring`; `match.text_any` likewise
+  as "any of its words is a substring" (v1.18.3: `text_any: "FIN HR"` matches "FINANCE"; an
+  empty `text_any` matches nothing).
 * `is_null` on a key without a payload index is true only for an explicit `null` on
   v1.18/v1.19 (rows 27, 28); the newer engine also says true for `[null]`. Sent as
   `is_null AND values_count < 1` when the key has no index ("null and no values" is exactly an
@@ -213,7 +215,7 @@ class FilterReader:
             raise format_error(f"{where}: missing field `key`")
         return check_key(value["key"], f"{where}.key")
 
-    def _field(self, value: dict[str, Any], where: str) -> edge.FieldCondition:
+    def _field(self, value: dict[str, Any], where: str) -> Any:
         key = check_key(value["key"], f"{where}.key")
         ops: dict[str, Any] = {}
         for op in FIELD_OPERATORS:
@@ -223,6 +225,12 @@ class FilterReader:
         if not ops:
             raise validation_error(f"{where}.__all__", "At least one field condition must be specified")
         match = ops.get("match")
+        if isinstance(match, edge.MatchTextAny) and len(ops) == 1 and self.indexed.get(key) != "text":
+            # Engine-version gap (module docs): any of the words, each a substring.
+            words = match.text_any.split()
+            if not words:
+                return edge.Filter(must=[edge.HasIdCondition(set())])
+            return edge.Filter(should=[edge.FieldCondition(key, match=edge.MatchSubstring(w)) for w in words])
         if isinstance(match, (edge.MatchText, edge.MatchPhrase)) and self.indexed.get(key) != "text":
             # Engine-version gap (module docs): a case-sensitive substring without a text index.
             text = match.text if isinstance(match, edge.MatchText) else match.phrase

@@ -122,6 +122,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", f"{C}/points/recommend/batch", lambda e, a, b, q: e.legacy_batch(a[0], b, "recommend")),
         ("POST", f"{C}/points/discover", lambda e, a, b, q: e.legacy(a[0], b, "discover")),
         ("POST", f"{C}/points/discover/batch", lambda e, a, b, q: e.legacy_batch(a[0], b, "discover")),
+        ("POST", f"{C}/points/search/groups", lambda e, a, b, q: e.legacy_groups(a[0], b, "search")),
+        ("POST", f"{C}/points/recommend/groups", lambda e, a, b, q: e.legacy_groups(a[0], b, "recommend")),
         ("POST", f"{C}/points/search/matrix/pairs", lambda e, a, b, q: e.matrix(a[0], b, "pairs")),
         ("POST", f"{C}/points/search/matrix/offsets", lambda e, a, b, q: e.matrix(a[0], b, "offsets")),
         # Routed after the fixed `points/...` routes so they never swallow them.
@@ -147,6 +149,9 @@ def normalise_path(path: str) -> str:
 def make_handler(api: RestApi, recorder: Recorder, api_key: str | None) -> type:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
+        # on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "qdrant-test-double"
         sys_version = ""
 

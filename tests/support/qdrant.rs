@@ -460,6 +460,30 @@ impl QdrantServer {
         self.finish(&format!("{method} {path}"), result)
     }
 
+    /// `METHOD path` with a raw body text (sent as `application/json`, not re-encoded, so
+    /// duplicate keys and other malformed JSON reach the server as written): the status and
+    /// the body text, whatever the status. A transport failure panics with the log tail.
+    pub fn call_raw(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let req = self.request(method, path);
+        let result = match body {
+            Some(b) => req.set("Content-Type", "application/json").send_string(b),
+            None => req.call(),
+        };
+        match result {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => {
+                let status = resp.status();
+                (status, resp.into_string().unwrap_or_default())
+            }
+            Err(ureq::Error::Transport(t)) => panic!(
+                "{method} {path}: no answer from {} at {}: {t}\n--- log tail ({}) ---\n{}",
+                self.kind.describe(),
+                self.url,
+                self.log_path.display(),
+                self.log_tail()
+            ),
+        }
+    }
+
     /// `GET path`; the envelope, as for [`QdrantServer::call`].
     pub fn get_json(&self, path: &str) -> Result<Value, (u16, String)> {
         self.call("GET", path, None)
