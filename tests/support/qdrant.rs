@@ -414,8 +414,20 @@ impl QdrantServer {
         &self.url
     }
 
+    /// The port of [`QdrantServer::direct_url`] (the server's own; for `QDRANT_URL`, the
+    /// recording proxy's).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server itself, without the recording proxy a real server has in front (for
+    /// measurements; requests sent here are not recorded).
+    pub fn direct_url(&self) -> String {
+        match &self.upstream {
+            Upstream::Binary { .. } => format!("http://127.0.0.1:{}", self.port),
+            Upstream::External { direct_url, .. } => direct_url.clone(),
+            Upstream::Double { .. } => self.url.clone(),
+        }
     }
 
     /// The API key the server requires, if it was started with one.
