@@ -56,11 +56,12 @@ cargo bench --bench load -- [options]
                           canned Chroma-shaped upstream, at the light rates)
   --rates A,B,C           Chroma rates in requests/s (default: 20 %, 45 % and 70 % of the
                           direct path's maximum throughput, measured first)
-  --qdrant-rates A,B      Qdrant test server rates (default: 25 % and 60 % of its maximum)
+  --qdrant-rates A,B      Qdrant rates (default: 25 % and 60 % of its maximum); the Qdrant is
+                          the real server of QDRANT_BIN / QDRANT_URL when set, else the double
   --light-rates A,B,C     rates for the light request (default 200,500,1000)
   --no-light              skip the light request (GET collection) phases
   --records N             Chroma records (default 10000)
-  --qdrant-records N      Qdrant test server points (default 2000)
+  --qdrant-records N      Qdrant points (default 2000)
   --warmup S --measure S  seconds per open-loop phase (default 3 and 20)
   --concurrency N         closed-loop connections for Chroma (default 16)
   --connections N         keep-alive connections held for the memory reading (default 1000)
@@ -625,8 +626,16 @@ fn run_stub(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
 
 fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     let started = Instant::now();
-    println!("\n=== Qdrant TEST SERVER (tests/qdrant_server, Python; not real Qdrant) ===");
+    // The real server when one is configured (QDRANT_BIN / QDRANT_URL; bench/run-load.sh finds
+    // one with scripts/qdrant.sh), else the test double.
     let qdrant = QdrantServer::start();
+    let real = qdrant.kind().is_real();
+    let which = if real {
+        format!("real Qdrant {}", qdrant.version())
+    } else {
+        "Qdrant test double (tests/qdrant_server: Python over Qdrant Edge; not a real server)".to_string()
+    };
+    println!("\n=== {which} ===");
     qdrant.create_collection(COLLECTION, workload::DIM);
     let records = workload::records(o.qdrant_records);
     let t_load = Instant::now();
@@ -642,46 +651,68 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     }
     let load_secs = t_load.elapsed().as_secs_f64();
     qdrant.clear_recorded_requests();
-    println!("qdrant test server: {} points loaded in {load_secs:.1} s", records.len());
+    println!("{which}: {} points loaded in {load_secs:.1} s", records.len());
 
-    let mut options = VecgateOptions::qdrant(qdrant.url(), &policies());
+    // Every path goes to the server itself, not through the tests' recording proxy.
+    let direct = qdrant.direct_url();
+    let direct_addr: SocketAddr = direct
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("the Qdrant under test must be on a loopback ip:port, not {direct}: {e}"));
+    let mut options = VecgateOptions::qdrant(&direct, &policies());
     options.collections_yaml = COLLECTIONS_YAML.to_string();
     options.upstream_timeout = "30s";
     let vecgate = VecgateServer::start(&options);
-    let nginx = NginxServer::start(nginx_bin, &format!("127.0.0.1:{}", qdrant.port()));
+    let nginx = NginxServer::start(nginx_bin, &direct_addr.to_string());
     let (alice, ingest) = tokens();
     let works = workloads(Backend::Qdrant, COLLECTION, &records, &alice, &ingest);
-    let targets = [addr(qdrant.port()), addr(nginx.port()), addr(vecgate.port())];
+    let targets = [direct_addr, addr(nginx.port()), addr(vecgate.port())];
     probe_all(rt, &targets, &works);
-    // The test server keeps every request for its tests: forget them between phases.
+    // The test double keeps every request for its tests: forget them between phases.
     let mut forget = || qdrant.clear_recorded_requests();
     let m = measure(
         rt,
         &targets,
         &works,
         o.qdrant_rates.clone().ok_or_else(|| o.qdrant_fractions.clone()),
-        &timing(o, o.qdrant_measure, o.qdrant_concurrency),
+        // The double serves one request at a time; a real server takes Chroma's concurrency.
+        &timing(o, o.qdrant_measure, if real { o.concurrency } else { o.qdrant_concurrency }),
         &vecgate,
         [None, Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut forget,
     );
     let elapsed = started.elapsed().as_secs();
+    let upstream_note = if real {
+        format!(
+            "{which} ({}), started on loopback with a temporary storage path; one collection, \
+             default settings (HNSW, indexing threshold 10,000, so these points stay in plain \
+             segments searched exactly).",
+            qdrant.kind().describe()
+        )
+    } else {
+        "The test double is one Python process that serves one request at a time (Qdrant Edge \
+         under a lock, JSON converted in Python): these rows show vecgate next to a slow \
+         upstream, not Qdrant's performance."
+            .to_string()
+    };
     Section {
-        title: "Qdrant **test server** (tests/qdrant_server: Python, qdrant-client local mode) — not real Qdrant".to_string(),
+        title: if real {
+            format!("{which}: LangChain-shaped queries direct, through nginx, through vecgate")
+        } else {
+            "Qdrant **test double** (tests/qdrant_server) — not real Qdrant".to_string()
+        },
         notes: vec![format!(
-            "The test server is one Python process that runs one request at a time (a lock around \
-             qdrant-client's local mode, which evaluates filters point by point in Python), so it \
-             serves a few dozen requests per second: these rows show vecgate next to a slow \
-             upstream, not Qdrant's performance. {} points (fewer than for Chroma, because every \
-             filtered read walks all of them in Python), {}-d, LangChain's payload layout. Same \
-             mix, LangChain QdrantVectorStore shapes: `points/query` (limit 4, with_payload, \
-             `filter` on `metadata.*`), scroll on `has_id` + filter, scroll by filter, `PUT points` \
-             of one point. {} Warm-up {} s, measured {} s. Section took {elapsed} s.",
+            "{upstream_note} {} points, {}-d, LangChain's payload layout. Same mix, LangChain \
+             QdrantVectorStore shapes: `points/query` (limit 4, with_payload, `filter` on \
+             `metadata.*`), scroll on `has_id` + filter, scroll by filter, `PUT points` of one \
+             point. {} Warm-up {} s, measured {} s. Section took {elapsed} s; load average at \
+             its end {}.",
             records.len(),
             workload::DIM,
             rate_note(o.qdrant_rates.is_some(), &o.qdrant_fractions),
             o.warmup.as_secs(),
             o.qdrant_measure.as_secs(),
+            loadavg(),
         )],
         rates: m.rates,
         open: m.open,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The load harness in one command: client → database directly, → nginx → database, and
-# → vecgate → database, on the real Chroma server and then on the Qdrant test server.
+# → vecgate → database, on the real Chroma server and then on Qdrant: the real server when one
+# can be had (QDRANT_URL, or scripts/qdrant.sh: QDRANT_BIN, PATH, ../shared/qdrant), else the
+# Qdrant test double.
 #
 #   bench/run-load.sh            # full run (about 10 minutes on 2 cores), writes the results
 #                                # into bench/README.md between the load-results markers
@@ -44,6 +46,17 @@ export VECGATE_NGINX
 # 3. open files ----------------------------------------------------------------------------
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 say "open-file limit: $(ulimit -n)"
+
+# 3b. a real Qdrant server, if one can be had (QDRANT_URL, else scripts/qdrant.sh) ------------
+if [[ -n ${QDRANT_URL:-} ]]; then
+    say "qdrant: the real server at QDRANT_URL=$QDRANT_URL"
+elif QDRANT_BIN="$("$ROOT/scripts/qdrant.sh")"; then
+    export QDRANT_BIN
+    say "qdrant: the real server $QDRANT_BIN ($("$QDRANT_BIN" --version 2>/dev/null | head -1))"
+else
+    unset QDRANT_BIN
+    say "qdrant: no real server found; the Qdrant section measures the test double"
+fi
 
 # 4. the harness ---------------------------------------------------------------------------
 args=("$@")

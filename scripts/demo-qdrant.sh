@@ -6,19 +6,23 @@
 #
 #   ./scripts/demo-qdrant.sh
 #
-# The Qdrant here is the project's REST test double (tests/qdrant_server: Qdrant's REST API on
-# qdrant-client's local mode, in memory), because Qdrant's server is not a Python package. To
-# use a real Qdrant instead, set QDRANT_URL (its REST address, e.g. http://127.0.0.1:6333) and
-# QDRANT_API_KEY (its service.api_key, if any); the demo then uses a collection named
-# vecgate-demo-<random> there and deletes it at the end.
+# Which Qdrant (no registry serves a Qdrant server, so none is downloaded):
+#   - QDRANT_URL (its REST address, e.g. http://127.0.0.1:6333) and QDRANT_API_KEY (its
+#     service.api_key, if any): a running real Qdrant; the demo uses a collection named
+#     vecgate-demo-<random> there and deletes it at the end;
+#   - QDRANT_BIN (a `qdrant` server executable): started here on free loopback ports with a
+#     temporary storage path and its own API key, stopped at the end;
+#   - neither: the project's REST test double (tests/qdrant_server: Qdrant's REST API over
+#     Qdrant Edge, Qdrant's own engine, in-process). `scripts/qdrant.sh` prints a real server's
+#     path when one can be found (QDRANT_BIN=$(scripts/qdrant.sh) ./scripts/demo-qdrant.sh).
 #
 # What it does (examples/langchain-qdrant/README.md explains each step and how to run it by
 # hand):
 #   1. creates or reuses the Python venv ./.venv (the same one scripts/test.sh uses),
 #   2. builds vecgate (debug profile: it builds faster than release and shares its artifacts
 #      with `cargo test`; the demo's load is a few dozen requests). VECGATE_BIN overrides it,
-#   3. starts the Qdrant test server (with its own API key) and vecgate on free loopback
-#      ports; vecgate holds Qdrant's key, the app only ever has its user's token,
+#   3. starts Qdrant (unless QDRANT_URL names one; with its own API key) and vecgate on free
+#      loopback ports; vecgate holds Qdrant's key, the app only ever has its user's token,
 #   4. loads the corpus through vecgate as the `ingest` principal,
 #   5. runs examples/langchain-qdrant/app.py as alice (FINANCE, EMEA) and bob (HR, AMER),
 #   6. shows a refused write and the tail of vecgate's audit log.
@@ -61,12 +65,26 @@ else
     UPSTREAM_URL="http://127.0.0.1:$QDRANT_PORT"
     # Qdrant's own API key: only vecgate gets it. The app's tokens are not Qdrant keys.
     VECGATE_QDRANT_API_KEY="qdrant-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
-    say "qdrant: starting the test server on $UPSTREAM_URL (in memory, API key required)"
-    # --no-stdin-watch: run until killed (demo_end stops it).
-    "$PY" "$ROOT/tests/qdrant_server/server.py" --host 127.0.0.1 --port "$QDRANT_PORT" \
-        --api-key "$VECGATE_QDRANT_API_KEY" --no-stdin-watch >"$WORK/qdrant.log" 2>&1 &
-    DEMO_PIDS+=($!)
-    wait_for qdrant "$!" "$UPSTREAM_URL/healthz"
+    if [[ -n "${QDRANT_BIN:-}" ]]; then
+        say "qdrant: starting the real server $QDRANT_BIN on $UPSTREAM_URL (API key required)"
+        mkdir -p "$WORK/qdrant"
+        (cd "$WORK/qdrant" && exec env QDRANT__SERVICE__HOST=127.0.0.1 \
+            QDRANT__SERVICE__HTTP_PORT="$QDRANT_PORT" QDRANT__SERVICE__GRPC_PORT="$(free_port)" \
+            QDRANT__STORAGE__STORAGE_PATH="$WORK/qdrant/storage" \
+            QDRANT__STORAGE__SNAPSHOTS_PATH="$WORK/qdrant/snapshots" \
+            QDRANT__TELEMETRY_DISABLED=true QDRANT__SERVICE__API_KEY="$VECGATE_QDRANT_API_KEY" \
+            "$QDRANT_BIN") >"$WORK/qdrant.log" 2>&1 &
+        DEMO_PIDS+=($!)
+        wait_for qdrant "$!" "$UPSTREAM_URL/readyz"
+    else
+        say "qdrant: starting the test double on $UPSTREAM_URL (Qdrant Edge, API key required)"
+        # --no-stdin-watch: run until killed (demo_end stops it).
+        "$PY" "$ROOT/tests/qdrant_server/server.py" --host 127.0.0.1 --port "$QDRANT_PORT" \
+            --api-key "$VECGATE_QDRANT_API_KEY" --storage-dir "$WORK" --no-stdin-watch \
+            >"$WORK/qdrant.log" 2>&1 &
+        DEMO_PIDS+=($!)
+        wait_for qdrant "$!" "$UPSTREAM_URL/healthz"
+    fi
 fi
 export VECGATE_QDRANT_API_KEY
 if [[ -z "$VECGATE_QDRANT_API_KEY" ]]; then

@@ -9,6 +9,12 @@
 #     servers (Chroma, …) on free loopback ports using the venv's Python, found through
 #     VECGATE_PYTHON, and stop them when done.
 #  3. Python: `pytest tests/python`, once that directory has test files.
+#  4. Qdrant, a second time: steps 2 and 3 run every Qdrant suite against the Qdrant test
+#     double (tests/qdrant_server, Qdrant Edge inside). When a real Qdrant server can be had
+#     (QDRANT_URL, else an executable from scripts/qdrant.sh: QDRANT_BIN, PATH, or
+#     ../shared/qdrant/ unpacked once into ~/.cache/vecgate), the Rust and Python suites that
+#     use Qdrant run again against it, with the double-vs-server conformance test. Without
+#     one, the summary says so.
 #
 # Needs: a Rust toolchain, Python >= 3.10 (`python3`, or set VECGATE_BASE_PYTHON) with the
 # venv module, and access to crates.io and PyPI (or mirrors configured for cargo and pip).
@@ -75,6 +81,36 @@ RESULTS+=("venv: $VENV_OUTCOME")
 export VECGATE_PYTHON="$VENV/bin/python"
 
 # ---------------------------------------------------------------------------------------
+# Qdrant: which real server (if any) the second pass uses. The first pass (steps 2 and 3)
+# always runs against the test double, so the variables that select a real one are set aside.
+# ---------------------------------------------------------------------------------------
+QDRANT_REAL_ENV=()     # the environment of the second pass; empty: no real server
+QDRANT_REAL_DESC=""
+qdrant_find_real() {
+    if [[ -n ${QDRANT_URL:-} ]]; then
+        QDRANT_REAL_ENV=("QDRANT_URL=$QDRANT_URL" "QDRANT_API_KEY=${QDRANT_API_KEY:-}")
+        QDRANT_REAL_DESC="real Qdrant at $QDRANT_URL"
+        return 0
+    fi
+    local bin rc=0
+    bin="$("$ROOT/scripts/qdrant.sh")" || rc=$?
+    case $rc in
+        0)
+            QDRANT_REAL_ENV=("QDRANT_BIN=$bin")
+            QDRANT_REAL_DESC="real $("$bin" --version 2>/dev/null | head -1 || echo qdrant)"
+            echo "real Qdrant server for the second pass: $bin"
+            ;;
+        1) ;;
+        *)
+            FAILED=1
+            RESULTS+=("real Qdrant: FAILED to set up (scripts/qdrant.sh exit $rc)")
+            ;;
+    esac
+}
+qdrant_find_real
+unset QDRANT_URL QDRANT_BIN QDRANT_API_KEY
+
+# ---------------------------------------------------------------------------------------
 # 2. Rust tests (unit, integration, benches in test mode, examples), then doctests
 # ---------------------------------------------------------------------------------------
 step "cargo test" -- cargo test --all-targets
@@ -88,6 +124,28 @@ if [[ -n "$(find tests/python \( -name 'test_*.py' -o -name '*_test.py' \) -prin
     step "pytest" 5 -- "$VENV/bin/python" -m pytest tests/python -q
 else
     RESULTS+=("pytest: no tests yet")
+fi
+
+# ---------------------------------------------------------------------------------------
+# 4. The Qdrant suites again, against the real server found above (with the conformance test
+#    of the double against it). Which Qdrant each step used is in its name.
+# ---------------------------------------------------------------------------------------
+qdrant_real_pass() {
+    local rust_tests=() py_tests=() t
+    for t in $(grep -l 'QdrantServer::start' tests/*.rs); do
+        rust_tests+=(--test "$(basename "$t" .rs)")
+    done
+    mapfile -t py_tests < <(grep -l 'vecgate_qdrant\|qdrant_as\|qdrant_direct' tests/python/test_*.py)
+    RESULTS+=("(Qdrant suites above: on the Qdrant Edge test double)")
+    step "cargo test [Qdrant suites on $QDRANT_REAL_DESC]" -- \
+        env "${QDRANT_REAL_ENV[@]}" cargo test "${rust_tests[@]}"
+    step "pytest [Qdrant suites on $QDRANT_REAL_DESC]" -- \
+        env "${QDRANT_REAL_ENV[@]}" "$VENV/bin/python" -m pytest "${py_tests[@]}" -q
+}
+if [[ ${#QDRANT_REAL_ENV[@]} -gt 0 ]]; then
+    qdrant_real_pass
+else
+    RESULTS+=("real Qdrant: none found (QDRANT_URL/QDRANT_BIN unset, no qdrant on PATH, no ../shared/qdrant): the Qdrant suites ran on the test double only")
 fi
 
 PHASE="done"

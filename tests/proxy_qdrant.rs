@@ -1,5 +1,6 @@
-//! vecgate in front of the Qdrant-compatible test server, route by route, with several
-//! principals. The server requires its own API key, which only vecgate holds.
+//! vecgate in front of Qdrant (the test double, or the real server given by `QDRANT_URL` /
+//! `QDRANT_BIN`), route by route, with several principals. Qdrant requires its own API key,
+//! which only vecgate holds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,6 +91,23 @@ fn tokens_are_checked_and_never_forwarded() {
     assert_eq!(s.vecgate.call("GET", "/healthz", None, None).0, 200);
 }
 
+/// A retrieve (`POST …/points`) without `with_payload` gets no payload from real Qdrant
+/// (v1.18.3's `Collection::retrieve` reads an absent `with_payload` as `false`, although the
+/// type's doc says "Default is true"; found by running against the real server, issue 17).
+/// vecgate forces in the attributes its hit check needs and trims them back out, so the caller
+/// gets its own points, without payload, as it asked.
+#[test]
+fn retrieve_without_with_payload_returns_the_permitted_points() {
+    let s = setup();
+    for (tok, want) in [(&s.alice, set(&["1", "2"])), (&s.bob, set(&["3", HR_UUID]))] {
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points", Some(tok), Some(&json!({"ids": [1, 2, 3, HR_UUID, 5]})));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(ids(&got["result"]), want, "{got}");
+        // What the caller did not ask for is not returned.
+        assert!(got["result"][0].get("payload").is_none(), "{got}");
+    }
+}
+
 #[test]
 fn reads_return_only_permitted_points() {
     let s = setup();
@@ -110,8 +128,9 @@ fn reads_return_only_permitted_points() {
         assert!(got["result"]["points"][0].get("payload").is_none_or(Value::is_null), "payload was not asked for: {got}");
         let (status, got) = s.vecgate.call("POST", "/collections/docs/points/count", Some(tok), Some(&json!({"exact": true})));
         assert_eq!((status, got["result"]["count"].as_u64()), (200, Some(want.len() as u64)));
-        // Retrieve by id: others' points look missing.
-        let (status, got) = s.vecgate.call("POST", "/collections/docs/points", Some(tok), Some(&json!({"ids": [1, 2, 3, HR_UUID, 5]})));
+        // Retrieve by id: others' points look missing. (`with_payload` is sent: without it,
+        // see `retrieve_without_with_payload_returns_the_permitted_points`.)
+        let (status, got) = s.vecgate.call("POST", "/collections/docs/points", Some(tok), Some(&json!({"ids": [1, 2, 3, HR_UUID, 5], "with_payload": true})));
         assert_eq!(status, 200, "{got}");
         assert_eq!(ids(&got["result"]), want);
     }

@@ -265,7 +265,8 @@ fn with_payload_forms_are_forced_and_trimmed() {
             PayloadTrim::AsReturned,
         ),
         (O::ScrollPoints, None, Value::Null, PayloadTrim::AsReturned),
-        (O::GetPoints, None, Value::Null, PayloadTrim::AsReturned),
+        // A retrieve returns no payload unless asked (real Qdrant v1.18.3): forced, dropped.
+        (O::GetPoints, None, json!(["metadata.dept"]), PayloadTrim::Drop),
         (
             O::ScrollPoints,
             Some(json!(false)),

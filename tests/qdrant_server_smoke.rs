@@ -1,7 +1,9 @@
-//! Starts the Qdrant test double through `tests/support` and checks a few answers that vecgate's
-//! Qdrant tests rely on: envelopes, the negation trap, ids as query inputs, error statuses,
-//! the API key, and the test-only request recorder. The full comparison with real Qdrant's
-//! measured answers is tests/python/test_qdrant_server_conformance.py.
+//! Starts the Qdrant the environment selects through `tests/support` (the test double, or the
+//! real server of `QDRANT_URL` / `QDRANT_BIN`) and checks a few answers that vecgate's Qdrant
+//! tests rely on: envelopes, the negation trap, ids as query inputs, error statuses, the API
+//! key, and the request recorder. The full comparison of the double with a real server is
+//! tests/qdrant_conformance.rs; with the measured answers, tests/python/
+//! test_qdrant_server_conformance.py.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

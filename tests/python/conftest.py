@@ -1,7 +1,8 @@
 """Session fixtures for the Python tests: the real Chroma server, vecgate in front of it with
 the demo's policies (examples/langchain-chroma/policies), tokens for the demo's people, and
-the real chromadb client connected as any of them. For Qdrant: the Qdrant test server
-(tests/qdrant_server, guarded by its own API key), a second vecgate in front of it with the
+the real chromadb client connected as any of them. For Qdrant: a real Qdrant when QDRANT_URL or
+QDRANT_BIN gives one, else the Qdrant test double (tests/qdrant_server); guarded by its own API
+key, a second vecgate in front of it with the
 Qdrant demo's config and policies (examples/langchain-qdrant), and qdrant-client connected as
 anyone. Each backend's servers start only when a test asks for them.
 
@@ -12,6 +13,7 @@ its report.
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Callable, Iterator
 
@@ -26,6 +28,7 @@ from vecgate_fixtures import (
     connect_qdrant,
     find_vecgate_binary,
     mint_token,
+    qdrant_kind,
     start_chroma,
     start_qdrant,
     start_vecgate,
@@ -143,8 +146,15 @@ def seeded_collection(connect_as) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def qdrant_api_key() -> str:
-    """Qdrant's own API key: the test server requires it, vecgate holds it (api_key_env), and
-    no application token ever equals it."""
+    """Qdrant's own API key: the Qdrant under test requires it, vecgate holds it (api_key_env),
+    and no application token ever equals it. A running server given by QDRANT_URL has its own,
+    which QDRANT_API_KEY must give."""
+    if qdrant_kind() == "url":
+        key = os.environ.get("QDRANT_API_KEY", "")
+        if not key:
+            pytest.fail("QDRANT_URL is set but QDRANT_API_KEY is not: the Qdrant tests need a "
+                        "server that requires an API key, and that key")
+        return key
     return "upstream-" + secrets.token_urlsafe(24)
 
 

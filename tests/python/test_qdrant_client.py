@@ -26,7 +26,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from corpus import DOCUMENTS, ids_for
 from embeddings import DIMENSIONS, embed_text
 from point_ids import point_id
-from vecgate_fixtures import unique_collection_name
+from vecgate_fixtures import clear_recorded_requests, recorded_requests, unique_collection_name
 
 PID = {doc_id: point_id(doc_id) for doc_id, _, _ in DOCUMENTS}
 DOC = {pid: doc_id for doc_id, pid in PID.items()}
@@ -598,8 +598,7 @@ def test_missing_or_bad_token_is_401(vecgate_qdrant, tokens, collection, header,
 def test_qdrant_api_key_is_vecgates_and_the_callers_token_is_never_forwarded(
     qdrant, qdrant_api_key, tokens, client_as, collection
 ):
-    recorder = f"{qdrant.url}/__test__/requests"  # test-only route of the Qdrant test server
-    requests.delete(recorder, timeout=10).raise_for_status()
+    clear_recorded_requests(qdrant)
     alice = client_as("alice")
     alice.scroll(collection, limit=LIMIT)
     alice.query_points(collection, query=embed_text(QUESTION), limit=LIMIT)
@@ -607,7 +606,7 @@ def test_qdrant_api_key_is_vecgates_and_the_callers_token_is_never_forwarded(
         collection,
         points=[point(str(uuid.uuid4()), "mine", department="FINANCE", region="EMEA")],
     )
-    seen = requests.get(recorder, timeout=10).json()["result"]
+    seen = recorded_requests(qdrant)
     paths = [r["path"] for r in seen]
     assert any(p.endswith("/points/scroll") for p in paths), paths
     assert any(p.endswith("/points/query") for p in paths), paths

@@ -9,8 +9,8 @@ ref/qdrant-measured.md), parsed here at test time:
   status) are compared with the v1.19.0 server columns;
 * the "Beyond the filter" facts: prefetch filtering, ids as query inputs, lookup_from, ...
 
-Where local mode cannot behave like the real engine, the row is listed in KNOWN_DIVERGENCES
-with the reason. Any other difference fails the test, and so does a listed divergence that no
+Where the double cannot behave like the measured server, the row is listed in KNOWN_DIVERGENCES
+with the reason (none today). Any other difference fails the test, and so does a listed divergence that no
 longer differs (so the list cannot go stale).
 """
 
@@ -35,21 +35,9 @@ ENDPOINTS = ("scroll", "count", "search", "query")
 VARIANTS = ("no_index", "keyword_index")
 INDEXED_FIELDS = ("department", "metadata.department", "metadata[].department", "region")
 
-# (row, variant) -> why local mode answers differently from the real server.
-# Local mode has no payload indexes (create_payload_index is accepted and ignored), so it
-# always behaves like the server's "no index" column; these rows are the ones where a keyword
-# index changes the real server's answer.
-_NO_INDEX_ENGINE = (
-    "local mode ignores payload indexes and answers like the server without an index; "
-    "with a keyword index the real server {what}"
-)
-KNOWN_DIVERGENCES: dict[tuple[int, str], str] = {
-    (8, "keyword_index"): _NO_INDEX_ENGINE.format(what="drops non-string values from `except`"),
-    (9, "keyword_index"): _NO_INDEX_ENGINE.format(what="drops non-string values from `except`"),
-    (10, "keyword_index"): _NO_INDEX_ENGINE.format(what="drops non-string values from `except`"),
-    (11, "keyword_index"): _NO_INDEX_ENGINE.format(what="drops non-string values from `except`"),
-    (60, "keyword_index"): _NO_INDEX_ENGINE.format(what="ignores the values_count clause"),
-}
+# (row, variant) -> why the double answers differently from the measured server. Empty since
+# the double's engine is Qdrant Edge (Qdrant's own segment code, payload indexes included).
+KNOWN_DIVERGENCES: dict[tuple[int, str], str] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +353,8 @@ def test_by_id_reads_take_no_filter(server: Server, demo: str):
 
 
 def test_filter_honoured_by_facet_groups_batches_and_matrix(server: Server, demo: str):
+    # Faceting needs a payload index, on the server as in Qdrant Edge.
+    server.ok("PUT", f"/collections/{demo}/index?wait=true", {"field_name": "region", "field_schema": "keyword"})
     facet = server.ok("POST", f"/collections/{demo}/facet", {"key": "region", "filter": FINANCE})
     assert facet == {"hits": [{"value": "EMEA", "count": 2}]}
     groups = server.ok("POST", f"/collections/{demo}/points/query/groups",

@@ -7,6 +7,7 @@ Everything here talks to processes on 127.0.0.1 only and cleans up after itself.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -62,14 +63,16 @@ class Server:
     """A child process with its combined stdout/stderr in a log file."""
 
     name: str
-    proc: subprocess.Popen
+    proc: Optional[subprocess.Popen]
     log_path: Path
     port: int
     extra: dict = field(default_factory=dict)
+    # A server this process did not start (QDRANT_URL): its address, and no process.
+    external_url: Optional[str] = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.external_url or f"http://127.0.0.1:{self.port}"
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -80,6 +83,8 @@ class Server:
         return "\n".join(line for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
+        if self.proc is None:
+            return
         if self.proc.stdin is not None:
             try:
                 self.proc.stdin.close()  # the Qdrant test server exits when its stdin closes
@@ -107,7 +112,8 @@ def _die_with_parent() -> None:
 
 
 def _spawn(
-    name: str, argv: list[str], log_path: Path, port: int, env=None, stdin=subprocess.DEVNULL
+    name: str, argv: list[str], log_path: Path, port: int, env=None, stdin=subprocess.DEVNULL,
+    cwd=None,
 ) -> Server:
     log = open(log_path, "wb")
     try:
@@ -117,6 +123,7 @@ def _spawn(
             stderr=subprocess.STDOUT,
             stdin=stdin,
             env=env,
+            cwd=cwd,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     finally:
@@ -254,12 +261,146 @@ def start_vecgate(
     return server
 
 
+def qdrant_kind() -> str:
+    """Which Qdrant the Qdrant tests use: "url" (QDRANT_URL, a running real server), "binary"
+    (QDRANT_BIN, a real server executable started here) or "double" (tests/qdrant_server)."""
+    if os.environ.get("QDRANT_URL", "").strip():
+        return "url"
+    if os.environ.get("QDRANT_BIN", "").strip():
+        return "binary"
+    return "double"
+
+
+class RecordingProxy:
+    """Forwards every request to a real Qdrant unchanged and keeps a copy of each
+    (`{"method", "path", "query", "headers", "body"}`, the shape of the test double's
+    `/__test__/requests`), so a test can see what reached the database whichever Qdrant runs."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host"}
+
+    def __init__(self, upstream: str):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.records: list[dict] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else ~40 ms per answer on kept-alive connections
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = re.sub(r"/{2,}", "/", urlsplit(self.path).path)
+                if len(path) > 1 and path.endswith("/"):
+                    path = path[:-1]
+                try:
+                    body = json.loads(raw) if raw.strip() else None
+                except ValueError:
+                    body = raw.decode("utf-8", errors="replace")
+                with proxy.lock:
+                    proxy.records.append({
+                        "method": self.command, "path": path, "query": urlsplit(self.path).query,
+                        "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                    })
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in proxy.HOP_BY_HOP}
+                conn.request(self.command, self.path, body=raw, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                conn.close()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in proxy.HOP_BY_HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self) -> list[dict]:
+        with self.lock:
+            return list(self.records)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.records.clear()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def recorded_requests(qdrant: Server) -> list[dict]:
+    """What reached the Qdrant under test since the last clear: from the double's test-only
+    `/__test__/requests` route, or from the RecordingProxy in front of a real server."""
+    proxy = qdrant.extra.get("recorder")
+    if proxy is not None:
+        return proxy.take()
+    answer = requests.get(f"{qdrant.url}/__test__/requests", timeout=10)
+    answer.raise_for_status()
+    return answer.json()["result"]
+
+
+def clear_recorded_requests(qdrant: Server) -> None:
+    proxy = qdrant.extra.get("recorder")
+    if proxy is not None:
+        proxy.clear()
+    else:
+        requests.delete(f"{qdrant.url}/__test__/requests", timeout=10).raise_for_status()
+
+
 def start_qdrant(workdir: Path, api_key: Optional[str] = None) -> Server:
-    """The Qdrant-compatible test server (tests/qdrant_server, in memory) on a free port,
-    requiring `api-key: <api_key>` on every data route when `api_key` is given. Its stdin is a
-    pipe that Server.stop() closes (the server exits when its stdin closes)."""
+    """A Qdrant on loopback requiring `api-key: <api_key>` on every data route when `api_key`
+    is given: the real server of QDRANT_URL (whose key must then be `api_key`), a real
+    QDRANT_BIN started on free ports with a temporary storage path, or else the test double
+    (tests/qdrant_server, Qdrant Edge inside; its stdin is a pipe that Server.stop() closes,
+    and it exits when its stdin closes)."""
+    kind = qdrant_kind()
+    if kind == "url":
+        url = os.environ["QDRANT_URL"].strip().rstrip("/")
+        log = workdir / "qdrant.log"
+        log.write_text(f"(a running server: {url}; its log is elsewhere)\n")
+        proxy = RecordingProxy(url)
+        return Server(name="qdrant", proc=None, log_path=log, port=proxy.port,
+                      extra={"recorder": proxy}, external_url=f"http://127.0.0.1:{proxy.port}")
     port = free_port()
-    argv = [sys.executable, str(QDRANT_SERVER), "--host", "127.0.0.1", "--port", str(port)]
+    if kind == "binary":
+        binary = os.environ["QDRANT_BIN"].strip()
+        env = dict(os.environ)
+        env.update({
+            "QDRANT__SERVICE__HOST": "127.0.0.1",
+            "QDRANT__SERVICE__HTTP_PORT": str(port),
+            "QDRANT__SERVICE__GRPC_PORT": str(free_port()),
+            "QDRANT__STORAGE__STORAGE_PATH": str(workdir / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(workdir / "snapshots"),
+            "QDRANT__TELEMETRY_DISABLED": "true",
+        })
+        env.pop("QDRANT__SERVICE__API_KEY", None)
+        if api_key is not None:
+            env["QDRANT__SERVICE__API_KEY"] = api_key
+        server = _spawn("qdrant", [binary], workdir / "qdrant.log", port, env=env, cwd=workdir)
+        wait_until_answers(server, "/readyz", {200})
+        proxy = RecordingProxy(server.url)
+        server.extra["recorder"] = proxy
+        server.external_url = f"http://127.0.0.1:{proxy.port}"
+        return server
+    argv = [sys.executable, str(QDRANT_SERVER), "--host", "127.0.0.1", "--port", str(port),
+            "--storage-dir", str(workdir)]
     if api_key is not None:
         argv += ["--api-key", api_key]
     server = _spawn("qdrant", argv, workdir / "qdrant.log", port, stdin=subprocess.PIPE)

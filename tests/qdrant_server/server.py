@@ -3,7 +3,8 @@
     python tests/qdrant_server/server.py --host 127.0.0.1 --port P [--api-key K]
 
 Prints `qdrant test server listening on http://HOST:PORT` once bound, serves until its stdin
-closes (so a test process that dies leaves no orphan), keeps everything in memory.
+closes (so a test process that dies leaves no orphan). Each collection is one Qdrant Edge shard
+in a temporary directory, removed when the server exits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -23,8 +25,9 @@ from urllib.parse import unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine import Engine  # noqa: E402
+from rest_api import RestApi  # noqa: E402
 from rest_filter import RestError  # noqa: E402
+from store import Store  # noqa: E402
 
 LISTENING_MARKER = "qdrant test server listening on"
 # Routes real Qdrant serves without credentials.
@@ -77,7 +80,7 @@ class Recorder:
             return n
 
 
-Handler = Callable[[Engine, list[str], Any, dict[str, str]], Any]
+Handler = Callable[[RestApi, list[str], Any, dict[str, str]], Any]
 
 
 def _wait(query: dict[str, str]) -> bool:
@@ -119,6 +122,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", f"{C}/points/recommend/batch", lambda e, a, b, q: e.legacy_batch(a[0], b, "recommend")),
         ("POST", f"{C}/points/discover", lambda e, a, b, q: e.legacy(a[0], b, "discover")),
         ("POST", f"{C}/points/discover/batch", lambda e, a, b, q: e.legacy_batch(a[0], b, "discover")),
+        ("POST", f"{C}/points/search/groups", lambda e, a, b, q: e.legacy_groups(a[0], b, "search")),
+        ("POST", f"{C}/points/recommend/groups", lambda e, a, b, q: e.legacy_groups(a[0], b, "recommend")),
         ("POST", f"{C}/points/search/matrix/pairs", lambda e, a, b, q: e.matrix(a[0], b, "pairs")),
         ("POST", f"{C}/points/search/matrix/offsets", lambda e, a, b, q: e.matrix(a[0], b, "offsets")),
         # Routed after the fixed `points/...` routes so they never swallow them.
@@ -141,9 +146,12 @@ def normalise_path(path: str) -> str:
     return path
 
 
-def make_handler(engine: Engine, recorder: Recorder, api_key: str | None) -> type:
+def make_handler(api: RestApi, recorder: Recorder, api_key: str | None) -> type:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle's algorithm on, each answer
+        # on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "qdrant-test-double"
         sys_version = ""
 
@@ -248,12 +256,12 @@ def make_handler(engine: Engine, recorder: Recorder, api_key: str | None) -> typ
                     continue
                 try:
                     body = parse_json(raw)
-                    with engine.lock:
-                        result = handler(engine, list(match.groups()), body, query)
+                    with api.store.lock:
+                        result = handler(api, list(match.groups()), body, query)
                 except RestError as err:
                     self._error(err.status, err.message)
                     return
-                except Exception as exc:  # anything local mode did not expect
+                except Exception as exc:  # anything the double did not expect
                     self._error(500, f"Service internal error: {type(exc).__name__}: {exc}")
                     return
                 if path == "/":
@@ -277,40 +285,48 @@ def make_handler(engine: Engine, recorder: Recorder, api_key: str | None) -> typ
     return RequestHandler
 
 
-def _exit_when_stdin_closes() -> None:
+def _exit_when_stdin_closes(store: Store) -> None:
     try:
         sys.stdin.buffer.read()
     finally:
+        store.close()
         os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Qdrant-compatible REST test double (local mode)")
+    parser = argparse.ArgumentParser(description="Qdrant-compatible REST test double (Qdrant Edge engine)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6333)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument(
+        "--storage-dir", default=None,
+        help="where the shards' temporary directories go (default: the system's temp dir)",
+    )
     parser.add_argument(
         "--no-stdin-watch", action="store_true",
         help="keep running when stdin closes (for manual use from a shell)",
     )
     args = parser.parse_args(argv)
 
-    engine = Engine()
+    store = Store(args.storage_dir)
+    signal.signal(signal.SIGTERM, lambda *_: (store.close(), os._exit(0)))
     recorder = Recorder()
     try:
-        httpd = ThreadingHTTPServer((args.host, args.port), make_handler(engine, recorder, args.api_key))
+        httpd = ThreadingHTTPServer((args.host, args.port), make_handler(RestApi(store), recorder, args.api_key))
     except OSError as exc:
         print(f"qdrant test server: cannot bind {args.host}:{args.port}: {exc}", flush=True)
         return 3
     httpd.daemon_threads = True
     if not args.no_stdin_watch:
-        threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
+        threading.Thread(target=_exit_when_stdin_closes, args=(store,), daemon=True).start()
     host, port = httpd.server_address[:2]
     print(f"{LISTENING_MARKER} http://{host}:{port}", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        store.close()
     return 0
 
 

@@ -19,9 +19,10 @@ pub mod jwt_attacks;
 pub mod pki;
 pub mod prometheus;
 pub mod qdrant;
+pub mod recording_proxy;
 
 pub use chroma::ChromaServer;
-pub use qdrant::QdrantServer;
+pub use qdrant::{QdrantKind, QdrantServer};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -71,7 +71,9 @@ pub fn force_payload(
     for key in keys {
         check_plain_path(key)?;
     }
-    let default_true = matches!(op, O::ScrollPoints | O::GetPoints);
+    // Qdrant returns the payload by default on scroll only: a retrieve (`POST points`)
+    // without `with_payload` returns none (measured on v1.18.3, whatever its doc comment says).
+    let default_true = matches!(op, O::ScrollPoints);
     let obj = body.as_object_mut().ok_or(RequestError::NotAnObject)?;
     let mut trim = Trim::default();
     for request in requests_mut(op, obj)? {
