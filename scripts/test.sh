@@ -73,6 +73,11 @@ vecgate_venv "$ROOT" || exit 1
 RESULTS+=("venv: $VENV_OUTCOME")
 "$VENV/bin/python" -c 'import chromadb; print("chromadb", chromadb.__version__)'
 export VECGATE_PYTHON="$VENV/bin/python"
+# The JavaScript clients of the client matrix (tests/node), run by the Python tests.
+# shellcheck source=scripts/node-clients.sh
+source "$ROOT/scripts/node-clients.sh"
+vecgate_node_clients "$ROOT" || exit 1
+RESULTS+=("node clients: $NODE_CLIENTS_OUTCOME")
 
 # ---------------------------------------------------------------------------------------
 # 2. Rust tests (unit, integration, benches in test mode, examples), then doctests
