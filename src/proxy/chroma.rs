@@ -273,8 +273,20 @@ impl Gateway {
         Ok(pass_back(answer))
     }
 
-    /// add, upsert, update: every record checked — `create` for new ids; for existing ids
-    /// `update` on the record now and on the record as Chroma will store it.
+    /// add, upsert, update: every record checked. No answer depends on whether an id the
+    /// caller may not read exists (docs/deviations.md lists the one exception, upsert):
+    ///
+    /// - **add**: Chroma ignores an id that already exists (201, the record untouched), so
+    ///   every record is decided as a new one (`create` on the written record) and what
+    ///   exists is never looked at.
+    /// - **update**: an id the caller may read is checked with `update` on the record as it
+    ///   is (USING) and as Chroma will store it (WITH CHECK). An id the caller may not read
+    ///   — missing, or another's — is dropped from the batch: Chroma does nothing for a
+    ///   missing id (200), and that is the answer either way.
+    /// - **upsert**: an id the caller may read is checked as in update. Any other id is first
+    ///   decided as a new record (`create` on the written record); when that passes and the
+    ///   id exists, Chroma would overwrite it, so it also needs `update` on the record as it
+    ///   is and as it will be: that refusal is the documented divergence.
     async fn chroma_write(
         &self,
         parts: &Parts,
@@ -306,35 +318,57 @@ impl Gateway {
             }
         }
 
-        // The records as they are now, read unfiltered by the proxy itself.
-        let existing = self.chroma_existing(target, &batch.ids, &event.request_id).await?;
+        // The records as they are now, read unfiltered by the proxy itself (not for add).
+        let existing = if op == Operation::Add {
+            BTreeMap::new()
+        } else {
+            self.chroma_existing(target, &batch.ids, &event.request_id).await?
+        };
 
         let kind = target.rule.resource_kind.as_str();
         let prefix = target.mapping.attr_prefix.as_str();
         let mut denied = Vec::new();
-        for (id, written) in batch.ids.iter().zip(&batch.metadatas) {
-            // The record as Chroma will store it must carry every required attribute: the
-            // read filters rely on it (negations over required attributes are pushed down).
-            let stored = match existing.get(id) {
-                None => written.clone(),
-                Some(current) => request::merged_metadata(op, current.as_ref(), written.as_ref()),
-            };
-            let stored_attrs = flat_record_attributes(stored.as_ref(), prefix);
-            if let Some(missing) = missing_required(&stored_attrs, target.mapping) {
-                event.decision = "deny";
-                return Err(ProxyError::Forbidden(format!(
-                    "record {id:?} would lack the required attribute {missing:?} (or hold a \
-                     non-scalar value); nothing was written"
-                )));
-            }
-            // `create` for a new id; `update` on the record as it is (USING) and as it will
-            // be stored (WITH CHECK) for an existing one.
-            let allowed = match existing.get(id) {
-                None => decider.may("create", &Resource { kind, id, attr: stored_attrs }),
-                Some(current) => {
+        let mut unseen = BTreeSet::new(); // update: indices of ids the caller may not read
+        for (index, (id, written)) in batch.ids.iter().zip(&batch.metadatas).enumerate() {
+            let current = existing.get(id);
+            let readable = current.is_some_and(|c| {
+                decider.may("read", &Resource { kind, id, attr: flat_record_attributes(c.as_ref(), prefix) })
+            });
+            let allowed = match current {
+                Some(current) if readable => {
+                    // `update` on the record as it is (USING) and as it will be stored (WITH
+                    // CHECK), which must keep every required attribute: the read filters
+                    // rely on it (negations over required attributes are pushed down).
+                    let stored = request::merged_metadata(op, current.as_ref(), written.as_ref());
+                    let stored_attrs = flat_record_attributes(stored.as_ref(), prefix);
+                    self.require_attributes(id, &stored_attrs, target, event)?;
                     let now = flat_record_attributes(current.as_ref(), prefix);
                     decider.may("update", &Resource { kind, id, attr: now })
                         && decider.may("update", &Resource { kind, id, attr: stored_attrs })
+                }
+                _ if op == Operation::Update => {
+                    unseen.insert(index);
+                    continue;
+                }
+                _ => {
+                    // add, and upsert of an id the caller cannot see: decided as new.
+                    let written_attrs = flat_record_attributes(written.as_ref(), prefix);
+                    self.require_attributes(id, &written_attrs, target, event)?;
+                    let created = decider.may("create", &Resource { kind, id, attr: written_attrs });
+                    match current {
+                        // upsert over a record the caller may not read: Chroma would
+                        // overwrite it.
+                        Some(current) if created && op == Operation::Upsert => {
+                            let stored = request::merged_metadata(op, current.as_ref(), written.as_ref());
+                            let now = flat_record_attributes(current.as_ref(), prefix);
+                            decider.may("update", &Resource { kind, id, attr: now })
+                                && decider.may(
+                                    "update",
+                                    &Resource { kind, id, attr: flat_record_attributes(stored.as_ref(), prefix) },
+                                )
+                        }
+                        _ => created,
+                    }
                 }
             };
             if !allowed {
@@ -354,6 +388,13 @@ impl Gateway {
             request::set_write_metadatas(&mut request, &batch.metadatas)
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         }
+        if !unseen.is_empty() {
+            if unseen.len() == batch.ids.len() {
+                // What Chroma answers for an update of ids it does not have.
+                return Ok(json_response(StatusCode::OK, &json!({})));
+            }
+            drop_records(&mut request, &unseen)?;
+        }
         let answer = self
             .upstream
             .send(
@@ -365,6 +406,26 @@ impl Gateway {
             )
             .await?;
         Ok(pass_back(answer))
+    }
+
+    /// The record as Chroma will store it must carry every required attribute.
+    fn require_attributes(
+        &self,
+        id: &str,
+        attrs: &BTreeMap<String, Value>,
+        target: &Target<'_>,
+        event: &mut AuditEvent,
+    ) -> Result<(), ProxyError> {
+        match missing_required(attrs, target.mapping) {
+            None => Ok(()),
+            Some(missing) => {
+                event.decision = "deny";
+                Err(ProxyError::Forbidden(format!(
+                    "record {id:?} would lack the required attribute {missing:?} (or hold a \
+                     non-scalar value); nothing was written"
+                )))
+            }
+        }
     }
 
     /// Collections: kind `collection`, id = the collection name.
@@ -764,4 +825,23 @@ fn collection_name_of(collection: &Json) -> Result<String, ProxyError> {
         .and_then(Json::as_str)
         .map(String::from)
         .ok_or_else(|| ProxyError::UpstreamUnreadable("a collection without a name".into()))
+}
+
+/// Removes the records at `indices` from every parallel array of an add/upsert/update body
+/// (`ids`, `embeddings`, `metadatas`, `documents`, `uris`).
+fn drop_records(body: &mut Json, indices: &BTreeSet<usize>) -> Result<(), ProxyError> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::BadRequest("the body must be an object".into()))?;
+    for field in ["ids", "embeddings", "metadatas", "documents", "uris"] {
+        if let Some(Json::Array(items)) = obj.get_mut(field) {
+            let mut index = 0;
+            items.retain(|_| {
+                let keep = !indices.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+    }
+    Ok(())
 }
