@@ -346,8 +346,24 @@ impl Gateway {
     }
 
     /// Upserts, payload and vector changes (also by filter, and inside points/batch): every
-    /// point checked — `create` for new ids; for existing ids `update` on the point as it is
-    /// and as it will be — and its required attributes kept.
+    /// point checked, and no answer depends on whether a point the caller may not read exists
+    /// (docs/deviations.md lists the one exception, upsert over such a point):
+    ///
+    /// - A point the caller may read: `update` on the point as it is (USING) and as it will be
+    ///   (WITH CHECK), keeping its required attributes.
+    /// - Payload and vector changes of a point the caller may not read (missing, or
+    ///   another's): that point is left out, and the answer is Qdrant's for a missing point —
+    ///   with `wait=true` the points before it are written and the answer is 404 "No point
+    ///   with id … found" naming the first such point in request order (in points/batch,
+    ///   later operations are not run); otherwise Qdrant's acknowledgement.
+    /// - Upsert (`update_mode` upsert or absent) of a point the caller may not read: decided
+    ///   as a new point (`create`); when it exists, Qdrant would overwrite it, so it also needs
+    ///   `update` on it as it is and as it will be (the documented divergence).
+    ///   `insert_only`: always decided as new (Qdrant leaves an existing point as it is).
+    ///   `update_only`: a point the caller may not read is left out (Qdrant ignores missing
+    ///   points).
+    /// - An operation left selecting nothing is sent as a payload write that matches no point,
+    ///   so the answer (and Qdrant's operation counter) is Qdrant's own.
     async fn qdrant_write(
         &self,
         parts: &Parts,
@@ -365,9 +381,10 @@ impl Gateway {
         }
         self.qdrant_check_filter_size(&request)?;
 
-        // By-filter writes become by-id writes over the points the caller may update, so
-        // each point is checked and nothing outside that set can be touched.
-        let mut writes = Vec::new();
+        // The operations, each with its own body; by-filter writes become by-id writes over
+        // the points the caller may update, so each point is checked and nothing outside that
+        // set can be touched.
+        let mut operations = Vec::new();
         if op == Operation::BatchUpdate {
             let parts_of_batch = request::split_batch(&request).map_err(bad_request)?;
             for (part_op, part) in &parts_of_batch {
@@ -382,48 +399,94 @@ impl Gateway {
                     ));
                 }
             }
-            writes = request::parse_point_writes(op, &request).map_err(bad_request)?;
+            operations = parts_of_batch.into_iter().map(|(o, b)| WriteOp(o, b, false)).collect();
         } else {
+            let mut selects_nothing = false;
             match request::write_selector(op, &request) {
                 Ok(Selector::Filter(filter)) => {
                     let access = self.qdrant_access(target, "update", false, decider, event)?;
                     let ids = self.qdrant_ids_matching(target, &filter, &access, event).await?;
+                    selects_nothing = ids.is_empty();
                     request = by_ids(request, &ids)?;
                 }
                 Ok(Selector::Ids(_)) => {}
                 Err(e) => return Err(bad_request(e)),
             }
-            writes.extend(request::parse_point_writes(op, &request).map_err(bad_request)?);
+            operations.push(WriteOp(op, request, selects_nothing));
+        }
+        let mut writes = Vec::new();
+        for (index, WriteOp(part_op, part, _)) in operations.iter().enumerate() {
+            let mode = update_mode(*part_op, part);
+            for write in request::parse_point_writes(*part_op, part).map_err(bad_request)? {
+                writes.push((index, mode, write));
+            }
         }
         event.records_checked = Some(writes.len());
 
-        // The points as they are now, read unfiltered by the proxy itself.
-        let ids: Vec<PointId> = writes.iter().map(|w| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        // The points as they are now, read unfiltered by the proxy itself, and those of them
+        // the caller may read.
+        let ids: Vec<PointId> = writes.iter().map(|(_, _, w)| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         let mut state = self.qdrant_existing(target, &ids, event).await?;
-
         let kind = target.rule.resource_kind.as_str();
+        let mut visible: BTreeSet<PointId> = state
+            .iter()
+            .filter(|(id, payload)| {
+                decider.may("read", &Resource { kind, id: &id.to_string(), attr: target.attrs(Some(payload)) })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+
         let mut denied = Vec::new();
-        for PointWrite { id, change, may_create } in &writes {
+        // Per operation, the points left out of it; the first unseen point, in request order.
+        let mut left_out: Vec<BTreeSet<PointId>> = vec![BTreeSet::new(); operations.len()];
+        let mut first_unseen: Option<(usize, PointId)> = None;
+        for (index, mode, PointWrite { id, change, may_create }) in &writes {
             let key = id.to_string();
-            let allowed = match state.get(id) {
-                None if !*may_create => true, // Qdrant refuses or ignores it; nothing is written.
-                None => {
-                    let after = request::payload_after(change, None);
-                    self.check_required(target, &key, &after)?;
-                    let ok = decider.may("create", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
-                    state.insert(id.clone(), after);
-                    ok
+            let seen = visible.contains(id);
+            let allowed = if *may_create && (*mode == UpdateMode::InsertOnly || !seen) {
+                if *mode == UpdateMode::UpdateOnly {
+                    // Qdrant ignores an update_only point it does not have.
+                    left_out[*index].insert(id.clone());
+                    continue;
                 }
-                Some(current) => {
-                    let after = request::payload_after(change, Some(current));
-                    if !matches!(change, PayloadChange::Keep) {
-                        self.check_required(target, &key, &after)?;
+                // Decided as a new point.
+                let after = request::payload_after(change, None);
+                self.check_required(target, &key, &after)?;
+                let created = decider.may("create", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
+                match state.get(id) {
+                    None => {
+                        state.insert(id.clone(), after);
+                        visible.insert(id.clone());
+                        created
                     }
-                    let ok = decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(current)) })
-                        && decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
-                    state.insert(id.clone(), after);
-                    ok
+                    // insert_only: Qdrant leaves the existing point as it is.
+                    Some(_) if *mode == UpdateMode::InsertOnly => created,
+                    // upsert over a point the caller may not read: Qdrant would overwrite it.
+                    Some(current) => {
+                        let ok = created
+                            && decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(current)) })
+                            && decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
+                        state.insert(id.clone(), after);
+                        ok
+                    }
                 }
+            } else if !seen {
+                // A payload or vector change of a point the caller may not read: as missing.
+                left_out[*index].insert(id.clone());
+                if first_unseen.is_none() {
+                    first_unseen = Some((*index, id.clone()));
+                }
+                continue;
+            } else {
+                let current = state.get(id).cloned().unwrap_or_default();
+                let after = request::payload_after(change, Some(&current));
+                if !matches!(change, PayloadChange::Keep) {
+                    self.check_required(target, &key, &after)?;
+                }
+                let ok = decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(&current)) })
+                    && decider.may("update", &Resource { kind, id: &key, attr: target.attrs(Some(&after)) });
+                state.insert(id.clone(), after);
+                ok
             };
             if !allowed {
                 denied.push(key);
@@ -439,20 +502,65 @@ impl Gateway {
         }
         event.decision = "allow";
 
-        // Belt and braces for upserts: existing points outside the update filter keep their
-        // state even if they changed since they were read.
-        if matches!(op, Operation::UpsertPoints | Operation::UpdateVectors) {
-            if let Ok(Access::Filtered { filter, .. }) =
-                decider.access(kind, "update", target.mapping, self.config.limits.max_filter_terms, false, translate_pushdown)
-            {
-                request = request::and_into_update_filter(op, request, &filter).map_err(bad_request)?;
+        for (WriteOp(part_op, part, selects_nothing), left) in operations.iter_mut().zip(&left_out) {
+            if !left.is_empty() && without_points(*part_op, part, left)? {
+                *selects_nothing = true;
             }
         }
-        self.qdrant_check_filter_size(&request)?;
-        let method = parts.method.clone();
-        self.qdrant_send(method, path_and_query(parts), Some(parts), Some(&request), event)
-            .await
-            .map(pass_back)
+        let waits = query_says_wait(parts.uri.query());
+        let missing_answer = match (&first_unseen, waits) {
+            (Some((index, id)), true) => {
+                // Qdrant writes the points before the missing one, then stops: operations
+                // after it do not run, and one that selects nothing is not sent at all.
+                operations.truncate(index + 1);
+                operations.retain(|WriteOp(_, _, nothing)| !nothing);
+                if operations.is_empty() {
+                    return Err(missing_point_write(id));
+                }
+                Some(missing_point_write(id))
+            }
+            _ => None,
+        };
+
+        // Belt and braces for upserts: existing points outside the update filter keep their
+        // state even if they changed since they were read.
+        let update_filter = match decider.access(kind, "update", target.mapping, self.config.limits.max_filter_terms, false, translate_pushdown) {
+            Ok(Access::Filtered { filter, .. }) => Some(filter),
+            _ => None,
+        };
+        let mut bodies = Vec::new();
+        for WriteOp(part_op, part, selects_nothing) in operations {
+            if selects_nothing {
+                bodies.push((Operation::SetPayload, selects_no_point()));
+                continue;
+            }
+            let part = match (&update_filter, part_op) {
+                (Some(filter), Operation::UpsertPoints | Operation::UpdateVectors) if op != Operation::BatchUpdate => {
+                    request::and_into_update_filter(part_op, part, filter).map_err(bad_request)?
+                }
+                _ => part,
+            };
+            bodies.push((part_op, part));
+        }
+        let (method, path, body) = if op == Operation::BatchUpdate {
+            (parts.method.clone(), path_and_query(parts).to_string(), request::join_batch(bodies).map_err(bad_request)?)
+        } else {
+            let (part_op, body) = bodies.pop().ok_or_else(|| ProxyError::Internal("a write without an operation".into()))?;
+            if part_op == op {
+                (parts.method.clone(), path_and_query(parts).to_string(), body)
+            } else {
+                // The operation selects nothing: the no-op payload write, with the client's
+                // query (wait, ordering) so Qdrant answers as it would have.
+                let query = parts.uri.query().map_or_else(String::new, |q| format!("?{q}"));
+                (Method::POST, format!("{}/points/payload{query}", target.base), body)
+            }
+        };
+        self.qdrant_check_filter_size(&body)?;
+        let answer = self.qdrant_send(method, &path, Some(parts), Some(&body), event).await?;
+        match missing_answer {
+            Some(missing) if answer.is_success() => Err(missing),
+            _ => Ok(pass_back(answer)),
+        }
     }
 
     /// The filters a request sends upstream, the caller's and ours, must stay within
@@ -900,4 +1008,85 @@ fn stamp_write(op: Operation, request: &mut Json, stamps: &[(String, Json)], pre
         // Merges and deletions keep what is stored; the checks see the result.
         _ => Ok(()),
     }
+}
+
+/// One operation of a write: its kind, its body, and whether it selects no point (any more).
+struct WriteOp(Operation, Json, bool);
+
+/// An upsert's `update_mode`; every other write behaves like `upsert` here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateMode {
+    Upsert,
+    InsertOnly,
+    UpdateOnly,
+}
+
+fn update_mode(op: Operation, body: &Json) -> UpdateMode {
+    match (op, body.get("update_mode").and_then(Json::as_str)) {
+        (Operation::UpsertPoints, Some("insert_only")) => UpdateMode::InsertOnly,
+        (Operation::UpsertPoints, Some("update_only")) => UpdateMode::UpdateOnly,
+        _ => UpdateMode::Upsert,
+    }
+}
+
+/// `wait=true` in the query: Qdrant answers after applying the write (and reports a missing
+/// point); otherwise it acknowledges before looking at the points.
+fn query_says_wait(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|pair| pair == "wait=true"))
+}
+
+/// Qdrant's answer to a payload or vector change of a point it does not have (measured on
+/// 1.18.3: the same for set, overwrite, delete and clear payload, update and delete vectors,
+/// and points/batch).
+fn missing_point_write(id: &PointId) -> ProxyError {
+    database_answer(
+        StatusCode::NOT_FOUND,
+        &json!({"status": {"error": format!("Not found: No point with id {id} found")}, "time": 0.0}),
+    )
+}
+
+/// A payload write that matches no point: what an operation left selecting nothing is sent
+/// as (Qdrant refuses an empty `points` list with 400 "Empty update request").
+fn selects_no_point() -> Json {
+    json!({"payload": {}, "filter": {"must": [{"has_id": []}]}})
+}
+
+/// Removes the points in `drop` from a by-id write's selection (`points` ids or entries, or
+/// the `batch` columns of an upsert). True when nothing is left.
+fn without_points(op: Operation, body: &mut Json, drop: &BTreeSet<PointId>) -> Result<bool, ProxyError> {
+    let keep = |entry: &Json| {
+        let id = if entry.is_object() { entry.get("id") } else { Some(entry) };
+        !id.and_then(PointId::from_json).is_some_and(|id| drop.contains(&id))
+    };
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| ProxyError::BadRequest("the body must be an object".into()))?;
+    if let Some(Json::Array(points)) = obj.get_mut("points") {
+        points.retain(keep);
+        return Ok(points.is_empty());
+    }
+    let Some(Json::Object(batch)) = obj.get_mut("batch") else {
+        return Err(ProxyError::Internal(format!("{} without points or batch", op.name())));
+    };
+    let mask: Vec<bool> = match batch.get("ids") {
+        Some(Json::Array(ids)) => ids.iter().map(keep).collect(),
+        _ => return Err(ProxyError::BadRequest("batch.ids must be a list".into())),
+    };
+    let filter_column = |column: &mut Json| {
+        if let Json::Array(items) = column {
+            let mut index = 0;
+            items.retain(|_| {
+                let kept = mask.get(index).copied().unwrap_or(true);
+                index += 1;
+                kept
+            });
+        }
+    };
+    for (name, column) in batch.iter_mut() {
+        match (name.as_str(), column) {
+            ("vectors", Json::Object(named)) => named.values_mut().for_each(&filter_column),
+            (_, column) => filter_column(column),
+        }
+    }
+    Ok(!mask.contains(&true))
 }
