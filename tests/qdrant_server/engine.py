@@ -206,7 +206,7 @@ class Engine:
         info = self.client.get_collection(name)
         out = info.model_dump(mode="json", exclude_none=True)
         out["payload_schema"] = {
-            field: {"data_type": schema, "params": {}, "points": info.points_count or 0}
+            field: {"data_type": schema, "points": info.points_count or 0}
             for field, schema in self.indexes.get(name, {}).items()
         }
         return out
