@@ -118,6 +118,13 @@ def comparable(value: Any) -> Any:
     return value
 
 
+def ranked(hits, higher_is_better: bool = True) -> list:
+    """(id, score) hits in rank order with ties broken by id: points of equal score come back
+    in the database's internal order, which differs between two collections holding them."""
+    sign = -1 if higher_is_better else 1
+    return sorted(([str(i), s] for i, s in hits), key=lambda h: (sign * round(h[1] or 0.0, 4), h[0]))
+
+
 def assert_same_transcript(through: list, direct: list, label: str) -> None:
     assert [s for s, _ in through] == [s for s, _ in direct], f"{label}: different steps"
     for (step, got), (_, want) in zip(through, direct):

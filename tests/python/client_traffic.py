@@ -101,4 +101,90 @@ CHROMA_TRAFFIC: dict = {
     },
 }
 
-QDRANT_TRAFFIC: dict = {}
+# Qdrant. What vecgate does with each (src/backends/qdrant/routes.rs, request.rs; README
+# "Running vecgate in front of Qdrant"):
+# - query parameters: `wait` on writes (checked as a boolean, forwarded; with wait=true a write
+#   naming a point the caller may not read is answered 404 as for a missing point).
+# - query, query/batch (`searches`), query/groups, scroll, count: `filter` gets the read filter
+#   ANDed in (also in every `prefetch` and batch entry); `query` point ids (`query.nearest` as
+#   an id, `query.recommend`) must be readable; `with_payload` forced and trimmed back;
+#   `limit`, `offset`, `using`, `exact`, `group_by`, `group_size`, `with_vector`, `query.mmr`,
+#   `query.fusion` forwarded.
+# - retrieve (`ids`): every returned point checked. Upsert (`points`), payload and vector
+#   writes (`points`, `filter`, `key`, `keys`, `payload`): one decision per point; by-filter
+#   writes narrowed to the points the caller may update. Delete (`points`, `filter`): the
+#   delete filter ANDed in.
+# - `GET /` (version) passes without a token; collection info and `exists`: collection `read`.
+QDRANT_TRAFFIC: dict = {
+    "langchain-qdrant": {
+        "GET /": {"query": [], "body": []},
+        "GET /collections/{collection}": {"query": [], "body": []},
+        "POST /collections/{collection}/points": {"query": [], "body": ["ids", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["points"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "offset", "query", "query.mmr", "query.nearest", "using", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+    },
+    "llama-index-qdrant": {
+        "GET /": {"query": [], "body": []},
+        "GET /collections/{collection}": {"query": [], "body": []},
+        "GET /collections/{collection}/exists": {"query": [], "body": []},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["filter"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "query", "query.nearest", "using", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/scroll": {"query": [], "body": ["filter", "limit", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+    },
+    "qdrant-client": {
+        "GET /": {"query": [], "body": []},
+        "POST /collections/{collection}/points": {"query": [], "body": ["ids", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/count": {"query": [], "body": ["exact", "filter"]},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["filter", "points"]},
+        "POST /collections/{collection}/points/payload": {"query": ["wait"], "body": ["filter", "key", "payload", "points"]},
+        "POST /collections/{collection}/points/payload/delete": {"query": ["wait"], "body": ["keys", "points"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "prefetch", "query", "query.fusion", "query.mmr", "query.nearest", "query.recommend", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/query/batch": {"query": [], "body": ["searches"]},
+        "POST /collections/{collection}/points/query/groups": {"query": [], "body": ["group_by", "group_size", "limit", "query", "query.nearest", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/scroll": {"query": [], "body": ["filter", "limit", "offset", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+        "PUT /collections/{collection}/points/payload": {"query": ["wait"], "body": ["payload", "points"]},
+        "PUT /collections/{collection}/points/vectors": {"query": ["wait"], "body": ["points"]},
+    },
+    "qdrant-client-async": {
+        "GET /": {"query": [], "body": []},
+        "POST /collections/{collection}/points": {"query": [], "body": ["ids", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/count": {"query": [], "body": ["exact", "filter"]},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["filter", "points"]},
+        "POST /collections/{collection}/points/payload": {"query": ["wait"], "body": ["filter", "key", "payload", "points"]},
+        "POST /collections/{collection}/points/payload/delete": {"query": ["wait"], "body": ["keys", "points"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "prefetch", "query", "query.fusion", "query.mmr", "query.nearest", "query.recommend", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/query/batch": {"query": [], "body": ["searches"]},
+        "POST /collections/{collection}/points/query/groups": {"query": [], "body": ["group_by", "group_size", "limit", "query", "query.nearest", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/scroll": {"query": [], "body": ["filter", "limit", "offset", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+        "PUT /collections/{collection}/points/payload": {"query": ["wait"], "body": ["payload", "points"]},
+        "PUT /collections/{collection}/points/vectors": {"query": ["wait"], "body": ["points"]},
+    },
+    "qdrant-haystack": {
+        "GET /": {"query": [], "body": []},
+        "GET /collections/{collection}": {"query": [], "body": []},
+        "GET /collections/{collection}/exists": {"query": [], "body": []},
+        "POST /collections/{collection}/points": {"query": [], "body": ["ids", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/count": {"query": [], "body": ["exact"]},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["points"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "query", "query.nearest", "with_payload", "with_vector"]},
+        "POST /collections/{collection}/points/scroll": {"query": [], "body": ["filter", "limit", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+    },
+    "qdrant-js": {
+        "POST /collections/{collection}/points": {"query": [], "body": ["ids", "with_payload"]},
+        "POST /collections/{collection}/points/count": {"query": [], "body": ["exact"]},
+        "POST /collections/{collection}/points/delete": {"query": ["wait"], "body": ["filter", "points"]},
+        "POST /collections/{collection}/points/payload": {"query": ["wait"], "body": ["payload", "points"]},
+        "POST /collections/{collection}/points/payload/delete": {"query": ["wait"], "body": ["keys", "points"]},
+        "POST /collections/{collection}/points/query": {"query": [], "body": ["filter", "limit", "query", "query.mmr", "query.nearest"]},
+        "POST /collections/{collection}/points/scroll": {"query": [], "body": ["filter", "limit", "offset", "with_payload", "with_vector"]},
+        "PUT /collections/{collection}/points": {"query": ["wait"], "body": ["points"]},
+        "PUT /collections/{collection}/points/payload": {"query": ["wait"], "body": ["payload", "points"]},
+        "PUT /collections/{collection}/points/vectors": {"query": ["wait"], "body": ["points"]},
+    },
+}
+

@@ -19,7 +19,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 
-from client_matrix import QUESTION, Client, Env, Transcript
+from client_matrix import QUESTION, Client, Env, Transcript, ranked
 from embeddings import DIMENSIONS, HashingEmbeddings, embed_text
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
@@ -271,7 +271,7 @@ def llama_nodes(nodes) -> list:
 
 
 def llama_result(result) -> list:
-    return [(n.node_id, s) for n, s in zip(result.nodes or [], result.similarities or [])]
+    return ranked(zip([n.node_id for n in result.nodes or []], result.similarities or []))
 
 
 def llama_steps(store, env: Env, ids: dict) -> Transcript:
@@ -295,7 +295,7 @@ def llama_steps(store, env: Env, ids: dict) -> Transcript:
     index = VectorStoreIndex.from_vector_store(store, embed_model=_llama_embedding())
     t.note("retriever", [(n.node.node_id, n.score) for n in index.as_retriever(similarity_top_k=K).retrieve(QUESTION)])
     new = new_doc(env, "added")
-    added = store.add([llama_node((ids.get(new[0], new[0]), new[1], new[2]), source="source-a")])
+    added = store.add([llama_node((ids[new[0]], new[1], new[2]), source="source-a")])
     t.note("add", added)
     t.note("after add", sorted(n.node_id for n in store.get_nodes(None)))
     store.delete_nodes([own[1]])
@@ -370,7 +370,7 @@ def haystack_docs(docs) -> list:
 
 
 def haystack_hits(docs) -> list:
-    return [(d.id, d.score) for d in docs]
+    return ranked((d.id, d.score) for d in docs)
 
 
 def haystack_steps(store, retriever_cls, env: Env) -> Transcript:
