@@ -296,7 +296,15 @@ impl Gateway {
         let answer = self
             .qdrant_send(method, path_and_query(parts), Some(parts), body, event)
             .await?;
-        if !answer.is_success() || access.residual().is_none() {
+        if access.residual().is_none() {
+            return Ok(pass_back(answer));
+        }
+        // With points to check, the answer must not show whether one was removed: a point
+        // that does not exist and one the caller may not read get the same bytes.
+        if !answer.is_success() {
+            if op == Operation::GetPoint && is_missing_point(&answer) {
+                return Err(missing_point_answer(route.point_id.as_ref()));
+            }
             return Ok(pass_back(answer));
         }
         let mut points = parse_answer(&answer)?;
@@ -309,9 +317,7 @@ impl Gateway {
         if filtered.not_found {
             return Err(missing_point_answer(route.point_id.as_ref()));
         }
-        if !filtered.changed {
-            return Ok(pass_back(answer));
-        }
+        // Always re-serialised (never Qdrant's own bytes), whether or not a point was removed.
         Ok(json_response(answer.status, &points))
     }
 
@@ -858,6 +864,16 @@ fn normalised(path_and_query: &str) -> String {
         Some(q) => format!("{path}?{q}"),
         None => path,
     }
+}
+
+/// Qdrant's 404 for `GET points/{id}` of a point it does not have (not a missing collection).
+fn is_missing_point(answer: &UpstreamResponse) -> bool {
+    answer.status == StatusCode::NOT_FOUND
+        && serde_json::from_slice::<Json>(&answer.body).is_ok_and(|body| {
+            body.pointer("/status/error")
+                .and_then(Json::as_str)
+                .is_some_and(|e| e.starts_with("Not found: Point with id "))
+        })
 }
 
 fn missing_point_answer(id: Option<&PointId>) -> ProxyError {
