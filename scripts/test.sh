@@ -8,7 +8,7 @@
 #  2. Rust: `cargo test --all-targets`, then the doctests. Integration tests start their own
 #     servers (Chroma, …) on free loopback ports using the venv's Python, found through
 #     VECGATE_PYTHON, and stop them when done.
-#  3. Python: `pytest tests/python`, once that directory has test files.
+#  3. Node.js clients (scripts/node-clients.sh), then Python: `pytest tests/python`.
 #
 # Needs: a Rust toolchain, Python >= 3.10 (`python3`, or set VECGATE_BASE_PYTHON) with the
 # venv module, and access to crates.io and PyPI (or mirrors configured for cargo and pip).
