@@ -8,7 +8,7 @@
 #  2. Rust: `cargo test --all-targets`, then the doctests. Integration tests start their own
 #     servers (Chroma, …) on free loopback ports using the venv's Python, found through
 #     VECGATE_PYTHON, and stop them when done.
-#  3. Python: `pytest tests/python`, once that directory has test files.
+#  3. Node.js clients (scripts/node-clients.sh), then Python: `pytest tests/python`.
 #  4. Qdrant, a second time: steps 2 and 3 run every Qdrant suite against the Qdrant test
 #     double (tests/qdrant_server, Qdrant Edge inside). When a real Qdrant server can be had
 #     (QDRANT_URL, else an executable from scripts/qdrant.sh: QDRANT_BIN, PATH, or
@@ -79,6 +79,11 @@ vecgate_venv "$ROOT" || exit 1
 RESULTS+=("venv: $VENV_OUTCOME")
 "$VENV/bin/python" -c 'import chromadb; print("chromadb", chromadb.__version__)'
 export VECGATE_PYTHON="$VENV/bin/python"
+# The JavaScript clients of the client matrix (tests/node), run by the Python tests.
+# shellcheck source=scripts/node-clients.sh
+source "$ROOT/scripts/node-clients.sh"
+vecgate_node_clients "$ROOT" || exit 1
+RESULTS+=("node clients: $NODE_CLIENTS_OUTCOME")
 
 # ---------------------------------------------------------------------------------------
 # Qdrant: which real server (if any) the second pass uses. The first pass (steps 2 and 3)

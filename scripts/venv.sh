@@ -14,6 +14,8 @@
 vecgate_venv() {
     local root=$1
     local requirements="$root/tests/python/requirements.txt"
+    # The client matrix's framework integrations (llama-index, haystack): a file of their own.
+    local requirements_clients="$root/tests/python/requirements-clients.txt"
     local base_python="${VECGATE_BASE_PYTHON:-python3}"
     VENV="$root/.venv"
     local stamp="$VENV/.vecgate-requirements.sha256"
@@ -29,9 +31,10 @@ vecgate_venv() {
 
     # The stamp covers the requirements and the base interpreter the venv was built from.
     local want have
-    want="$("$base_python" - "$requirements" <<'PY'
+    want="$("$base_python" - "$requirements" "$requirements_clients" <<'PY'
 import hashlib, sys
 h = hashlib.sha256(open(sys.argv[1], "rb").read())
+h.update(open(sys.argv[2], "rb").read())
 h.update(f"{sys.version} {sys.executable}".encode())
 print(h.hexdigest())
 PY
@@ -51,7 +54,7 @@ PY
             return 1
         fi
         "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input --progress-bar off \
-            --quiet -r "$requirements" || return 1
+            --quiet -r "$requirements" -r "$requirements_clients" || return 1
         "$VENV/bin/python" -c 'import chromadb, chromadb_rust_bindings, langchain_chroma, langchain_core, qdrant_client, langchain_qdrant, jwt, requests, pytest' \
             || return 1
         echo "$want" > "$stamp"

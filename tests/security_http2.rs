@@ -150,13 +150,13 @@ fn http2_requests_are_authorized_like_http1() {
     assert_eq!((status, ids(&got)), (200, set(&["3", "4"])), "{got}");
     let (status, got) = g.h2("POST", "/collections/docs/points/query", &[("api-key", &alice())], Some(&json!({"query": [0.0, 1.0], "limit": 10})));
     assert_eq!((status, ids(&got)), (200, set(&["1", "2"])), "{got}");
-    // By id: hidden points look missing; inputs naming them too; writes to them refused.
+    // By id: hidden points look missing; inputs naming them too, and payload writes to them.
     let (status, _) = g.h2("GET", "/collections/docs/points/3", &[("api-key", &alice())], None);
     assert_eq!(status, 404);
     let (status, _) = g.h2("POST", "/collections/docs/points/query", &[("api-key", &alice())], Some(&json!({"query": {"nearest": 3}})));
     assert_eq!(status, 404);
     let (status, _) = g.h2("POST", "/collections/docs/points/payload?wait=true", &[("api-key", &alice())], Some(&json!({"payload": {"x": 1}, "points": [3]})));
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
     // Strict bodies and encodings apply as over HTTP/1.1.
     let (status, _) = g.h2("POST", SCROLL, &[("api-key", &alice()), ("content-encoding", "gzip")], Some(&json!({})));
     assert_eq!(status, 415);

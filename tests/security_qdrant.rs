@@ -704,39 +704,65 @@ fn other_principals_point_ids_in_every_id_taking_field_are_missing_or_refused() 
     let (status, got) = g.call(&alice, "POST", "/collections/docs/points/count", &json!({"filter": {"must": [{"has_id": [3, HR_UUID]}]}, "exact": true}));
     assert_eq!((status, got["result"]["count"].as_u64()), (200, Some(0)), "{got}");
 
-    // Writes naming hr points: refused, nothing written.
+    // Writes naming hr points. An upsert would overwrite them: refused (the documented
+    // divergence). A payload or vector change is answered exactly as Qdrant answers one naming
+    // a point it does not have (404 naming the first such point), and nothing is written.
     let upsert = json!({"points": [{"id": 3, "vector": [1.0, 0.0], "payload": doc("finance", 1, "alice")}]});
-    let writes = [
+    for (method, route, body) in [
         ("PUT", "points", upsert.clone()),
         ("PUT", "points", json!({"batch": {"ids": [HR_UUID], "vectors": [[1.0, 0.0]], "payloads": [doc("finance", 1, "alice")]}})),
+    ] {
+        let (status, got) = g.call(&alice, method, &format!("/collections/docs/{route}?wait=true"), &body);
+        assert_eq!(status, 403, "{method} {route} {body}: {got}");
+        assert_qdrant_error(&got, route);
+    }
+    let as_missing = |hidden: &Value| {
+        let text = hidden.to_string().replace(&format!("\"{HR_UUID}\""), "\"00000000-0000-4000-8000-000000000999\"");
+        serde_json::from_str::<Value>(&text.replace(":3,", ":999,").replace("[3]", "[999]").replace(":3}", ":999}")).unwrap()
+    };
+    let writes = [
         ("POST", "points/payload", json!({"payload": {"x": 1}, "points": [3]})),
-        ("POST", "points/payload", json!({"payload": {"x": 1}, "points": [1, HR_UUID]})),
+        ("POST", "points/payload", json!({"payload": {"x": 1}, "points": [HR_UUID]})),
         ("PUT", "points/payload", json!({"payload": doc("finance", 1, "alice"), "points": [3]})),
         ("POST", "points/payload/delete", json!({"keys": ["page_content"], "points": [3]})),
         ("POST", "points/payload/clear", json!({"points": [HR_UUID]})),
         ("PUT", "points/vectors", json!({"points": [{"id": 3, "vector": [1.0, 0.0]}]})),
         ("POST", "points/vectors/delete", json!({"points": [3], "vector": [""]})),
     ];
+    let without_time = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("time");
+        v
+    };
     for (method, route, body) in &writes {
-        let (status, got) = g.call(&alice, method, &format!("/collections/docs/{route}?wait=true"), body);
-        assert_eq!(status, 403, "{method} {route} {body}: {got}");
+        let path = format!("/collections/docs/{route}?wait=true");
+        let (status, got) = g.call(&alice, method, &path, body);
+        assert_eq!(status, 404, "{method} {route} {body}: {got}");
         assert_qdrant_error(&got, route);
+        let (missing_status, missing) = g.call(&alice, method, &path, &as_missing(body));
+        assert_eq!(missing_status, 404, "{method} {route} (missing id): {missing}");
+        assert_eq!(
+            without_time(got.clone())["status"]["error"].as_str().unwrap().replace(HR_UUID, "N").replace(" 3 ", " N "),
+            without_time(missing)["status"]["error"].as_str().unwrap().replace("00000000-0000-4000-8000-000000000999", "N").replace(" 999 ", " N "),
+            "{route}"
+        );
     }
     let batch_ops = [
-        json!({"upsert": {"points": [{"id": 3, "vector": [1.0, 0.0], "payload": doc("finance", 1, "alice")}]}}),
-        json!({"set_payload": {"payload": {"x": 1}, "points": [3]}}),
-        json!({"overwrite_payload": {"payload": doc("finance", 1, "alice"), "points": [HR_UUID]}}),
-        json!({"delete_payload": {"keys": ["page_content"], "points": [3]}}),
-        json!({"clear_payload": {"points": [3]}}),
-        json!({"update_vectors": {"points": [{"id": 3, "vector": [1.0, 0.0]}]}}),
-        json!({"delete_vectors": {"points": [3], "vector": [""]}}),
-        json!({"delete": {"points": [3]}}),
+        (json!({"upsert": {"points": [{"id": 3, "vector": [1.0, 0.0], "payload": doc("finance", 1, "alice")}]}}), 403),
+        (json!({"set_payload": {"payload": {"x": 1}, "points": [3]}}), 404),
+        (json!({"overwrite_payload": {"payload": doc("finance", 1, "alice"), "points": [HR_UUID]}}), 404),
+        (json!({"delete_payload": {"keys": ["page_content"], "points": [3]}}), 404),
+        (json!({"clear_payload": {"points": [3]}}), 404),
+        (json!({"update_vectors": {"points": [{"id": 3, "vector": [1.0, 0.0]}]}}), 404),
+        (json!({"delete_vectors": {"points": [3], "vector": [""]}}), 404),
+        (json!({"delete": {"points": [3]}}), 403),
     ];
-    for op in &batch_ops {
+    // A write alice may do that leaves her point as it is.
+    let harmless = json!({"set_payload": {"payload": {"page_content": "finance note"}, "points": [1]}});
+    for (op, expected) in &batch_ops {
         // Alone, and after an operation alice may do.
-        for ops in [json!([op]), json!([{"set_payload": {"payload": {"x": 1}, "points": [1]}}, op])] {
+        for ops in [json!([op]), json!([harmless, op])] {
             let (status, got) = g.call(&alice, "POST", "/collections/docs/points/batch?wait=true", &json!({"operations": ops}));
-            assert_eq!(status, 403, "batch {ops}: {got}");
+            assert_eq!(status, *expected, "batch {ops}: {got}");
         }
     }
     // Delete by ids: only what alice may delete is deleted (hr points are not hers).

@@ -265,8 +265,32 @@ pub enum WriteKind {
     Upsert,
     /// Creates a missing record; the database ignores it for an existing one.
     Insert,
-    /// Changes an existing record; the database writes nothing for a missing one.
+    /// Changes an existing record; the database writes nothing for a missing one (and may
+    /// say so).
     Change,
+}
+
+/// How the write rule narrowed a write (see [`Database::narrow_write`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Narrowing<'a> {
+    /// Indices into the write's records of those left out: changes of records the caller
+    /// may not read, which must be answered as changes of missing records are.
+    pub left_out: &'a [usize],
+    /// The write selected by filter, and its ids are the records of that filter the caller
+    /// may update (possibly none).
+    pub from_filter: bool,
+    /// The client's query string (`wait=true` changes what some databases answer).
+    pub query: Option<&'a str>,
+}
+
+/// A write as it goes to the database after the write rule.
+#[derive(Debug)]
+pub enum Narrowed {
+    /// Send this; where `instead` is given and the database succeeds, that is the answer
+    /// (the database's answer for a missing record, after it wrote the others).
+    Send { call: Call, instead: Option<Answer> },
+    /// Nothing to send: this is the answer.
+    Answer(Answer),
 }
 
 /// One record a write touches.
@@ -375,6 +399,9 @@ pub trait Database: Send + Sync + 'static {
     /// The read rewritten for the scope: validated, the filter ANDed in, the attributes the
     /// hit check needs forced into the answer.
     fn rewrite_read(&self, route: &Self::Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
+    /// A read's unsuccessful answer as the caller may see it (a record's "not found" must not
+    /// differ from the one vecgate gives for a record the caller may not read).
+    fn failed_answer(&self, then: &Self::Then, answer: Answer) -> Answer;
     /// The answer as the caller may see it.
     fn filter_answer(&self, then: Self::Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, Self::AnswerError>;
     /// The answer for a record that must look missing (one the caller may not read).
@@ -407,6 +434,18 @@ pub trait Database: Send + Sync + 'static {
     fn apply(&self, route: &Self::Route, change: &Self::Change, before: Option<&Self::Record>) -> Self::Record;
     /// A record's attributes.
     fn attributes<'r>(&self, record: &'r Self::Record, mapping: &'r FieldMapping) -> Box<dyn RecordAttributes + 'r>;
+    /// The write without the records the rule left out, answered as the database answers a
+    /// write of records it does not have, so the answer does not depend on whether a record
+    /// the caller may not read exists. Also called when nothing was left out.
+    fn narrow_write(
+        &self,
+        route: &Self::Route,
+        located: &Located,
+        method: &Method,
+        body: Json,
+        records: &[RecordWrite<Self::Id, Self::Change>],
+        narrowing: Narrowing<'_>,
+    ) -> Result<Narrowed, Self::RequestError>;
     /// Extra protection for a write the database applies to whatever it finds when it runs
     /// (Qdrant's upsert `update_filter`): `update` is the update plan's filter.
     fn guard_write(&self, route: &Self::Route, body: Json, update: &Json) -> Result<Json, Self::RequestError>;

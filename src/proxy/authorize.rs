@@ -15,7 +15,7 @@ use super::error::ProxyError;
 use super::gateway::Gateway;
 use super::writes::{stamp_values, Writer};
 use crate::audit::{AuditEvent, Decision};
-use crate::backends::seam::{Call, CollectionRequest, Database, IdInput, Records, Selection};
+use crate::backends::seam::{Call, CollectionRequest, Database, IdInput, Narrowed, Narrowing, Records, Selection, WriteKind};
 use crate::plan::Plan;
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,8 +40,9 @@ pub(super) enum Authorized {
     Read { access: Access, lookups: Vec<LookupPlan> },
     /// Records deleted, within what the caller may delete.
     Delete { access: Access },
-    /// A write every record of which was allowed, as it goes to the database.
-    Write { body: Json },
+    /// A write every record of which was allowed, as it goes to the database (or the answer
+    /// it gets without going).
+    Write(Narrowed),
 }
 
 /// Another collection whose records a read's answer brings along, with its read plan.
@@ -304,11 +305,14 @@ impl Gateway {
 
     /// A write: stamped, narrowed to ids when it selects by filter, then every record it
     /// touches through the write rule.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn authorize_write<D: Database>(
         &self,
         db: &D,
         route: &D::Route,
         target: &Target<'_>,
+        method: &http::Method,
+        query: Option<&str>,
         mut body: Json,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
@@ -320,6 +324,7 @@ impl Gateway {
         }
         self.limit_terms(db, route, &body)?;
         let mut set = db.describe_write(route, &body).map_err(ProxyError::refused)?;
+        let from_filter = matches!(set.selection, Selection::Filter(_));
         if let Selection::Filter(filter) = &set.selection {
             // By-filter writes become by-id writes over the records the caller may update,
             // so each is checked and nothing outside that set is touched.
@@ -344,17 +349,27 @@ impl Gateway {
             set = db.describe_write(route, &body).map_err(ProxyError::refused)?;
         }
         event.records_checked = Some(set.records.len());
-        let ids: Vec<D::Id> = set.records.iter().map(|w| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let existing = self.existing(db, target, &ids, &event.request_id).await?;
+        // What exists now, unless every record is one the database ignores when it exists
+        // (decided as new whatever exists).
+        let existing = if set.records.iter().all(|w| w.kind == WriteKind::Insert) {
+            Records::<D>::new()
+        } else {
+            let ids: Vec<D::Id> = set.records.iter().map(|w| w.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+            self.existing(db, target, &ids, &event.request_id).await?
+        };
         let writer = Writer { authorizer, kind: &target.rule.resource_kind, mapping: target.mapping };
-        writer.check(db, route, &set.records, existing).inspect_err(|_| event.decision = Decision::Deny)?;
-        event.decision = Decision::Allow;
+        let left_out = writer.check(db, route, &set.records, existing).inspect_err(|_| event.decision = Decision::Deny)?;
+        event.decision = if left_out.is_empty() { Decision::Allow } else { Decision::Filter };
         // Belt and braces, where the database applies a write to whatever it finds when it
         // runs: records outside the update filter keep their state even if they changed
         // since they were read.
         if let Ok(Access::Filtered { filter, .. }) = self.access(db, target, "update", false, authorizer) {
             body = db.guard_write(route, body, &filter).map_err(ProxyError::refused)?;
         }
-        Ok(Authorized::Write { body })
+        let narrowing = Narrowing { left_out: &left_out, from_filter, query };
+        let narrowed = db
+            .narrow_write(route, &target.located, method, body, &set.records, narrowing)
+            .map_err(ProxyError::refused)?;
+        Ok(Authorized::Write(narrowed))
     }
 }

@@ -48,12 +48,20 @@ impl Gateway {
         answer: Answer,
         event: &mut AuditEvent,
     ) -> Result<Answer, ProxyError> {
-        if !answer.is_success() || matches!(then, Then::PassBack) {
-            return Ok(answer);
+        if !answer.is_success() {
+            return Ok(match &then {
+                Then::Records { then, .. } => db.failed_answer(then, answer),
+                _ => answer,
+            });
         }
-        let authorizer = authorizer.ok_or_else(|| ProxyError::Internal("an answer to check without a caller".into()))?;
+        let authorizer = match then {
+            Then::PassBack => return Ok(answer),
+            Then::Instead(instead) => return Ok(instead),
+            _ => authorizer.ok_or_else(|| ProxyError::Internal("an answer to check without a caller".into()))?,
+        };
         match then {
             Then::PassBack => Ok(answer),
+            Then::Instead(instead) => Ok(instead),
             Then::NameInAnswer => {
                 let name = db.collection_name(&answer.body).map_err(ProxyError::unreadable)?;
                 self.require_collection(db, route, authorizer, "read", &name, event)?;

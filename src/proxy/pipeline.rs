@@ -160,7 +160,7 @@ impl Gateway {
             (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event)?,
             (Intent::Write, Some(target)) => {
                 let owned = body.take().map_or(empty, |b| b.value);
-                self.authorize_write(db, &route, target, owned, &authorizer, event).await?
+                self.authorize_write(db, &route, target, &parts.method, parts.uri.query(), owned, &authorizer, event).await?
             }
             (Intent::Health | Intent::Read | Intent::Delete | Intent::Write, _) => {
                 return Err(ProxyError::Internal(format!("{} reached authorization unclassified", route.name())))

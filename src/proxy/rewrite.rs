@@ -9,7 +9,7 @@ use super::classify::Target;
 use super::decide::Access;
 use super::error::ProxyError;
 use super::gateway::Gateway;
-use crate::backends::seam::{Answer, Body, Call, Database, Outgoing, Path, ReadScope};
+use crate::backends::seam::{Answer, Body, Call, Database, Narrowed, Outgoing, Path, ReadScope};
 use crate::json::KeptRaw;
 use http::request::Parts;
 use serde_json::Value as Json;
@@ -27,6 +27,9 @@ pub(super) enum Sending<D: Database> {
 pub(super) enum Then<D: Database> {
     /// Passed back as it is.
     PassBack,
+    /// Where the database succeeds, this is the answer instead (a write some of whose records
+    /// were left out: the database's answer for missing records).
+    Instead(Answer),
     /// Every record it lists judged against `check`, by the database module.
     Records { then: D::Then, check: RecordCheck },
     /// A collection listing: only the collections the caller may read.
@@ -61,10 +64,10 @@ impl Gateway {
                 call: call.unwrap_or_else(|| as_sent(body)),
                 then: Then::Listing { count },
             },
-            Authorized::Write { body } => Sending::Send {
-                call: Call::new(parts.method.clone(), Path::AsSent, Body::Json(body)),
-                then: Then::PassBack,
-            },
+            Authorized::Write(Narrowed::Answer(answer)) => Sending::Local(answer),
+            Authorized::Write(Narrowed::Send { call, instead }) => {
+                Sending::Send { call, then: instead.map_or(Then::PassBack, Then::Instead) }
+            }
             Authorized::Read { access, lookups } => {
                 let target = target.ok_or_else(|| ProxyError::Internal("a read without its collection".into()))?;
                 let scope = ReadScope {

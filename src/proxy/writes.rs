@@ -1,14 +1,19 @@
 //! The one write rule, for every database. A write is described by its database module as
-//! the records it touches ([`WriteSet`]); here each of them is decided against the record as
-//! it is now (read unfiltered by the pipeline) and as it will be stored:
+//! the records it touches ([`crate::backends::seam::WriteSet`]); here each of them is decided
+//! against the record as it is now (read unfiltered by the pipeline) and as it will be stored:
 //!
 //! - a new record needs `create` on the record as it will be stored;
-//! - an existing record needs `update` on the record as it is (PostgreSQL's USING) **and** on
-//!   the record as it will be stored (WITH CHECK);
-//! - a write the database ignores for an existing record (Chroma's `add`) is decided as if
-//!   the record were new, so the answer does not depend on whether a record the caller may
-//!   not read exists; one the database ignores for a missing record (an update) writes
-//!   nothing and needs nothing;
+//! - an existing record the caller may read needs `update` on the record as it is
+//!   (PostgreSQL's USING) **and** as it will be stored (WITH CHECK);
+//! - no answer depends on whether a record the caller may not read exists, wherever the
+//!   database itself answers the same: a write the database ignores for an existing record
+//!   (Chroma's `add`, Qdrant's `insert_only`) is decided as the write of a new record; a
+//!   change of a record the caller may not read is left out and answered as the change of a
+//!   missing record ([`crate::backends::seam::Database::narrow_write`]). The one exception:
+//!   an upsert over a record the caller may not read is decided as new first and, when that
+//!   passes, also needs `update` on the record as it is and as it will be — the database
+//!   would overwrite it — so its refusal reveals that the record exists (PostgreSQL's row
+//!   security has the same trade-off for `INSERT … ON CONFLICT`; docs/deviations.md);
 //! - every stored record keeps its required attributes as non-null scalars, unless the write
 //!   leaves its attributes as they are: the read filters negate required attributes directly;
 //! - stamped attributes come from the principal ([`stamp_values`]), set by the database
@@ -26,7 +31,7 @@ use crate::backends::FieldMapping;
 use crate::config::StampSource;
 use crate::plan::Value;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The attribute values a collection's `stamp` sets on written records, from the principal.
 /// A stamp naming an attribute the principal lacks refuses the write.
@@ -65,38 +70,56 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     /// Decides every record of a write (see the module documentation). `existing`: the
-    /// records that exist now, as the database returned them.
+    /// records that exist now, as the database returned them. Returns the indices of the
+    /// records left out (changes of records the caller may not read).
     pub fn check<D: Database>(
         &self,
         db: &D,
         route: &D::Route,
         records: &[RecordWrite<D::Id, D::Change>],
         mut existing: BTreeMap<D::Id, D::Record>,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Vec<usize>, ProxyError> {
+        // The records the caller may read now; records it creates here become readable to the
+        // rest of the write.
+        let mut readable: BTreeSet<D::Id> = existing
+            .iter()
+            .filter(|(id, record)| {
+                let id = id.to_string();
+                self.authorizer.may("read", &self.resource(&id, self.attributes(db, record)))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut denied = Vec::new();
-        for write in records {
+        let mut left_out = Vec::new();
+        for (index, write) in records.iter().enumerate() {
             let id = write.id.to_string();
-            let before = existing.get(&write.id);
-            let allowed = match (before, write.kind) {
-                // The database writes nothing.
-                (None, WriteKind::Change) => true,
-                (None, WriteKind::Upsert | WriteKind::Insert) | (Some(_), WriteKind::Insert) => {
-                    let after = db.apply(route, &write.change, None);
-                    let attrs = self.attributes(db, &after);
-                    self.require_attributes(&id, &attrs, true)?;
-                    let allowed = self.authorizer.may("create", &self.resource(&id, attrs));
+            let seen = readable.contains(&write.id);
+            let allowed = match (write.kind, existing.get(&write.id)) {
+                (WriteKind::Upsert | WriteKind::Change, Some(current)) if seen => {
+                    let after = db.apply(route, &write.change, Some(current));
+                    let allowed = self.update_allowed(db, &id, current, &after)?;
+                    existing.insert(write.id.clone(), after);
+                    allowed
+                }
+                // A change of a record the caller may not read, or of a missing one.
+                (WriteKind::Change, _) => {
+                    left_out.push(index);
+                    continue;
+                }
+                (WriteKind::Insert, before) | (WriteKind::Upsert, before @ None) => {
+                    let allowed = self.create_allowed(db, route, &id, &write.change)?;
                     if before.is_none() {
-                        existing.insert(write.id.clone(), after);
+                        existing.insert(write.id.clone(), db.apply(route, &write.change, None));
+                        readable.insert(write.id.clone());
                     }
                     allowed
                 }
-                (Some(current), WriteKind::Upsert | WriteKind::Change) => {
+                // An upsert over a record the caller may not read: decided as new, then, since
+                // the database would overwrite it, as an update of it.
+                (WriteKind::Upsert, Some(current)) => {
                     let after = db.apply(route, &write.change, Some(current));
-                    let now = self.attributes(db, current);
-                    let then = self.attributes(db, &after);
-                    self.require_attributes(&id, &then, after != *current)?;
-                    let allowed = self.authorizer.may("update", &self.resource(&id, now))
-                        && self.authorizer.may("update", &self.resource(&id, then));
+                    let allowed = self.create_allowed(db, route, &id, &write.change)?
+                        && self.update_allowed(db, &id, current, &after)?;
                     existing.insert(write.id.clone(), after);
                     allowed
                 }
@@ -106,13 +129,28 @@ impl Writer<'_> {
             }
         }
         match denied.first() {
-            None => Ok(()),
+            None => Ok(left_out),
             Some(first) => Err(ProxyError::Forbidden(format!(
                 "{} of {} record writes are not allowed (first: {first}); nothing was written",
                 denied.len(),
                 records.len()
             ))),
         }
+    }
+
+    /// `create` on the record as the write would store it new.
+    fn create_allowed<D: Database>(&self, db: &D, route: &D::Route, id: &str, change: &D::Change) -> Result<bool, ProxyError> {
+        let attrs = self.attributes(db, &db.apply(route, change, None));
+        self.require_attributes(id, &attrs, true)?;
+        Ok(self.authorizer.may("create", &self.resource(id, attrs)))
+    }
+
+    /// `update` on the record as it is and as it will be.
+    fn update_allowed<D: Database>(&self, db: &D, id: &str, current: &D::Record, after: &D::Record) -> Result<bool, ProxyError> {
+        let now = self.attributes(db, current);
+        let then = self.attributes(db, after);
+        self.require_attributes(id, &then, after != current)?;
+        Ok(self.authorizer.may("update", &self.resource(id, now)) && self.authorizer.may("update", &self.resource(id, then)))
     }
 
     fn attributes<D: Database>(&self, db: &D, record: &D::Record) -> BTreeMap<String, Value> {
@@ -154,13 +192,19 @@ mod tests {
     use serde_json::{json, Map};
     use std::sync::Arc;
 
-    /// Users create and update records of their own department at level ≤ 3.
+    /// Users read their own department's records, and create and update them at level ≤ 3.
     const POLICY: &str = r#"
 apiVersion: api.cerbos.dev/v1
 resourcePolicy:
   resource: doc
   version: default
   rules:
+    - actions: [read]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: request.resource.attr.dept == request.principal.attr.dept
     - actions: [create, update]
       effect: EFFECT_ALLOW
       roles: [user]
@@ -207,7 +251,7 @@ resourcePolicy:
         op: ChromaOp,
         writes: &[RecordWrite<String, Option<Map<String, Json>>>],
         stored: &[(&str, Json)],
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Vec<usize>, ProxyError> {
         writer.check(&Chroma, &chroma_route(op), writes, existing(stored))
     }
 
@@ -224,7 +268,8 @@ resourcePolicy:
         // update: as it is (USING) and as it will be (WITH CHECK)
         assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"level": 2}), WriteKind::Change)], &[("a", own.clone())]).is_ok());
         assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"dept": "hr"}), WriteKind::Change)], &[("a", own.clone())]).is_err());
-        assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"dept": "fin"}), WriteKind::Change)], &[("a", other.clone())]).is_err());
+        // Another department's record is not the caller's to see: left out, not refused.
+        assert_eq!(decide(&writer, ChromaOp::Update, &[write("a", json!({"dept": "fin"}), WriteKind::Change)], &[("a", other.clone())]).unwrap(), vec![0]);
         assert!(decide(&writer, ChromaOp::Update, &[write("a", json!({"level": 9}), WriteKind::Change)], &[("a", own.clone())]).is_err());
         // Any refusal refuses the whole write.
         let batch = [write("a", own.clone(), WriteKind::Upsert), write("b", other.clone(), WriteKind::Upsert)];
@@ -247,8 +292,20 @@ resourcePolicy:
             let present = decide(&writer, ChromaOp::Add, &add, &hidden).is_ok();
             assert_eq!(absent, present, "add {written}");
         }
-        // An update of a missing id writes nothing: nothing to decide.
-        assert!(decide(&writer, ChromaOp::Update, &[write("x", json!({"dept": "hr"}), WriteKind::Change)], &[]).is_ok());
+        // A change of a record the caller may not read is left out, as the change of a
+        // missing one is: the database module answers both as it answers a missing record.
+        let change = [write("a", json!({"dept": "fin", "level": 1}), WriteKind::Change), write("h", json!({"level": 2}), WriteKind::Change)];
+        assert_eq!(decide(&writer, ChromaOp::Update, &change, &[("a", json!({"dept": "fin", "level": 1}))]).unwrap(), vec![1]);
+        assert_eq!(decide(&writer, ChromaOp::Update, &change, &[("a", json!({"dept": "fin", "level": 1})), hidden[0].clone()]).unwrap(), vec![1]);
+        // The one exception: an upsert over a hidden record, which the database would
+        // overwrite. Decided as new first (refused alike when that fails) …
+        let bad = [write("h", json!({"dept": "hr", "level": 1}), WriteKind::Upsert)];
+        assert!(decide(&writer, ChromaOp::Upsert, &bad, &[]).is_err());
+        assert!(decide(&writer, ChromaOp::Upsert, &bad, &hidden).is_err());
+        // … then as an update of the hidden record: refused, where a new one is created.
+        let upsert = [write("h", json!({"dept": "fin", "level": 1}), WriteKind::Upsert)];
+        assert!(decide(&writer, ChromaOp::Upsert, &upsert, &[]).is_ok());
+        assert!(decide(&writer, ChromaOp::Upsert, &upsert, &hidden).is_err());
     }
 
     #[test]

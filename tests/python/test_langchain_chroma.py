@@ -164,17 +164,18 @@ def test_add_texts_tagged_for_another_team_is_refused(store):
     assert "planted" not in {d.id for d in store("alice").similarity_search(QUESTION, k=K)}
 
 
-def test_update_document_of_another_team_is_refused(store):
+def test_update_document_of_another_team_changes_nothing(store):
+    # bob may not read the record, so the update is answered as Chroma answers an update of
+    # an id it does not have: no error, and the record stays as it was.
     from langchain_core.documents import Document
 
-    with pytest.raises(Exception):
-        store("bob").update_document(
-            "fin-emea-budget",
-            Document(
-                page_content="Finance EMEA: budget doubled.",
-                metadata={"department": "FINANCE", "region": "EMEA", "topic": "budget"},
-            ),
-        )
+    store("bob").update_document(
+        "fin-emea-budget",
+        Document(
+            page_content="Finance EMEA: budget doubled.",
+            metadata={"department": "FINANCE", "region": "EMEA", "topic": "budget"},
+        ),
+    )
     got = store("ingest").get(ids=["fin-emea-budget"])
     assert got["documents"] == [DOCUMENTS[0][1]]
 

@@ -452,7 +452,9 @@ def test_write_without_required_attributes_is_refused(client_as, collection, qdr
     assert stored(qdrant_direct, collection, pid) is None
 
 
-def test_set_payload_retagging_a_foreign_point_is_refused(client_as, collection, qdrant_direct):
+def test_set_payload_of_a_foreign_point_is_answered_as_for_a_missing_point(client_as, collection, qdrant_direct):
+    # alice may not read bob's point, so a payload change of it gets exactly Qdrant's answer
+    # for a point it does not have (404 naming it), and nothing changes.
     before = stored(qdrant_direct, collection, BOBS_POINT)
     alice = client_as("alice")
     with pytest.raises(UnexpectedResponse) as refused:
@@ -462,17 +464,20 @@ def test_set_payload_retagging_a_foreign_point_is_refused(client_as, collection,
             points=[BOBS_POINT],
             key="metadata",
         )
-    assert status_of(refused) == 403
+    assert status_of(refused) == 404
+    assert error_message(refused.value) == f"Not found: No point with id {BOBS_POINT} found"
     with pytest.raises(UnexpectedResponse) as refused:
         alice.set_payload(collection, payload={"page_content": "vandalised"}, points=[BOBS_POINT])
-    assert status_of(refused) == 403
+    assert status_of(refused) == 404
+    assert error_message(refused.value) == f"Not found: No point with id {BOBS_POINT} found"
     with pytest.raises(UnexpectedResponse) as refused:
         alice.overwrite_payload(
             collection,
             payload=payload("taken over", department="FINANCE", region="EMEA"),
             points=[BOBS_POINT],
         )
-    assert status_of(refused) == 403
+    assert status_of(refused) == 404
+    assert error_message(refused.value) == f"Not found: No point with id {BOBS_POINT} found"
     assert stored(qdrant_direct, collection, BOBS_POINT) == before
 
 
@@ -506,14 +511,14 @@ def test_set_payload_on_own_point(client_as, collection, qdrant_direct):
     }
 
 
-def test_update_vectors_of_a_foreign_point_is_refused(client_as, collection, qdrant_direct):
+def test_update_vectors_of_a_foreign_point_changes_nothing(client_as, collection, qdrant_direct):
     before = qdrant_direct.retrieve(collection, [BOBS_POINT], with_vectors=True)[0].vector
     with pytest.raises(UnexpectedResponse) as refused:
         client_as("alice").update_vectors(
             collection,
             points=[models.PointVectors(id=BOBS_POINT, vector=embed_text("poisoned vector"))],
         )
-    assert status_of(refused) == 403
+    assert status_of(refused) == 404  # as for a point Qdrant does not have
     after = qdrant_direct.retrieve(collection, [BOBS_POINT], with_vectors=True)[0].vector
     assert after == before
 

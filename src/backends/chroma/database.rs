@@ -12,8 +12,8 @@ use super::response::{self, ResponseError};
 use super::routes::{self, CollectionRef, Operation, Route};
 use crate::backends::seam::{
     Answer, Body, Call, CollectionAction, CollectionName, CollectionRequest, Database, Filtered,
-    FilteredBody, IdInput, Judge, Located, Outgoing, Path, ReadScope, RecordAttributes, RecordWrite,
-    Records, Scope, Selection, WriteKind, WriteSet,
+    FilteredBody, IdInput, Judge, Located, Narrowed, Narrowing, Outgoing, Path, ReadScope,
+    RecordAttributes, RecordWrite, Records, Scope, Selection, WriteKind, WriteSet,
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
@@ -228,6 +228,10 @@ impl Database for Chroma {
         })
     }
 
+    fn failed_answer(&self, _then: &Then, answer: Answer) -> Answer {
+        answer
+    }
+
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
         let mut hits = parse(&answer.body)?;
         match then {
@@ -355,6 +359,27 @@ impl Database for Chroma {
 
     fn attributes<'r>(&self, record: &'r Metadata, mapping: &'r FieldMapping) -> Box<dyn RecordAttributes + 'r> {
         Box::new(FlatMetadata { metadata: record.as_ref(), prefix: &mapping.attr_prefix })
+    }
+
+    /// Records left out (an update of ids the caller may not read) are dropped from every
+    /// parallel array; with none left, vecgate answers what Chroma answers for an update of
+    /// ids it does not have.
+    fn narrow_write(
+        &self,
+        _route: &Route,
+        _located: &Located,
+        method: &Method,
+        mut body: Json,
+        records: &[RecordWrite<String, Metadata>],
+        narrowing: Narrowing<'_>,
+    ) -> Result<Narrowed, RequestError> {
+        if !narrowing.left_out.is_empty() {
+            if narrowing.left_out.len() == records.len() {
+                return Ok(Narrowed::Answer(Answer::json(StatusCode::OK, &json!({}))));
+            }
+            request::drop_records(&mut body, narrowing.left_out)?;
+        }
+        Ok(Narrowed::Send { call: Call::new(method.clone(), Path::AsSent, Body::Json(body)), instead: None })
     }
 
     fn guard_write(&self, _route: &Route, body: Json, _update: &Json) -> Result<Json, RequestError> {

@@ -366,6 +366,23 @@ pub fn set_write_metadatas(
     Ok(())
 }
 
+/// Removes the records at `indices` (positions in `ids`) from every parallel array of an
+/// add, upsert or update body (`ids`, `embeddings`, `metadatas`, `documents`, `uris`).
+pub fn drop_records(body: &mut Value, indices: &[usize]) -> Result<(), RequestError> {
+    let obj = body.as_object_mut().ok_or(RequestError::NotAnObject)?;
+    for field in ["ids", "embeddings", "metadatas", "documents", "uris"] {
+        if let Some(Value::Array(items)) = obj.get_mut(field) {
+            let mut index = 0;
+            items.retain(|_| {
+                let keep = !indices.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The metadata Chroma stores for a record after the write, for the WITH CHECK evaluation.
 /// `existing` is the record's metadata now (`None`: no record, or one without metadata).
 ///

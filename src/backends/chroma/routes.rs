@@ -351,13 +351,20 @@ fn canonical_uuid(raw: &str) -> Option<String> {
         .map(|u| u.hyphenated().to_string())
 }
 
-/// The query parameters each operation takes (Chroma's OpenAPI).
+/// The query parameters each operation takes: Chroma's OpenAPI, plus those an official
+/// client sends that the server ignores (tests/python/client_traffic.py lists, per route,
+/// what each tested client sends):
+///
+/// - `tenant` on get_database: chromadb's `AsyncHttpClient` (Python) sends
+///   `GET /api/v2/tenants/{t}/databases/{d}?tenant={t}`; the server ignores the parameter
+///   (the path names the tenant, and another value changes nothing). Accepted, forwarded.
 fn allowed_params(op: Operation) -> &'static [&'static str] {
     match op {
         Operation::ListCollections | Operation::ListDatabases | Operation::Query => {
             &["limit", "offset"]
         }
         Operation::Count => &["read_level"],
+        Operation::GetDatabase => &["tenant"],
         _ => &[],
     }
 }
@@ -366,13 +373,14 @@ const READ_LEVELS: [&str; 3] = ["index_and_wal", "index_only", "index_and_bounde
 
 /// Checks the raw query string (without `?`) against the parameters `op` accepts: each at
 /// most once, with a valid value (`limit`/`offset` non-negative 32-bit integers, `read_level`
-/// one of Chroma's levels). Chroma silently ignores parameters it does not know; we refuse
+/// one of Chroma's levels, `tenant` a plain name). Chroma silently ignores parameters it does not know; we refuse
 /// them. Encoded characters (`%`, `+`) are refused: no valid value needs them.
 pub fn check_query(op: Operation, query: Option<&str>) -> Result<(), RouteError> {
     let allowed = allowed_params(op);
     crate::backends::check_query_params(op.name(), query, |name, value| {
         allowed.contains(&name).then(|| match name {
             "read_level" => READ_LEVELS.contains(&value),
+            "tenant" => is_plain_segment(value) && !value.contains('/'),
             _ => value.bytes().all(|b| b.is_ascii_digit()) && value.parse::<i32>().is_ok(),
         })
     })
@@ -391,5 +399,16 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 35);
+    }
+
+    #[test]
+    fn get_database_takes_the_tenant_the_async_client_sends() {
+        assert!(check_query(Operation::GetDatabase, Some("tenant=default_tenant")).is_ok());
+        assert!(check_query(Operation::GetDatabase, None).is_ok());
+        assert!(check_query(Operation::GetDatabase, Some("tenant=a&tenant=b")).is_err());
+        assert!(check_query(Operation::GetDatabase, Some("tenant=")).is_err());
+        assert!(check_query(Operation::GetDatabase, Some("database=x")).is_err());
+        // Only get_database: the other tenant routes still take no parameter.
+        assert!(check_query(Operation::GetTenant, Some("tenant=default_tenant")).is_err());
     }
 }

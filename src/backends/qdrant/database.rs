@@ -14,7 +14,7 @@ use super::response::{self, ResponseError};
 use super::routes::{self, Operation, Route};
 use crate::backends::seam::{
     Answer, Body, Call, CollectionName, CollectionRequest, Database, Filtered, FilteredBody, IdInput,
-    Judge, Located, Records, Outgoing, Path, ReadScope, RecordAttributes, RecordWrite, Scope, Selection, WriteKind,
+    Judge, Located, Narrowed, Narrowing, Records, Outgoing, Path, ReadScope, RecordAttributes, RecordWrite, Scope, Selection, WriteKind,
     WriteSet,
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
@@ -56,6 +56,17 @@ fn payload_keys(mapping: &FieldMapping) -> Vec<String> {
         Vec::new()
     } else {
         vec![prefix.to_string()]
+    }
+}
+
+/// What an upsert does to a point that exists and to one that does not (`update_mode`); every
+/// other write changes existing points only.
+fn write_kind(may_create: bool, body: &Json) -> WriteKind {
+    match (may_create, body.get("update_mode").and_then(Json::as_str)) {
+        (false, _) => WriteKind::Change,
+        (true, Some("insert_only")) => WriteKind::Insert,
+        (true, Some("update_only")) => WriteKind::Change,
+        (true, _) => WriteKind::Upsert,
     }
 }
 
@@ -236,6 +247,23 @@ impl Database for Qdrant {
         })
     }
 
+    /// `GET points/{id}` of a point Qdrant does not have: the same 404 vecgate gives for a point
+    /// the caller may not read (Qdrant's own carries its timing).
+    fn failed_answer(&self, then: &Then, answer: Answer) -> Answer {
+        let missing_point = then.op == Operation::GetPoint
+            && answer.status == StatusCode::NOT_FOUND
+            && serde_json::from_slice::<Json>(&answer.body).is_ok_and(|body| {
+                body.pointer("/status/error")
+                    .and_then(Json::as_str)
+                    .is_some_and(|e| e.starts_with("Not found: Point with id "))
+            });
+        if missing_point {
+            point_does_not_exist(then.point_id.as_ref())
+        } else {
+            answer
+        }
+    }
+
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
         let mut hits = parse(&answer.body)?;
         let prefix = then.prefix.as_str();
@@ -250,8 +278,10 @@ impl Database for Qdrant {
         }
         let body = if filtered.not_found {
             FilteredBody::Replaced(point_does_not_exist(then.point_id.as_ref()))
-        } else if !filtered.changed && lookups_stripped == 0 {
-            // Every point checked and nothing to change: Qdrant's own bytes go back.
+        } else if !filtered.changed && lookups_stripped == 0 && then.op != Operation::GetPoints {
+            // Every point checked and nothing to change: Qdrant's own bytes go back. Not for a
+            // retrieve by ids, where points the caller may not read are removed routinely:
+            // re-serialised always, its bytes do not tell a removed point from a missing one.
             FilteredBody::Unchanged
         } else {
             FilteredBody::Rewritten(hits)
@@ -286,6 +316,13 @@ impl Database for Qdrant {
     /// pipeline lists them), so each point is checked and nothing outside that set is touched.
     fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
         let op = route.op;
+        let mut records = Vec::new();
+        let mut add = |part_op: Operation, part: &Json| -> Result<(), RequestError> {
+            for PointWrite { id, change, may_create } in request::parse_point_writes(part_op, part)? {
+                records.push(RecordWrite { id, change, kind: write_kind(may_create, part) });
+            }
+            Ok(())
+        };
         if op == Operation::BatchUpdate {
             for (part_op, part) in &request::split_batch(body)? {
                 if matches!(request::write_selector(*part_op, part), Ok(Selector::Filter(_))) {
@@ -298,18 +335,13 @@ impl Database for Qdrant {
                         what: "point deletes inside points/batch are not supported; use points/delete",
                     });
                 }
+                add(*part_op, part)?;
             }
         } else if let Selector::Filter(filter) = request::write_selector(op, body)? {
             return Ok(WriteSet { selection: Selection::Filter(filter), records: Vec::new() });
+        } else {
+            add(op, body)?;
         }
-        let records: Vec<RecordWrite<PointId, PayloadChange>> = request::parse_point_writes(op, body)?
-            .into_iter()
-            .map(|PointWrite { id, change, may_create }| RecordWrite {
-                id,
-                change,
-                kind: if may_create { WriteKind::Upsert } else { WriteKind::Change },
-            })
-            .collect();
         let ids = records.iter().map(|r| r.id.clone()).collect();
         Ok(WriteSet { selection: Selection::Ids(ids), records })
     }
@@ -377,6 +409,18 @@ impl Database for Qdrant {
 
     fn attributes<'r>(&self, record: &'r Payload, mapping: &'r FieldMapping) -> Box<dyn RecordAttributes + 'r> {
         Box::new(NestedPayload::new(Some(record), &mapping.attr_prefix))
+    }
+
+    fn narrow_write(
+        &self,
+        route: &Route,
+        located: &Located,
+        method: &Method,
+        body: Json,
+        records: &[RecordWrite<PointId, PayloadChange>],
+        narrowing: Narrowing<'_>,
+    ) -> Result<Narrowed, RequestError> {
+        super::narrow::narrow(route.op, located, method, body, records, narrowing)
     }
 
     /// Upserts and vector updates: existing points outside the update filter keep their

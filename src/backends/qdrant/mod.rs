@@ -4,6 +4,7 @@
 mod answers;
 mod attributes;
 mod database;
+mod narrow;
 pub mod filter;
 pub(crate) mod point_id;
 pub mod request;
