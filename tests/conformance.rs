@@ -12,7 +12,8 @@ use std::sync::Arc;
 use vecgate::plan::normalise::normalise_plan;
 use vecgate::plan::{Expr, Plan, Value};
 use vecgate::policy::cel;
-use vecgate::policy::plan_suite::{canonical, run_suite, yaml_to_json, SUITE_NOW};
+use vecgate::policy::suite::planner_suite::{canonical, run_suite, SUITE_NOW};
+use vecgate::policy::suite::yaml_to_json;
 use vecgate::policy::planner::{ErrorSemantics, Planner, PlannerOptions};
 
 fn data_dir() -> PathBuf {

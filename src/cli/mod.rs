@@ -4,7 +4,7 @@
 use crate::backends::{chroma, qdrant, FieldMapping};
 use crate::plan::{Plan, Value};
 use crate::policy::load::load_dir;
-use crate::policy::plan_suite::{run_suite, SUITE_NOW};
+use crate::policy::suite::planner_suite::{run_suite, SUITE_NOW};
 use crate::policy::planner::{ErrorSemantics, PlanRequest, Planner, PlannerOptions, Principal};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::{BTreeMap, BTreeSet};

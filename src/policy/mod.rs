@@ -4,7 +4,7 @@ pub mod cache;
 pub mod cel;
 pub mod load;
 pub mod model;
-pub mod plan_suite;
+pub mod suite;
 pub mod planner;
 pub mod store;
 pub mod watch;
