@@ -152,6 +152,7 @@ impl<'e> Evaluator<'e> {
                 Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => self.compare(op, args, pol),
                 Op::In => self.membership(args, pol),
                 Op::Has => self.has(args),
+                Op::IsTrue => self.is_true(args),
                 Op::All | Op::Exists | Op::ExistsOne | Op::Filter | Op::Map => {
                     self.comprehension(op, args, pol)
                 }
@@ -202,6 +203,19 @@ impl<'e> Evaluator<'e> {
             Partial::Known(other) => overload_error("!", &other),
             Partial::Error(e) => Partial::Error(e),
             Partial::Residual(r) => Partial::Residual(Expr::negate(r)),
+        }
+    }
+
+    /// `isTrue(x)`: only the records where `x` is exactly true matter, so `x` is evaluated
+    /// for its true-set (errors fold to false) and the result never errors.
+    fn is_true(&mut self, args: &[Expr]) -> Partial {
+        let [arg] = args else {
+            return arity_error("isTrue");
+        };
+        match self.eval(arg, Polarity::Positive) {
+            Partial::Known(Value::Bool(b)) => Partial::Known(Value::Bool(b)),
+            Partial::Known(_) | Partial::Error(_) => Partial::Known(Value::Bool(false)),
+            Partial::Residual(r) => Partial::Residual(Expr::is_true(r)),
         }
     }
 
@@ -638,6 +652,11 @@ impl<'e> Evaluator<'e> {
             Some(ns) => (format!("{ns}.{}", op.name()), &args[1..]),
             None => (op.name().to_string(), args),
         };
+        if name == super::expr::ERROR_OPERATOR && operands.is_empty() {
+            return Partial::Error(EvalError::InvalidArgument(
+                "an evaluation error recorded by the planner".into(),
+            ));
+        }
         if name == "now" && operands.is_empty() {
             return Partial::Known(Value::Timestamp(self.env.call_context().now));
         }

@@ -25,6 +25,10 @@ pub fn normalise(e: Expr) -> Expr {
                     _ => Expr::Call(Op::Not, args),
                 },
                 Op::In => membership(args),
+                Op::IsTrue => match args.as_slice() {
+                    [a] => Expr::is_true(a.clone()),
+                    _ => Expr::Call(Op::IsTrue, args),
+                },
                 other => Expr::Call(other, args),
             }
         }
