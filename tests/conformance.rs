@@ -14,7 +14,7 @@ use vecgate::plan::{Expr, Plan, Value};
 use vecgate::policy::cel;
 use vecgate::policy::suite::planner_suite::{canonical, run_suite, SUITE_NOW};
 use vecgate::policy::suite::yaml_to_json;
-use vecgate::policy::planner::{ErrorSemantics, Planner, PlannerOptions};
+use vecgate::policy::planner::{Planner, PlannerOptions};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cerbos")
@@ -50,9 +50,9 @@ fn harness_planner(lenient: bool) -> Planner {
             globals,
             default_version: "default".into(),
             lenient_scope_search: lenient,
-            error_semantics: ErrorSemantics::NeverMatch,
-            strict_evaluation: false,
             unroll_limit: Some(10),
+            cerbos_planner: true,
+            ..PlannerOptions::default()
         },
     )
 }

@@ -3,11 +3,12 @@
 //! `SKIP …` / `NOTE …` lines, suite errors on stderr, and a last line `N passed, M failed`.
 //! Exit code: 0 all passed, 1 some check failed, 2 usage, policy-load or suite errors.
 
+use crate::policy::evaluation::Evaluation;
 use crate::policy::suite::policy_test::{run_dir, Event};
 use std::path::Path;
 
-pub fn run(dir: &Path) -> i32 {
-    let report = match run_dir(dir) {
+pub fn run(dir: &Path, evaluation: Evaluation) -> i32 {
+    let report = match run_dir(dir, evaluation) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,10 +1,14 @@
-//! Cerbos-compatible policies: model, loading, CEL, evaluation and planning.
+//! Cerbos-compatible policies: model, loading, CEL, the rule table, the check, planning, and
+//! the suites written for Cerbos.
 
 pub mod cache;
 pub mod cel;
+pub mod check;
+pub mod evaluation;
 pub mod load;
 pub mod model;
-pub mod suite;
 pub mod planner;
+pub mod rules;
 pub mod store;
+pub mod suite;
 pub mod watch;

@@ -66,6 +66,8 @@ pub(super) struct RawOptions {
     pub(super) default_policy_version: Option<String>,
     #[serde(default, alias = "default_scope")]
     pub(super) default_scope: Option<String>,
+    #[serde(default, alias = "strict_evaluation")]
+    pub(super) strict_evaluation: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]

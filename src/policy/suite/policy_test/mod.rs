@@ -23,6 +23,7 @@ mod validate;
 
 pub use report::{CheckOutcome, Event, Report};
 
+use crate::policy::evaluation::Evaluation;
 use crate::policy::load::{load_dir, LoadErrors};
 use std::path::Path;
 use std::sync::Arc;
@@ -40,8 +41,9 @@ pub enum RunError {
     Policies { dir: String, errors: LoadErrors },
 }
 
-/// Runs every suite under `dir` against the policies under `dir`.
-pub fn run_dir(dir: &Path) -> Result<Report, RunError> {
+/// Runs every suite under `dir` against the policies under `dir`. `evaluation` is the mode of
+/// tests whose options do not set `strictEvaluation: true`.
+pub fn run_dir(dir: &Path, evaluation: Evaluation) -> Result<Report, RunError> {
     let shown_dir = dir.display().to_string();
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
@@ -66,7 +68,7 @@ pub fn run_dir(dir: &Path) -> Result<Report, RunError> {
     for file in &files {
         let shown = file.strip_prefix(dir).unwrap_or(file).display().to_string();
         let mut events = Vec::new();
-        let result = run::run_file(&set, file, &shown, &mut fixtures, &mut events);
+        let result = run::run_file(&set, evaluation, file, &shown, &mut fixtures, &mut events);
         report.events.extend(events);
         if let Err(message) = result {
             report.events.push(Event::SuiteError {

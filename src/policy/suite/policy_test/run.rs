@@ -8,7 +8,8 @@ use super::table::{build_cells, Prepared, Scope};
 use super::validate::{parse_now, validate_suite};
 use crate::plan::Value;
 use crate::policy::model::PolicySet;
-use crate::policy::planner::{ErrorSemantics, PlanRequest, Planner, PlannerOptions, Principal};
+use crate::policy::evaluation::Evaluation;
+use crate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashSet};
@@ -29,6 +30,7 @@ pub(super) struct Engine {
 
 pub(super) fn engine_for(
     set: &Arc<PolicySet>,
+    evaluation: Evaluation,
     options: Option<&RawOptions>,
 ) -> Result<Engine, String> {
     let o = options.cloned().unwrap_or_default();
@@ -42,13 +44,19 @@ pub(super) fn engine_for(
         .default_policy_version
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "default".to_string());
+    // `strictEvaluation: true` is Cerbos' strict mode; otherwise the mode asked for.
+    let evaluation = if o.strict_evaluation == Some(true) {
+        Evaluation::CerbosStrict
+    } else {
+        evaluation
+    };
     let planner_options = PlannerOptions {
         globals,
         default_version,
         lenient_scope_search: o.lenient_scope_search.unwrap_or(false),
-        error_semantics: ErrorSemantics::FailClosed,
-        strict_evaluation: false,
+        evaluation,
         unroll_limit: None,
+        cerbos_planner: false,
     };
     Ok(Engine {
         planner: Planner::new(Arc::clone(set), planner_options),
@@ -129,6 +137,7 @@ pub(super) fn to_principal(p: &RawPrincipal, default_scope: &str) -> Principal {
 /// Runs one suite file, adding its events; `Err` when the suite cannot run at all.
 pub(super) fn run_file(
     set: &Arc<PolicySet>,
+    evaluation: Evaluation,
     file: &Path,
     shown: &str,
     fixtures: &mut FixtureCache,
@@ -217,7 +226,7 @@ pub(super) fn run_file(
         }
         // A test's options replace the suite's; they are not merged.
         let options = table.options.as_ref().or(suite.options.as_ref());
-        let engine = engine_for(set, options)?;
+        let engine = engine_for(set, evaluation, options)?;
         let jwt = scope
             .aux_data(table.input.aux_data.as_deref().unwrap_or(""))?
             .map(|a| attr_map(a.jwt.as_ref()))
