@@ -140,6 +140,21 @@ impl<'e> Evaluator<'e> {
         }
     }
 
+    /// Evaluates a rule condition: like [`Evaluator::eval`], but a known value that is not a
+    /// boolean is false (Cerbos reads it as "not met"), not an error.
+    pub fn eval_condition(&mut self, e: &Expr, pol: Polarity) -> Partial {
+        match self.eval_node(e, pol) {
+            Partial::Known(Value::Bool(b)) => Partial::Known(Value::Bool(b)),
+            Partial::Known(_) => Partial::Known(Value::Bool(false)),
+            Partial::Error(e) if pol == Polarity::Neutral => Partial::Error(e),
+            Partial::Error(_) => {
+                self.folded_errors += 1;
+                Partial::Known(Value::Bool(pol == Polarity::Negative))
+            }
+            Partial::Residual(r) => Partial::Residual(r),
+        }
+    }
+
     fn eval_node(&mut self, e: &Expr, pol: Polarity) -> Partial {
         match e {
             Expr::Value(v) => Partial::Known(v.clone()),

@@ -1,8 +1,10 @@
-//! Removing `isTrue` wrappers where they change nothing: a position that only asks for the
-//! records on which a node is exactly true (the root of a plan, operands of `and`/`or` there,
-//! the operand of a `not` asked for its false-set) has the same answer with or without
-//! `isTrue`. The planner wraps every "rule matched" conservatively and lets this pass keep
-//! only the wrappers that carry meaning, which keeps plans in Cerbos' shape where they can be.
+//! Removing what changes nothing at the root of a plan, where only the records on which it is
+//! exactly true matter. A position that asks only for a node's true-set (the root, operands of
+//! `and`/`or` there, the branches of an `if` there, the operand of a `not` asked for its
+//! false-set) has the same answer with or without an `isTrue` around the node; the error
+//! constant has an empty true-set and an empty false-set, as `false` and `true` have
+//! respectively. The planner writes rules conservatively and lets this pass keep only what
+//! carries meaning, which keeps plans in Cerbos' shape where they can be.
 //!
 //! Invariant: for every record, `drop_redundant_is_true(e)` is exactly true iff `e` is.
 
@@ -26,12 +28,21 @@ pub fn drop_redundant_is_true(e: Expr) -> Expr {
 
 fn walk(e: Expr, pos: Position) -> Expr {
     match e {
+        e if e.is_error() && pos != Position::Value => Expr::bool(pos == Position::False),
         Expr::Value(_) | Expr::Variable(_) => e,
         Expr::Call(op, args) => match (op, pos) {
             // T(and) = ∩T, F(and) = ∪F (and alike for `or`): operands are asked the same.
             (op @ (Op::And | Op::Or), Position::True | Position::False) => {
                 Expr::Call(op, args.into_iter().map(|a| walk(a, pos)).collect())
             }
+            // The branches are asked what the `if` is asked; the condition, its value.
+            (Op::If, Position::True | Position::False) if args.len() == 3 => Expr::Call(
+                Op::If,
+                args.into_iter()
+                    .enumerate()
+                    .map(|(i, a)| walk(a, if i == 0 { Position::Value } else { pos }))
+                    .collect(),
+            ),
             (Op::Not, _) if args.len() == 1 => {
                 let inner = match pos {
                     Position::True => Position::False,
