@@ -33,6 +33,17 @@ impl Partial {
             Partial::Error(e) => Err(e),
         }
     }
+
+    /// As an expression, an error kept as the error constant: for operands that are
+    /// evaluated only on some records (a branch of `?:`, a lambda body), where a plan-time
+    /// error must not become an error for every record.
+    fn into_expr_keeping_errors(self) -> Expr {
+        match self {
+            Partial::Known(v) => Expr::Value(v),
+            Partial::Residual(e) => e,
+            Partial::Error(_) => Expr::error(),
+        }
+    }
 }
 
 /// Which truth value of a boolean sub-expression the final decision depends on.
@@ -244,12 +255,11 @@ impl<'e> Evaluator<'e> {
             Partial::Known(other) => overload_error("?:", &other),
             Partial::Error(e) => Partial::Error(e),
             Partial::Residual(c) => {
-                let t = self.eval(then, pol);
-                let o = self.eval(otherwise, pol);
-                match (t.into_expr(), o.into_expr()) {
-                    (Ok(t), Ok(o)) => Partial::Residual(Expr::Call(Op::If, vec![c, t, o])),
-                    (Err(e), _) | (_, Err(e)) => Partial::Error(e),
-                }
+                // Only one branch is evaluated on a record: an error in one is not an error
+                // for every record.
+                let t = self.eval(then, pol).into_expr_keeping_errors();
+                let o = self.eval(otherwise, pol).into_expr_keeping_errors();
+                Partial::Residual(Expr::Call(Op::If, vec![c, t, o]))
             }
         }
     }
@@ -311,6 +321,13 @@ impl<'e> Evaluator<'e> {
                 Ok(b) => Partial::Known(Value::Bool(b)),
                 Err(err) => Partial::Error(err),
             },
+            // `x in "text"` has no overload whatever `x` is (Cerbos' planner reads it as
+            // `x == "text"`, which its check does not).
+            (Partial::Residual(_), Partial::Known(c))
+                if !self.cerbos_compat && !matches!(c, Value::List(_) | Value::Map(_)) =>
+            {
+                overload_error("in", &c)
+            }
             (Partial::Known(e), Partial::Residual(c)) if rewrite => {
                 let in_value = |v: &Value| functions::contains_in(&e, v).ok();
                 match keys_where(&c, &in_value) {
@@ -419,10 +436,11 @@ impl<'e> Evaluator<'e> {
         let depth = self.locals.len();
         self.locals.extend(vars.iter().map(|v| (v.clone(), None)));
         self.residual_lambda_depth += 1;
-        let out = bodies
+        // A body is evaluated once per element: over an empty range it never errors.
+        let out = Ok(bodies
             .iter()
-            .map(|b| self.eval(b, pol).into_expr())
-            .collect::<Result<Vec<_>, _>>();
+            .map(|b| self.eval(b, pol).into_expr_keeping_errors())
+            .collect::<Vec<_>>());
         self.residual_lambda_depth -= 1;
         self.locals.truncate(depth);
         out
@@ -894,8 +912,12 @@ impl Junction {
 
     fn finish(mut self) -> Partial {
         if let Some(e) = self.error {
-            // `error && r` is false or an error: never true. Only reached without polarity.
-            return Partial::Error(e);
+            // `error && r` is false where `r` is false and an error elsewhere (only reached
+            // without polarity, which would have folded the error).
+            if self.residuals.is_empty() {
+                return Partial::Error(e);
+            }
+            self.residuals.insert(0, Expr::error());
         }
         match self.residuals.len() {
             0 => Partial::Known(Value::Bool(!self.is_or)),

@@ -9,12 +9,14 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cerbos;
 pub mod chroma;
 pub mod differential;
 pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;
 pub mod pki;
+pub mod policygen;
 pub mod qdrant;
 
 pub use chroma::ChromaServer;

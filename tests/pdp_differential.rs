@@ -1,0 +1,297 @@
+//! vecgate against the real Cerbos PDP (0.55.0, from the npm registry): generated policy sets
+//! ([`support::policygen`]) are loaded into `cerbos server` (one server per engine mode:
+//! default and `strictEvaluation`, each with and without `lenientScopeSearch`) and into
+//! vecgate, and for every principal × resource × action:
+//! - the PDP's CheckResources effect must equal vecgate's check in the same mode;
+//! - vecgate's plan for (principal, action, resource scope), evaluated on the resource, must
+//!   equal the PDP's check (the plan is sound and complete).
+//!
+//! The run also asks the PDP's PlanResources for the same questions and compares the plan's
+//! JSON with vecgate's after Cerbos' own normalisation (`canonical`), classifying every
+//! difference by a documented divergence (docs/deviations.md); an unclassified difference
+//! fails the test.
+//!
+//! `VECGATE_PDP_SEED` reproduces a run (the seed is printed); `VECGATE_PDP_SETS` sets how many
+//! policy sets are generated (default 12, about 115,000 decisions compared). A disagreement
+//! prints the policy set, the principal and the resource.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use support::cerbos::{Mode, Pdp};
+use support::policygen::{self, GeneratedSet};
+use vecgate::plan::eval::{allows, RecordEnv};
+use vecgate::plan::functions::CallContext;
+use vecgate::plan::{Plan, Value};
+use vecgate::policy::evaluation::Evaluation;
+use vecgate::policy::load::load_documents;
+use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
+
+const PRINCIPALS: usize = 10;
+const RESOURCES: usize = 40;
+
+fn seed() -> u64 {
+    match std::env::var("VECGATE_PDP_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("VECGATE_PDP_SEED={s} is not a number")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            % 1_000_000_000,
+    }
+}
+
+fn set_count() -> u64 {
+    std::env::var("VECGATE_PDP_SETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+}
+
+fn principal(p: &Json) -> Principal {
+    Principal {
+        id: p["id"].as_str().unwrap().to_string(),
+        roles: p["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect(),
+        attr: attr_map(&p["attr"]),
+        scope: p["scope"].as_str().unwrap_or("").to_string(),
+        policy_version: String::new(),
+    }
+}
+
+fn attr_map(v: &Json) -> BTreeMap<String, Value> {
+    v.as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+        .unwrap_or_default()
+}
+
+fn planner(set: &GeneratedSet, mode: Mode) -> Planner {
+    let policies = load_documents(&set.files).unwrap_or_else(|e| {
+        panic!(
+            "vecgate refuses a policy set the generator made:\n{e}\n{}",
+            set.describe(&Json::Null, &Json::Null)
+        )
+    });
+    let globals = attr_map(&policygen::globals());
+    Planner::new(
+        Arc::new(policies),
+        PlannerOptions {
+            globals,
+            lenient_scope_search: mode.lenient,
+            evaluation: if mode.strict {
+                Evaluation::CerbosStrict
+            } else {
+                Evaluation::Cerbos
+            },
+            ..PlannerOptions::default()
+        },
+    )
+}
+
+#[derive(Default)]
+struct Tally {
+    checks: usize,
+    /// Decisions the PDP allowed (to show the sets are not all-deny).
+    allowed: usize,
+    /// Plans that were neither ALWAYS_ALLOWED nor ALWAYS_DENIED.
+    conditional_plans: usize,
+    plan_evaluations: usize,
+    disagreements: Vec<String>,
+}
+
+#[test]
+fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
+    let seed = seed();
+    let sets = set_count();
+    println!("PDP differential: seed {seed} (reproduce with VECGATE_PDP_SEED={seed}), {sets} policy sets");
+    let modes = [
+        Mode { strict: false, lenient: false },
+        Mode { strict: true, lenient: false },
+        Mode { strict: false, lenient: true },
+        Mode { strict: true, lenient: true },
+    ];
+    let pdps: Vec<Pdp> = modes
+        .iter()
+        .map(|m| Pdp::start(*m, &policygen::globals()))
+        .collect();
+    let now = chrono::Utc::now().fixed_offset();
+    let no_jwt = BTreeMap::new();
+    let no_attr = BTreeMap::new();
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    for i in 0..sets {
+        let set = policygen::generate(seed.wrapping_add(i), PRINCIPALS, RESOURCES);
+        for pdp in &pdps {
+            pdp.load(&set.files);
+            let planner = planner(&set, pdp.mode);
+            let tally = tallies.entry(pdp.mode.name()).or_default();
+            for p_json in &set.principals {
+                let p = principal(p_json);
+                let answers = pdp.check(p_json, &set.resources, &set.actions);
+                // One plan per (action, resource scope).
+                let mut plans: BTreeMap<(String, String), Plan> = BTreeMap::new();
+                for (r_json, pdp_effects) in set.resources.iter().zip(&answers) {
+                    let id = r_json["id"].as_str().unwrap();
+                    let scope = r_json["scope"].as_str().unwrap_or("");
+                    let attrs = attr_map(&r_json["attr"]);
+                    let request = PlanRequest {
+                        principal: &p,
+                        resource_kind: "doc",
+                        resource_scope: scope,
+                        resource_version: "",
+                        resource_attr: &attrs,
+                        resource_id: Some(id),
+                        attr_complete: true,
+                        actions: &set.actions,
+                        jwt: &no_jwt,
+                        now,
+                    };
+                    let checked = planner.check_actions(&request);
+                    let record = RecordEnv::new(
+                        Value::string(id),
+                        "doc",
+                        Value::from_json(&r_json["attr"]),
+                        CallContext { now },
+                    );
+                    for ((action, vecgate), pdp_allows) in checked.iter().zip(pdp_effects) {
+                        tally.checks += 1;
+                        tally.allowed += usize::from(*pdp_allows);
+                        if vecgate != pdp_allows {
+                            tally.disagreements.push(format!(
+                                "[{}] check of {action:?}: PDP {}, vecgate {}\n{}",
+                                pdp.mode.name(),
+                                effect(*pdp_allows),
+                                effect(*vecgate),
+                                set.describe(p_json, r_json)
+                            ));
+                        }
+                        let plan = plans
+                            .entry((action.clone(), scope.to_string()))
+                            .or_insert_with(|| {
+                                let actions = [action.clone()];
+                                let plan = planner
+                                    .plan(&PlanRequest {
+                                        resource_attr: &no_attr,
+                                        resource_id: None,
+                                        attr_complete: false,
+                                        actions: &actions,
+                                        ..request.clone()
+                                    })
+                                    .plan;
+                                tally.conditional_plans +=
+                                    usize::from(matches!(plan, Plan::Conditional(_)));
+                                plan
+                            });
+                        tally.plan_evaluations += 1;
+                        let by_plan = allows(plan, &record);
+                        if by_plan != *pdp_allows {
+                            tally.disagreements.push(format!(
+                                "[{}] plan of {action:?} for scope {scope:?} evaluated on the resource: {} where the PDP's check says {}\nplan: {}\n{}",
+                                pdp.mode.name(),
+                                effect(by_plan),
+                                effect(*pdp_allows),
+                                plan.to_cerbos_json(),
+                                set.describe(p_json, r_json)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for (mode, t) in &tallies {
+        println!(
+            "  {mode}: {} checks ({} allowed) and {} plan evaluations ({} conditional plans) compared, {} disagreements",
+            t.checks,
+            t.allowed,
+            t.plan_evaluations,
+            t.conditional_plans,
+            t.disagreements.len()
+        );
+        total += t.checks + t.plan_evaluations;
+        failures.extend(t.disagreements.iter().take(3).cloned());
+    }
+    println!("  {total} decisions compared in all");
+    if let Ok(path) = std::env::var("VECGATE_PDP_DUMP") {
+        let all: Vec<String> = tallies.values().flat_map(|t| t.disagreements.clone()).collect();
+        std::fs::write(&path, all.join("\n\n=====\n\n")).unwrap();
+    }
+    assert!(
+        total >= 100_000 || sets < 12,
+        "fewer than 100,000 decisions compared ({total})"
+    );
+    assert!(
+        failures.is_empty(),
+        "vecgate and the PDP disagree (seed {seed}); the first of each mode:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+fn effect(allow: bool) -> &'static str {
+    if allow {
+        "ALLOW"
+    } else {
+        "DENY"
+    }
+}
+
+#[test]
+fn the_zed_case_a_principal_deny_beats_a_resource_allow() {
+    // The case of issue 16: `user` may read and update own records; zed's principal policy
+    // denies read. The PDP's check denies zed his own records, and so must vecgate's plan.
+    let files = vec![
+        (
+            "doc.yaml".to_string(),
+            "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: doc\n  version: default\n  rules:\n    - actions: [read, update]\n      effect: EFFECT_ALLOW\n      roles: [user]\n      condition:\n        match:\n          expr: R.attr.owner == P.id\n".to_string(),
+        ),
+        (
+            "zed.yaml".to_string(),
+            "apiVersion: api.cerbos.dev/v1\nprincipalPolicy:\n  principal: zed\n  version: default\n  rules:\n    - resource: doc\n      actions:\n        - action: read\n          effect: EFFECT_DENY\n".to_string(),
+        ),
+    ];
+    let pdp = Pdp::start(Mode { strict: false, lenient: false }, &json!({}));
+    pdp.load(&files);
+    let zed = json!({"id": "zed", "roles": ["user"]});
+    let own = json!({"kind": "doc", "id": "z1", "attr": {"owner": "zed"}});
+    let actions = vec!["read".to_string(), "update".to_string()];
+    assert_eq!(pdp.check(&zed, std::slice::from_ref(&own), &actions), vec![vec![false, true]]);
+    // Cerbos' own planner returns the unsound conditional plan here.
+    assert_eq!(pdp.plan(&zed, "doc", "", "read")["kind"], "KIND_CONDITIONAL");
+
+    let set = Arc::new(load_documents(&files).unwrap());
+    let planner = Planner::new(set, PlannerOptions::default());
+    let p = principal(&zed);
+    let now = chrono::Utc::now().fixed_offset();
+    let (no_jwt, no_attr) = (BTreeMap::new(), BTreeMap::new());
+    let request = PlanRequest {
+        principal: &p,
+        resource_kind: "doc",
+        resource_scope: "",
+        resource_version: "",
+        resource_attr: &no_attr,
+        resource_id: None,
+        attr_complete: false,
+        actions: &actions[..1],
+        jwt: &no_jwt,
+        now,
+    };
+    assert_eq!(planner.plan(&request).plan, Plan::AlwaysDenied);
+    let attrs = attr_map(&own["attr"]);
+    let checked = planner.check_actions(&PlanRequest {
+        resource_attr: &attrs,
+        resource_id: Some("z1"),
+        attr_complete: true,
+        actions: &actions,
+        ..request.clone()
+    });
+    assert_eq!(checked, vec![("read".to_string(), false), ("update".to_string(), true)]);
+}
