@@ -400,6 +400,9 @@ impl Gen {
         }
         let n = 1 + self.rng.below(3);
         let tag = *self.rng.pick(&["hr", "eng", "x"]);
+        if self.rng.chance(35) {
+            return self.more_functions(n);
+        }
         match self.rng.below(27) {
             0 => "R.attr.owner == P.id".into(),
             1 => "R.attr.department == P.attr.department".into(),
@@ -428,6 +431,36 @@ impl Gen {
             24 => "R.attr.owner == P.id && R.attr.c != \"secret\"".into(),
             25 => "R.attr.nested.k == \"v\"".into(),
             _ => "R.scope == \"a\"".into(),
+        }
+    }
+
+    /// Further CEL operators and Cerbos functions both engines implement.
+    fn more_functions(&mut self, n: usize) -> String {
+        match self.rng.below(24) {
+            0 => "R.attr.owner.endsWith(\"e\")".into(),
+            1 => "R.attr.department.matches(\"^h\")".into(),
+            2 => "R.attr.department.lowerAscii() == \"hr\"".into(),
+            3 => "size(R.attr.owner) > 3".into(),
+            4 => "size(R.attr.tags.filter(t, t != \"x\")) > 0".into(),
+            5 => "R.attr.tags.exists_one(t, t == \"hr\")".into(),
+            6 => "isSubset(R.attr.tags, [\"hr\", \"eng\", \"x\"])".into(),
+            7 => "size(except(R.attr.tags, P.attr.teams)) == 0".into(),
+            8 => "size(intersect(R.attr.tags, [\"hr\"])) > 0".into(),
+            9 => format!("R.attr.level == {n}"),
+            10 => "R.attr.level in [1, 2]".into(),
+            11 => "int(R.attr.level) >= 2".into(),
+            12 => "\"k\" in R.attr.nested".into(),
+            13 => "R.attr.tags[0] == \"hr\"".into(),
+            14 => "(R.attr.level > 2 ? \"hi\" : \"lo\") == \"hi\"".into(),
+            15 => "hierarchy(R.attr.path).ancestorOf(hierarchy(\"a.b.c\"))".into(),
+            16 => "hierarchy(R.attr.path).siblingOf(hierarchy(\"a.x\"))".into(),
+            17 => "timestamp(R.attr.created) > timestamp(\"2024-01-01T00:00:00Z\")".into(),
+            18 => "timestamp(R.attr.created).getFullYear() == 2023".into(),
+            19 => "P.attr.teams.all(t, t != R.attr.department)".into(),
+            20 => "R.attr.level * 2.0 > 3.0".into(),
+            21 => "R.attr.tags.map(t, t + \"!\").exists(x, x == \"hr!\")".into(),
+            22 => "R.attr.owner in [\"zed\", P.id]".into(),
+            _ => "R.attr.department.contains(\"n\")".into(),
         }
     }
 
@@ -534,6 +567,30 @@ impl Gen {
             }
             _ => {
                 attr.insert("c".into(), json!(self.rng.pick(&["secret", "public", "x"])));
+            }
+        }
+        match self.rng.below(4) {
+            0 => {}
+            1 => {
+                attr.insert("path".into(), json!(self.rng.pick(&["a", "a.b", "a.x", "b"])));
+            }
+            2 => {
+                attr.insert("path".into(), json!(7));
+            }
+            _ => {
+                attr.insert("path".into(), json!("a.b.c.d"));
+            }
+        }
+        match self.rng.below(4) {
+            0 => {}
+            1 => {
+                attr.insert("created".into(), json!(20230101));
+            }
+            _ => {
+                attr.insert(
+                    "created".into(),
+                    json!(self.rng.pick(&["2023-06-01T00:00:00Z", "2024-06-01T12:00:00+02:00", "not a time"])),
+                );
             }
         }
         match self.rng.below(4) {

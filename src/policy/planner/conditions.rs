@@ -144,14 +144,20 @@ impl Conditions<'_> {
             Reading::Value(pol) => pol,
             Reading::Ordered => Polarity::Neutral,
         };
+        // Whether the condition's value can be something other than a boolean or an error is
+        // a property of the condition as written: folding known errors away can leave a
+        // residual that could (`error && R.attr.f` folds to `R.attr.f` for its false-set).
+        let boolean = yields_bool_or_error(&inlined);
         match (ev.eval_condition(&inlined, pol), reading) {
             (Partial::Known(Value::Bool(b)), _) => Expr::bool(b),
             (Partial::Known(_), _) => Expr::bool(false),
-            (Partial::Error(_), Reading::Ordered) => Expr::error(),
-            // Only reached without polarity; kept for completeness.
+            // Only reached without polarity (strict evaluation, and a derived-role list's
+            // conditions under `FailClosed`): the error itself is the value.
+            (Partial::Error(_), _) if pol == Polarity::Neutral => Expr::error(),
             (Partial::Error(_), _) => Expr::bool(false),
             (Partial::Residual(r), Reading::Met) => Expr::is_true(r),
             (Partial::Residual(r), Reading::CerbosPlanner) => r,
+            (Partial::Residual(r), Reading::Value(_) | Reading::Ordered) if boolean => r,
             (Partial::Residual(r), Reading::Value(_) | Reading::Ordered) => bool_or_error(r),
         }
     }
