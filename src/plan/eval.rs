@@ -120,6 +120,8 @@ pub struct Evaluator<'e> {
     /// Depth of lambda bodies being evaluated with their variable unknown. With an unroll
     /// limit set (Cerbos compatibility), nothing is unrolled inside them, as in Cerbos.
     residual_lambda_depth: usize,
+    /// How deep the node being evaluated sits below the expression evaluation started at.
+    node_depth: usize,
     /// Reproduce Cerbos' rewrites even where they are only exact for the true-set (the
     /// struct matcher under negation). Off: such rewrites happen in positive position only.
     pub cerbos_compat: bool,
@@ -133,6 +135,7 @@ impl<'e> Evaluator<'e> {
             unroll_limit: None,
             folded_errors: 0,
             residual_lambda_depth: 0,
+            node_depth: 0,
             cerbos_compat: false,
         }
     }
@@ -167,6 +170,13 @@ impl<'e> Evaluator<'e> {
     }
 
     fn eval_node(&mut self, e: &Expr, pol: Polarity) -> Partial {
+        self.node_depth += 1;
+        let out = self.eval_node_inner(e, pol);
+        self.node_depth -= 1;
+        out
+    }
+
+    fn eval_node_inner(&mut self, e: &Expr, pol: Polarity) -> Partial {
         match e {
             Expr::Value(v) => Partial::Known(v.clone()),
             Expr::Variable(name) => self.variable(name),
@@ -458,7 +468,13 @@ impl<'e> Evaluator<'e> {
         let unroll = match op {
             Op::All | Op::Exists => match self.unroll_limit {
                 None => true,
-                Some(limit) => items.len() <= limit && self.residual_lambda_depth == 0,
+                // Cerbos' planner unrolls a comprehension only when it is the whole
+                // condition, and only up to `limit` items.
+                Some(limit) => {
+                    items.len() <= limit
+                        && self.residual_lambda_depth == 0
+                        && (!self.cerbos_compat || self.node_depth == 1)
+                }
             },
             _ => false,
         };
@@ -488,14 +504,30 @@ impl<'e> Evaluator<'e> {
         }
         match op {
             Op::All | Op::Exists => {
-                // The unrolled bodies combine with the same rules as `&&` / `||`.
+                // The unrolled bodies combine with the same rules as `&&` / `||`, nested to
+                // the right (`a || (b || c)`) as Cerbos' planner unrolls them.
                 let mut j = Junction::new(matches!(op, Op::Exists));
                 for body in results.into_iter().filter_map(|mut r| r.pop()) {
                     if let Some(absorbed) = j.add(body) {
                         return absorbed;
                     }
                 }
-                j.finish()
+                match j.finish() {
+                    Partial::Residual(Expr::Call(junction @ (Op::And | Op::Or), items))
+                        if items.len() > 2 =>
+                    {
+                        let mut items = items.into_iter().rev();
+                        let last = items.next();
+                        let nested = items.fold(last, |acc, item| {
+                            acc.map(|a| Expr::Call(junction.clone(), vec![item, a]))
+                        });
+                        match nested {
+                            Some(e) => Partial::Residual(e),
+                            None => Partial::Known(Value::Bool(junction == Op::And)),
+                        }
+                    }
+                    other => other,
+                }
             }
             Op::ExistsOne => {
                 let mut count = 0usize;

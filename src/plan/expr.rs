@@ -302,6 +302,8 @@ impl Expr {
                     "operands": [{"value": v.to_json()}]}}),
                 Value::Duration(_) => json!({"expression": {"operator": "duration",
                     "operands": [{"value": v.to_json()}]}}),
+                Value::Hierarchy(segments) => json!({"expression": {"operator": "hierarchy",
+                    "operands": [{"value": hierarchy_argument(segments)}]}}),
                 _ => json!({"value": wire_value(v)}),
             },
             Expr::Variable(name) => json!({"variable": name}),
@@ -359,6 +361,11 @@ impl Expr {
     fn write_debug(&self, out: &mut String) {
         match self {
             Expr::Value(v) => match v {
+                Value::Hierarchy(segments) => {
+                    out.push_str("(hierarchy ");
+                    out.push_str(&hierarchy_argument(segments).to_string());
+                    out.push(')');
+                }
                 Value::Timestamp(_) | Value::Duration(_) => {
                     out.push('(');
                     out.push_str(if matches!(v, Value::Timestamp(_)) {
@@ -382,6 +389,16 @@ impl Expr {
                 out.push(')');
             }
         }
+    }
+}
+
+/// The argument of `hierarchy(…)` that rebuilds these segments, as Cerbos writes a constant
+/// hierarchy: the dotted string, or the list of segments when one holds a dot.
+fn hierarchy_argument(segments: &[String]) -> serde_json::Value {
+    if segments.iter().any(|s| s.contains('.')) {
+        serde_json::Value::Array(segments.iter().map(|s| serde_json::Value::from(s.as_str())).collect())
+    } else {
+        serde_json::Value::from(segments.join("."))
     }
 }
 

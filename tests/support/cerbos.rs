@@ -243,16 +243,21 @@ impl Pdp {
         out
     }
 
-    /// PlanResources: the `filter` of the answer.
-    pub fn plan(&self, principal: &Json, kind: &str, scope: &str, action: &str) -> Json {
+    /// PlanResources: the `filter` of the answer, or the PDP's error answer.
+    pub fn plan(&self, principal: &Json, kind: &str, scope: &str, action: &str) -> Result<Json, String> {
         let body = json!({
             "requestId": "vecgate-differential",
             "action": action,
             "principal": principal,
             "resource": {"kind": kind, "scope": scope},
         });
-        let answer = self.post("/api/plan/resources", &body);
-        answer["filter"].clone()
+        match self.agent.post(&self.url("/api/plan/resources")).send_json(body) {
+            Ok(r) => Ok(r.into_json::<Json>().unwrap()["filter"].clone()),
+            Err(ureq::Error::Status(code, r)) => {
+                Err(format!("HTTP {code}: {}", r.into_string().unwrap_or_default()))
+            }
+            Err(e) => panic!("POST /api/plan/resources: {e}"),
+        }
     }
 }
 

@@ -152,6 +152,9 @@ impl Builder<'_> {
             deny_role_policy: None,
         };
         let mut child_override: Option<Expr> = None;
+        // Cerbos' planner: an ALLOW in a REQUIRE_PARENTAL_CONSENT scope waits for an
+        // ancestor's, ANDed to it (even a constant-false one, which its check ignores).
+        let mut pending_allow = false;
         for scope in scopes {
             // Once a more specific OVERRIDE_PARENT scope allows unconditionally, no ancestor
             // can change the outcome.
@@ -204,12 +207,33 @@ impl Builder<'_> {
             }
             out.deny = add_opt(out.deny, scope_deny, Op::Or);
             out.deny_role_policy = add_opt(out.deny_role_policy, scope_deny_rp, Op::Or);
+            if self.options.cerbos_planner {
+                if let Some(sa) = scope_allow {
+                    out.allow = Some(match out.allow.take() {
+                        None => sa.clone(),
+                        Some(a) if pending_allow => {
+                            pending_allow = false;
+                            Expr::call_unique(Op::And, vec![a, sa.clone()])
+                        }
+                        Some(a) => Expr::call_unique(Op::Or, vec![a, sa.clone()]),
+                    });
+                    if overrides {
+                        child_override = Some(add(child_override, sa, Op::Or));
+                    } else {
+                        pending_allow = true;
+                    }
+                }
+                continue;
+            }
             // In a REQUIRE_PARENTAL_CONSENT scope an ALLOW decides nothing: its conditional
             // ALLOWs are already DENYs unless met, and an ancestor must allow.
             if let (Some(sa), true) = (scope_allow, overrides) {
                 out.allow = Some(add(out.allow, sa.clone(), Op::Or));
                 child_override = Some(add(child_override, sa, Op::Or));
             }
+        }
+        if pending_allow {
+            out.allow = None;
         }
         out
     }

@@ -156,9 +156,36 @@ impl Conditions<'_> {
             (Partial::Error(_), _) if pol == Polarity::Neutral => Expr::error(),
             (Partial::Error(_), _) => Expr::bool(false),
             (Partial::Residual(r), Reading::Met) => Expr::is_true(r),
-            (Partial::Residual(r), Reading::CerbosPlanner) => r,
+            (Partial::Residual(r), Reading::CerbosPlanner) => self.unroll_root(r, pol),
             (Partial::Residual(r), Reading::Value(_) | Reading::Ordered) if boolean => r,
             (Partial::Residual(r), Reading::Value(_) | Reading::Ordered) => bool_or_error(r),
+        }
+    }
+}
+
+impl Conditions<'_> {
+    /// Cerbos' planner unrolls `exists`/`all` over a known list of up to 10 items when, once
+    /// partially evaluated, the comprehension is the whole residual (`false || xs.exists(…)`
+    /// included, `!xs.exists(…)` not).
+    fn unroll_root(&self, r: Expr, pol: Polarity) -> Expr {
+        let unrollable = match &r {
+            Expr::Call(Op::All | Op::Exists, args) => matches!(
+                args.first(),
+                Some(Expr::Value(Value::List(items)))
+                    if self.options.unroll_limit.is_none_or(|limit| items.len() <= limit)
+            ),
+            _ => false,
+        };
+        if !unrollable {
+            return r;
+        }
+        let mut ev = Evaluator::new(self.env);
+        ev.unroll_limit = self.options.unroll_limit;
+        ev.cerbos_compat = true;
+        match ev.eval_condition(&r, pol) {
+            Partial::Residual(unrolled) => unrolled,
+            Partial::Known(Value::Bool(b)) => Expr::bool(b),
+            _ => r,
         }
     }
 }

@@ -251,6 +251,9 @@ fn scope_outcome(values: &[(Effect, Expr)], overrides: bool, decided: bool) -> E
 
 /// `v` is evaluated for its error only, then `next`: `if(v || !v, next, false)`.
 fn evaluated_then(v: Expr, next: Expr) -> Expr {
+    if v.is_error() {
+        return v;
+    }
     if v.never_errors() || v.as_bool().is_some() {
         return next;
     }
