@@ -33,7 +33,9 @@ pub fn run(dir: &Path, evaluation: Evaluation) -> i32 {
                 );
             }
             Event::Skip(line) => println!("SKIP {line}"),
-            Event::Note(line) => println!("NOTE {line}"),
+            Event::OutputsNotChecked { suite, test } => println!(
+                "NOTE {suite} / {test}: `outputs` expectations are accepted but not checked (vecgate does not evaluate rule outputs)"
+            ),
             Event::SuiteError { file, message } => eprintln!("ERROR {file}: {message}"),
         }
     }

@@ -28,8 +28,9 @@ pub enum Event {
     Check(CheckOutcome),
     /// A skipped suite or test, as the line to show.
     Skip(String),
-    /// Something accepted but not evaluated (rule `outputs`), as the line to show.
-    Note(String),
+    /// A test whose `outputs` expectations are accepted but not evaluated (vecgate does not
+    /// run rule outputs, which never change a decision): its checks are judged on effects.
+    OutputsNotChecked { suite: String, test: String },
     /// A suite that could not run at all.
     SuiteError {
         file: String,

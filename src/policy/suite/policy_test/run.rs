@@ -219,10 +219,10 @@ pub(super) fn run_file(
             continue;
         }
         if *has_outputs {
-            events.push(Event::Note(format!(
-                "{} / {}: `outputs` expectations are accepted but not checked (vecgate does not evaluate rule outputs)",
-                suite.name, table.name
-            )));
+            events.push(Event::OutputsNotChecked {
+                suite: suite.name.clone(),
+                test: table.name.clone(),
+            });
         }
         // A test's options replace the suite's; they are not merged.
         let options = table.options.as_ref().or(suite.options.as_ref());
