@@ -379,7 +379,8 @@ fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
                     }
                 }
                 if !pdp.mode.strict {
-                    compare_shapes(pdp, &set, p_json, &answers, &plans, &mut tally.shapes, now, &cerbos_planner);
+                    let asked = Asked { pdp, set: &set, principal: p_json, answers: &answers, now };
+                    compare_shapes(&asked, &plans, &cerbos_planner, &mut tally.shapes);
                 }
             }
         }
@@ -434,17 +435,24 @@ fn pdp_mode_is_strict(name: &str) -> bool {
     name.starts_with("strict")
 }
 
+/// One principal's questions to one PDP, answered.
+struct Asked<'a> {
+    pdp: &'a Pdp,
+    set: &'a GeneratedSet,
+    principal: &'a Json,
+    /// The PDP's CheckResources answers, per resource, per action.
+    answers: &'a [Vec<bool>],
+    now: chrono::DateTime<chrono::FixedOffset>,
+}
+
 /// Compares vecgate's plans for one principal with the PDP's (see [`Shapes`]).
 fn compare_shapes(
-    pdp: &Pdp,
-    set: &GeneratedSet,
-    p_json: &Json,
-    answers: &[Vec<bool>],
+    asked: &Asked<'_>,
     plans: &BTreeMap<(String, String), Plan>,
-    shapes: &mut Shapes,
-    now: chrono::DateTime<chrono::FixedOffset>,
     cerbos_planner: &Planner,
+    shapes: &mut Shapes,
 ) {
+    let Asked { pdp, set, principal: p_json, answers, now } = *asked;
     let p = principal(p_json);
     let (no_jwt, no_attr) = (BTreeMap::new(), BTreeMap::new());
     for ((action, scope), plan) in plans {
