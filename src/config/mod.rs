@@ -346,19 +346,8 @@ pub enum PolicySource {
     Pdp(PdpConfig),
 }
 
-/// `policies.pdp`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PdpConfig {
-    /// The PDP's HTTP API base URL (`http://cerbos:3592`), normalised without a trailing `/`.
-    pub url: String,
-    /// Time allowed for one PDP request (default 2s).
-    pub timeout: Duration,
-    /// How long a plan is reused for the same principal, kind and action (default 10s; 0
-    /// turns the cache off).
-    pub plan_cache_ttl: Duration,
-    /// CA bundle trusted for an https PDP (replacing the bundled Mozilla roots).
-    pub ca_file: Option<PathBuf>,
-}
+/// `policies.pdp`: the PDP client's own settings.
+pub use crate::policy::pdp::PdpConfig;
 
 impl PoliciesConfig {
     /// The policy directory, when policies come from files.

@@ -106,7 +106,7 @@ pub fn walk(value: &Value, path: &str) -> Resolved {
 }
 
 /// Namespaces whose functions are written `ns.f(x)`; Cerbos encodes them as `f(ns, x)`.
-const FUNCTION_NAMESPACES: &[&str] = &["lists", "math", "sets", "strings", "base64"];
+pub const FUNCTION_NAMESPACES: &[&str] = &["lists", "math", "sets", "strings", "base64"];
 
 /// The evaluator, holding lambda bindings while it descends.
 pub struct Evaluator<'e> {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod evaluation;
 pub mod load;
 pub mod model;
+pub mod pdp;
 pub mod planner;
 pub mod rules;
 pub mod store;
