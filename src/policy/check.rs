@@ -15,10 +15,12 @@
 //! item, a derived role's condition before the rule's), so errors Cerbos never reaches are
 //! never met.
 
+use super::definitions::inline_definitions;
+use super::env::PlanEnv;
 use super::evaluation::Evaluation;
 use super::model::{Condition, Definitions, Effect, ScopePermissions};
-use super::planner::{inline_definitions, version_or, PlanEnv, PlanRequest, PlannerOptions};
-use super::rules::{Binding, PolicyKind, RuleCondition, RuleTable};
+use super::request::{PlanRequest, PlannerOptions};
+use super::rules::{Binding, Lookup, PolicyKind, RuleCondition, RuleTable};
 use crate::plan::eval::{Evaluator, Partial, Polarity};
 use crate::plan::{Expr, Value};
 use std::collections::BTreeMap;
@@ -56,7 +58,7 @@ pub fn check_actions(
         options,
         request,
         env: &env,
-        resource_version: version_or(request.resource_version, options),
+        lookup: Lookup::new(table, request, options),
         derived_lists: std::cell::RefCell::new(BTreeMap::new()),
     };
     request
@@ -71,7 +73,7 @@ struct Checker<'a> {
     options: &'a PlannerOptions,
     request: &'a PlanRequest<'a>,
     env: &'a PlanEnv,
-    resource_version: String,
+    lookup: Lookup<'a>,
     /// `runtime.effectiveDerivedRoles` per resource scope, computed when first needed.
     derived_lists: std::cell::RefCell<BTreeMap<String, Expr>>,
 }
@@ -86,13 +88,8 @@ impl Checker<'_> {
 
     fn decide(&self, action: &str) -> Result<Effect3, StrictError> {
         let request = self.request;
-        let lenient = self.options.lenient_scope_search;
-        let principal_scopes =
-            self.table
-                .scope_chain(PolicyKind::Principal, &request.principal.scope, lenient);
-        let resource_scopes =
-            self.table
-                .scope_chain(PolicyKind::Resource, request.resource_scope, lenient);
+        let principal_scopes = self.lookup.scopes(PolicyKind::Principal);
+        let resource_scopes = self.lookup.scopes(PolicyKind::Resource);
         let mut effect = Effect3::NoMatch;
         for kind in [PolicyKind::Principal, PolicyKind::Resource] {
             let scopes = match kind {
@@ -129,25 +126,9 @@ impl Checker<'_> {
         action: &str,
         roles: &[String],
     ) -> Result<Effect3, StrictError> {
-        let request = self.request;
         let mut has_allow = false;
         for scope in scopes {
-            let bindings = match kind {
-                PolicyKind::Principal => self.table.principal_bindings(
-                    &request.principal.id,
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                ),
-                PolicyKind::Resource => self.table.resource_bindings(
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                    roles,
-                ),
-            };
+            let bindings = self.lookup.bindings(kind, scope, action, roles);
             let derived = match kind {
                 PolicyKind::Resource => self.derived_list(scope),
                 PolicyKind::Principal => Expr::Value(Value::list(Vec::new())),
@@ -259,19 +240,10 @@ impl Checker<'_> {
         if let Some(e) = self.derived_lists.borrow().get(scope) {
             return e.clone();
         }
-        let request = self.request;
-        let all_roles = self
-            .table
-            .roles_with_parents(request.resource_scope, &request.principal.roles);
         let empty = Expr::Value(Value::list(Vec::new()));
         let mut names = Vec::new();
         let mut errored = false;
-        for dr in self.table.derived_roles(
-            request.resource_kind,
-            &self.resource_version,
-            scope,
-            &all_roles,
-        ) {
+        for dr in self.lookup.derived_roles(scope) {
             // Evaluated in the action's mode, but an error (strict evaluation) is recorded,
             // not raised: it fails only the conditions that read the list.
             let outcome = self

@@ -4,11 +4,14 @@
 pub mod cache;
 pub mod cel;
 pub mod check;
+pub mod definitions;
+pub mod env;
 pub mod evaluation;
 pub mod load;
 pub mod model;
 pub mod pdp;
 pub mod planner;
+pub mod request;
 pub mod rules;
 pub mod store;
 pub mod suite;

@@ -22,6 +22,7 @@
 use super::model::{
     Condition, Definitions, DerivedRole, Effect, PolicySet, ResourcePolicy, ScopePermissions,
 };
+use super::request::{version_or, PlanRequest, PlannerOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -400,4 +401,63 @@ fn segment_match(pattern: &str, text: &str) -> bool {
         }
     }
     true
+}
+
+/// One request's questions to the rule table: the scopes to walk and the rules that apply,
+/// for the request's principal and resource.
+pub struct Lookup<'a> {
+    table: &'a RuleTable,
+    principal: &'a str,
+    roles: &'a [String],
+    kind: &'a str,
+    /// The resource's policy version (the default version where the request names none).
+    pub version: String,
+    principal_scope: &'a str,
+    resource_scope: &'a str,
+    lenient: bool,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(table: &'a RuleTable, request: &PlanRequest<'a>, options: &PlannerOptions) -> Self {
+        Lookup {
+            table,
+            principal: &request.principal.id,
+            roles: &request.principal.roles,
+            kind: request.resource_kind,
+            version: version_or(request.resource_version, options),
+            principal_scope: &request.principal.scope,
+            resource_scope: request.resource_scope,
+            lenient: options.lenient_scope_search,
+        }
+    }
+
+    /// The scopes of `kind` policies to evaluate, most specific first
+    /// ([`RuleTable::scope_chain`]).
+    pub fn scopes(&self, kind: PolicyKind) -> Vec<String> {
+        let scope = match kind {
+            PolicyKind::Principal => self.principal_scope,
+            PolicyKind::Resource => self.resource_scope,
+        };
+        self.table.scope_chain(kind, scope, self.lenient)
+    }
+
+    /// The rules of `kind` policies that apply for `action` in `scope`: the principal's
+    /// ([`RuleTable::principal_bindings`]), or those of `roles`, a role followed by its parents
+    /// ([`RuleTable::resource_bindings`]).
+    pub fn bindings(&self, kind: PolicyKind, scope: &str, action: &str, roles: &[String]) -> Vec<Binding<'a>> {
+        match kind {
+            PolicyKind::Principal => {
+                self.table.principal_bindings(self.principal, self.kind, &self.version, scope, action)
+            }
+            PolicyKind::Resource => self.table.resource_bindings(self.kind, &self.version, scope, action, roles),
+        }
+    }
+
+    /// The derived roles of the resource policy in `scope` whose parent roles the principal
+    /// holds (its roles and the roles they inherit through role policies), by name
+    /// ([`RuleTable::derived_roles`]).
+    pub fn derived_roles(&self, scope: &str) -> Vec<&'a DerivedRole> {
+        let all_roles = self.table.roles_with_parents(self.resource_scope, self.roles);
+        self.table.derived_roles(self.kind, &self.version, scope, &all_roles)
+    }
 }

@@ -15,14 +15,16 @@
 //! dropped at the end ([`crate::plan::simplify`]).
 
 use super::conditions::{Conditions, Reading};
-use super::env::PlanEnv;
-use super::{version_or, ActionPlan, Evaluation, PlanRequest, PlannerOptions};
+use super::outcome::ActionPlan;
 use crate::plan::eval::Polarity;
 use crate::plan::normalise::normalise;
 use crate::plan::simplify::drop_redundant_is_true;
 use crate::plan::{Expr, Op, Plan, Value};
+use crate::policy::env::PlanEnv;
+use crate::policy::evaluation::Evaluation;
 use crate::policy::model::{Effect, ScopePermissions};
-use crate::policy::rules::{Binding, PolicyKind, RuleCondition, RuleTable};
+use crate::policy::request::{PlanRequest, PlannerOptions};
+use crate::policy::rules::{Binding, Lookup, PolicyKind, RuleCondition, RuleTable};
 use std::collections::BTreeMap;
 
 /// Plans one action.
@@ -38,7 +40,7 @@ pub(super) fn plan_action(
         options,
         request,
         conditions: Conditions { options, env },
-        resource_version: version_or(request.resource_version, options),
+        lookup: Lookup::new(table, request, options),
         derived_lists: std::cell::RefCell::new(BTreeMap::new()),
     };
     builder.plan(action)
@@ -59,20 +61,15 @@ struct Builder<'a> {
     options: &'a PlannerOptions,
     request: &'a PlanRequest<'a>,
     conditions: Conditions<'a>,
-    resource_version: String,
+    lookup: Lookup<'a>,
     derived_lists: std::cell::RefCell<BTreeMap<String, Expr>>,
 }
 
 impl Builder<'_> {
     fn plan(&self, action: &str) -> ActionPlan {
         let request = self.request;
-        let lenient = self.options.lenient_scope_search;
-        let principal_scopes =
-            self.table
-                .scope_chain(PolicyKind::Principal, &request.principal.scope, lenient);
-        let resource_scopes =
-            self.table
-                .scope_chain(PolicyKind::Resource, request.resource_scope, lenient);
+        let principal_scopes = self.lookup.scopes(PolicyKind::Principal);
+        let resource_scopes = self.lookup.scopes(PolicyKind::Resource);
         let mut matched_scope = String::new();
         let mut root: Option<Expr> = None;
         let mut has_allow = false;
@@ -161,22 +158,7 @@ impl Builder<'_> {
             if child_override.as_ref().and_then(Expr::as_bool) == Some(true) {
                 break;
             }
-            let bindings = match kind {
-                PolicyKind::Principal => self.table.principal_bindings(
-                    &request.principal.id,
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                ),
-                PolicyKind::Resource => self.table.resource_bindings(
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                    &roles,
-                ),
-            };
+            let bindings = self.lookup.bindings(kind, scope, action, &roles);
             let derived = match kind {
                 PolicyKind::Resource => self.derived_list(scope),
                 PolicyKind::Principal => Expr::Value(Value::list(Vec::new())),
@@ -306,23 +288,14 @@ impl Builder<'_> {
         if let Some(e) = self.derived_lists.borrow().get(scope) {
             return e.clone();
         }
-        let request = self.request;
         let reading = match (self.options.cerbos_planner, self.options.evaluation) {
             (true, _) => Reading::CerbosPlanner,
             (false, Evaluation::Cerbos) => Reading::Met,
             (false, _) => Reading::Value(Polarity::Neutral),
         };
-        let all_roles = self
-            .table
-            .roles_with_parents(request.resource_scope, &request.principal.roles);
         let empty = Expr::Value(Value::list(Vec::new()));
         let mut items = Vec::new();
-        for dr in self.table.derived_roles(
-            request.resource_kind,
-            &self.resource_version,
-            scope,
-            &all_roles,
-        ) {
+        for dr in self.lookup.derived_roles(scope) {
             let name = Expr::Value(Value::list(vec![Value::string(&dr.name)]));
             let cond = self
                 .conditions

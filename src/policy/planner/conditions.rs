@@ -3,12 +3,12 @@
 //! mismatch among known values) are folded so that the node keeps exactly the record set the
 //! reading needs, or kept as the error constant where the mode needs the error itself.
 
-use super::definitions::inline_definitions;
-use super::env::PlanEnv;
-use super::PlannerOptions;
 use crate::plan::eval::{Evaluator, Partial, Polarity};
 use crate::plan::{Expr, Op, Value};
+use crate::policy::definitions::inline_definitions;
+use crate::policy::env::PlanEnv;
 use crate::policy::model::{Condition, Definitions};
+use crate::policy::request::PlannerOptions;
 
 /// How a condition is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

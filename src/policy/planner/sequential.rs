@@ -18,13 +18,14 @@
 //! Nothing here is Cerbos' planner's shape: its plans ignore errors that happen on records.
 
 use super::conditions::{ordered_if, Conditions, Reading};
-use super::env::PlanEnv;
-use super::{version_or, ActionPlan, PlanRequest, PlannerOptions};
+use super::outcome::ActionPlan;
 use crate::plan::normalise::normalise;
 use crate::plan::simplify::drop_redundant_is_true;
 use crate::plan::{Expr, Op, Plan, Value};
+use crate::policy::env::PlanEnv;
 use crate::policy::model::{Effect, ScopePermissions};
-use crate::policy::rules::{Binding, PolicyKind, RuleCondition, RuleTable};
+use crate::policy::request::{PlanRequest, PlannerOptions};
+use crate::policy::rules::{Binding, Lookup, PolicyKind, RuleCondition, RuleTable};
 
 /// Plans one action.
 pub(super) fn plan_action(
@@ -36,10 +37,9 @@ pub(super) fn plan_action(
 ) -> ActionPlan {
     let walk = Walk {
         table,
-        options,
         request,
         conditions: Conditions { options, env },
-        resource_version: version_or(request.resource_version, options),
+        lookup: Lookup::new(table, request, options),
         matched: std::cell::Cell::new(false),
         matched_scope: std::cell::RefCell::new(String::new()),
     };
@@ -61,10 +61,9 @@ struct ScopeOutcome {
 
 struct Walk<'a> {
     table: &'a RuleTable,
-    options: &'a PlannerOptions,
     request: &'a PlanRequest<'a>,
     conditions: Conditions<'a>,
-    resource_version: String,
+    lookup: Lookup<'a>,
     matched: std::cell::Cell<bool>,
     matched_scope: std::cell::RefCell<String>,
 }
@@ -72,13 +71,8 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn action(&self, action: &str) -> Expr {
         let request = self.request;
-        let lenient = self.options.lenient_scope_search;
-        let principal_scopes =
-            self.table
-                .scope_chain(PolicyKind::Principal, &request.principal.scope, lenient);
-        let resource_scopes =
-            self.table
-                .scope_chain(PolicyKind::Resource, request.resource_scope, lenient);
+        let principal_scopes = self.lookup.scopes(PolicyKind::Principal);
+        let resource_scopes = self.lookup.scopes(PolicyKind::Resource);
         let Some(first_role) = request.principal.roles.first() else {
             return Expr::bool(false);
         };
@@ -117,22 +111,7 @@ impl Walk<'_> {
         let roles = self.table.role_with_parents(request.resource_scope, role);
         let mut out = Vec::with_capacity(scopes.len());
         for scope in scopes {
-            let bindings = match kind {
-                PolicyKind::Principal => self.table.principal_bindings(
-                    &request.principal.id,
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                ),
-                PolicyKind::Resource => self.table.resource_bindings(
-                    request.resource_kind,
-                    &self.resource_version,
-                    scope,
-                    action,
-                    &roles,
-                ),
-            };
+            let bindings = self.lookup.bindings(kind, scope, action, &roles);
             let overrides = self.table.permissions(scope) == ScopePermissions::OverrideParent;
             if !bindings.is_empty() {
                 self.matched.set(true);
@@ -180,18 +159,9 @@ impl Walk<'_> {
     /// `runtime.effectiveDerivedRoles` for a resource scope; a derived role whose condition
     /// errors makes reading the list an error.
     fn derived_list(&self, scope: &str) -> Expr {
-        let request = self.request;
-        let all_roles = self
-            .table
-            .roles_with_parents(request.resource_scope, &request.principal.roles);
         let empty = Expr::Value(Value::list(Vec::new()));
         let mut items = Vec::new();
-        for dr in self.table.derived_roles(
-            request.resource_kind,
-            &self.resource_version,
-            scope,
-            &all_roles,
-        ) {
+        for dr in self.lookup.derived_roles(scope) {
             let name = Expr::Value(Value::list(vec![Value::string(&dr.name)]));
             let cond = self.conditions.node(
                 dr.condition.as_ref(),

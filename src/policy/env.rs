@@ -2,7 +2,7 @@
 //! resource, the JWT claims, globals and the clock. Resource attributes not given are unknown
 //! (they stay in the plan); with `attr_complete`, a missing attribute is an error, as in a check.
 
-use super::{version_or, PlanRequest, PlannerOptions};
+use super::request::{version_or, PlanRequest, PlannerOptions};
 use crate::plan::eval::{walk, Env, Resolved};
 use crate::plan::expr::split_first_segment;
 use crate::plan::functions::CallContext;
