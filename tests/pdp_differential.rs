@@ -104,8 +104,10 @@ struct Shapes {
     equal: usize,
     /// Equal once vecgate's `isTrue` wrappers are removed (the PDP leaves them implicit).
     equal_but_is_true: usize,
-    /// The PDP's own plan, read as CEL, decides some generated resource differently from
-    /// the PDP's check: its planner is unsound (or incomplete) there, vecgate follows the check.
+    /// The PDP's own plan, read as CEL, decides some generated resource, or a record made from
+    /// its constants where it and vecgate's plan disagree ([`probe_records`]), differently
+    /// from the PDP's check: its planner is unsound (or incomplete) there, vecgate follows the
+    /// check.
     pdp_plan_unlike_its_check: usize,
     /// Otherwise different from the PDP's, which vecgate's reproduction of Cerbos' planner
     /// (`cerbos_planner`) matches: a place where vecgate's plan deliberately differs from
@@ -283,6 +285,11 @@ struct Tally {
     /// Plans that were neither ALWAYS_ALLOWED nor ALWAYS_DENIED.
     conditional_plans: usize,
     plan_evaluations: usize,
+    /// Decisions where the PDP's batched answer (all the set's actions in one request)
+    /// differs from its answer to the action asked alone, which is the one compared: its
+    /// condition cache can carry one action's result into another's
+    /// (`the_pdp_check_of_an_action_can_depend_on_the_other_actions_asked`).
+    pdp_depends_on_other_actions: usize,
     disagreements: Vec<String>,
 }
 
@@ -314,10 +321,12 @@ fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
             let tally = tallies.entry(pdp.mode.name()).or_default();
             for p_json in &set.principals {
                 let p = principal(p_json);
-                let answers = pdp.check(p_json, &set.resources, &set.actions);
+                let mut answers = pdp.check(p_json, &set.resources, &set.actions);
+                // Where the batched answer differs from the action asked alone, the latter.
+                let mut settled = answers.clone();
                 // One plan per (action, resource scope).
                 let mut plans: BTreeMap<(String, String), Plan> = BTreeMap::new();
-                for (r_json, pdp_effects) in set.resources.iter().zip(&answers) {
+                for (ri, (r_json, pdp_effects)) in set.resources.iter().zip(&answers).enumerate() {
                     let id = r_json["id"].as_str().unwrap();
                     let scope = r_json["scope"].as_str().unwrap_or("");
                     let attrs = attr_map(&r_json["attr"]);
@@ -340,18 +349,7 @@ fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
                         Value::from_json(&r_json["attr"]),
                         CallContext { now },
                     );
-                    for ((action, vecgate), pdp_allows) in checked.iter().zip(pdp_effects) {
-                        tally.checks += 1;
-                        tally.allowed += usize::from(*pdp_allows);
-                        if vecgate != pdp_allows {
-                            tally.disagreements.push(format!(
-                                "[{}] check of {action:?}: PDP {}, vecgate {}\n{}",
-                                pdp.mode.name(),
-                                effect(*pdp_allows),
-                                effect(*vecgate),
-                                set.describe(p_json, r_json)
-                            ));
-                        }
+                    for (ai, ((action, vecgate), batched)) in checked.iter().zip(pdp_effects).enumerate() {
                         let plan = plans
                             .entry((action.clone(), scope.to_string()))
                             .or_insert_with(|| {
@@ -369,20 +367,45 @@ fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
                                     usize::from(matches!(plan, Plan::Conditional(_)));
                                 plan
                             });
-                        tally.plan_evaluations += 1;
                         let by_plan = allows(plan, &record);
-                        if by_plan != *pdp_allows {
+                        let mut pdp_allows = *batched;
+                        if *vecgate != pdp_allows || by_plan != pdp_allows {
+                            let alone = pdp.check(
+                                p_json,
+                                std::slice::from_ref(r_json),
+                                std::slice::from_ref(action),
+                            )[0][0];
+                            if alone != pdp_allows {
+                                tally.pdp_depends_on_other_actions += 1;
+                                pdp_allows = alone;
+                                settled[ri][ai] = alone;
+                            }
+                        }
+                        tally.checks += 1;
+                        tally.allowed += usize::from(pdp_allows);
+                        if *vecgate != pdp_allows {
+                            tally.disagreements.push(format!(
+                                "[{}] check of {action:?}: PDP {}, vecgate {}\n{}",
+                                pdp.mode.name(),
+                                effect(pdp_allows),
+                                effect(*vecgate),
+                                set.describe(p_json, r_json)
+                            ));
+                        }
+                        tally.plan_evaluations += 1;
+                        if by_plan != pdp_allows {
                             tally.disagreements.push(format!(
                                 "[{}] plan of {action:?} for scope {scope:?} evaluated on the resource: {} where the PDP's check says {}\nplan: {}\n{}",
                                 pdp.mode.name(),
                                 effect(by_plan),
-                                effect(*pdp_allows),
+                                effect(pdp_allows),
                                 plan.to_cerbos_json(),
                                 set.describe(p_json, r_json)
                             ));
                         }
                     }
                 }
+                answers = settled;
                 if !pdp.mode.strict {
                     let asked = Asked { pdp, set: &set, principal: p_json, answers: &answers, now };
                     compare_shapes(&asked, &plans, &cerbos_planner, &mut tally.shapes);
@@ -394,16 +417,17 @@ fn vecgate_decides_as_the_pdp_on_generated_policy_sets() {
     let mut failures = Vec::new();
     for (mode, t) in &tallies {
         println!(
-            "  {mode}: {} checks ({} allowed) and {} plan evaluations ({} conditional plans) compared, {} disagreements",
+            "  {mode}: {} checks ({} allowed) and {} plan evaluations ({} conditional plans) compared, {} disagreements ({} batched PDP answers differed from the action asked alone)",
             t.checks,
             t.allowed,
             t.plan_evaluations,
             t.conditional_plans,
-            t.disagreements.len()
+            t.disagreements.len(),
+            t.pdp_depends_on_other_actions
         );
         if !pdp_mode_is_strict(mode) {
             println!(
-                "    plan JSON vs the PDP's: {} equal, {} equal but for isTrue, {} where the PDP's own plan decides a generated resource unlike its check, {} otherwise deliberately different (the PDP's equals vecgate's reproduction of Cerbos' planner), {} where the PDP's planner fails, {} where the PDP's effectiveDerivedRoles list mixes up its items, {} with a residual the PDP leaves unevaluated, {} other",
+                "    plan JSON vs the PDP's: {} equal, {} equal but for isTrue, {} where the PDP's own plan decides a generated resource or a probe record unlike its check, {} otherwise deliberately different (the PDP's equals vecgate's reproduction of Cerbos' planner), {} where the PDP's planner fails, {} where the PDP's effectiveDerivedRoles list mixes up its items, {} with a residual the PDP leaves unevaluated, {} other",
                 t.shapes.equal,
                 t.shapes.equal_but_is_true,
                 t.shapes.pdp_plan_unlike_its_check,
@@ -480,18 +504,31 @@ fn compare_shapes(
         }
         let their_plan = Plan::from_cerbos_json(&theirs).unwrap();
         let a = set.actions.iter().position(|x| x == action).unwrap();
+        let record = |r: &Json| {
+            RecordEnv::new(
+                Value::string(r["id"].as_str().unwrap()),
+                "doc",
+                Value::from_json(&r["attr"]),
+                CallContext { now },
+            )
+        };
         let unlike_check = set.resources.iter().zip(answers).any(|(r, effects)| {
             r["scope"].as_str().unwrap_or("") == scope.as_str()
-                && allows(
-                    &their_plan,
-                    &RecordEnv::new(
-                        Value::string(r["id"].as_str().unwrap()),
-                        "doc",
-                        Value::from_json(&r["attr"]),
-                        CallContext { now },
-                    ),
-                ) != effects[a]
-        });
+                && allows(&their_plan, &record(r)) != effects[a]
+        }) || {
+            // No generated resource tells the plans apart: records made from the constants
+            // of the PDP's plan, where its plan and vecgate's disagree, asked of its check.
+            let probes: Vec<Json> = probe_records(&theirs, set, scope)
+                .into_iter()
+                .filter(|r| allows(&their_plan, &record(r)) != allows(plan, &record(r)))
+                .collect();
+            !probes.is_empty()
+                && pdp
+                    .check(p_json, &probes, std::slice::from_ref(action))
+                    .iter()
+                    .zip(&probes)
+                    .any(|(effects, r)| allows(&their_plan, &record(r)) != effects[0])
+        };
         if unlike_check {
             shapes.pdp_plan_unlike_its_check += 1;
             continue;
@@ -567,6 +604,108 @@ fn equal_but_derived_role_lists(theirs: &Json, ours: &Json) -> bool {
         }
     }
     normalised(&mask(theirs)) == normalised(&mask(ours))
+}
+
+/// Records of `scope` for telling two plans apart: each generated resource of the scope
+/// with a resource attribute the PDP's plan compares with a constant set to that constant (an
+/// item of it, a number next to it), one at a time, then all together. At most 60.
+fn probe_records(plan: &Json, set: &GeneratedSet, scope: &str) -> Vec<Json> {
+    /// The resource attribute read in `v`, when it reads exactly one.
+    fn one_attribute(v: &Json) -> Option<String> {
+        fn walk(v: &Json, found: &mut Vec<String>) {
+            match v {
+                Json::Object(o) => {
+                    if let Some(name) = o.get("variable").and_then(Json::as_str) {
+                        if let Some(path) = name.strip_prefix("request.resource.attr.") {
+                            found.push(path.to_string());
+                        }
+                    }
+                    o.values().for_each(|x| walk(x, found));
+                }
+                Json::Array(items) => items.iter().for_each(|x| walk(x, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        walk(v, &mut found);
+        found.dedup();
+        (found.len() == 1).then(|| found.remove(0))
+    }
+    fn assignments(v: &Json, out: &mut Vec<(Vec<String>, Json)>) {
+        match v {
+            Json::Object(o) => {
+                if let Some(operands) = o.get("operands").and_then(Json::as_array) {
+                    let path = operands
+                        .iter()
+                        .filter(|x| x.get("value").is_none())
+                        .find_map(one_attribute);
+                    let constant = operands.iter().find_map(|x| x.get("value"));
+                    if let (Some(path), Some(constant)) = (path, constant) {
+                        let path: Vec<String> = path.split('.').map(str::to_string).collect();
+                        let mut candidates = vec![constant.clone()];
+                        match constant {
+                            Json::Array(items) => candidates.extend(items.iter().cloned()),
+                            Json::Number(n) => {
+                                let n = n.as_f64().unwrap_or_default();
+                                candidates.extend([json!(n - 1.0), json!(n + 1.0), json!(n + 5.0)]);
+                            }
+                            _ => {}
+                        }
+                        for c in candidates {
+                            if !out.iter().any(|(p, v)| *p == path && *v == c) {
+                                out.push((path.clone(), c));
+                            }
+                        }
+                    }
+                }
+                o.values().for_each(|x| assignments(x, out));
+            }
+            Json::Array(items) => items.iter().for_each(|x| assignments(x, out)),
+            _ => {}
+        }
+    }
+    fn set_path(attr: &mut Json, path: &[String], value: &Json) {
+        match path {
+            [] => {}
+            [last] => {
+                if !attr.is_object() {
+                    *attr = json!({});
+                }
+                attr[last.as_str()] = value.clone();
+            }
+            [first, rest @ ..] => {
+                if !attr.is_object() {
+                    *attr = json!({});
+                }
+                set_path(&mut attr[first.as_str()], rest, value);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    assignments(plan, &mut found);
+    let mut out = Vec::new();
+    for (i, base) in set
+        .resources
+        .iter()
+        .filter(|r| r["scope"].as_str().unwrap_or("") == scope)
+        .enumerate()
+    {
+        let mut all = base.clone();
+        for (path, value) in &found {
+            let mut one = base.clone();
+            set_path(&mut one["attr"], path, value);
+            one["id"] = json!(format!("probe{}-{}", i, out.len()));
+            out.push(one);
+            set_path(&mut all["attr"], path, value);
+        }
+        all["id"] = json!(format!("probe{}-{}", i, out.len()));
+        out.push(all);
+        if out.len() >= 60 {
+            break;
+        }
+    }
+    out.truncate(60);
+    out
 }
 
 fn effect(allow: bool) -> &'static str {
@@ -688,4 +827,50 @@ fn the_pdp_planner_mixes_up_effective_derived_roles_items_and_vecgate_follows_th
         .plan;
     let by_our_plan: Vec<Vec<bool>> = resources.iter().map(|r| vec![allows(&ours, &env(r))]).collect();
     assert_eq!(by_our_plan, checked);
+}
+
+#[test]
+fn the_pdp_check_of_an_action_can_depend_on_the_other_actions_asked() {
+    // In a REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS scope, an ALLOW and a DENY with the same
+    // condition: asked for `read` and `view` in one request, the PDP's check lets the DENY
+    // of `view` go (its condition cache holds what it evaluated for the ALLOW of `read`);
+    // asked for `view` alone, it denies. vecgate decides each action alone, as the PDP does
+    // for a request of one action (what the PDP client asks).
+    let files = vec![
+        (
+            "doc.yaml".to_string(),
+            "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: doc\n  version: default\n  rules:\n    - actions: [view]\n      effect: EFFECT_ALLOW\n      roles: [auditor]\n".to_string(),
+        ),
+        (
+            "doc_a.yaml".to_string(),
+            "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: doc\n  version: default\n  scope: a\n  scopePermissions: SCOPE_PERMISSIONS_REQUIRE_PARENTAL_CONSENT_FOR_ALLOWS\n  rules:\n    - actions: [read]\n      effect: EFFECT_ALLOW\n      roles: [auditor]\n      condition:\n        match:\n          expr: R.attr.level == 2\n    - actions: [read, view]\n      effect: EFFECT_DENY\n      roles: [auditor]\n      condition:\n        match:\n          expr: R.attr.level == 2\n".to_string(),
+        ),
+    ];
+    let pdp = Pdp::start(Mode { strict: false, lenient: false }, &json!({}));
+    pdp.load(&files);
+    let ann = json!({"id": "ann", "roles": ["auditor"]});
+    let record = json!({"kind": "doc", "id": "r1", "scope": "a", "attr": {"level": 2}});
+    let both = vec!["read".to_string(), "view".to_string()];
+    let view = vec!["view".to_string()];
+    assert_eq!(pdp.check(&ann, std::slice::from_ref(&record), &both), vec![vec![false, true]]);
+    assert_eq!(pdp.check(&ann, std::slice::from_ref(&record), &view), vec![vec![false]]);
+
+    let set = Arc::new(load_documents(&files).unwrap());
+    let planner = Planner::new(set, PlannerOptions::default());
+    let p = principal(&ann);
+    let attrs = attr_map(&record["attr"]);
+    let no_jwt = BTreeMap::new();
+    let checked = planner.check_actions(&PlanRequest {
+        principal: &p,
+        resource_kind: "doc",
+        resource_scope: "a",
+        resource_version: "",
+        resource_attr: &attrs,
+        resource_id: Some("r1"),
+        attr_complete: true,
+        actions: &both,
+        jwt: &no_jwt,
+        now: chrono::Utc::now().fixed_offset(),
+    });
+    assert_eq!(checked, vec![("read".to_string(), false), ("view".to_string(), false)]);
 }
