@@ -400,7 +400,7 @@ fn whole_request(c: &mut Criterion) {
         );
         let config = vecgate::config::parse(&yaml, dir.path()).unwrap();
         let authn = Authenticator::from_config(&config.auth).unwrap();
-        let policies = Arc::new(PolicyStore::open(&config.policies.dir, PlannerOptions::default()).unwrap());
+        let policies = Arc::new(PolicyStore::open(config.policies.dir().unwrap(), PlannerOptions::default()).unwrap());
         let audit = AuditLog::open(&config.audit).unwrap();
         let metrics = Arc::new(Metrics::new().unwrap());
         let gateway =

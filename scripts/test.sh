@@ -5,6 +5,9 @@
 #     chromadb with its Rust server, langchain-chroma, qdrant-client, langchain-qdrant, pytest,
 #     PyJWT, requests). Reused as long as the requirements file and the base Python are
 #     unchanged (a hash stamp lives inside the venv); rebuilt from scratch otherwise.
+#  1b. Cerbos PDP (scripts/cerbos.sh): the pinned Cerbos binary, the oracle of the PDP
+#     differential tests, from npm into .tmp/cerbos (checksum verified), found through
+#     VECGATE_CERBOS.
 #  2. Rust: `cargo test --all-targets`, then the doctests. Integration tests start their own
 #     servers (Chroma, …) on free loopback ports using the venv's Python, found through
 #     VECGATE_PYTHON, and stop them when done.
@@ -17,7 +20,8 @@
 #     one, the summary says so.
 #
 # Needs: a Rust toolchain, Python >= 3.10 (`python3`, or set VECGATE_BASE_PYTHON) with the
-# venv module, and access to crates.io and PyPI (or mirrors configured for cargo and pip).
+# venv module, npm (for the Cerbos binary, once), and access to crates.io, PyPI and the npm
+# registry (or mirrors configured for cargo, pip and npm).
 # Exits non-zero if anything fails; the last line is a summary.
 set -euo pipefail
 
@@ -114,6 +118,15 @@ qdrant_find_real() {
 }
 qdrant_find_real
 unset QDRANT_URL QDRANT_BIN QDRANT_API_KEY
+
+# ---------------------------------------------------------------------------------------
+# 1b. Cerbos PDP binary (pinned, checksum-verified, cached in .tmp/cerbos) for the
+#     differential tests against the real PDP (tests/pdp_*.rs, tests/policy_test_vs_*.rs).
+# ---------------------------------------------------------------------------------------
+PHASE="cerbos pdp"
+VECGATE_CERBOS="$("$ROOT/scripts/cerbos.sh")" || exit 1
+export VECGATE_CERBOS
+RESULTS+=("cerbos: $("$VECGATE_CERBOS" --version 2>/dev/null | head -n1)")
 
 # ---------------------------------------------------------------------------------------
 # 2. Rust tests (unit, integration, benches in test mode, examples), then doctests

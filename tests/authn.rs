@@ -652,7 +652,8 @@ fn attr_mapping_takes_listed_claims_and_omits_missing_ones() {
     let attr = &authenticated.principal.attr;
     assert_eq!(attr.len(), 2);
     assert_eq!(attr["department"].as_str(), Some("eng"));
-    assert!(matches!(attr["level"], Value::Int(3)));
+    // JSON numbers are doubles, as in the PDP (google.protobuf.Value).
+    assert!(matches!(attr["level"], Value::Double(d) if d == 3.0));
     // Every verified claim stays available for request.auxData.jwt.
     assert!(authenticated.claims.contains_key("unlisted"));
     assert!(matches!(authenticated.claims["org"], Value::Map(_)));
@@ -795,7 +796,7 @@ fn minted_dev_token_round_trips_through_an_authenticator() {
     );
     assert!(matches!(
         authenticated.principal.attr["level"],
-        Value::Int(3)
+        Value::Double(d) if d == 3.0
     ));
     let exp = authenticated.expires_at.unwrap();
     assert!((now() + 3590..=now() + 3610).contains(&exp));

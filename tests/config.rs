@@ -13,8 +13,9 @@ use tempfile::TempDir;
 use vecgate::cli::check_config;
 use vecgate::config::{
     self, Algorithm, AuditConfig, BackendKind, Config, ConfigErrorKind, ConfigErrors, KeySource,
-    Mode, StampSource,
+    Mode, PdpConfig, PolicySource, StampSource,
 };
+use vecgate::policy::evaluation::Evaluation;
 
 /// A minimal valid Cerbos resource policy for kind `document`.
 const DOCUMENT_POLICY: &str = "\
@@ -158,9 +159,9 @@ fn design_example_parses_into_the_expected_config() {
         .collect();
     assert_eq!(auth.principal.attr, Some(attr));
 
-    assert_eq!(config.policies.dir, base.join("./policies"));
-    assert!(config.policies.watch);
-    assert!(!config.policies.strict_evaluation);
+    assert_eq!(config.policies.dir(), Some(base.join("./policies").as_path()));
+    assert!(config.policies.watch());
+    assert_eq!(config.policies.evaluation, Evaluation::Cerbos);
 
     assert_eq!(config.collections.len(), 1);
     let rule = &config.collections[0];
@@ -198,9 +199,9 @@ fn every_default_applies_to_a_minimal_file() {
     assert_eq!(config.auth.principal.id, "sub");
     assert_eq!(config.auth.principal.roles, "roles");
     assert_eq!(config.auth.principal.attr, None);
-    assert_eq!(config.policies.dir, base.join("policies"));
-    assert!(config.policies.watch);
-    assert!(!config.policies.strict_evaluation);
+    assert_eq!(config.policies.dir(), Some(base.join("policies").as_path()));
+    assert!(config.policies.watch());
+    assert_eq!(config.policies.evaluation, Evaluation::Cerbos);
     assert_eq!(config.collections.len(), 1);
     let rule = &config.collections[0];
     assert_eq!(
@@ -244,7 +245,7 @@ fn explicit_values_replace_defaults() {
         ("mode", "shadow"),
         ("upstream", "{kind: qdrant, url: \"https://db.internal:6333/base/\", timeout: 2m}"),
         ("auth", "{algorithms: [HS512, HS256], hs256_secret_env: S, leeway: 0s, audience: [a, b], principal: {id: user.id, roles: realm_access.roles, attr: {}}}"),
-        ("policies", "{dir: policies, watch: false, strict_evaluation: true}"),
+        ("policies", "{dir: policies, watch: false, evaluation: cerbos_strict}"),
         ("limits", "{max_body_bytes: 1024, max_filter_terms: 7, header_timeout: 500ms, body_timeout: 2s, max_connections: 3, max_upstream_requests: 5}"),
     ]));
     assert_eq!(config.mode, Mode::Shadow);
@@ -263,8 +264,8 @@ fn explicit_values_replace_defaults() {
     assert_eq!(config.auth.principal.id, "user.id");
     assert_eq!(config.auth.principal.roles, "realm_access.roles");
     assert_eq!(config.auth.principal.attr, Some(BTreeMap::new()));
-    assert!(!config.policies.watch);
-    assert!(config.policies.strict_evaluation);
+    assert!(!config.policies.watch());
+    assert_eq!(config.policies.evaluation, Evaluation::CerbosStrict);
     assert_eq!(config.limits.max_body_bytes, 1024);
     assert_eq!(config.limits.max_filter_terms, 7);
     assert_eq!(config.limits.header_timeout, Duration::from_millis(500));
@@ -1026,14 +1027,14 @@ fn relative_paths_resolve_against_the_config_directory() {
         config.auth.key,
         KeySource::PublicKeyFile(base.join("../shared/ec.pem"))
     );
-    assert_eq!(config.policies.dir, abs_rules);
+    assert_eq!(config.policies.dir(), Some(abs_rules.as_path()));
     assert_eq!(config.audit, AuditConfig::File(base.join("audit.jsonl")));
 
     // parse() resolves against the directory it is given.
     let config = config::parse(&doc(&[]), dir.path()).unwrap_err();
     assert_eq!(paths(&config), set(&["policies.dir"]));
     let config = config::parse(&doc(&[("policies", "{dir: rules}")]), &conf).unwrap();
-    assert_eq!(config.policies.dir, conf.join("rules"));
+    assert_eq!(config.policies.dir(), Some(conf.join("rules").as_path()));
 }
 
 #[test]
@@ -1103,9 +1104,72 @@ fn check_config_exit_codes() {
 fn check_config_warns_about_resource_kinds_no_policy_covers() {
     let rules = "[{name: \"hr-*\", resource_kind: hr_document}, {name: \"*\"}]";
     let (dir, config) = load_ok(&doc(&[("collections", rules)]));
-    let set = vecgate::policy::load::load_dir(&config.policies.dir).unwrap();
+    let set = vecgate::policy::load::load_dir(config.policies.dir().unwrap()).unwrap();
     let warnings = check_config::uncovered_resource_kinds(&config, &set);
     assert_eq!(warnings.len(), 1);
     // Still valid: a warning does not fail the check.
     assert_eq!(check_config::run(&config_file(&dir)), 0);
+}
+
+#[test]
+fn policies_evaluation_takes_each_mode_and_refuses_others() {
+    for (text, mode) in [
+        ("cerbos", Evaluation::Cerbos),
+        ("cerbos_strict", Evaluation::CerbosStrict),
+        ("fail_closed", Evaluation::FailClosed),
+    ] {
+        let (_d, config) = load_ok(&doc(&[("policies", &format!("{{dir: policies, evaluation: {text}}}"))]));
+        assert_eq!(config.policies.evaluation, mode);
+        assert_eq!(config.policies.planner_options().evaluation, mode);
+    }
+    let errors = load_err(&doc(&[("policies", "{dir: policies, evaluation: strict}")]));
+    let p = only_problem(&errors);
+    assert_eq!((p.path.as_str(), p.kind), ("policies.evaluation", ConfigErrorKind::InvalidValue));
+}
+
+/// `strict_evaluation` changed meaning with the new default (an erroring DENY is now ignored,
+/// as in Cerbos): both of its values are refused, with the replacement named.
+#[test]
+fn the_former_strict_evaluation_key_is_refused_with_its_replacement() {
+    for value in ["true", "false"] {
+        let errors = load_err(&doc(&[("policies", &format!("{{dir: policies, strict_evaluation: {value}}}"))]));
+        let p = only_problem(&errors);
+        assert_eq!(p.path, "policies.strict_evaluation");
+        assert_eq!(p.kind, ConfigErrorKind::InvalidValue);
+        assert!(p.reason.contains("evaluation: cerbos_strict") && p.reason.contains("evaluation: fail_closed"), "{}", p.reason);
+    }
+}
+
+#[test]
+fn a_pdp_is_the_alternative_to_a_policy_directory() {
+    let (_d, config) = load_ok(&doc(&[("policies", "{pdp: {url: \"http://127.0.0.1:3592/\"}}")]));
+    match &config.policies.source {
+        PolicySource::Pdp(pdp) => assert_eq!(
+            pdp,
+            &PdpConfig {
+                url: "http://127.0.0.1:3592".into(),
+                timeout: Duration::from_secs(2),
+                plan_cache_ttl: Duration::from_secs(10),
+                ca_file: None,
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(config.policies.dir(), None);
+    assert!(!config.policies.watch());
+    let (_d, config) = load_ok(&doc(&[("policies", "{pdp: {url: \"https://pdp:3592\", timeout: 500ms, plan_cache_ttl: 0s}}")]));
+    let PolicySource::Pdp(pdp) = &config.policies.source else { panic!() };
+    assert_eq!((pdp.timeout, pdp.plan_cache_ttl), (Duration::from_millis(500), Duration::ZERO));
+
+    // Exactly one source; the directory's settings do not apply to a PDP.
+    let both = load_err(&doc(&[("policies", "{dir: policies, pdp: {url: \"http://pdp:3592\"}}")]));
+    assert_eq!(only_problem(&both).kind, ConfigErrorKind::Conflict);
+    let neither = load_err(&doc(&[("policies", "{watch: true}")]));
+    assert_eq!(paths(&neither), set(&["policies.dir"]));
+    let extra = load_err(&doc(&[("policies", "{watch: false, evaluation: cerbos, pdp: {url: \"http://pdp:3592\"}}")]));
+    assert_eq!(paths(&extra), set(&["policies.watch", "policies.evaluation"]));
+    let bad = load_err(&doc(&[("policies", "{pdp: {url: \"ftp://pdp\", timeout: 0s}}")]));
+    assert_eq!(paths(&bad), set(&["policies.pdp.url", "policies.pdp.timeout"]));
+    let no_url = load_err(&doc(&[("policies", "{pdp: {}}")]));
+    assert_eq!(paths(&no_url), set(&["policies.pdp.url"]));
 }

@@ -21,6 +21,7 @@ use support::differential::{ids_of, random_claims, random_record, reference_ids,
 use support::vecgate::{token, VecgateOptions, VecgateServer};
 use support::ChromaServer;
 use vecgate::policy::load::load_dir;
+use vecgate::policy::evaluation::Evaluation;
 use vecgate::policy::planner::{Planner, PlannerOptions};
 
 const RECORDS: usize = 150;
@@ -94,8 +95,32 @@ fn vecgate_answers_equal_the_reference_decision_for_random_records_principals_an
     for (name, policy) in policies() {
         let dir = tempfile::tempdir().unwrap();
         write_policy_dir(dir.path(), &policy);
-        let planner = Planner::new(Arc::new(load_dir(dir.path()).unwrap()), PlannerOptions::default());
+        // A DENY over an ordering of a key that may be missing or hold a string cannot be
+        // pushed down to Chroma under Cerbos' default (the records where the DENY's condition
+        // is not true include those, and Chroma cannot select them): that policy runs with
+        // `fail_closed`, and under the default it must be refused (below).
+        let evaluation = if name == "deny-rule" { Evaluation::FailClosed } else { Evaluation::Cerbos };
+        let planner = Planner::new(
+            Arc::new(load_dir(dir.path()).unwrap()),
+            PlannerOptions { evaluation, ..PlannerOptions::default() },
+        );
+        if name == "deny-rule" {
+            let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
+            options.collections_yaml =
+                "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".into();
+            let cerbos_mode = VecgateServer::start(&options);
+            let (sub, roles, claims) = random_claims(&mut rng);
+            let (status, body) = cerbos_mode.call(
+                "POST",
+                &format!("{col}/get"),
+                Some(&token(&sub, &roles, &claims)),
+                Some(&json!({"include": []})),
+            );
+            assert_eq!(status, 403, "evaluation: cerbos must refuse the untranslatable DENY: {body}");
+            assert!(body.to_string().contains("request.resource.attr.level"), "{body}");
+        }
         let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
+        options.policies_evaluation = evaluation.name();
         options.collections_yaml =
             "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".into();
         let vecgate = VecgateServer::start(&options);

@@ -136,7 +136,8 @@ fn policies() -> Vec<(&'static str, Expect, Expect, String)> {
         ("deny-rule", Exact, Exact, doc(format!("{}{}",
             allow("request.resource.attr.region == request.principal.attr.region || request.resource.attr.owner == request.principal.id"),
             deny("request.resource.attr.level > request.principal.attr.clearance")))),
-        // A DENY over an optional list: a point without `tags` errors the DENY, which applies.
+        // A DENY over an optional list: a point without `tags` errors the DENY, which the
+        // default evaluation (Cerbos') ignores there; `!` inside it would still be refused.
         ("deny-on-optional-list", ExactOrRefused, ExactOrRefused, doc(format!("{}{}",
             allow("request.resource.attr.department == request.principal.attr.department || request.resource.attr.region == request.principal.attr.region"),
             deny("\"c\" in request.resource.attr.tags")))),

@@ -103,7 +103,8 @@ fn conformance_leave_request_compiles_variables_constants_and_derived_roles() {
         d.variables["is_owner"].debug_string(),
         "(eq variables.resource_owner variables.principal_id)"
     );
-    assert_eq!(d.constants["one"].to_json(), serde_json::json!(1));
+    // Constants are `google.protobuf.Value`s in Cerbos: numbers are doubles.
+    assert_eq!(d.constants["one"].to_json(), serde_json::json!(1.0));
 
     let names: Vec<_> = p.derived_roles.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["any_employee", "direct_manager", "owner"]);
@@ -569,11 +570,11 @@ fn constants_are_imported_checked_and_converted() {
     );
     let set = mem_ok(&[("c.yaml", ec), ("r.yaml", &ok)]);
     let consts = &set.resource_policies[0].definitions.constants;
-    assert_eq!(consts["limit"].to_json(), serde_json::json!(10));
+    assert_eq!(consts["limit"].to_json(), serde_json::json!(10.0));
     assert_eq!(consts["tags"].to_json(), serde_json::json!(["a", "b"]));
     assert_eq!(
         consts["nested"].to_json(),
-        serde_json::json!({"k": [1, 2.5, true, null]})
+        serde_json::json!({"k": [1.0, 2.5, true, null]})
     );
 
     let undefined = resource("doc", "", "R.attr.n < constants.limit");
@@ -900,4 +901,27 @@ fn empty_and_comment_only_files_are_not_errors() {
     let set = mem_ok(&[("empty.yaml", ""), ("comment.yaml", "# nothing here\n")]);
     assert_eq!(set.file_count, 0);
     assert_eq!(set.warnings.len(), 2);
+}
+
+/// A function vecgate does not implement (Cerbos' path and SPIFFE functions) is refused when
+/// the policy loads: evaluated, it would be an error on every record where Cerbos' PDP decides.
+#[test]
+fn functions_vecgate_does_not_implement_are_refused_at_load() {
+    for expr in [
+        "basePath(R.attr.path) == \"dir\"",
+        "spiffeID(P.id).path() == \"/x\"",
+        "R.attr.tags.exists(t, basePath(t) == \"x\")",
+        "math.frobnicate(1) == 1",
+    ] {
+        let doc = resource("doc", "", expr);
+        let e = mem_err(&[("r.yaml", &doc)]);
+        assert!(e.to_string().contains("is not implemented by vecgate"), "{expr}: {e}");
+    }
+    for expr in [
+        "math.greatest([1, 2]) == 2",
+        "R.attr.tags.exists(math, math == \"x\")",
+        "lists.range(3).size() == 3",
+    ] {
+        mem_ok(&[("r.yaml", &resource("doc", "", expr))]);
+    }
 }

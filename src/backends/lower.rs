@@ -2,18 +2,27 @@
 //!
 //! A plan condition is a CEL expression evaluated with three-valued logic: on a record each
 //! node is true, false, or an error, and a record is allowed only where the root is exactly
-//! `true`. For every node we therefore speak of two record sets, T (where it is true) and F
-//! (where it is false); a record outside both is one where the node errors (a missing key, a
-//! type mismatch). `and`, `or` and `not` combine them by De Morgan:
-//! T(and)=∩T, F(and)=∪F, T(or)=∪T, F(or)=∩F, T(not a)=F(a), F(not a)=T(a).
+//! `true`. For every node we therefore speak of four record sets: T (where it is true), F
+//! (where it is false), and their complements NT ("not true": false or an error) and NF ("not
+//! false"); a record in neither T nor F is one where the node errors (a missing key, a type
+//! mismatch). The complements are what vecgate's `isTrue` asks for: Cerbos' check ignores a
+//! DENY whose condition errors, so a record is kept where the DENY's condition is *not true*.
+//! `and`, `or`, `not`, `isTrue` and `if` combine the sets:
+//! - T(and)=∩T, F(and)=∪F, NT(and)=∪NT, NF(and)=∩NF (and dually for `or`);
+//! - T(not a)=F(a), F(not a)=T(a), NT(not a)=NF(a), NF(not a)=NT(a);
+//! - T(isTrue a)=NF(isTrue a)=T(a), F(isTrue a)=NT(isTrue a)=NT(a);
+//! - T(if c t e)=T(c)∩T(t) ∪ F(c)∩T(e), and alike for the other sets;
+//! - the error constant (`{"operator":"error"}`): T=F=∅, NT=NF=everything.
 //!
-//! `lower` walks the expression with a `Side` (want T or want F), pushes every `not` down
-//! to the leaves, and asks a backend (`Target`) for the exact T or F set of each leaf
-//! comparison (`Atom`). A backend that cannot express that set exactly refuses; nothing is
-//! ever approximated. Existence tests (`has()`), which neither database can express alone,
-//! are resolved against their sibling comparisons where that is exact (`existence_plan`).
-//! The backends then render the resulting `Formula` as a Chroma `where` or a Qdrant
-//! `filter`: [`super::chroma::filter::translate`], [`super::qdrant::filter::translate`].
+//! `lower` walks the expression with a `Side`, pushes every `not` down to the leaves, and asks
+//! a backend (`Target`) for the exact T or F set of each leaf comparison (`Atom`); an NT or NF
+//! set is the backend's exact negation of the T or F formula (`Target::negate_leaf`: Qdrant's
+//! `must_not`, Chroma's `$ne`/`$nin`/`$not_contains`). A backend that cannot express a set
+//! exactly refuses; nothing is ever approximated. Existence tests (`has()`), which neither
+//! database can express alone, are resolved against their sibling comparisons where that is
+//! exact (`existence_plan`). The backends then render the resulting `Formula` as a Chroma
+//! `where` or a Qdrant `filter`: [`super::chroma::filter::translate`],
+//! [`super::qdrant::filter::translate`].
 
 use crate::plan::expr::{RESOURCE_ATTR, RESOURCE_ID};
 use crate::backends::FieldMapping;
@@ -87,7 +96,7 @@ pub enum Pushdown {
     Filter(serde_json::Value),
 }
 
-/// Which set of a node a translation is asked for.
+/// Which set of a leaf comparison a backend is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     /// The records on which the node evaluates to `true`.
@@ -106,6 +115,31 @@ impl Side {
 
     pub(crate) fn is_true(self) -> bool {
         self == Side::True
+    }
+}
+
+/// Which set of a node the lowering is asked for: one of the two sides, or the complement of
+/// one (every record outside it, errors included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Set {
+    Is(Side),
+    IsNot(Side),
+}
+
+impl Set {
+    pub(crate) const TRUE: Set = Set::Is(Side::True);
+
+    /// The set of a `not`'s operand.
+    fn flip(self) -> Set {
+        match self {
+            Set::Is(s) => Set::Is(s.flip()),
+            Set::IsNot(s) => Set::IsNot(s.flip()),
+        }
+    }
+
+    /// Whether a record where the node is true belongs to this set.
+    fn holds_true(self) -> bool {
+        matches!(self, Set::Is(Side::True) | Set::IsNot(Side::False))
     }
 }
 
@@ -385,7 +419,8 @@ pub(crate) enum Atom<'e> {
 pub(crate) trait Target {
     type Leaf;
 
-    /// The exact T or F set of one leaf, or a refusal. `node` is the plan node (for errors).
+    /// The exact T or F set of one leaf (`side` is `True` or `False`), or a refusal. `node`
+    /// is the plan node (for errors).
     fn atom(
         &self,
         atom: Atom<'_>,
@@ -393,13 +428,39 @@ pub(crate) trait Target {
         node: &Expr,
     ) -> Result<Formula<Self::Leaf>, TranslateError>;
 
-    /// Every record outside T of an `Eq` or `InList` atom on a top-level attribute: where it
-    /// is false, and where the key is missing (the only way these atoms error).
-    fn complement(
-        &self,
-        atom: Atom<'_>,
-        node: &Expr,
-    ) -> Result<Formula<Self::Leaf>, TranslateError>;
+    /// The leaf matching exactly the records `leaf` does not match, or why the backend has
+    /// none.
+    fn negate_leaf(&self, leaf: Self::Leaf) -> Result<Self::Leaf, &'static str>;
+}
+
+/// The exact complement of a formula: De Morgan, with each leaf negated by the backend.
+pub(crate) fn negate<T: Target>(
+    target: &T,
+    f: Formula<T::Leaf>,
+    node: &Expr,
+    side: Side,
+) -> Result<Formula<T::Leaf>, TranslateError> {
+    // `side` is the set that was negated (for error messages).
+    Ok(match f {
+        Formula::Const(b) => Formula::Const(!b),
+        Formula::Leaf(l) => Formula::Leaf(
+            target
+                .negate_leaf(l)
+                .map_err(|reason| not_exact(node, side, reason))?,
+        ),
+        Formula::And(items) => Formula::or(
+            items
+                .into_iter()
+                .map(|i| negate(target, i, node, side))
+                .collect::<Result<_, _>>()?,
+        ),
+        Formula::Or(items) => Formula::and(
+            items
+                .into_iter()
+                .map(|i| negate(target, i, node, side))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
 }
 
 /// Names a node for an error, with the side it was asked for.
@@ -434,11 +495,11 @@ pub(crate) fn not_exact(node: &Expr, side: Side, reason: &'static str) -> Transl
     }
 }
 
-/// Translates `node` on `side` by pushing negation down to the leaves.
+/// Translates `node` for the set `set` by pushing negation down to the leaves.
 pub(crate) fn lower<T: Target>(
     target: &T,
     node: &Expr,
-    side: Side,
+    set: Set,
     depth: usize,
 ) -> Result<Formula<T::Leaf>, TranslateError> {
     if depth > MAX_EXPR_DEPTH {
@@ -448,39 +509,130 @@ pub(crate) fn lower<T: Target>(
             limit: MAX_EXPR_DEPTH,
         });
     }
+    // Each kind of node in a function of its own keeps the recursive frame small.
     match node {
-        Expr::Value(Value::Bool(b)) => Ok(Formula::Const(*b == side.is_true())),
-        Expr::Call(Op::And, args) | Expr::Call(Op::Or, args) => {
-            // T(and) = ∩T and F(or) = ∩F; T(or) = ∪T and F(and) = ∪F.
-            let conjunctive = matches!(node, Expr::Call(Op::And, _)) == side.is_true();
-            let plan = existence_plan(args, side, conjunctive);
+        Expr::Value(Value::Bool(b)) => Ok(Formula::Const(*b == set.holds_true())),
+        e if e.is_error() => Ok(Formula::Const(matches!(set, Set::IsNot(_)))),
+        Expr::Call(Op::And | Op::Or, args) => {
+            lower_junction(target, node, args, set, depth)
+        }
+        Expr::Call(Op::Not, args) => match args.as_slice() {
+            [a] => lower(target, a, set.flip(), depth + 1),
+            _ => Err(set_error(node, set, "`not` takes exactly one operand")),
+        },
+        Expr::Call(Op::IsTrue, args) => match args.as_slice() {
+            [a] => match set {
+                Set::Is(Side::True) | Set::IsNot(Side::False) => {
+                    lower(target, a, Set::TRUE, depth + 1)
+                }
+                Set::Is(Side::False) | Set::IsNot(Side::True) => {
+                    lower(target, a, Set::IsNot(Side::True), depth + 1)
+                }
+            },
+            _ => Err(set_error(node, set, "`isTrue` takes exactly one operand")),
+        },
+        Expr::Call(Op::If, args) => lower_if(target, node, args, set, depth),
+        _ => lower_leaf(target, node, set),
+    }
+}
+
+#[inline(never)]
+fn lower_junction<T: Target>(
+    target: &T,
+    node: &Expr,
+    args: &[Expr],
+    set: Set,
+    depth: usize,
+) -> Result<Formula<T::Leaf>, TranslateError> {
+    let is_and = matches!(node, Expr::Call(Op::And, _));
+    let side = match set {
+        Set::Is(side) => side,
+        Set::IsNot(side) => {
+            // NT(and) = ∪NT, NF(and) = ∩NF; NT(or) = ∩NT, NF(or) = ∪NF.
+            let conjunctive = is_and == (side == Side::False);
             let parts = args
                 .iter()
-                .zip(plan)
-                .map(|(a, how)| match how {
-                    Operand2::Lower => lower(target, a, side, depth + 1),
-                    Operand2::Const(b) => Ok(Formula::Const(b)),
-                    Operand2::Complement => {
-                        let (leaf, leaf_side) = peel(a, side);
-                        let (atom, _) = parse_atom(leaf, leaf_side)?;
-                        target.complement(atom, leaf)
-                    }
-                })
+                .map(|a| lower(target, a, set, depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(if conjunctive {
+            return Ok(if conjunctive {
                 Formula::and(parts)
             } else {
                 Formula::or(parts)
-            })
+            });
         }
-        Expr::Call(Op::Not, args) => match args.as_slice() {
-            [a] => lower(target, a, side.flip(), depth + 1),
-            _ => Err(unsupported(node, side, "`not` takes exactly one operand")),
-        },
-        _ => {
+    };
+    // T(and) = ∩T and F(or) = ∩F; T(or) = ∪T and F(and) = ∪F.
+    let conjunctive = is_and == side.is_true();
+    let plan = existence_plan(args, side, conjunctive);
+    let parts = args
+        .iter()
+        .zip(plan)
+        .map(|(a, how)| match how {
+            Operand2::Lower => lower(target, a, set, depth + 1),
+            Operand2::Const(b) => Ok(Formula::Const(b)),
+            Operand2::Complement => {
+                let (leaf, leaf_side) = peel(a, side);
+                let (atom, _) = parse_atom(leaf, leaf_side)?;
+                let positive = target.atom(atom, Side::True, leaf)?;
+                negate(target, positive, leaf, Side::True)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(if conjunctive {
+        Formula::and(parts)
+    } else {
+        Formula::or(parts)
+    })
+}
+
+#[inline(never)]
+fn lower_if<T: Target>(
+    target: &T,
+    node: &Expr,
+    args: &[Expr],
+    set: Set,
+    depth: usize,
+) -> Result<Formula<T::Leaf>, TranslateError> {
+    let [c, t, e] = args else {
+        return Err(set_error(node, set, "`if` takes three operands"));
+    };
+    let down = |n: &Expr, s: Set| lower(target, n, s, depth + 1);
+    Ok(match set {
+        // T(if) = T(c)∩T(t) ∪ F(c)∩T(e), alike for F.
+        Set::Is(_) => Formula::or(vec![
+            Formula::and(vec![down(c, Set::TRUE)?, down(t, set)?]),
+            Formula::and(vec![down(c, Set::Is(Side::False))?, down(e, set)?]),
+        ]),
+        // The complement of the above: (NT(c)∪NT(t)) ∩ (NF(c)∪NT(e)), alike for NF.
+        Set::IsNot(_) => Formula::and(vec![
+            Formula::or(vec![down(c, Set::IsNot(Side::True))?, down(t, set)?]),
+            Formula::or(vec![down(c, Set::IsNot(Side::False))?, down(e, set)?]),
+        ]),
+    })
+}
+
+#[inline(never)]
+fn lower_leaf<T: Target>(
+    target: &T,
+    node: &Expr,
+    set: Set,
+) -> Result<Formula<T::Leaf>, TranslateError> {
+    match set {
+        Set::Is(side) => {
             let (atom, side) = parse_atom(node, side)?;
             target.atom(atom, side, node)
         }
+        Set::IsNot(side) => {
+            let (atom, atom_side) = parse_atom(node, side)?;
+            let formula = target.atom(atom, atom_side, node)?;
+            negate(target, formula, node, side)
+        }
+    }
+}
+
+fn set_error(node: &Expr, set: Set, reason: &'static str) -> TranslateError {
+    match set {
+        Set::Is(side) | Set::IsNot(side) => unsupported(node, side, reason),
     }
 }
 

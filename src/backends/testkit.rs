@@ -70,6 +70,12 @@ pub fn and(args: Vec<Expr>) -> Expr {
 pub fn or(args: Vec<Expr>) -> Expr {
     call(Op::Or, args)
 }
+pub fn is_true(a: Expr) -> Expr {
+    call(Op::IsTrue, vec![a])
+}
+pub fn if_(c: Expr, t: Expr, e: Expr) -> Expr {
+    call(Op::If, vec![c, t, e])
+}
 
 /// A record: its metadata (the `R.attr` map) and `R.id`.
 #[derive(Debug, Clone)]
@@ -87,7 +93,20 @@ pub fn eval(e: &Expr, r: &Record) -> Result<Value, ()> {
         Expr::Value(v) => Ok(v.clone()),
         Expr::Variable(v) if v == crate::plan::expr::RESOURCE_ID => Ok(Value::string(&r.id)),
         Expr::Variable(_) => Err(()),
+        e if e.is_error() => Err(()),
         Expr::Call(op, args) => match op {
+            Op::IsTrue => {
+                let [a] = args.as_slice() else { return Err(()) };
+                Ok(Value::Bool(matches!(eval(a, r), Ok(Value::Bool(true)))))
+            }
+            Op::If => {
+                let [c, t, e] = args.as_slice() else { return Err(()) };
+                match eval(c, r)? {
+                    Value::Bool(true) => eval(t, r),
+                    Value::Bool(false) => eval(e, r),
+                    _ => Err(()),
+                }
+            }
             Op::And | Op::Or => {
                 let absorbing = *op == Op::Or;
                 let mut error = false;
@@ -396,6 +415,7 @@ fn leaf() -> impl Strategy<Value = Expr> {
         1 => any_attr(),
         1 => any::<bool>().prop_map(Expr::bool),
         1 => ids,
+        1 => Just(Expr::error()),
     ]
 }
 
@@ -405,7 +425,9 @@ pub fn plan() -> impl Strategy<Value = Expr> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 2..4).prop_map(and),
             prop::collection::vec(inner.clone(), 2..4).prop_map(or),
-            inner.prop_map(not),
+            inner.clone().prop_map(not),
+            inner.clone().prop_map(is_true),
+            (inner.clone(), inner.clone(), inner).prop_map(|(c, t, e)| if_(c, t, e)),
         ]
     })
 }

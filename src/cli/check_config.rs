@@ -23,8 +23,19 @@ pub fn run(config_path: &Path) -> i32 {
     for warning in config::warnings(&config) {
         eprintln!("warning: {warning}");
     }
-    let dir = config.policies.dir.display();
-    let set = match load_dir(&config.policies.dir) {
+    let Some(policy_dir) = config.policies.dir() else {
+        println!(
+            "ok: configuration is valid; policies come from the Cerbos PDP at {} (not contacted \
+             offline)",
+            match &config.policies.source {
+                config::PolicySource::Pdp(pdp) => pdp.url.as_str(),
+                config::PolicySource::Dir { .. } => "",
+            }
+        );
+        return 0;
+    };
+    let dir = policy_dir.display();
+    let set = match load_dir(policy_dir) {
         Ok(set) => set,
         Err(errors) => {
             for problem in &errors.problems {
@@ -91,7 +102,7 @@ fn summary(config: &Config, set: &PolicySet) -> String {
         config.upstream.kind.name(),
         config.upstream.url,
         set.file_count,
-        config.policies.dir.display(),
+        config.policies.dir().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
         set.resource_policies.len(),
         set.principal_policies.len(),
         set.role_policies.len(),

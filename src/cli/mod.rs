@@ -4,8 +4,9 @@
 use crate::backends::{chroma, qdrant, FieldMapping};
 use crate::plan::{Plan, Value};
 use crate::policy::load::load_dir;
-use crate::policy::plan_suite::{run_suite, SUITE_NOW};
-use crate::policy::planner::{ErrorSemantics, PlanRequest, Planner, PlannerOptions, Principal};
+use crate::policy::suite::planner_suite::{run_suite, SUITE_NOW};
+use crate::policy::evaluation::Evaluation;
+use crate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub enum Command {
         /// Attributes every record is guaranteed to carry (comma-separated).
         #[arg(long, value_delimiter = ',')]
         required_attrs: Vec<String>,
+        /// What an erroring condition does, as `policies.evaluation` in the configuration.
+        #[arg(long, value_enum, default_value_t = EvaluationArg::Cerbos)]
+        evaluation: EvaluationArg,
     },
     /// Run Cerbos query-planner suite files; the last line is `N passed, M failed`.
     PlanSuite {
@@ -99,7 +103,31 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Run Cerbos policy test suites (`*_test.yaml`) found under DIR.
-    Test { dir: PathBuf },
+    Test {
+        dir: PathBuf,
+        /// The mode for tests whose options do not set `strictEvaluation: true` (which always
+        /// means `cerbos_strict`, as in `cerbos compile`).
+        #[arg(long, value_enum, default_value_t = EvaluationArg::Cerbos)]
+        evaluation: EvaluationArg,
+    },
+}
+
+/// `policies.evaluation` on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EvaluationArg {
+    Cerbos,
+    CerbosStrict,
+    FailClosed,
+}
+
+impl From<EvaluationArg> for Evaluation {
+    fn from(e: EvaluationArg) -> Evaluation {
+        match e {
+            EvaluationArg::Cerbos => Evaluation::Cerbos,
+            EvaluationArg::CerbosStrict => Evaluation::CerbosStrict,
+            EvaluationArg::FailClosed => Evaluation::FailClosed,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,6 +149,7 @@ pub fn run(cli: Cli) -> i32 {
             output,
             attr_prefix,
             required_attrs,
+            evaluation,
         } => plan(&PlanArgs {
             policies: &policies,
             principal: &principal,
@@ -130,6 +159,7 @@ pub fn run(cli: Cli) -> i32 {
             output,
             attr_prefix,
             required_attrs,
+            evaluation: evaluation.into(),
         }),
         Command::PlanSuite {
             policies,
@@ -137,8 +167,8 @@ pub fn run(cli: Cli) -> i32 {
             files,
         } => plan_suite(&policies, lenient, &files),
         Command::Policy {
-            command: PolicyCommand::Test { dir },
-        } => policy_test::run(&dir),
+            command: PolicyCommand::Test { dir, evaluation },
+        } => policy_test::run(&dir, evaluation.into()),
         Command::Check {
             config: Some(config),
             ..
@@ -179,6 +209,7 @@ struct PlanArgs<'a> {
     output: Output,
     attr_prefix: Option<String>,
     required_attrs: Vec<String>,
+    evaluation: Evaluation,
 }
 
 /// Reads a principal from its JSON form.
@@ -246,7 +277,11 @@ fn plan(args: &PlanArgs<'_>) -> i32 {
         eprintln!("error: give at least one --action");
         return 2;
     }
-    let planner = match load_planner(args.policies, PlannerOptions::default()) {
+    let options = PlannerOptions {
+        evaluation: args.evaluation,
+        ..PlannerOptions::default()
+    };
+    let planner = match load_planner(args.policies, options) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -315,8 +350,8 @@ fn plan_suite(policies: &Path, lenient: bool, files: &[PathBuf]) -> i32 {
     let options = PlannerOptions {
         globals,
         lenient_scope_search: lenient,
-        error_semantics: ErrorSemantics::NeverMatch,
         unroll_limit: Some(10),
+        cerbos_planner: true,
         ..PlannerOptions::default()
     };
     let planner = match load_planner(policies, options) {

@@ -6,7 +6,6 @@ use crate::authn::{AuthnError, Authenticator};
 use crate::config::{self, Config};
 use crate::metrics::{KnownLabels, Metrics};
 use crate::policy::watch::spawn_policy_watcher;
-use crate::policy::planner::PlannerOptions;
 use crate::policy::store::PolicyStore;
 use crate::proxy::Gateway;
 use crate::server::tls::TlsAcceptorSource;
@@ -43,12 +42,13 @@ pub fn run(config_path: &Path) -> i32 {
 async fn serve(config: Config) -> Result<(), String> {
     refuse_unavailable_features(&config)?;
     let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
-    let options = PlannerOptions {
-        strict_evaluation: config.policies.strict_evaluation,
-        ..PlannerOptions::default()
+    let Some(policy_dir) = config.policies.dir() else {
+        return Err("policies.pdp: an existing Cerbos PDP as the policy source is not wired \
+                    into the proxy yet; use policies.dir"
+            .into());
     };
-    let policies = PolicyStore::open(&config.policies.dir, options)
-        .map_err(|e| format!("policies in {}: {e}", config.policies.dir.display()))?;
+    let policies = PolicyStore::open(policy_dir, config.policies.planner_options())
+        .map_err(|e| format!("policies in {}: {e}", policy_dir.display()))?;
     for warning in &policies.snapshot().warnings {
         tracing::warn!("policy: {warning}");
     }
@@ -69,7 +69,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let policies = Arc::new(policies);
     // Reloads on file changes and on SIGHUP; kept alive until the server has stopped. The
     // listener's certificate files are re-read on the same trigger.
-    let _policy_watch = if config.policies.watch {
+    let _policy_watch = if config.policies.watch() {
         let reload_metrics = metrics.clone();
         let reload_tls = tls.clone();
         Some(
@@ -94,7 +94,7 @@ async fn serve(config: Config) -> Result<(), String> {
         None
     };
     // Without the policy watcher, SIGHUP still re-reads the certificate files.
-    let _certificate_reload = match (&tls, config.policies.watch) {
+    let _certificate_reload = match (&tls, config.policies.watch()) {
         (Some(tls), false) => Some(reload_certificates_on_sighup(tls.clone())?),
         _ => None,
     };

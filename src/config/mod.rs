@@ -9,6 +9,7 @@ mod validate;
 
 pub use validate::parse_duration;
 
+use crate::policy::evaluation::Evaluation;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -326,11 +327,52 @@ pub struct PrincipalMapping {
     pub attr: Option<BTreeMap<String, String>>,
 }
 
+/// `policies`: where policies come from and what an erroring condition does.
 #[derive(Debug, Clone)]
 pub struct PoliciesConfig {
-    pub dir: PathBuf,
-    pub watch: bool,
-    pub strict_evaluation: bool,
+    pub source: PolicySource,
+    /// `policies.evaluation` (default `cerbos`). With a PDP as the source, the PDP's own
+    /// `engine.strictEvaluation` decides and this is `cerbos` (the field is refused there).
+    pub evaluation: Evaluation,
+}
+
+/// Exactly one of `policies.dir` and `policies.pdp`.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// Policy files, evaluated by vecgate's own engine.
+    Dir {
+        dir: PathBuf,
+        /// Reload on change and on SIGHUP (default true).
+        watch: bool,
+    },
+    /// An existing Cerbos PDP answers PlanResources and CheckResources.
+    Pdp(PdpConfig),
+}
+
+/// `policies.pdp`: the PDP client's own settings.
+pub use crate::policy::pdp::PdpConfig;
+
+impl PoliciesConfig {
+    /// The policy directory, when policies come from files.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.source {
+            PolicySource::Dir { dir, .. } => Some(dir),
+            PolicySource::Pdp(_) => None,
+        }
+    }
+
+    /// Whether the policy directory is watched.
+    pub fn watch(&self) -> bool {
+        matches!(self.source, PolicySource::Dir { watch: true, .. })
+    }
+
+    /// The engine settings for vecgate's own planner and check.
+    pub fn planner_options(&self) -> crate::policy::planner::PlannerOptions {
+        crate::policy::planner::PlannerOptions {
+            evaluation: self.evaluation,
+            ..crate::policy::planner::PlannerOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

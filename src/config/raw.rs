@@ -76,7 +76,25 @@ pub struct RawPrincipal {
 pub struct RawPolicies {
     pub dir: Option<String>,
     pub watch: Option<bool>,
+    /// Replaced by `evaluation`; read only to refuse it with a message saying what to write.
     pub strict_evaluation: Option<bool>,
+    pub evaluation: Option<String>,
+    pub pdp: Option<RawPdp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPdp {
+    pub url: Option<String>,
+    pub timeout: Option<String>,
+    pub plan_cache_ttl: Option<String>,
+    pub tls: Option<RawPdpTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPdpTls {
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

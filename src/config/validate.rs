@@ -2,14 +2,15 @@
 //! so one run reports everything that is wrong with the file.
 
 use super::raw::{
-    RawAudit, RawAuth, RawCollectionRule, RawConfig, RawLimits, RawListenerTls, RawPolicies,
-    RawPrincipal, RawUpstream,
+    RawAudit, RawAuth, RawCollectionRule, RawConfig, RawLimits, RawListenerTls, RawPdp,
+    RawPolicies, RawPrincipal, RawUpstream,
 };
 use super::{
     Algorithm, AuditConfig, AuditOnFailure, AuthConfig, BackendKind, CollectionRule, Config, ConfigErrorKind,
-    ConfigErrors, ConfigProblem, KeySource, Limits, ListenerTls, Mode, PoliciesConfig,
-    PrincipalMapping, StampSource, UpstreamConfig,
+    ConfigErrors, ConfigProblem, KeySource, Limits, ListenerTls, Mode, PdpConfig, PoliciesConfig,
+    PolicySource, PrincipalMapping, StampSource, UpstreamConfig,
 };
+use crate::policy::evaluation::Evaluation;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_PDP_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_PLAN_CACHE_TTL: Duration = Duration::from_secs(10);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 const DEFAULT_RESOURCE_KIND: &str = "document";
 /// `audit.path` value that turns the audit log off.
@@ -853,13 +856,112 @@ fn claim_path(v: &mut Validator<'_>, text: String, path: &str) -> Option<String>
 }
 
 fn policies(v: &mut Validator<'_>, raw: RawPolicies) -> Option<PoliciesConfig> {
-    let dir = v
-        .required(raw.dir, "policies.dir")
-        .and_then(|d| v.directory(d, "policies.dir"));
+    if raw.strict_evaluation.is_some() {
+        v.report(
+            "policies.strict_evaluation",
+            ConfigErrorKind::InvalidValue,
+            "replaced by policies.evaluation: `strict_evaluation: true` is now \
+             `evaluation: cerbos_strict`; vecgate's former default (an erroring DENY applies) \
+             is `evaluation: fail_closed`; the new default, `cerbos`, ignores an erroring rule \
+             as Cerbos' PDP does (see the README's \"Coming from Cerbos\")",
+        );
+    }
+    let evaluation = match raw.evaluation.as_deref() {
+        None => Some(Evaluation::default()),
+        Some(text) => match text.parse::<Evaluation>() {
+            Ok(e) => Some(e),
+            Err(reason) => {
+                v.report("policies.evaluation", ConfigErrorKind::InvalidValue, reason);
+                None
+            }
+        },
+    };
+    let source = match (raw.dir, raw.pdp) {
+        (Some(dir), None) => v
+            .directory(dir, "policies.dir")
+            .map(|dir| PolicySource::Dir {
+                dir,
+                watch: raw.watch.unwrap_or(true),
+            }),
+        (None, Some(pdp_raw)) => {
+            if raw.watch.is_some() {
+                v.report(
+                    "policies.watch",
+                    ConfigErrorKind::Conflict,
+                    "watch applies to policies.dir; the PDP reloads its own store",
+                );
+            }
+            if raw.evaluation.is_some() {
+                v.report(
+                    "policies.evaluation",
+                    ConfigErrorKind::Conflict,
+                    "with policies.pdp the PDP's own engine.strictEvaluation decides; remove \
+                     policies.evaluation",
+                );
+            }
+            pdp(v, pdp_raw).map(PolicySource::Pdp)
+        }
+        (Some(_), Some(_)) => {
+            v.report(
+                "policies",
+                ConfigErrorKind::Conflict,
+                "give either policies.dir (policy files) or policies.pdp (an existing Cerbos \
+                 PDP), not both",
+            );
+            None
+        }
+        (None, None) => {
+            v.report(
+                "policies.dir",
+                ConfigErrorKind::MissingField,
+                "required (or policies.pdp, to use an existing Cerbos PDP)",
+            );
+            None
+        }
+    };
     Some(PoliciesConfig {
-        dir: dir?,
-        watch: raw.watch.unwrap_or(true),
-        strict_evaluation: raw.strict_evaluation.unwrap_or(false),
+        source: source?,
+        evaluation: evaluation?,
+    })
+}
+
+fn pdp(v: &mut Validator<'_>, raw: RawPdp) -> Option<PdpConfig> {
+    let url = v
+        .required(raw.url, "policies.pdp.url")
+        .and_then(|text| match upstream_url(&text) {
+            Ok(url) => Some(url),
+            Err(reason) => {
+                v.report("policies.pdp.url", ConfigErrorKind::InvalidValue, reason);
+                None
+            }
+        });
+    let timeout = v.positive_duration(raw.timeout, "policies.pdp.timeout", DEFAULT_PDP_TIMEOUT);
+    let plan_cache_ttl = v.duration(
+        raw.plan_cache_ttl,
+        "policies.pdp.plan_cache_ttl",
+        DEFAULT_PLAN_CACHE_TTL,
+    );
+    let ca_file = match raw.tls.and_then(|t| t.ca_file) {
+        None => Ok(None),
+        Some(text) => v
+            .readable_file(text, "policies.pdp.tls.ca_file")
+            .map(Some)
+            .ok_or(()),
+    };
+    if let (Some(url), Ok(Some(_))) = (&url, &ca_file) {
+        if !url.starts_with("https://") {
+            v.report(
+                "policies.pdp.tls.ca_file",
+                ConfigErrorKind::Conflict,
+                "a CA file only applies to an https PDP url",
+            );
+        }
+    }
+    Some(PdpConfig {
+        url: url?,
+        timeout: timeout?,
+        plan_cache_ttl: plan_cache_ttl?,
+        ca_file: ca_file.ok()?,
     })
 }
 

@@ -33,6 +33,17 @@ impl Partial {
             Partial::Error(e) => Err(e),
         }
     }
+
+    /// As an expression, an error kept as the error constant: for operands that are
+    /// evaluated only on some records (a branch of `?:`, a lambda body), where a plan-time
+    /// error must not become an error for every record.
+    fn into_expr_keeping_errors(self) -> Expr {
+        match self {
+            Partial::Known(v) => Expr::Value(v),
+            Partial::Residual(e) => e,
+            Partial::Error(_) => Expr::error(),
+        }
+    }
 }
 
 /// Which truth value of a boolean sub-expression the final decision depends on.
@@ -95,7 +106,7 @@ pub fn walk(value: &Value, path: &str) -> Resolved {
 }
 
 /// Namespaces whose functions are written `ns.f(x)`; Cerbos encodes them as `f(ns, x)`.
-const FUNCTION_NAMESPACES: &[&str] = &["lists", "math", "sets", "strings", "base64"];
+pub const FUNCTION_NAMESPACES: &[&str] = &["lists", "math", "sets", "strings", "base64"];
 
 /// The evaluator, holding lambda bindings while it descends.
 pub struct Evaluator<'e> {
@@ -109,6 +120,8 @@ pub struct Evaluator<'e> {
     /// Depth of lambda bodies being evaluated with their variable unknown. With an unroll
     /// limit set (Cerbos compatibility), nothing is unrolled inside them, as in Cerbos.
     residual_lambda_depth: usize,
+    /// How deep the node being evaluated sits below the expression evaluation started at.
+    node_depth: usize,
     /// Reproduce Cerbos' rewrites even where they are only exact for the true-set (the
     /// struct matcher under negation). Off: such rewrites happen in positive position only.
     pub cerbos_compat: bool,
@@ -122,6 +135,7 @@ impl<'e> Evaluator<'e> {
             unroll_limit: None,
             folded_errors: 0,
             residual_lambda_depth: 0,
+            node_depth: 0,
             cerbos_compat: false,
         }
     }
@@ -140,7 +154,29 @@ impl<'e> Evaluator<'e> {
         }
     }
 
+    /// Evaluates a rule condition: like [`Evaluator::eval`], but a known value that is not a
+    /// boolean is false (Cerbos reads it as "not met"), not an error.
+    pub fn eval_condition(&mut self, e: &Expr, pol: Polarity) -> Partial {
+        match self.eval_node(e, pol) {
+            Partial::Known(Value::Bool(b)) => Partial::Known(Value::Bool(b)),
+            Partial::Known(_) => Partial::Known(Value::Bool(false)),
+            Partial::Error(e) if pol == Polarity::Neutral => Partial::Error(e),
+            Partial::Error(_) => {
+                self.folded_errors += 1;
+                Partial::Known(Value::Bool(pol == Polarity::Negative))
+            }
+            Partial::Residual(r) => Partial::Residual(r),
+        }
+    }
+
     fn eval_node(&mut self, e: &Expr, pol: Polarity) -> Partial {
+        self.node_depth += 1;
+        let out = self.eval_node_inner(e, pol);
+        self.node_depth -= 1;
+        out
+    }
+
+    fn eval_node_inner(&mut self, e: &Expr, pol: Polarity) -> Partial {
         match e {
             Expr::Value(v) => Partial::Known(v.clone()),
             Expr::Variable(name) => self.variable(name),
@@ -152,6 +188,7 @@ impl<'e> Evaluator<'e> {
                 Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge => self.compare(op, args, pol),
                 Op::In => self.membership(args, pol),
                 Op::Has => self.has(args),
+                Op::IsTrue => self.is_true(args),
                 Op::All | Op::Exists | Op::ExistsOne | Op::Filter | Op::Map => {
                     self.comprehension(op, args, pol)
                 }
@@ -205,6 +242,19 @@ impl<'e> Evaluator<'e> {
         }
     }
 
+    /// `isTrue(x)`: only the records where `x` is exactly true matter, so `x` is evaluated
+    /// for its true-set (errors fold to false) and the result never errors.
+    fn is_true(&mut self, args: &[Expr]) -> Partial {
+        let [arg] = args else {
+            return arity_error("isTrue");
+        };
+        match self.eval(arg, Polarity::Positive) {
+            Partial::Known(Value::Bool(b)) => Partial::Known(Value::Bool(b)),
+            Partial::Known(_) | Partial::Error(_) => Partial::Known(Value::Bool(false)),
+            Partial::Residual(r) => Partial::Residual(Expr::is_true(r)),
+        }
+    }
+
     fn conditional(&mut self, args: &[Expr], pol: Polarity) -> Partial {
         let [cond, then, otherwise] = args else {
             return arity_error("?:");
@@ -215,12 +265,11 @@ impl<'e> Evaluator<'e> {
             Partial::Known(other) => overload_error("?:", &other),
             Partial::Error(e) => Partial::Error(e),
             Partial::Residual(c) => {
-                let t = self.eval(then, pol);
-                let o = self.eval(otherwise, pol);
-                match (t.into_expr(), o.into_expr()) {
-                    (Ok(t), Ok(o)) => Partial::Residual(Expr::Call(Op::If, vec![c, t, o])),
-                    (Err(e), _) | (_, Err(e)) => Partial::Error(e),
-                }
+                // Only one branch is evaluated on a record: an error in one is not an error
+                // for every record.
+                let t = self.eval(then, pol).into_expr_keeping_errors();
+                let o = self.eval(otherwise, pol).into_expr_keeping_errors();
+                Partial::Residual(Expr::Call(Op::If, vec![c, t, o]))
             }
         }
     }
@@ -282,6 +331,13 @@ impl<'e> Evaluator<'e> {
                 Ok(b) => Partial::Known(Value::Bool(b)),
                 Err(err) => Partial::Error(err),
             },
+            // `x in "text"` has no overload whatever `x` is (Cerbos' planner reads it as
+            // `x == "text"`, which its check does not).
+            (Partial::Residual(_), Partial::Known(c))
+                if !self.cerbos_compat && !matches!(c, Value::List(_) | Value::Map(_)) =>
+            {
+                overload_error("in", &c)
+            }
             (Partial::Known(e), Partial::Residual(c)) if rewrite => {
                 let in_value = |v: &Value| functions::contains_in(&e, v).ok();
                 match keys_where(&c, &in_value) {
@@ -390,10 +446,11 @@ impl<'e> Evaluator<'e> {
         let depth = self.locals.len();
         self.locals.extend(vars.iter().map(|v| (v.clone(), None)));
         self.residual_lambda_depth += 1;
-        let out = bodies
+        // A body is evaluated once per element: over an empty range it never errors.
+        let out = Ok(bodies
             .iter()
-            .map(|b| self.eval(b, pol).into_expr())
-            .collect::<Result<Vec<_>, _>>();
+            .map(|b| self.eval(b, pol).into_expr_keeping_errors())
+            .collect::<Vec<_>>());
         self.residual_lambda_depth -= 1;
         self.locals.truncate(depth);
         out
@@ -411,7 +468,13 @@ impl<'e> Evaluator<'e> {
         let unroll = match op {
             Op::All | Op::Exists => match self.unroll_limit {
                 None => true,
-                Some(limit) => items.len() <= limit && self.residual_lambda_depth == 0,
+                // Cerbos' planner unrolls a comprehension only when it is the whole
+                // condition, and only up to `limit` items.
+                Some(limit) => {
+                    items.len() <= limit
+                        && self.residual_lambda_depth == 0
+                        && (!self.cerbos_compat || self.node_depth == 1)
+                }
             },
             _ => false,
         };
@@ -441,14 +504,30 @@ impl<'e> Evaluator<'e> {
         }
         match op {
             Op::All | Op::Exists => {
-                // The unrolled bodies combine with the same rules as `&&` / `||`.
+                // The unrolled bodies combine with the same rules as `&&` / `||`, nested to
+                // the right (`a || (b || c)`) as Cerbos' planner unrolls them.
                 let mut j = Junction::new(matches!(op, Op::Exists));
                 for body in results.into_iter().filter_map(|mut r| r.pop()) {
                     if let Some(absorbed) = j.add(body) {
                         return absorbed;
                     }
                 }
-                j.finish()
+                match j.finish() {
+                    Partial::Residual(Expr::Call(junction @ (Op::And | Op::Or), items))
+                        if items.len() > 2 =>
+                    {
+                        let mut items = items.into_iter().rev();
+                        let last = items.next();
+                        let nested = items.fold(last, |acc, item| {
+                            acc.map(|a| Expr::Call(junction.clone(), vec![item, a]))
+                        });
+                        match nested {
+                            Some(e) => Partial::Residual(e),
+                            None => Partial::Known(Value::Bool(junction == Op::And)),
+                        }
+                    }
+                    other => other,
+                }
             }
             Op::ExistsOne => {
                 let mut count = 0usize;
@@ -638,6 +717,11 @@ impl<'e> Evaluator<'e> {
             Some(ns) => (format!("{ns}.{}", op.name()), &args[1..]),
             None => (op.name().to_string(), args),
         };
+        if name == super::expr::ERROR_OPERATOR && operands.is_empty() {
+            return Partial::Error(EvalError::InvalidArgument(
+                "an evaluation error recorded by the planner".into(),
+            ));
+        }
         if name == "now" && operands.is_empty() {
             return Partial::Known(Value::Timestamp(self.env.call_context().now));
         }
@@ -860,8 +944,12 @@ impl Junction {
 
     fn finish(mut self) -> Partial {
         if let Some(e) = self.error {
-            // `error && r` is false or an error: never true. Only reached without polarity.
-            return Partial::Error(e);
+            // `error && r` is false where `r` is false and an error elsewhere (only reached
+            // without polarity, which would have folded the error).
+            if self.residuals.is_empty() {
+                return Partial::Error(e);
+            }
+            self.residuals.insert(0, Expr::error());
         }
         match self.residuals.len() {
             0 => Partial::Known(Value::Bool(!self.is_or)),

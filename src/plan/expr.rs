@@ -36,6 +36,11 @@ pub enum Op {
     Map,
     /// `has(x.f)`: an existence test. Cerbos' planner folds it to `true`; we keep it.
     Has,
+    /// `isTrue(x)`: true when `x` evaluates to exactly `true`, false otherwise (false, an
+    /// error, another type). It never errors. vecgate's own operator: the planner puts it where
+    /// Cerbos' check reads "the condition is not true" (a DENY or a `none` whose condition
+    /// errors is ignored), which CEL's `!` cannot say (`!error` is an error).
+    IsTrue,
     /// Any other function, by its CEL name (member calls put the target first).
     Call(String),
 }
@@ -72,6 +77,7 @@ impl Op {
             Op::Filter => "filter",
             Op::Map => "map",
             Op::Has => "has",
+            Op::IsTrue => "isTrue",
             Op::Call(name) => name,
         }
     }
@@ -107,6 +113,7 @@ impl Op {
             "filter" => Op::Filter,
             "map" => Op::Map,
             "has" => Op::Has,
+            "isTrue" => Op::IsTrue,
             other => Op::Call(other.to_string()),
         }
     }
@@ -163,6 +170,8 @@ pub fn split_first_segment(path: &str) -> (&str, &str) {
 pub const RESOURCE_ATTR: &str = "request.resource.attr";
 /// The name of the resource id in variables.
 pub const RESOURCE_ID: &str = "request.resource.id";
+/// The operator of [`Expr::error`]: a call that always evaluates to an error.
+pub const ERROR_OPERATOR: &str = "error";
 
 impl Expr {
     pub fn call(op: Op, args: Vec<Expr>) -> Expr {
@@ -198,6 +207,43 @@ impl Expr {
             return unique.remove(0);
         }
         Expr::Call(op, unique)
+    }
+
+    /// An expression whose evaluation always errors: what the planner writes where Cerbos'
+    /// check would meet an evaluation error known at plan time (`strictEvaluation`), in a
+    /// position where "false" would not mean the same. Written `{"operator": "error"}`.
+    pub fn error() -> Expr {
+        Expr::Call(Op::Call(ERROR_OPERATOR.to_string()), Vec::new())
+    }
+
+    /// True for [`Expr::error`].
+    pub fn is_error(&self) -> bool {
+        matches!(self, Expr::Call(Op::Call(name), args) if name == ERROR_OPERATOR && args.is_empty())
+    }
+
+    /// `isTrue(e)`, folded: constants and expressions that never error need no wrapper.
+    pub fn is_true(e: Expr) -> Expr {
+        match e {
+            Expr::Value(Value::Bool(_)) => e,
+            Expr::Value(_) => Expr::bool(false),
+            e if e.is_error() => Expr::bool(false),
+            e if e.never_errors() => e,
+            other => Expr::Call(Op::IsTrue, vec![other]),
+        }
+    }
+
+    /// True when evaluating this expression on any record gives a boolean, never an error:
+    /// boolean constants, `isTrue(…)`, `has(R.attr…)`, and `and`/`or`/`not` over such.
+    pub fn never_errors(&self) -> bool {
+        match self {
+            Expr::Value(Value::Bool(_)) => true,
+            Expr::Call(Op::IsTrue, args) => args.len() == 1,
+            Expr::Call(Op::Has, args) => matches!(args.as_slice(), [Expr::Variable(v)]
+                if v.strip_prefix(RESOURCE_ATTR).is_some_and(|rest| rest.starts_with('.') && !rest[1..].contains('.'))),
+            Expr::Call(Op::And | Op::Or, args) => args.iter().all(Expr::never_errors),
+            Expr::Call(Op::Not, args) => args.len() == 1 && args.iter().all(Expr::never_errors),
+            _ => false,
+        }
     }
 
     pub fn as_bool(&self) -> Option<bool> {
@@ -256,6 +302,8 @@ impl Expr {
                     "operands": [{"value": v.to_json()}]}}),
                 Value::Duration(_) => json!({"expression": {"operator": "duration",
                     "operands": [{"value": v.to_json()}]}}),
+                Value::Hierarchy(segments) => json!({"expression": {"operator": "hierarchy",
+                    "operands": [{"value": hierarchy_argument(segments)}]}}),
                 _ => json!({"value": wire_value(v)}),
             },
             Expr::Variable(name) => json!({"variable": name}),
@@ -313,6 +361,11 @@ impl Expr {
     fn write_debug(&self, out: &mut String) {
         match self {
             Expr::Value(v) => match v {
+                Value::Hierarchy(segments) => {
+                    out.push_str("(hierarchy ");
+                    out.push_str(&hierarchy_argument(segments).to_string());
+                    out.push(')');
+                }
                 Value::Timestamp(_) | Value::Duration(_) => {
                     out.push('(');
                     out.push_str(if matches!(v, Value::Timestamp(_)) {
@@ -336,6 +389,16 @@ impl Expr {
                 out.push(')');
             }
         }
+    }
+}
+
+/// The argument of `hierarchy(…)` that rebuilds these segments, as Cerbos writes a constant
+/// hierarchy: the dotted string, or the list of segments when one holds a dot.
+fn hierarchy_argument(segments: &[String]) -> serde_json::Value {
+    if segments.iter().any(|s| s.contains('.')) {
+        serde_json::Value::Array(segments.iter().map(|s| serde_json::Value::from(s.as_str())).collect())
+    } else {
+        serde_json::Value::from(segments.join("."))
     }
 }
 

@@ -26,6 +26,14 @@ pub struct CallContext {
 
 type Result<T> = std::result::Result<T, EvalError>;
 
+/// Whether this module implements the function `name` (namespaced ones as `math.greatest`).
+pub fn is_implemented(name: &str) -> bool {
+    let ctx = CallContext {
+        now: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+    };
+    !matches!(call(name, &[], &ctx), Err(EvalError::UnknownFunction(_)))
+}
+
 /// Calls the CEL function `name` on known arguments. For a member call (`x.f(y)`) the
 /// target comes first (`[x, y]`).
 pub fn call(name: &str, args: &[Value], ctx: &CallContext) -> Result<Value> {

@@ -5,6 +5,7 @@ pub mod eval;
 pub(crate) mod expr;
 pub mod functions;
 pub mod normalise;
+pub mod simplify;
 pub mod value;
 
 pub use expr::{Expr, Op};

@@ -22,9 +22,15 @@ pub fn normalise(e: Expr) -> Expr {
                 Op::Or => junction(args, true),
                 Op::Not => match args.as_slice() {
                     [Expr::Value(Value::Bool(b))] => Expr::bool(!b),
+                    // `!!x` is true and false exactly where `x` is.
+                    [Expr::Call(Op::Not, inner)] if inner.len() == 1 => inner[0].clone(),
                     _ => Expr::Call(Op::Not, args),
                 },
                 Op::In => membership(args),
+                Op::IsTrue => match args.as_slice() {
+                    [a] => Expr::is_true(a.clone()),
+                    _ => Expr::Call(Op::IsTrue, args),
+                },
                 other => Expr::Call(other, args),
             }
         }

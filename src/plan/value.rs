@@ -91,21 +91,17 @@ impl Value {
         }
     }
 
-    /// Converts a JSON value the way protobuf's `Struct` does for Cerbos inputs and the way
-    /// a vector database stores metadata: integers stay integers, other numbers are doubles.
+    /// Converts a JSON value the way protobuf's `Struct` does for Cerbos inputs: every number
+    /// is a double. Records' metadata is read the same way, so the check and the post-filter
+    /// see one value whatever the database stored (`2` and `2.0` alike).
     pub fn from_json(v: &serde_json::Value) -> Value {
         match v {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    Value::Int(i)
-                } else if let Some(u) = n.as_u64() {
-                    Value::Uint(u)
-                } else {
-                    Value::Double(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
+            // As in Cerbos, where request data, policy constants and plan values travel as
+            // `google.protobuf.Value`: every JSON number is a double (so `R.attr.n + 1` is an
+            // error, as CEL has no int + double, while comparisons are numeric either way).
+            serde_json::Value::Number(n) => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::string(s),
             serde_json::Value::Array(a) => Value::list(a.iter().map(Value::from_json).collect()),
             serde_json::Value::Object(o) => Value::map(

@@ -40,8 +40,58 @@ pub fn parse(source: &str) -> Result<Expr, CelError> {
 }
 
 /// Parses CEL source and expands Cerbos' abbreviations (`R.` → `request.resource.`, …).
+/// A function vecgate does not implement is refused here, at load time: evaluated, it would
+/// be an error on every record, and Cerbos' PDP would decide otherwise.
 pub fn compile(source: &str) -> Result<Expr, CelError> {
-    Ok(expand_aliases(parse(source)?, &mut Vec::new()))
+    let expr = expand_aliases(parse(source)?, &mut Vec::new());
+    if let Some(name) = unimplemented_function(&expr, &mut Vec::new()) {
+        return Err(CelError::Unsupported(format!(
+            "the function `{name}` is not implemented by vecgate"
+        )));
+    }
+    Ok(expr)
+}
+
+/// The first function call in `e` that vecgate does not implement. Comprehension variables
+/// in `bound` are not namespaces (`lists.range` vs a variable named `lists`).
+fn unimplemented_function(e: &Expr, bound: &mut Vec<String>) -> Option<String> {
+    let Expr::Call(op, args) = e else {
+        return None;
+    };
+    if let (Op::All | Op::Exists | Op::ExistsOne | Op::Filter | Op::Map, [range, Expr::Call(Op::Lambda, lambda)])
+    | (Op::Call(_), [range, Expr::Call(Op::Lambda, lambda)]) = (op, args.as_slice())
+    {
+        let vars = op.lambda_var_count(lambda.len()).min(lambda.len());
+        let (bodies, names) = lambda.split_at(lambda.len() - vars);
+        let depth = bound.len();
+        bound.extend(names.iter().filter_map(|n| match n {
+            Expr::Variable(v) => Some(v.clone()),
+            _ => None,
+        }));
+        let found = unimplemented_function(range, bound)
+            .or_else(|| bodies.iter().find_map(|b| unimplemented_function(b, bound)));
+        bound.truncate(depth);
+        return found;
+    }
+    if let Op::Call(name) = op {
+        let qualified = match args.first() {
+            Some(Expr::Variable(ns))
+                if crate::plan::eval::FUNCTION_NAMESPACES.contains(&ns.as_str())
+                    && !bound.iter().any(|b| b == ns) =>
+            {
+                format!("{ns}.{name}")
+            }
+            _ => name.clone(),
+        };
+        let macro_like = matches!(
+            name.as_str(),
+            "transformList" | "transformMap" | "transformMapEntry" | "sortBy"
+        );
+        if !macro_like && !crate::plan::functions::is_implemented(&qualified) {
+            return Some(qualified);
+        }
+    }
+    args.iter().find_map(|a| unimplemented_function(a, bound))
 }
 
 fn convert(e: &ast::Expr) -> Result<Expr, CelError> {

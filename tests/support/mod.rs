@@ -9,6 +9,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod cerbos;
 pub mod chroma;
 pub mod differential;
 pub mod exposition;
@@ -17,6 +18,7 @@ pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;
 pub mod pki;
+pub mod policygen;
 pub mod prometheus;
 pub mod qdrant;
 pub mod recording_proxy;

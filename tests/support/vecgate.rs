@@ -31,6 +31,8 @@ pub struct VecgateOptions {
     pub auth_yaml: Option<String>,
     /// `policies.watch` (reload on change and SIGHUP).
     pub policies_watch: bool,
+    /// `policies.evaluation` (default `cerbos`).
+    pub policies_evaluation: &'static str,
     /// `upstream.tls.ca_file`.
     pub upstream_ca_file: Option<PathBuf>,
     /// Extra environment variables for the vecgate process.
@@ -52,6 +54,7 @@ impl VecgateOptions {
             upstream_timeout: "10s",
             auth_yaml: None,
             policies_watch: false,
+            policies_evaluation: "cerbos",
             upstream_ca_file: None,
             env: Vec::new(),
             upstream_api_key: None,
@@ -98,7 +101,7 @@ impl VecgateServer {
                 "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
                  upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{upstream_tls}{api_key}\
                  auth:\n{auth}\
-                 policies:\n  dir: {policies}\n  watch: {watch}\n\
+                 policies:\n  dir: {policies}\n  watch: {watch}\n  evaluation: {evaluation}\n\
                  collections:\n{collections}\
                  audit:\n{audit}\
                  {extra}",
@@ -116,6 +119,7 @@ impl VecgateServer {
                 },
                 policies = options.policies_dir.display(),
                 watch = options.policies_watch,
+                evaluation = options.policies_evaluation,
                 collections = options.collections_yaml,
                 audit = options
                     .audit_yaml

@@ -24,7 +24,7 @@
 
 use crate::backends::lower::{
     check_limits, float_json, group_literals, literal, lower, not_exact, unsupported, Atom, Attr,
-    Formula, Lit, Num, Ord4, Pushdown, Side, Target, TranslateError,
+    Formula, Lit, Num, Ord4, Pushdown, Set, Side, Target, TranslateError,
 };
 use crate::backends::FieldMapping;
 use crate::plan::Expr;
@@ -57,7 +57,7 @@ pub fn translate_pushdown(
     mapping: &FieldMapping,
     max_terms: usize,
 ) -> Result<Pushdown, TranslateError> {
-    let f = lower(&Chroma { mapping }, plan_condition, Side::True, 0)?;
+    let f = lower(&Chroma { mapping }, plan_condition, Set::TRUE, 0)?;
     check_limits(&f, max_terms)?;
     Ok(match f {
         Formula::Const(true) => Pushdown::MatchAll,
@@ -180,21 +180,26 @@ impl Target for Chroma<'_> {
         self.translate_atom(atom, side, node, false)
     }
 
-    /// `$ne`/`$nin` match exactly the records `$eq`/`$in` do not, missing keys included:
-    /// that is the False side as written for a required attribute.
-    fn complement(&self, atom: Atom<'_>, node: &Expr) -> Result<Formula<Leaf>, TranslateError> {
-        match atom {
-            Atom::Eq { .. } | Atom::InList { .. } => {
-                self.translate_atom(atom, Side::False, node, true)
-            }
-            _ => Err(unsupported(
-                node,
-                Side::False,
-                "no complement form for this comparison",
-            )),
-        }
+    /// `$ne`, `$nin` and `$not_contains` match exactly the records `$eq`, `$in` and
+    /// `$contains` do not (missing keys, other types and arrays included), and the other way
+    /// round. Chroma has no `$not`, so an ordering has no exact negation.
+    fn negate_leaf(&self, leaf: Leaf) -> Result<Leaf, &'static str> {
+        let op = match leaf.op {
+            "$eq" => "$ne",
+            "$ne" => "$eq",
+            "$in" => "$nin",
+            "$nin" => "$in",
+            "$contains" => "$not_contains",
+            "$not_contains" => "$contains",
+            _ => return Err(NO_NEGATED_ORDER),
+        };
+        Ok(Leaf { op, ..leaf })
     }
 }
+
+const NO_NEGATED_ORDER: &str = "the records where a comparison is not true include those \
+lacking the key or holding another type, and Chroma has no $not or $exists to select them \
+next to the opposite ordering; use evaluation: fail_closed, or compare with == / in";
 
 impl Chroma<'_> {
     /// `assume_present`: translate as if the attribute were required (used for complements,

@@ -35,7 +35,7 @@
 
 use crate::backends::lower::{
     check_limits, group_literals, literal, lower, not_exact, unsupported, Atom, Attr,
-    Formula, Lit, Num, Ord4, Pushdown, Side, Target, TranslateError,
+    Formula, Lit, Num, Ord4, Pushdown, Set, Side, Target, TranslateError,
 };
 use crate::backends::FieldMapping;
 use crate::plan::{Expr, Value};
@@ -65,7 +65,7 @@ pub fn translate_pushdown(
     mapping: &FieldMapping,
     max_terms: usize,
 ) -> Result<Pushdown, TranslateError> {
-    let f = lower(&Qdrant { mapping }, plan_condition, Side::True, 0)?;
+    let f = lower(&Qdrant { mapping }, plan_condition, Set::TRUE, 0)?;
     check_limits(&f, max_terms)?;
     Ok(match f {
         Formula::Const(true) => Pushdown::MatchAll,
@@ -380,29 +380,13 @@ impl Target for Qdrant<'_> {
         }
     }
 
-    /// The negation of the True-side formula: `must_not` matches missing keys, as wanted.
-    fn complement(&self, atom: Atom<'_>, node: &Expr) -> Result<Formula<Leaf>, TranslateError> {
-        match atom {
-            Atom::Eq { .. } | Atom::InList { .. } => {
-                Ok(negate(self.atom(atom, Side::True, node)?))
-            }
-            _ => Err(unsupported(
-                node,
-                Side::False,
-                "no complement form for this comparison",
-            )),
-        }
-    }
-}
-
-/// De Morgan over a formula; a leaf flips between `must` and `must_not`.
-fn negate(f: Formula<Leaf>) -> Formula<Leaf> {
-    match f {
-        Formula::Const(b) => Formula::Const(!b),
-        Formula::Leaf(Leaf::Pos(c)) => neg(c),
-        Formula::Leaf(Leaf::Neg(c)) => pos(c),
-        Formula::And(items) => Formula::or(items.into_iter().map(negate).collect()),
-        Formula::Or(items) => Formula::and(items.into_iter().map(negate).collect()),
+    /// `must` and `must_not` of one condition split the points exactly: `must_not` also
+    /// matches points lacking the key, which is what a complement needs.
+    fn negate_leaf(&self, leaf: Leaf) -> Result<Leaf, &'static str> {
+        Ok(match leaf {
+            Leaf::Pos(c) => Leaf::Neg(c),
+            Leaf::Neg(c) => Leaf::Pos(c),
+        })
     }
 }
 

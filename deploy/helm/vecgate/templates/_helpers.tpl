@@ -80,7 +80,7 @@ auth:
 policies:
   dir: ./policies
   watch: {{ .Values.policies.watch }}
-  strict_evaluation: {{ .Values.policies.strictEvaluation }}
+  evaluation: {{ .Values.policies.evaluation }}
 {{- with .Values.collections }}
 collections:
   {{- toYaml . | nindent 2 }}

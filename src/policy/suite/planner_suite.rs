@@ -1,8 +1,9 @@
 //! Cerbos query-planner suite files (`QueryPlannerTestSuite`): a principal and a list of
 //! (actions, resource, expected plan). Used by `vecgate plan-suite` and the conformance tests.
 
-use super::planner::{PlanRequest, Planner, Principal};
+use super::yaml::yaml_to_json;
 use crate::plan::{Plan, Value};
+use crate::policy::planner::{PlanRequest, Planner, Principal};
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -28,45 +29,13 @@ pub struct CaseResult {
     pub got: Json,
 }
 
-/// Parses YAML (anchors and `<<` merge keys applied) into JSON.
-pub fn yaml_to_json(text: &str) -> Result<Json, SuiteError> {
-    let mut v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| SuiteError::Yaml(e.to_string()))?;
-    v.apply_merge().map_err(|e| SuiteError::Yaml(e.to_string()))?;
-    let mut json = serde_json::to_value(v).map_err(|e| SuiteError::Yaml(e.to_string()))?;
-    apply_merge_keys(&mut json);
-    Ok(json)
-}
-
-/// Resolves `<<` merge keys at every depth (explicit keys win over merged ones).
-fn apply_merge_keys(v: &mut Json) {
-    match v {
-        Json::Object(o) => {
-            if let Some(merged) = o.remove("<<") {
-                let sources = match merged {
-                    Json::Array(items) => items,
-                    other => vec![other],
-                };
-                for src in sources {
-                    if let Json::Object(so) = src {
-                        for (k, val) in so {
-                            o.entry(k).or_insert(val);
-                        }
-                    }
-                }
-            }
-            for val in o.values_mut() {
-                apply_merge_keys(val);
-            }
-        }
-        Json::Array(items) => items.iter_mut().for_each(apply_merge_keys),
-        _ => {}
-    }
-}
-
 fn json_attr_map(v: Option<&Json>) -> BTreeMap<String, Value> {
     v.and_then(Json::as_object)
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -82,7 +51,7 @@ pub fn run_suite(
     jwt: &BTreeMap<String, Value>,
     now: DateTime<FixedOffset>,
 ) -> Result<Vec<CaseResult>, SuiteError> {
-    let suite = yaml_to_json(text)?;
+    let suite = yaml_to_json(text).map_err(SuiteError::Yaml)?;
     let p = suite
         .get("principal")
         .ok_or_else(|| SuiteError::Format("missing principal".into()))?;
@@ -91,7 +60,11 @@ pub fn run_suite(
         roles: p
             .get("roles")
             .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(|r| r.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         attr: json_attr_map(p.get("attr")),
         scope: str_field(p, "scope").to_string(),
@@ -105,7 +78,10 @@ pub fn run_suite(
     for (i, t) in tests.iter().enumerate() {
         let actions: Vec<String> = match (t.get("action"), t.get("actions")) {
             (Some(Json::String(a)), _) => vec![a.clone()],
-            (_, Some(Json::Array(a))) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            (_, Some(Json::Array(a))) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
             _ => return Err(SuiteError::Format(format!("test {i}: no action"))),
         };
         let r = t

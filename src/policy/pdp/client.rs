@@ -1,0 +1,201 @@
+//! The HTTP client to the PDP: one pooled hyper client (rustls for `https`, the CA file
+//! replacing the bundled roots when given), a timeout per request, and the plan cache.
+//!
+//! Invariant: a request that fails in any way (connection, timeout, status, body) yields a
+//! [`PdpError`], never a default decision; nothing failed is cached.
+
+use super::translate::plan_from_filter;
+use super::wire;
+use super::{PdpConfig, PdpError};
+use crate::plan::{Plan, Value};
+use crate::policy::cache::fingerprint;
+use crate::policy::planner::Principal;
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resources per CheckResources request: Cerbos' default `maxResourcesPerRequest`.
+pub const CHECK_BATCH: usize = 50;
+/// Largest PDP answer read.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+/// Plans kept at most.
+const PLAN_CACHE_CAPACITY: u64 = 10_000;
+
+/// The caller's token for the PDP's `request.auxData.jwt`, with the claims vecgate verified.
+#[derive(Clone, Copy, Debug)]
+pub struct JwtAux<'a> {
+    /// The raw JWT; the PDP verifies it with its own key sets.
+    pub token: &'a str,
+    pub claims: &'a BTreeMap<String, Value>,
+}
+
+/// A client of one PDP.
+pub struct PdpClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    timeout: Duration,
+    /// `None` when `plan_cache_ttl` is zero.
+    plans: Option<moka::sync::Cache<u64, Arc<Plan>>>,
+}
+
+impl PdpClient {
+    pub fn new(config: &PdpConfig) -> Result<PdpClient, PdpError> {
+        if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
+            return Err(PdpError::Config(format!(
+                "{}: only http:// and https:// PDP urls are supported",
+                config.url
+            )));
+        }
+        let connector = crate::tls::https_connector(
+            config.ca_file.as_deref(),
+            true,
+            crate::tls::HttpVersions::Http1,
+            config.timeout,
+        )
+        .map_err(|e| PdpError::Config(format!("policies.pdp.tls: {e}")))?;
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        let plans = (!config.plan_cache_ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(PLAN_CACHE_CAPACITY)
+                .time_to_live(config.plan_cache_ttl)
+                .build()
+        });
+        Ok(PdpClient {
+            http,
+            base: config.url.trim_end_matches('/').to_string(),
+            timeout: config.timeout,
+            plans,
+        })
+    }
+
+    /// The plan for `action` on records of `kind` (see the module documentation).
+    pub async fn plan(
+        &self,
+        principal: &Principal,
+        jwt: Option<JwtAux<'_>>,
+        kind: &str,
+        action: &str,
+    ) -> Result<Arc<Plan>, PdpError> {
+        let key = cache_key(principal, jwt, kind, action);
+        if let Some(hit) = self.plans.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(hit);
+        }
+        let body = wire::plan_request(
+            &request_id(),
+            &wire::principal(principal),
+            jwt.map(|j| j.token),
+            kind,
+            action,
+        );
+        let answer = self.post("/api/plan/resources", &body).await?;
+        let plan = Arc::new(plan_from_filter(wire::plan_answer(&answer)?)?);
+        if let Some(cache) = &self.plans {
+            cache.insert(key, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// Whether `action` is allowed on each resource, in order.
+    pub async fn check(
+        &self,
+        principal: &Principal,
+        jwt: Option<JwtAux<'_>>,
+        kind: &str,
+        action: &str,
+        resources: &[(&str, &BTreeMap<String, Value>)],
+    ) -> Result<Vec<bool>, PdpError> {
+        let principal_json = wire::principal(principal);
+        let mut out = Vec::with_capacity(resources.len());
+        for batch in resources.chunks(CHECK_BATCH) {
+            let body = wire::check_request(
+                &request_id(),
+                &principal_json,
+                jwt.map(|j| j.token),
+                kind,
+                action,
+                batch,
+            );
+            let answer = self.post("/api/check/resources", &body).await?;
+            out.extend(wire::check_answer(&answer, action, batch)?);
+        }
+        Ok(out)
+    }
+
+    /// POSTs a JSON body and reads a JSON answer, all within the timeout.
+    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, PdpError> {
+        let url = format!("{}{path}", self.base);
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| PdpError::Config(format!("{url}: {e}")))?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| PdpError::Unreachable {
+                url: self.base.clone(),
+                reason: error_chain(&e),
+            })?;
+            let status = response.status();
+            let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| PdpError::BadAnswer(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, PdpError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| PdpError::Timeout(self.timeout))??;
+        if status != StatusCode::OK {
+            return Err(PdpError::BadAnswer(format!(
+                "HTTP {status} from {path}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| PdpError::BadAnswer(format!("{path} answered with invalid JSON: {e}")))
+    }
+}
+
+/// What a plan depends on: the principal, the claims sent to the PDP, the kind and the action.
+fn cache_key(principal: &Principal, jwt: Option<JwtAux<'_>>, kind: &str, action: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    fingerprint(principal).hash(&mut h);
+    if let Some(j) = jwt {
+        let claims = Principal {
+            attr: j.claims.clone(),
+            ..Principal::default()
+        };
+        fingerprint(&claims).hash(&mut h);
+    }
+    kind.hash(&mut h);
+    action.hash(&mut h);
+    h.finish()
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An error with its causes, for a message that says why a connection failed.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
