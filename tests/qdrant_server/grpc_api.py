@@ -72,12 +72,17 @@ def update_response(result: dict[str, Any], started: float) -> Any:
     )
 
 
+def with_payload_map(point: dict[str, Any]) -> dict[str, Any]:
+    """gRPC has no null payload: a point without one carries an empty map."""
+    return {**point, "payload": point.get("payload") or {}}
+
+
 def scored(points: list[dict[str, Any]]) -> list[Any]:
-    return [R.convert_scored_point(m.ScoredPoint.model_validate(p)) for p in points]
+    return [R.convert_scored_point(m.ScoredPoint.model_validate(with_payload_map(p))) for p in points]
 
 
 def records(points: list[dict[str, Any]]) -> list[Any]:
-    return [R.convert_retrieved_point(m.Record.model_validate(p)) for p in points]
+    return [R.convert_retrieved_point(m.Record.model_validate(with_payload_map(p))) for p in points]
 
 
 def groups(result: dict[str, Any]) -> Any:
@@ -135,6 +140,14 @@ def query_groups(req: Any) -> dict[str, Any]:
         group_by=req.group_by,
         with_lookup=opt(req, "with_lookup", G.convert_with_lookup),
     )
+
+
+def batch_names(entries: Any) -> None:
+    """The server validates every batch entry's collection name (it then reads the batch's)."""
+    bad = [f"{i}" for i, e in enumerate(entries) if not 1 <= len(e.collection_name) <= 255]
+    if bad:
+        raise RestError(400, "Validation error in body: [" + "; ".join(
+            f"entries[{i}].collection_name: value \"\" invalid, must be from 1 to 255 characters" for i in bad) + "]")
 
 
 class Face:
@@ -247,7 +260,7 @@ class Points(g.PointsServicer):
     def QueryBatch(self, req, context):  # noqa: N802
         started = time.perf_counter()
         b = {"searches": [dump(G.convert_query_points(q)) for q in req.query_points]}
-        results = self.face.run(context, lambda: self.api.query_batch(req.collection_name, b))
+        results = self.face.run(context, lambda: (batch_names(req.query_points), self.api.query_batch(req.collection_name, b))[1])
         return g.QueryBatchResponse(
             result=[g.BatchResult(result=scored(r["points"])) for r in results], time=time.perf_counter() - started
         )
@@ -265,7 +278,7 @@ class Points(g.PointsServicer):
     def SearchBatch(self, req, context):  # noqa: N802
         started = time.perf_counter()
         b = {"searches": [legacy_search(s) for s in req.search_points]}
-        results = self.face.run(context, lambda: self.api.legacy_batch(req.collection_name, b, "search"))
+        results = self.face.run(context, lambda: (batch_names(req.search_points), self.api.legacy_batch(req.collection_name, b, "search"))[1])
         return g.SearchBatchResponse(result=[g.BatchResult(result=scored(r)) for r in results], time=time.perf_counter() - started)
 
     def Recommend(self, req, context):  # noqa: N802

@@ -77,8 +77,19 @@ fn proto_body(request: &GrpcRequest) -> Body {
     Body::Proto { message: Bytes::from(request.encode()), filter_terms: read::filter_terms(request) }
 }
 
+/// A call of the pipeline's own (a lookup).
 fn call(request: &GrpcRequest) -> Call {
     Call::new(Method::POST, Path::To(request.op().path().to_string()), proto_body(request))
+}
+
+/// The client's call, rewritten: the method it called (or, where the rewrite replaced it,
+/// the method of the replacement).
+fn own(route: &GrpcRoute, request: &GrpcRequest) -> Call {
+    if request.op() == route.op {
+        Call::new(Method::POST, Path::AsSent, proto_body(request))
+    } else {
+        call(request)
+    }
 }
 
 fn content_type() -> Option<HeaderValue> {
@@ -257,13 +268,13 @@ impl Database for QdrantGrpc {
         if route.op == GrpcOp::PointsGet {
             // Retrieve by id: no filter exists for it, so every returned point is checked.
             let trim = if scope.check_hits { read::force_payload(&mut body, &payload_keys(scope.mapping))? } else { Trim::default() };
-            return Ok(Outgoing::Send { call: call(&body), then: scope.check_hits.then(|| then(trim, Vec::new())) });
+            return Ok(Outgoing::Send { call: own(route, &body), then: scope.check_hits.then(|| then(trim, Vec::new())) });
         }
         let lookups = read::lookups(&body);
         read::inject_filter(&mut body, acl(scope.scope)?.as_ref())?;
         let lists_points = scope.check_hits && read::returns_points(&body);
         let trim = if lists_points { read::force_payload(&mut body, &payload_keys(scope.mapping))? } else { Trim::default() };
-        Ok(Outgoing::Send { call: call(&body), then: lists_points.then(|| then(trim, lookups)) })
+        Ok(Outgoing::Send { call: own(route, &body), then: lists_points.then(|| then(trim, lookups)) })
     }
 
     /// Get omits the ids Qdrant does not have: no failure to reshape.
@@ -281,7 +292,7 @@ impl Database for QdrantGrpc {
     }
 
     fn rewrite_delete(&self, route: &GrpcRoute, mut body: GrpcRequest, scope: Scope<'_>) -> Result<Outgoing<Then>, GrpcRequestError> {
-        let send = |body: &GrpcRequest| Outgoing::Send { call: call(body), then: None };
+        let send = |body: &GrpcRequest| Outgoing::Send { call: own(route, body), then: None };
         match scope {
             Scope::Nothing => {
                 write::check_delete(&body)?;
@@ -344,7 +355,7 @@ impl Database for QdrantGrpc {
 
     fn narrow_write(
         &self,
-        _route: &GrpcRoute,
+        route: &GrpcRoute,
         _located: &Located,
         _method: &Method,
         body: GrpcRequest,
@@ -354,7 +365,7 @@ impl Database for QdrantGrpc {
         Ok(match write::narrow(body, records, narrowing.left_out, narrowing.from_filter)? {
             write::NarrowedWrite::Missing(id) => Narrowed::Answer(self.missing_record(&id)),
             write::NarrowedWrite::Send { request, missing } => {
-                Narrowed::Send { call: call(&request), instead: missing.map(|id| self.missing_record(&id)) }
+                Narrowed::Send { call: own(route, &request), instead: missing.map(|id| self.missing_record(&id)) }
             }
         })
     }
