@@ -175,6 +175,9 @@ class Points(g.PointsServicer):
         return update_response(self.face.run(context, run), started)
 
     def Upsert(self, req, context):  # noqa: N802
+        if not req.points:
+            # The server's gRPC face refuses it before its collection layer (REST does too).
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Bad request: Empty update request")
         points = [dump(G.convert_point_struct(p)) for p in req.points]
         b = body(points=points, update_filter=opt(req, "update_filter", G.convert_filter),
                  update_mode=opt(req, "update_mode", G.convert_update_mode))
