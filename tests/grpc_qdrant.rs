@@ -549,7 +549,9 @@ fn malformed_and_oversized_calls_are_refused_before_the_database() {
     let mut unknown_field = scroll.clone();
     unknown_field.extend([0x98, 0x06, 0x01]);
     let two = [frame(&scroll), frame(&scroll)].concat();
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, Code)> = vec![
+    // (what, body, extra headers, the code it gets).
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, Code);
+    let cases: Vec<Case<'_>> = vec![
         ("compressed flag", compressed, vec![], Code::Unimplemented),
         ("grpc-encoding gzip", frame(&scroll).to_vec(), vec![("grpc-encoding", "gzip")], Code::Unimplemented),
         ("two messages in a unary call", two, vec![], Code::InvalidArgument),

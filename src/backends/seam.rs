@@ -151,7 +151,7 @@ pub struct Answer {
     pub body: Bytes,
     /// gRPC: the call's status (`grpc-status`, `grpc-message`), sent as trailers. `None` for
     /// HTTP answers.
-    pub trailers: Option<HeaderMap>,
+    pub trailers: Option<Box<HeaderMap>>,
 }
 
 impl Answer {

@@ -349,7 +349,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         None => Ok(None),
         Some(text) => v.socket_addr(&text, "grpc_listen").map(Some).ok_or(()),
     };
-    for (name, other) in [("listen", listen), ("admin_listen", admin_listen.clone().ok().flatten())] {
+    for (name, other) in [("listen", listen), ("admin_listen", admin_listen.ok().flatten())] {
         if let (Some(other), Ok(Some(grpc))) = (other, &grpc_listen) {
             let overlapping_ip = other.ip() == grpc.ip() || other.ip().is_unspecified() || grpc.ip().is_unspecified();
             if other.port() == grpc.port() && other.port() != 0 && overlapping_ip {

@@ -54,7 +54,7 @@ impl<'g> RequestCtx<'g> {
             }
         };
         event.status = answer.status.as_u16();
-        event.grpc_status = answer.trailers.as_ref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
+        event.grpc_status = answer.trailers.as_deref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
         let elapsed = self.started.elapsed().as_secs_f64();
         event.latency_ms = elapsed * 1000.0;
         let (answer, error) = if !gateway.audit.record(event) {
@@ -63,7 +63,7 @@ impl<'g> RequestCtx<'g> {
                 let refusal = ProxyError::AuditUnavailable;
                 let answer = respond::error_answer(db, &refusal);
                 event.status = answer.status.as_u16();
-                event.grpc_status = answer.trailers.as_ref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
+                event.grpc_status = answer.trailers.as_deref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
                 (answer, Some(refusal))
             } else {
                 (answer, error)

@@ -46,7 +46,7 @@ pub fn render(answer: Answer) -> ProxyResponse {
         Some(_) => StatusCode::OK,
         None => answer.status,
     };
-    let mut response = Response::new(body(answer.body, answer.trailers));
+    let mut response = Response::new(body(answer.body, answer.trailers.map(|t| *t)));
     *response.status_mut() = status;
     if let Some(ct) = answer.content_type {
         response.headers_mut().insert(CONTENT_TYPE, ct);

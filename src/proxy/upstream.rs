@@ -213,7 +213,7 @@ fn grpc_answer(
         .and_then(grpc::read_status)
         .or_else(|| grpc::read_status(headers))
         .ok_or_else(|| UpstreamError::Unavailable("the gRPC upstream's answer carries no grpc-status".into()))?;
-    Ok(Answer { status: grpc::http_status(code), content_type, body, trailers: Some(status_trailers) })
+    Ok(Answer { status: grpc::http_status(code), content_type, body, trailers: Some(Box::new(status_trailers)) })
 }
 
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {

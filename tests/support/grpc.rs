@@ -3,6 +3,9 @@
 //! them, and raw HTTP/2 exchanges for what a well-behaved client never sends (compressed or
 //! several messages, unknown fields, other content types).
 
+// tonic's own error type, returned as tonic returns it.
+#![allow(clippy::result_large_err)]
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

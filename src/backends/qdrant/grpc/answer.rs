@@ -245,8 +245,11 @@ pub fn scrolled_ids(body: &[u8]) -> Result<Vec<PointId>, GrpcAnswerError> {
         .collect()
 }
 
+/// Points with their payloads as JSON.
+pub type Retrieved = Vec<(PointId, serde_json::Map<String, serde_json::Value>)>;
+
 /// The points of a retrieve's answer, with their payloads as JSON.
-pub fn retrieved(body: &[u8]) -> Result<Vec<(PointId, serde_json::Map<String, serde_json::Value>)>, GrpcAnswerError> {
+pub fn retrieved(body: &[u8]) -> Result<Retrieved, GrpcAnswerError> {
     let m: q::GetResponse = message(body)?;
     m.result
         .iter()

@@ -98,12 +98,12 @@ fn content_type() -> Option<HeaderValue> {
 
 /// A successful answer carrying `message`.
 fn ok(message: &[u8]) -> Answer {
-    Answer { status: StatusCode::OK, content_type: content_type(), body: frame(message), trailers: Some(status_trailers(Code::Ok, "")) }
+    Answer { status: StatusCode::OK, content_type: content_type(), body: frame(message), trailers: Some(Box::new(status_trailers(Code::Ok, ""))) }
 }
 
 /// An answer ending the call with `code` and `message`, and no message.
 fn status(code: Code, message: &str) -> Answer {
-    Answer { status: wire::http_status(code), content_type: content_type(), body: Bytes::new(), trailers: Some(status_trailers(code, message)) }
+    Answer { status: wire::http_status(code), content_type: content_type(), body: Bytes::new(), trailers: Some(Box::new(status_trailers(code, message))) }
 }
 
 /// The ACL filter as a message.

@@ -94,12 +94,21 @@ fn prefetch_filters(prefetch: &mut [q::PrefetchQuery], acl: Option<&q::Filter>, 
     Ok(())
 }
 
-/// The payload selector of each request of a read (one, or one per batch entry), with
-/// whether Qdrant returns the payload when it is absent (measured on 1.18.3: scroll does; get,
-/// search, recommend, discover, query and the groups forms do not), and groups' lookup.
-fn selectors(request: &mut GrpcRequest) -> Result<(Vec<&mut Option<q::WithPayloadSelector>>, bool, Option<&mut Option<q::WithPayloadSelector>>)> {
+/// The payload selectors of a read.
+struct Selectors<'a> {
+    /// One per request of the read (one, or one per batch entry).
+    requests: Vec<&'a mut Option<q::WithPayloadSelector>>,
+    /// Whether Qdrant returns the payload when the selector is absent (measured on 1.18.3:
+    /// scroll does; get, search, recommend, discover, query and the groups forms do not).
+    default_true: bool,
+    /// Groups' `with_lookup`.
+    lookup: Option<&'a mut Option<q::WithPayloadSelector>>,
+}
+
+/// See [`Selectors`].
+fn selectors(request: &mut GrpcRequest) -> Result<Selectors<'_>> {
     use GrpcRequest as R;
-    Ok(match request {
+    let (requests, default_true, lookup) = match request {
         R::PointsGet(m) => (vec![&mut m.with_payload], false, None),
         R::PointsScroll(m) => (vec![&mut m.with_payload], true, None),
         R::PointsSearch(m) => (vec![&mut m.with_payload], false, None),
@@ -114,7 +123,8 @@ fn selectors(request: &mut GrpcRequest) -> Result<(Vec<&mut Option<q::WithPayloa
         R::PointsQueryBatch(m) => (m.query_points.iter_mut().map(|e| &mut e.with_payload).collect(), false, None),
         R::PointsQueryGroups(m) => (vec![&mut m.with_payload], false, m.with_lookup.as_mut().map(|l| &mut l.with_payload)),
         other => return Err(wrong(other)),
-    })
+    };
+    Ok(Selectors { requests, default_true, lookup })
 }
 
 /// Makes every point of the answer carry the payload paths `keys`, and says how to give the
@@ -123,7 +133,7 @@ pub fn force_payload(request: &mut GrpcRequest, keys: &[String]) -> Result<Trim>
     for key in keys {
         check_plain_path(key)?;
     }
-    let (requests, default_true, lookup) = selectors(request)?;
+    let Selectors { requests, default_true, lookup } = selectors(request)?;
     let mut trim = Trim::default();
     for selector in requests {
         trim.requests.push(force_selector(selector, default_true, keys)?);

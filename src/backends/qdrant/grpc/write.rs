@@ -449,7 +449,7 @@ fn write_settings(request: &GrpcRequest) -> (String, Option<bool>, Option<q::Wri
 pub enum NarrowedWrite {
     /// Send this (the request, or the no-op payload write that stands for it); where
     /// `missing` is given and Qdrant succeeds, answer "No point with id … found" instead.
-    Send { request: GrpcRequest, missing: Option<PointId> },
+    Send { request: Box<GrpcRequest>, missing: Option<PointId> },
     /// Nothing to send: answer "No point with id … found".
     Missing(PointId),
 }
@@ -538,7 +538,7 @@ pub fn narrow(request: GrpcRequest, records: &[RecordWrite<PointId, PayloadChang
             None => return Err(missing_operation()),
         }
     };
-    Ok(NarrowedWrite::Send { request, missing })
+    Ok(NarrowedWrite::Send { request: Box::new(request), missing })
 }
 
 fn missing_operation() -> GrpcRequestError {
