@@ -20,7 +20,8 @@ mod support;
 use prost::Message;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use support::grpc::{frame, Credential, GrpcClient};
+use support::grpc::{frame, raw_tls, Credential, GrpcClient};
+use support::pki::{client_config, TestCa};
 use support::vecgate::{token, VecgateOptions, VecgateServer};
 use support::{repo_root, QdrantServer};
 use tonic::Code;
@@ -610,4 +611,39 @@ fn audit_metrics_and_shadow_mode_record_grpc_calls() {
         metrics.lines().any(|l| l.starts_with("vecgate_requests_total{backend=\"qdrant\",decision=\"filter\",operation=\"scroll_points\",protocol=\"grpc\",status_class=\"2xx\"}")),
         "{metrics}"
     );
+}
+
+#[test]
+fn the_grpc_listener_speaks_tls_and_mutual_tls_like_the_http_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("vecgate test server CA");
+    let (cert, key) = ca.server_cert("vecgate-server").write(dir.path(), "server");
+    let clients = TestCa::new("vecgate test client CA");
+    let client_ca = clients.write_cert(dir.path(), "clients-ca");
+    let other = TestCa::new("someone else's CA");
+    let g = gate_with(|o| {
+        o.extra_yaml = format!("tls:\n  cert_file: {}\n  key_file: {}\n  client_ca_file: {}\n", cert.display(), key.display(), client_ca.display());
+    });
+    let port: u16 = g.vecgate.grpc_url().rsplit(':').next().unwrap().parse().unwrap();
+    let a = alice();
+    let auth = format!("Bearer {a}");
+    let count = frame(&q::CountPoints { collection_name: "docs".into(), exact: Some(true), ..Default::default() }.encode_to_vec());
+    let h2: &[&[u8]] = &[b"h2"];
+    // A client certificate from the configured CA: served, and still filtered.
+    let me = clients.client_cert("app");
+    let answer = raw_tls(port, client_config(&ca, Some(&me), h2), "/qdrant.Points/Count", count.clone(), &[("authorization", &auth)])
+        .unwrap_or_else(|e| panic!("{e}\n{}", g.vecgate.log_tail()));
+    assert_eq!(answer.code, Some(Code::Ok), "{answer:?}");
+    let counted = q::CountResponse::decode(&answer.body[5..]).unwrap();
+    assert_eq!(counted.result.unwrap().count, 2);
+    // Still a token is needed.
+    let answer = raw_tls(port, client_config(&ca, Some(&me), h2), "/qdrant.Points/Count", count.clone(), &[]).unwrap();
+    assert_eq!(answer.code, Some(Code::Unauthenticated));
+    // Without a client certificate, or with one from another CA: no handshake.
+    assert!(raw_tls(port, client_config(&ca, None, h2), "/qdrant.Points/Count", count.clone(), &[("authorization", &auth)]).is_err());
+    let stranger = other.client_cert("app");
+    assert!(raw_tls(port, client_config(&ca, Some(&stranger), h2), "/qdrant.Points/Count", count.clone(), &[("authorization", &auth)]).is_err());
+    // Plain HTTP/2 on the TLS listener: nothing.
+    let plain = GrpcClient::connect(&format!("http://127.0.0.1:{port}"));
+    assert!(plain.call::<_, q::CountResponse>("/qdrant.Points/Count", q::CountPoints { collection_name: "docs".into(), ..Default::default() }, Credential::Bearer(&a)).is_err());
 }

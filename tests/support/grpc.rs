@@ -129,6 +129,48 @@ impl GrpcClient {
     }
 }
 
+/// One gRPC exchange over TLS (ALPN `h2`) to `127.0.0.1:port` with `config`: `Err` when the
+/// handshake or the exchange fails.
+pub fn raw_tls(
+    port: u16,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> Result<RawAnswer, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let exchange = async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect: {e}"))?;
+            let name = rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST).into());
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+            let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(connection);
+            let mut request = http::Request::builder()
+                .method("POST")
+                .uri(format!("https://127.0.0.1:{port}{path}"))
+                .version(http::Version::HTTP_2)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers");
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            let response = sender.send_request(request.body(Full::new(body)).expect("request")).await.map_err(|e| format!("request: {e}"))?;
+            let http_status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let collected = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            let status = trailers.get("grpc-status").or_else(|| headers.get("grpc-status"));
+            let code = status.and_then(|s| s.to_str().ok()).and_then(|s| s.parse::<i32>().ok()).map(Code::from_i32);
+            let message = trailers.get("grpc-message").or_else(|| headers.get("grpc-message")).map(|m| percent_decode(m.as_bytes())).unwrap_or_default();
+            Ok(RawAnswer { http_status, code, message, body: collected.to_bytes() })
+        };
+        tokio::time::timeout(Duration::from_secs(30), exchange).await.unwrap_or_else(|_| Err("no answer within 30s".into()))
+    })
+}
+
 /// A message framed for a gRPC body.
 pub fn frame(message: &[u8]) -> Bytes {
     let mut framed = vec![0u8];
