@@ -647,3 +647,34 @@ fn the_grpc_listener_speaks_tls_and_mutual_tls_like_the_http_listener() {
     let plain = GrpcClient::connect(&format!("http://127.0.0.1:{port}"));
     assert!(plain.call::<_, q::CountResponse>("/qdrant.Points/Count", q::CountPoints { collection_name: "docs".into(), ..Default::default() }, Credential::Bearer(&a)).is_err());
 }
+
+#[test]
+fn a_database_that_is_down_or_silent_is_unavailable_or_past_its_deadline() {
+    let qdrant = QdrantServer::start();
+    seed(&qdrant);
+    let a = alice();
+    let count = q::CountPoints { collection_name: "docs".into(), ..Default::default() };
+    // Nothing listens on the gRPC upstream's port.
+    let closed = support::free_port();
+    let mut opts = VecgateOptions::qdrant(qdrant.url(), &repo_root().join("tests/fixtures/proxy/policies"));
+    opts.upstream_grpc_url = Some(format!("http://127.0.0.1:{closed}"));
+    let vecgate = VecgateServer::start(&opts);
+    let down = GrpcClient::connect(vecgate.grpc_url()).call::<_, q::CountResponse>("/qdrant.Points/Count", count.clone(), Credential::ApiKey(&a)).unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert!(down.message().starts_with("the database did not answer"), "{down:?}");
+    drop(vecgate);
+    // A port that accepts and never answers: DEADLINE_EXCEEDED after upstream.timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let mut opts = VecgateOptions::qdrant(qdrant.url(), &repo_root().join("tests/fixtures/proxy/policies"));
+    opts.upstream_grpc_url = Some(format!("http://127.0.0.1:{silent_port}"));
+    opts.upstream_timeout = "1s";
+    let vecgate = VecgateServer::start(&opts);
+    let late = GrpcClient::connect(vecgate.grpc_url()).call::<_, q::CountResponse>("/qdrant.Points/Count", count, Credential::ApiKey(&a)).unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late:?}");
+    assert!(late.message().contains("did not answer within"), "{late:?}");
+    let audit = vecgate.audit_lines();
+    let line = audit.iter().rev().find(|l| l["protocol"] == "grpc").unwrap();
+    assert_eq!((line["status"].as_u64(), line["grpc_status"].as_i64(), line["error"].as_str()), (Some(504), Some(4), Some("upstream_timeout")));
+    drop(silent);
+}
