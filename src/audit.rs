@@ -48,6 +48,8 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     pub roles: Vec<String>,
     pub backend: &'static str,
+    /// `http` or `grpc`: how the request arrived.
+    pub protocol: &'static str,
     pub mode: Mode,
     pub method: String,
     pub path: String,
@@ -61,7 +63,11 @@ pub struct AuditEvent {
     pub records_checked: Option<usize>,
     pub hits_returned: Option<usize>,
     pub hits_stripped: Option<usize>,
+    /// The HTTP status answered; for a gRPC call, its status's HTTP equivalent.
     pub status: u16,
+    /// A gRPC call's status code (`grpc-status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<i32>,
     /// Shadow mode: the status enforce mode would have answered.
     pub enforced_status: Option<u16>,
     pub error: Option<&'static str>,
@@ -78,6 +84,7 @@ impl AuditEvent {
             subject: None,
             roles: Vec::new(),
             backend,
+            protocol: "http",
             mode,
             method,
             path,
@@ -91,6 +98,7 @@ impl AuditEvent {
             hits_returned: None,
             hits_stripped: None,
             status: 0,
+            grpc_status: None,
             enforced_status: None,
             error: None,
             message: None,

@@ -83,7 +83,7 @@ impl Metrics {
             "vecgate_requests_total",
             IntCounterVec::new(
                 Opts::new("vecgate_requests_total", "Client requests answered, by outcome."),
-                &["backend", "operation", "decision", "status_class"],
+                &["backend", "protocol", "operation", "decision", "status_class"],
             ),
         )?;
         let request_duration = register(
@@ -95,7 +95,7 @@ impl Metrics {
                     "Time from receiving a client request to answering it.",
                 )
                 .buckets(LATENCY_BUCKETS.to_vec()),
-                &["backend", "operation"],
+                &["backend", "protocol", "operation"],
             ),
         )?;
         let upstream_duration = register(
@@ -254,18 +254,20 @@ impl Metrics {
         }
     }
 
-    /// One answered client request: `decision` as in the audit log (allow, deny, filter,
-    /// post_filter, error), `status` the HTTP status sent, `seconds` the whole request.
+    /// One answered client request: `protocol` `http` or `grpc`, `decision` as in the audit
+    /// log (allow, deny, filter, post_filter, error), `status` the HTTP status sent (for gRPC,
+    /// its status's HTTP equivalent), `seconds` the whole request.
     pub fn observe_request(
         &self,
         backend: &'static str,
+        protocol: &'static str,
         operation: &'static str,
         decision: &'static str,
         status: u16,
         seconds: f64,
     ) {
-        self.requests.with_label_values(&[backend, operation, decision, status_class(status)]).inc();
-        self.request_duration.with_label_values(&[backend, operation]).observe(seconds);
+        self.requests.with_label_values(&[backend, protocol, operation, decision, status_class(status)]).inc();
+        self.request_duration.with_label_values(&[backend, protocol, operation]).observe(seconds);
     }
 
     /// One request refused with 401; `reason` as `AuthnError::reason` names it.

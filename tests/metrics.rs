@@ -31,7 +31,7 @@ use vecgate::proxy::{ErrorKind, ProxyError, UpstreamError};
 
 /// One observation of everything.
 fn observe_everything(metrics: &Metrics) {
-    metrics.observe_request("chroma", "query", "filter", 200, 0.012);
+    metrics.observe_request("chroma", "http", "query", "filter", 200, 0.012);
     metrics.auth_failure("expired");
     metrics.hits_stripped("chroma", 3);
     metrics.plan_cache(true);
@@ -71,13 +71,13 @@ fn every_design_metric_is_present_after_one_observation_each() {
 
     // The observations arrived where they were sent.
     let request =
-        [("backend", "chroma"), ("operation", "query"), ("decision", "filter"), ("status_class", "2xx")];
+        [("backend", "chroma"), ("protocol", "http"), ("operation", "query"), ("decision", "filter"), ("status_class", "2xx")];
     assert_eq!(value(&text, "vecgate_requests_total", &request), Some(1.0));
     assert_eq!(
         value(
             &text,
             "vecgate_request_duration_seconds_count",
-            &[("backend", "chroma"), ("operation", "query")]
+            &[("backend", "chroma"), ("protocol", "http"), ("operation", "query")]
         ),
         Some(1.0)
     );
@@ -99,8 +99,8 @@ fn every_design_metric_is_present_after_one_observation_each() {
 #[test]
 fn latency_buckets_span_half_a_millisecond_to_ten_seconds() {
     let metrics = Metrics::new().unwrap();
-    metrics.observe_request("qdrant", "search", "allow", 200, 0.0004);
-    metrics.observe_request("qdrant", "search", "allow", 200, 9.0);
+    metrics.observe_request("qdrant", "http", "search", "allow", 200, 0.0004);
+    metrics.observe_request("qdrant", "http", "search", "allow", 200, 9.0);
     metrics.upstream("qdrant", 30.0);
     let text = metrics.render();
     let bucket = |name: &str, le: &str, extra: &[(&str, &str)]| {
@@ -108,7 +108,7 @@ fn latency_buckets_span_half_a_millisecond_to_ten_seconds() {
         labels.push(("le", le));
         value(&text, name, &labels)
     };
-    let request = [("backend", "qdrant"), ("operation", "search")];
+    let request = [("backend", "qdrant"), ("protocol", "http"), ("operation", "search")];
     assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "0.0005", &request), Some(1.0));
     assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "5", &request), Some(1.0));
     assert_eq!(bucket("vecgate_request_duration_seconds_bucket", "10", &request), Some(2.0));
@@ -138,7 +138,7 @@ fn label_values_come_from_the_fixed_sets() {
     let metrics = Metrics::new().unwrap();
     // Many distinct statuses must not produce many series.
     for status in [200, 201, 204, 400, 401, 403, 404, 409, 422, 500, 502, 503, 504, 700] {
-        metrics.observe_request("chroma", "get", "deny", status, 0.001);
+        metrics.observe_request("chroma", "http", "get", "deny", status, 0.001);
     }
     for reason in ["missing_token", "expired", "signature"] {
         metrics.auth_failure(reason);
@@ -150,6 +150,7 @@ fn label_values_come_from_the_fixed_sets() {
 
     let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("backend", &["chroma", "qdrant"][..]),
+        ("protocol", &["http", "grpc"][..]),
         ("operation", &["query", "get", "search"][..]),
         ("decision", &["allow", "deny", "filter", "post_filter", "error"][..]),
         ("status_class", &["1xx", "2xx", "3xx", "4xx", "5xx", "other"][..]),
@@ -179,7 +180,7 @@ fn label_values_come_from_the_fixed_sets() {
     // get/deny × {2xx, 4xx, 5xx, other} + query/filter/2xx.
     assert_eq!(request_series, 5, "{text}");
     let four_xx =
-        [("backend", "chroma"), ("operation", "get"), ("decision", "deny"), ("status_class", "4xx")];
+        [("backend", "chroma"), ("protocol", "http"), ("operation", "get"), ("decision", "deny"), ("status_class", "4xx")];
     assert_eq!(value(&text, "vecgate_requests_total", &four_xx), Some(6.0));
 }
 
@@ -279,7 +280,7 @@ fn rendered_text_passes_promtool_check_metrics() {
 
     let metrics = Metrics::new().unwrap();
     observe_everything(&metrics);
-    metrics.observe_request("qdrant", "search", "error", 502, 1.5);
+    metrics.observe_request("qdrant", "http", "search", "error", 502, 1.5);
     let text = metrics.render();
     let (ok, lint) = promtool_check(&promtool, &text);
     assert!(ok, "promtool check metrics failed:\n{lint}\n--- text ---\n{text}");
@@ -346,7 +347,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
         ProxyError::UpstreamUnavailable("refused".into()),
         ProxyError::UpstreamTimeout(Duration::from_secs(1)),
         ProxyError::UpstreamUnreadable("json".into()),
-        ProxyError::Database(Answer { status: http::StatusCode::NOT_FOUND, content_type: None, body: bytes::Bytes::new() }),
+        ProxyError::Database(Answer { status: http::StatusCode::NOT_FOUND, content_type: None, body: bytes::Bytes::new(), trailers: None }),
         ProxyError::AuditUnavailable,
         ProxyError::Config("key".into()),
         ProxyError::Internal("bug".into()),

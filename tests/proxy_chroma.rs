@@ -489,7 +489,7 @@ fn the_admin_listener_reports_health_readiness_and_metrics() {
             .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
             .to_string()
     };
-    assert!(line("vecgate_requests_total{backend=\"chroma\",decision=\"filter\",operation=\"get\",status_class=\"2xx\"}").ends_with(" 1"));
+    assert!(line("vecgate_requests_total{backend=\"chroma\",decision=\"filter\",operation=\"get\",protocol=\"http\",status_class=\"2xx\"}").ends_with(" 1"));
     assert!(line("vecgate_auth_failures_total{reason=\"malformed\"}").ends_with(" 1"));
     assert!(line("vecgate_policy_version_info{version=\"1\"}").ends_with(" 1"));
     assert!(!text.contains("alice"), "no principal ids in metrics");

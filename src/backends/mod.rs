@@ -10,6 +10,7 @@
 pub mod chroma;
 pub mod qdrant;
 
+pub(crate) mod json_body;
 pub(crate) mod lower;
 pub mod seam;
 pub(crate) mod mapping;

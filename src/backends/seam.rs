@@ -19,13 +19,20 @@
 //! [`Database`] (routes, translator, request rewriting, write description, answer filter, error
 //! shape, attribute layout), and one arm where the configuration picks the backend
 //! (`crate::proxy::gateway::Backend`).
+//!
+//! One database may have several faces, one per wire protocol ([`Protocol`]): Qdrant's REST API
+//! and its gRPC API are two implementations of this trait that share the database's
+//! translator, record layout and write semantics. What differs between faces is what a request
+//! body is ([`Database::Body`]: parsed JSON, a decoded protobuf message), how it goes out
+//! ([`Body`]) and how answers end ([`Answer::trailers`]: gRPC's status); the pipeline handles
+//! both alike.
 
 use super::{FieldMapping, Pushdown, TranslateError};
 use crate::plan::Expr;
 use crate::json::KeptRaw;
 use crate::plan::Value;
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +74,25 @@ pub enum Path {
     To(String),
 }
 
+/// The wire protocol of a face of a database: how its requests arrive and go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 or HTTP/2 with JSON bodies.
+    Http,
+    /// gRPC: HTTP/2, one protobuf message each way, the call's status in trailers.
+    Grpc,
+}
+
+impl Protocol {
+    /// The audit log's `protocol` and the metrics' `protocol` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
 /// A request body for the database.
 #[derive(Debug)]
 pub enum Body {
@@ -75,13 +101,16 @@ pub enum Body {
     Json(Json),
     /// Written with [`KeptRaw::to_vec`]: the kept list goes out as the client sent it.
     Kept(KeptRaw),
+    /// A protobuf message, encoded (gRPC framing is added on the wire); `filter_terms`: the
+    /// leaf conditions of the filters it carries, counted by the module that built it.
+    Proto { message: Bytes, filter_terms: usize },
 }
 
 impl Body {
     /// The JSON the filters are counted on (`None` for no body).
     pub fn json(&self) -> Option<&Json> {
         match self {
-            Body::None => None,
+            Body::None | Body::Proto { .. } => None,
             Body::Json(v) => Some(v),
             Body::Kept(k) => Some(&k.value),
         }
@@ -113,9 +142,16 @@ impl Call {
 /// An answer from the database, read whole.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The outcome in HTTP's terms. For a gRPC answer, the call's status as its HTTP
+    /// equivalent ([`crate::grpc::http_status`]): what the pipeline decides on and the audit
+    /// log records; the response itself is HTTP 200.
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
+    /// The body as it goes on the wire (for gRPC: framed).
     pub body: Bytes,
+    /// gRPC: the call's status (`grpc-status`, `grpc-message`), sent as trailers. `None` for
+    /// HTTP answers.
+    pub trailers: Option<Box<HeaderMap>>,
 }
 
 impl Answer {
@@ -129,6 +165,7 @@ impl Answer {
             status,
             content_type: Some(HeaderValue::from_static("application/json")),
             body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+            trailers: None,
         }
     }
 }
@@ -207,6 +244,9 @@ pub enum FilteredBody {
     Unchanged,
     /// This goes back instead, with the database's status.
     Rewritten(Json),
+    /// This body (as it goes on the wire) goes back instead, with the database's status,
+    /// content type and trailers.
+    Encoded(Bytes),
     /// This goes back instead (a record that must look missing, as the database answers it).
     Replaced(Answer),
 }
@@ -252,10 +292,10 @@ pub enum CollectionRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection<I> {
     Ids(Vec<I>),
-    /// By a filter in the database's language: the pipeline narrows it to the records the
-    /// caller may update, lists their ids ([`Database::ids_matching`]) and has the request
-    /// rewritten to those ids ([`Database::select_ids`]).
-    Filter(Json),
+    /// By the filter the request carries: the pipeline narrows it to the records the caller
+    /// may update, lists their ids ([`Database::ids_matching`]) and has the request rewritten
+    /// to those ids ([`Database::select_ids`]).
+    Filter,
 }
 
 /// What a write does to a record that exists, and to one that does not.
@@ -326,6 +366,9 @@ pub enum Refusal {
     /// Not a request the module understands exactly (the client gets 400).
     #[error("{0}")]
     Malformed(String),
+    /// A body in an encoding or media type the module does not read (415).
+    #[error("{0}")]
+    Unsupported(String),
     /// A shape vecgate does not check, refused as a policy matter (403).
     #[error("{0}")]
     Forbidden(String),
@@ -346,9 +389,14 @@ pub trait Database: Send + Sync + 'static {
     type RequestError: std::error::Error + Send + Sync + 'static + Into<Refusal>;
     /// Why an answer cannot be read.
     type AnswerError: std::error::Error + Send + Sync + 'static;
+    /// A request body as this face reads it (parsed JSON, a decoded message).
+    type Body: fmt::Debug + Send + Sync;
 
-    /// `chroma`, `qdrant`: the metric label and the audit log's `backend`.
+    /// `chroma`, `qdrant`: the metric label and the audit log's `backend` (the same for every
+    /// face of a database).
     fn name(&self) -> &'static str;
+    /// How this face's requests arrive and go out.
+    fn protocol(&self) -> Protocol;
     /// The path the readiness probe asks.
     fn health_path(&self) -> &'static str;
 
@@ -365,27 +413,34 @@ pub trait Database: Send + Sync + 'static {
     fn check_query(&self, route: &Self::Route, query: Option<&str>) -> Result<(), super::RouteError>;
     /// The client's path and query as the database routes it.
     fn forward_path(&self, path_and_query: &str) -> String;
-    /// The top-level list of the body kept as the client's text (validated, never parsed into
-    /// numbers), where the operation has one worth keeping.
-    fn kept_list(&self, route: &Self::Route) -> Option<&'static str>;
+    /// A request's body (`bytes` as read, possibly empty; `None`: the request has none),
+    /// parsed strictly.
+    fn parse_body(&self, route: &Self::Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<Self::Body>, Refusal>;
+    /// What a request without a body reads as.
+    fn empty_body(&self, route: &Self::Route) -> Self::Body;
+    /// The client's body as it goes to the database when it goes as sent: re-serialised from
+    /// what was parsed, never the client's bytes.
+    fn as_sent(&self, route: &Self::Route, body: Option<Self::Body>) -> Result<Body, Self::RequestError>;
 
     // ---- collections --------------------------------------------------------------------
 
     /// For [`Intent::Read`], [`Intent::Delete`], [`Intent::Write`] and
-    /// [`CollectionRequest::Update`]: how to learn the collection's name.
-    fn collection_of(&self, route: &Self::Route) -> Result<CollectionName, Self::RequestError>;
+    /// [`CollectionRequest::Update`]: how to learn the collection's name (from the route, or
+    /// from the body where the protocol names it there).
+    fn collection_of(&self, route: &Self::Route, body: &Self::Body) -> Result<CollectionName, Self::RequestError>;
     /// The collection's name in the answer to a [`CollectionName::Lookup`] call, or to a
     /// [`CollectionRequest::NameInAnswer`] request.
     fn collection_name(&self, answer: &[u8]) -> Result<String, Self::AnswerError>;
     /// The path prefix of a collection's record routes.
     fn locate(&self, route: &Self::Route, name: &str) -> Located;
-    /// A collection-level request, described. `body` is the parsed body (`{}` when empty).
-    fn collection_request(&self, route: &Self::Route, body: &Json) -> Result<CollectionRequest, Self::RequestError>;
+    /// A collection-level request, described. `body` is the parsed body ([`Database::empty_body`]
+    /// when there is none).
+    fn collection_request(&self, route: &Self::Route, body: &Self::Body) -> Result<CollectionRequest, Self::RequestError>;
     /// A collection's attributes as policies see them (`R.attr` of resource kind `collection`).
     fn collection_attributes(&self, route: &Self::Route, name: &str) -> BTreeMap<String, Value>;
-    /// The entries of a listing whose collection `readable` admits (`count`: their number
-    /// instead).
-    fn filter_listing(&self, route: &Self::Route, answer: &[u8], count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Json, Self::AnswerError>;
+    /// The listing with only the entries whose collection `readable` admits (`count`: their
+    /// number instead), as the answer to give.
+    fn filter_listing(&self, route: &Self::Route, answer: &Answer, count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Answer, Self::AnswerError>;
 
     // ---- reads --------------------------------------------------------------------------
 
@@ -393,12 +448,12 @@ pub trait Database: Send + Sync + 'static {
     fn post_filterable(&self, route: &Self::Route) -> bool;
     /// Record ids the request uses as inputs (query by example), with the collection each is
     /// read from (`None`: the request's own). Each must be readable by the caller.
-    fn id_inputs(&self, route: &Self::Route, body: &Json) -> Result<Vec<IdInput<Self::Id>>, Self::RequestError>;
+    fn id_inputs(&self, route: &Self::Route, body: &Self::Body) -> Result<Vec<IdInput<Self::Id>>, Self::RequestError>;
     /// Other collections whose records the answer brings along (each gets its own plan).
-    fn lookup_collections(&self, route: &Self::Route, body: &Json) -> Result<Vec<String>, Self::RequestError>;
+    fn lookup_collections(&self, route: &Self::Route, body: &Self::Body) -> Result<Vec<String>, Self::RequestError>;
     /// The read rewritten for the scope: validated, the filter ANDed in, the attributes the
     /// hit check needs forced into the answer.
-    fn rewrite_read(&self, route: &Self::Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
+    fn rewrite_read(&self, route: &Self::Route, located: &Located, body: Self::Body, scope: ReadScope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
     /// A read's unsuccessful answer as the caller may see it (a record's "not found" must not
     /// differ from the one vecgate gives for a record the caller may not read).
     fn failed_answer(&self, then: &Self::Then, answer: Answer) -> Answer;
@@ -411,21 +466,21 @@ pub trait Database: Send + Sync + 'static {
 
     /// The delete rewritten for the scope (never [`Scope::Unfiltered`]: a delete cannot be
     /// checked afterwards).
-    fn rewrite_delete(&self, route: &Self::Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
+    fn rewrite_delete(&self, route: &Self::Route, body: Self::Body, scope: Scope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
 
     // ---- writes -------------------------------------------------------------------------
 
     /// Sets the stamped attributes on every record the write stores whole.
-    fn stamp(&self, route: &Self::Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), Self::RequestError>;
+    fn stamp(&self, route: &Self::Route, body: &mut Self::Body, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), Self::RequestError>;
     /// The records a write touches.
-    fn describe_write(&self, route: &Self::Route, body: &Json) -> Result<WriteSet<Self::Id, Self::Change>, Self::RequestError>;
-    /// Lists the ids of the records both `filter` and `scope` select (at most `limit` + 1);
-    /// `scope` is never [`Scope::Nothing`] or [`Scope::Unfiltered`].
-    fn ids_matching(&self, located: &Located, filter: &Json, scope: Scope<'_>, limit: usize) -> Call;
+    fn describe_write(&self, route: &Self::Route, body: &Self::Body) -> Result<WriteSet<Self::Id, Self::Change>, Self::RequestError>;
+    /// Lists the ids of the records both the by-filter write's filter and `scope` select (at
+    /// most `limit` + 1); `scope` is never [`Scope::Nothing`] or [`Scope::Unfiltered`].
+    fn ids_matching(&self, route: &Self::Route, located: &Located, body: &Self::Body, scope: Scope<'_>, limit: usize) -> Result<Call, Self::RequestError>;
     /// Reads the answer to [`Database::ids_matching`].
     fn matched_ids(&self, answer: &[u8]) -> Result<Vec<Self::Id>, Self::AnswerError>;
     /// A by-filter write rewritten to select these ids.
-    fn select_ids(&self, route: &Self::Route, body: Json, ids: &[Self::Id]) -> Result<Json, Self::RequestError>;
+    fn select_ids(&self, route: &Self::Route, body: Self::Body, ids: &[Self::Id]) -> Result<Self::Body, Self::RequestError>;
     /// Reads the records with these ids as they are now, unfiltered.
     fn fetch_records(&self, located: &Located, ids: &[Self::Id]) -> Call;
     /// Reads the answer to [`Database::fetch_records`]: the records that exist.
@@ -442,18 +497,20 @@ pub trait Database: Send + Sync + 'static {
         route: &Self::Route,
         located: &Located,
         method: &Method,
-        body: Json,
+        body: Self::Body,
         records: &[RecordWrite<Self::Id, Self::Change>],
         narrowing: Narrowing<'_>,
     ) -> Result<Narrowed, Self::RequestError>;
     /// Extra protection for a write the database applies to whatever it finds when it runs
     /// (Qdrant's upsert `update_filter`): `update` is the update plan's filter.
-    fn guard_write(&self, route: &Self::Route, body: Json, update: &Json) -> Result<Json, Self::RequestError>;
+    fn guard_write(&self, route: &Self::Route, body: Self::Body, update: &Json) -> Result<Self::Body, Self::RequestError>;
 
     // ---- answers ------------------------------------------------------------------------
 
-    /// Leaf conditions in the filters of an outgoing body (`limits.max_filter_terms`).
-    fn filter_terms(&self, route: &Self::Route, body: &Json) -> usize;
+    /// Leaf conditions in the filters of a request's body (`limits.max_filter_terms`).
+    fn filter_terms(&self, route: &Self::Route, body: &Self::Body) -> usize;
+    /// Leaf conditions in the filters of a body that goes out.
+    fn call_filter_terms(&self, route: &Self::Route, body: &Body) -> usize;
     /// An error in the database's own shape, so its clients raise their usual exceptions.
-    fn error_body(&self, status: StatusCode, message: &str) -> Json;
+    fn error_answer(&self, status: StatusCode, message: &str) -> Answer;
 }

@@ -98,10 +98,14 @@ async fn serve(config: Config) -> Result<(), String> {
         (Some(tls), false) => Some(reload_certificates_on_sighup(tls.clone())?),
         _ => None,
     };
-    let listeners = Listeners::bind(config.listen, config.admin_listen)
+    let listeners = Listeners::bind(config.listen, config.admin_listen, config.grpc_listen)
         .await
         .map_err(|e| e.to_string())?;
     let proxy_addr = listeners.proxy.local_addr().map_err(|e| e.to_string())?;
+    let grpc_addr = match &listeners.grpc {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let config = Arc::new(config);
     let gateway = Arc::new(
         Gateway::new(config.clone(), authn, policies, audit, metrics).map_err(|e| e.to_string())?,
@@ -112,6 +116,9 @@ async fn serve(config: Config) -> Result<(), String> {
         backend = config.upstream.kind.name(),
         "vecgate listening"
     );
+    if let (Some(addr), Some(url)) = (grpc_addr, &config.upstream.grpc_url) {
+        tracing::info!(listen = %addr, upstream = %url, "vecgate listening for gRPC");
+    }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_shutdown_signal().await;

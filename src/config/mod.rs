@@ -156,6 +156,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`; `None` when not configured.
     pub admin_listen: Option<SocketAddr>,
+    /// The gRPC listener (Qdrant's gRPC API, proxied to `upstream.grpc_url`); `None` when not
+    /// configured. Inbound TLS (`tls`) applies to it as to `listen`.
+    pub grpc_listen: Option<SocketAddr>,
     pub mode: Mode,
     pub upstream: UpstreamConfig,
     /// Inbound TLS; `None` serves plain HTTP.
@@ -218,6 +221,10 @@ pub struct UpstreamConfig {
     /// Environment variable holding the database's own API key, sent upstream as `api-key`
     /// (the client's credentials are never forwarded).
     pub api_key_env: Option<String>,
+    /// Qdrant's gRPC port (`http://host:6334`, or `https://` for TLS), where calls arriving
+    /// on `grpc_listen` go; set exactly when `grpc_listen` is. Same timeout, CA and API key
+    /// as `url`.
+    pub grpc_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

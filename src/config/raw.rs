@@ -15,6 +15,7 @@ use std::fmt;
 pub struct RawConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub grpc_listen: Option<String>,
     pub mode: Option<String>,
     pub upstream: Option<RawUpstream>,
     pub tls: Option<RawListenerTls>,
@@ -33,6 +34,7 @@ pub struct RawUpstream {
     pub timeout: Option<String>,
     pub tls: Option<RawUpstreamTls>,
     pub api_key_env: Option<String>,
+    pub grpc_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

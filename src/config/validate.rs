@@ -348,6 +348,18 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         None => Ok(None),
         Some(text) => v.socket_addr(&text, "admin_listen").map(Some).ok_or(()),
     };
+    let grpc_listen = match raw.grpc_listen {
+        None => Ok(None),
+        Some(text) => v.socket_addr(&text, "grpc_listen").map(Some).ok_or(()),
+    };
+    for (name, other) in [("listen", listen), ("admin_listen", admin_listen.ok().flatten())] {
+        if let (Some(other), Ok(Some(grpc))) = (other, &grpc_listen) {
+            let overlapping_ip = other.ip() == grpc.ip() || other.ip().is_unspecified() || grpc.ip().is_unspecified();
+            if other.port() == grpc.port() && other.port() != 0 && overlapping_ip {
+                v.report("grpc_listen", ConfigErrorKind::Conflict, format!("must not use the same address and port as {name}"));
+            }
+        }
+    }
     if let (Some(listen), Ok(Some(admin))) = (listen, &admin_listen) {
         // The same port on the same IP, or on a wildcard IP that covers the other, cannot
         // both be bound.
@@ -377,6 +389,26 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
     let upstream = v
         .required(raw.upstream, "upstream")
         .and_then(|u| upstream(&mut v, u));
+    if let (Ok(grpc_listen), Some(upstream)) = (&grpc_listen, &upstream) {
+        match (grpc_listen, &upstream.grpc_url) {
+            (Some(_), None) => v.report(
+                "upstream.grpc_url",
+                ConfigErrorKind::MissingField,
+                "grpc_listen is set: give the database's gRPC url (Qdrant's port 6334)",
+            ),
+            (None, Some(_)) => v.report(
+                "grpc_listen",
+                ConfigErrorKind::MissingField,
+                "upstream.grpc_url is set: give the address vecgate's gRPC listener binds",
+            ),
+            (Some(_), Some(_)) if upstream.kind != BackendKind::Qdrant => v.report(
+                "grpc_listen",
+                ConfigErrorKind::Conflict,
+                "gRPC is proxied for Qdrant only (upstream.kind: qdrant)",
+            ),
+            _ => {}
+        }
+    }
     let tls = match raw.tls {
         None => Ok(None),
         Some(t) => listener_tls(&mut v, t).map(Some).ok_or(()),
@@ -407,6 +439,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
     match (
         listen,
         admin_listen,
+        grpc_listen,
         mode,
         upstream,
         tls,
@@ -420,6 +453,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         (
             Some(listen),
             Ok(admin_listen),
+            Ok(grpc_listen),
             Some(mode),
             Some(upstream),
             Ok(tls),
@@ -432,6 +466,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         ) if problems.is_empty() => Ok(Config {
             listen,
             admin_listen,
+            grpc_listen,
             mode,
             upstream,
             tls,
@@ -469,6 +504,20 @@ fn upstream(v: &mut Validator<'_>, raw: RawUpstream) -> Option<UpstreamConfig> {
                 None
             }
         });
+    let grpc_url = match raw.grpc_url {
+        None => Ok(None),
+        Some(text) => match upstream_url(&text) {
+            Ok(url) if url.trim_start_matches("https://").trim_start_matches("http://").contains('/') => {
+                v.report("upstream.grpc_url", ConfigErrorKind::InvalidValue, format!("`{text}`: a gRPC url has no path"));
+                Err(())
+            }
+            Ok(url) => Ok(Some(url)),
+            Err(reason) => {
+                v.report("upstream.grpc_url", ConfigErrorKind::InvalidValue, reason);
+                Err(())
+            }
+        },
+    };
     let timeout = v.positive_duration(raw.timeout, "upstream.timeout", DEFAULT_UPSTREAM_TIMEOUT);
     let ca_file = match raw.tls.and_then(|t| t.ca_file) {
         None => Ok(None),
@@ -504,6 +553,7 @@ fn upstream(v: &mut Validator<'_>, raw: RawUpstream) -> Option<UpstreamConfig> {
         timeout: timeout?,
         ca_file: ca_file.ok()?,
         api_key_env: api_key_env.ok()?,
+        grpc_url: grpc_url.ok()?,
     })
 }
 

@@ -17,7 +17,6 @@ use super::writes::{stamp_values, Writer};
 use crate::audit::{AuditEvent, Decision};
 use crate::backends::seam::{Call, CollectionRequest, Database, IdInput, Narrowed, Narrowing, Records, Selection, WriteKind};
 use crate::plan::Plan;
-use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Resource kind of everything that is neither a record nor a collection (DESIGN §2).
@@ -98,7 +97,7 @@ impl Gateway {
         &self,
         db: &D,
         route: &D::Route,
-        body: &Json,
+        body: &D::Body,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
@@ -115,7 +114,7 @@ impl Gateway {
                 let exists = match exists {
                     None => false,
                     Some(call) => {
-                        let answer = self.lookup(call, &event.request_id).await?;
+                        let answer = self.lookup(db, call, &event.request_id).await?;
                         match answer.status {
                             s if s.is_success() => true,
                             http::StatusCode::NOT_FOUND => false,
@@ -127,7 +126,7 @@ impl Gateway {
                 Ok(Authorized::AsSent)
             }
             CollectionRequest::Update { new_name } => {
-                let name = self.collection_name(db, route, event).await?;
+                let name = self.collection_name(db, route, body, event).await?;
                 self.require_collection(db, route, authorizer, "update", &name, event)?;
                 if let Some(new_name) = new_name.filter(|n| *n != name) {
                     self.require_collection(db, route, authorizer, "create", &new_name, event)?;
@@ -193,7 +192,7 @@ impl Gateway {
         db: &D,
         route: &D::Route,
         target: &Target<'_>,
-        body: &Json,
+        body: &D::Body,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
@@ -286,7 +285,7 @@ impl Gateway {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let answer = self.lookup_ok(db.fetch_records(&target.located, ids), request_id).await?;
+        let answer = self.lookup_ok(db, db.fetch_records(&target.located, ids), request_id).await?;
         db.fetched_records(&answer.body).map_err(ProxyError::unreadable)
     }
 
@@ -313,7 +312,7 @@ impl Gateway {
         target: &Target<'_>,
         method: &http::Method,
         query: Option<&str>,
-        mut body: Json,
+        mut body: D::Body,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
@@ -324,19 +323,19 @@ impl Gateway {
         }
         self.limit_terms(db, route, &body)?;
         let mut set = db.describe_write(route, &body).map_err(ProxyError::refused)?;
-        let from_filter = matches!(set.selection, Selection::Filter(_));
-        if let Selection::Filter(filter) = &set.selection {
+        let from_filter = matches!(set.selection, Selection::Filter);
+        if from_filter {
             // By-filter writes become by-id writes over the records the caller may update,
             // so each is checked and nothing outside that set is touched.
             let access = self.access(db, target, "update", false, authorizer)?;
             let ids = match access.scope() {
                 crate::backends::seam::Scope::Nothing => Vec::new(),
                 scope => {
-                    let call = db.ids_matching(&target.located, filter, scope, MAX_FILTER_WRITE_RECORDS);
-                    if let Some(listing) = call.body.json() {
-                        self.limit_terms(db, route, listing)?;
-                    }
-                    let answer = self.lookup_ok(call, &event.request_id).await?;
+                    let call = db
+                        .ids_matching(route, &target.located, &body, scope, MAX_FILTER_WRITE_RECORDS)
+                        .map_err(ProxyError::refused)?;
+                    self.limit_call_terms(db, route, &call.body)?;
+                    let answer = self.lookup_ok(db, call, &event.request_id).await?;
                     db.matched_ids(&answer.body).map_err(ProxyError::unreadable)?
                 }
             };

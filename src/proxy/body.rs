@@ -1,16 +1,12 @@
-//! Reading a client's request body: bounded, uncompressed, JSON, parsed strictly. Part of the
-//! authenticate phase's work: a body is read only once the caller is known.
+//! Reading a client's request body: bounded in size and time, uncompressed. Part of the
+//! authenticate phase's work: a body is read only once the caller is known. Parsing it is the
+//! database face's ([`crate::backends::seam::Database::parse_body`]).
 
 use super::error::ProxyError;
-use crate::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
 use crate::config::Limits;
 use bytes::Bytes;
-use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::Value;
-
-/// JSON nesting accepted from clients. Chroma's own parser stops at 128.
-pub const MAX_JSON_DEPTH: usize = 100;
 
 /// Reads the whole body within `limits.body_timeout`, refusing more than
 /// `limits.max_body_bytes` and any `Content-Encoding` but `identity` (the databases would
@@ -48,27 +44,4 @@ where
         }
         Err(e) => Err(ProxyError::BadRequest(format!("reading the request body: {e}"))),
     }
-}
-
-/// Parses a JSON body strictly, keeping the items of the top-level list `keep` as the client's
-/// text (see [`parse_strict_keeping_raw`]; write the body with [`KeptRaw::to_vec`]). An empty
-/// body is `{}`; a non-empty body must be declared `application/json`.
-pub fn parse_json(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Result<KeptRaw, ProxyError> {
-    if body.is_empty() {
-        return Ok(KeptRaw { value: Value::Object(serde_json::Map::new()), raw: None });
-    }
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(ProxyError::UnsupportedMedia(format!(
-            "Content-Type {content_type:?}; expected application/json"
-        )));
-    }
-    Ok(match keep {
-        Some(key) => parse_strict_keeping_raw(body, MAX_JSON_DEPTH, key)?,
-        None => KeptRaw { value: parse_strict(body, MAX_JSON_DEPTH)?, raw: None },
-    })
 }

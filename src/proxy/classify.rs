@@ -32,13 +32,13 @@ pub(super) struct Target<'g> {
 impl Gateway {
     /// The name of the collection a route addresses; where the route names it by id, asked
     /// of the database (and cached for a short while).
-    pub(super) async fn collection_name<D: Database>(&self, db: &D, route: &D::Route, event: &mut AuditEvent) -> Result<String, ProxyError> {
-        let name = match db.collection_of(route).map_err(ProxyError::refused)? {
+    pub(super) async fn collection_name<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<String, ProxyError> {
+        let name = match db.collection_of(route, body).map_err(ProxyError::refused)? {
             CollectionName::Named(name) => name,
             CollectionName::Lookup { cache_key, call } => match self.collection_names.get(&cache_key) {
                 Some(name) => name,
                 None => {
-                    let answer = self.lookup_ok(call, &event.request_id).await?;
+                    let answer = self.lookup_ok(db, call, &event.request_id).await?;
                     let name = db.collection_name(&answer.body).map_err(ProxyError::unreadable)?;
                     self.collection_names.insert(cache_key, name.clone());
                     name
@@ -50,8 +50,8 @@ impl Gateway {
     }
 
     /// The collection a record route addresses, under the first rule matching its name.
-    pub(super) async fn target<D: Database>(&self, db: &D, route: &D::Route, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
-        let name = self.collection_name(db, route, event).await?;
+    pub(super) async fn target<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
+        let name = self.collection_name(db, route, body, event).await?;
         let (rule, mapping) = self.collection_rule(&name)?;
         Ok(Target { located: db.locate(route, &name), rule, mapping })
     }

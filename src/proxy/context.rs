@@ -7,7 +7,7 @@ use super::error::{ErrorKind, ProxyError};
 use super::gateway::Gateway;
 use super::respond::{self, ProxyResponse};
 use crate::audit::{AuditEvent, Decision};
-use crate::backends::seam::Database;
+use crate::backends::seam::{Answer, Database, Protocol};
 use crate::config::{AuditOnFailure, Mode};
 use http::request::Parts;
 use http::StatusCode;
@@ -24,49 +24,59 @@ pub(super) struct RequestCtx<'g> {
 }
 
 impl<'g> RequestCtx<'g> {
-    pub fn new(gateway: &'g Gateway, backend: &'static str, parts: &Parts) -> RequestCtx<'g> {
-        RequestCtx {
-            gateway,
-            started: Instant::now(),
-            answered: false,
-            event: AuditEvent::new(
-                uuid::Uuid::new_v4().to_string(),
-                backend,
-                Mode::from(gateway.forwarding),
-                parts.method.to_string(),
-                parts.uri.path().to_string(),
-            ),
-        }
+    pub fn new(gateway: &'g Gateway, backend: &'static str, protocol: Protocol, parts: &Parts) -> RequestCtx<'g> {
+        let mut event = AuditEvent::new(
+            uuid::Uuid::new_v4().to_string(),
+            backend,
+            Mode::from(gateway.forwarding),
+            parts.method.to_string(),
+            parts.uri.path().to_string(),
+        );
+        event.protocol = protocol.as_str();
+        RequestCtx { gateway, started: Instant::now(), answered: false, event }
     }
 
     /// The request's outcome as the client gets it, recorded: an error becomes the
     /// database's error response and sets the decision the same way in every mode; then the
     /// audit line (whose failure may replace the answer, per `audit.on_failure`) and the
     /// metrics.
-    pub fn finish<D: Database>(mut self, db: &D, outcome: Result<ProxyResponse, ProxyError>) -> ProxyResponse {
+    pub fn finish<D: Database>(mut self, db: &D, outcome: Result<Answer, ProxyError>) -> ProxyResponse {
         self.answered = true;
         let gateway = self.gateway;
         let event = &mut self.event;
-        let mut response = match outcome {
-            Ok(response) => response,
+        let (answer, error) = match outcome {
+            Ok(answer) => (respond::answered(answer), None),
             Err(error) => {
                 event.decision = error.decision(event.decision);
                 event.error = Some(error.kind().as_str());
                 event.message = Some(error.to_string());
-                respond::error(db, &error)
+                (respond::error_answer(db, &error), Some(error))
             }
         };
-        event.status = response.status().as_u16();
+        event.status = answer.status.as_u16();
+        event.grpc_status = answer.trailers.as_deref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
         let elapsed = self.started.elapsed().as_secs_f64();
         event.latency_ms = elapsed * 1000.0;
-        if !gateway.audit.record(event) {
+        let (answer, error) = if !gateway.audit.record(event) {
             gateway.metrics.audit_failure();
             if gateway.config.audit_on_failure == AuditOnFailure::Deny {
-                response = respond::error(db, &ProxyError::AuditUnavailable);
-                event.status = response.status().as_u16();
+                let refusal = ProxyError::AuditUnavailable;
+                let answer = respond::error_answer(db, &refusal);
+                event.status = answer.status.as_u16();
+                event.grpc_status = answer.trailers.as_deref().and_then(crate::grpc::read_status).map(|(code, ..)| code as i32);
+                (answer, Some(refusal))
+            } else {
+                (answer, error)
             }
-        }
+        } else {
+            (answer, error)
+        };
         record_metrics(gateway, event, elapsed);
+        let grpc = answer.trailers.is_some();
+        let mut response = respond::render(answer);
+        if let Some(error) = &error {
+            respond::error_headers(error, grpc, &mut response);
+        }
         response
     }
 }
@@ -74,6 +84,7 @@ impl<'g> RequestCtx<'g> {
 fn record_metrics(gateway: &Gateway, event: &AuditEvent, seconds: f64) {
     gateway.metrics.observe_request(
         event.backend,
+        event.protocol,
         event.operation.unwrap_or("unclassified"),
         event.decision.as_str(),
         event.status,

@@ -199,6 +199,7 @@ impl From<Refusal> for ProxyError {
     fn from(e: Refusal) -> ProxyError {
         match e {
             Refusal::Malformed(why) => ProxyError::BadRequest(why),
+            Refusal::Unsupported(why) => ProxyError::UnsupportedMedia(why),
             Refusal::Forbidden(why) => ProxyError::Forbidden(why),
         }
     }

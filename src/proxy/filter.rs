@@ -69,9 +69,9 @@ impl Gateway {
             }
             Then::Listing { count } => {
                 let mut readable = |name: &str| self.may_collection(db, route, authorizer, "read", name);
-                let listing = db.filter_listing(route, &answer.body, count, &mut readable).map_err(ProxyError::unreadable)?;
+                let listing = db.filter_listing(route, &answer, count, &mut readable).map_err(ProxyError::unreadable)?;
                 event.decision = Decision::Filter;
-                Ok(Answer::json(answer.status, &listing))
+                Ok(listing)
             }
             Then::Records { then, check } => {
                 let mut judge = RecordJudge { authorizer, check: &check };
@@ -92,6 +92,7 @@ impl Gateway {
                 Ok(match filtered.body {
                     FilteredBody::Unchanged => answer,
                     FilteredBody::Rewritten(body) => Answer::json(answer.status, &body),
+                    FilteredBody::Encoded(body) => Answer { body, ..answer },
                     FilteredBody::Replaced(missing) => {
                         event.decision = Decision::Deny;
                         missing

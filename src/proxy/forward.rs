@@ -4,7 +4,7 @@
 
 use super::error::ProxyError;
 use super::gateway::Gateway;
-use crate::backends::seam::{Answer, Body, Call, Database, Path};
+use crate::backends::seam::{Answer, Body, Call, Database, Path, Protocol};
 use crate::config::Mode;
 use bytes::Bytes;
 use http::request::Parts;
@@ -43,17 +43,21 @@ pub fn path_and_query(parts: &Parts) -> &str {
     parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str())
 }
 
-/// A body as bytes for the wire.
-fn wire(body: Body) -> Result<Option<Bytes>, ProxyError> {
-    match body {
-        Body::None => Ok(None),
-        Body::Json(value) => serde_json::to_vec(&value)
+/// A body as bytes for the wire. A gRPC call always carries one message (an empty one where
+/// the body is [`Body::None`]).
+fn wire(protocol: Protocol, body: Body) -> Result<Option<Bytes>, ProxyError> {
+    match (protocol, body) {
+        (Protocol::Http, Body::None) => Ok(None),
+        (Protocol::Http, Body::Json(value)) => serde_json::to_vec(&value)
             .map(|b| Some(Bytes::from(b)))
             .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}"))),
-        Body::Kept(kept) => kept
+        (Protocol::Http, Body::Kept(kept)) => kept
             .to_vec()
             .map(|b| Some(Bytes::from(b)))
             .map_err(|e| ProxyError::Internal(format!("writing the rewritten body: {e}"))),
+        (Protocol::Grpc, Body::None) => Ok(Some(crate::grpc::frame(&[]))),
+        (Protocol::Grpc, Body::Proto { message, .. }) => Ok(Some(crate::grpc::frame(&message))),
+        (protocol, _) => Err(ProxyError::Internal(format!("a body {} does not carry", protocol.as_str()))),
     }
 }
 
@@ -65,32 +69,32 @@ impl Gateway {
             Path::AsSent => db.forward_path(path_and_query(parts)),
             Path::To(path) => path.clone(),
         };
-        let body = wire(call.body)?;
-        Ok(self.upstream.send(call.method, &path, Some(&parts.headers), body, request_id).await?)
+        let body = wire(db.protocol(), call.body)?;
+        Ok(self.upstream(db.protocol())?.send(call.method, &path, Some(&parts.headers), body, request_id).await?)
     }
 
     /// Sends the client's request exactly as it came (shadow mode).
-    pub(super) async fn send_original(&self, parts: &Parts, body: Bytes, request_id: &str) -> Result<Answer, ProxyError> {
+    pub(super) async fn send_original<D: Database>(&self, db: &D, parts: &Parts, body: Bytes, request_id: &str) -> Result<Answer, ProxyError> {
         let body = (!body.is_empty()).then_some(body);
         Ok(self
-            .upstream
+            .upstream(db.protocol())?
             .send(parts.method.clone(), path_and_query(parts), Some(&parts.headers), body, request_id)
             .await?)
     }
 
     /// A request of the pipeline's own (a lookup); no client header goes along.
-    pub(super) async fn lookup(&self, call: Call, request_id: &str) -> Result<Answer, ProxyError> {
+    pub(super) async fn lookup<D: Database>(&self, db: &D, call: Call, request_id: &str) -> Result<Answer, ProxyError> {
         let path = match call.path {
             Path::To(path) => path,
             Path::AsSent => return Err(ProxyError::Internal("a lookup must name its path".into())),
         };
-        let body = wire(call.body)?;
-        Ok(self.upstream.send(call.method, &path, None, body, request_id).await?)
+        let body = wire(db.protocol(), call.body)?;
+        Ok(self.upstream(db.protocol())?.send(call.method, &path, None, body, request_id).await?)
     }
 
     /// [`Gateway::lookup`], where anything but success is the database's refusal, passed back.
-    pub(super) async fn lookup_ok(&self, call: Call, request_id: &str) -> Result<Answer, ProxyError> {
-        let answer = self.lookup(call, request_id).await?;
+    pub(super) async fn lookup_ok<D: Database>(&self, db: &D, call: Call, request_id: &str) -> Result<Answer, ProxyError> {
+        let answer = self.lookup(db, call, request_id).await?;
         if answer.is_success() {
             Ok(answer)
         } else {

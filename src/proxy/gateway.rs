@@ -1,5 +1,6 @@
 //! What every request shares: the configuration, the authenticator, the live policy set, the
-//! database behind vecgate and the one client to it, caches, the audit log and metrics.
+//! database behind vecgate and the one client to it (one per face: Qdrant's gRPC API has its
+//! own), caches, the audit log and metrics.
 
 use super::error::ProxyError;
 use super::forward::Forwarding;
@@ -8,8 +9,9 @@ use super::upstream::{Upstream, UpstreamSettings};
 use crate::audit::AuditLog;
 use crate::authn::Authenticator;
 use crate::backends::chroma::Chroma;
+use crate::backends::qdrant::grpc::QdrantGrpc;
 use crate::backends::qdrant::Qdrant;
-use crate::backends::seam::Database;
+use crate::backends::seam::{Database, Protocol};
 use crate::backends::FieldMapping;
 use crate::config::{BackendKind, CollectionRule, Config};
 use crate::metrics::Metrics;
@@ -38,6 +40,12 @@ impl From<BackendKind> for Backend {
     }
 }
 
+/// The gRPC face of the database, where `grpc_listen` is configured.
+pub(super) struct GrpcFace {
+    db: QdrantGrpc,
+    upstream: Upstream,
+}
+
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
     pub(super) config: Arc<Config>,
@@ -45,6 +53,7 @@ pub struct Gateway {
     pub(super) policies: Arc<PolicyStore>,
     pub(super) backend: Backend,
     pub(super) upstream: Upstream,
+    grpc: Option<GrpcFace>,
     pub(super) forwarding: Forwarding,
     /// Collection id (with tenant and database, where the database has them) → name.
     pub(super) collection_names: moka::sync::Cache<String, String>,
@@ -85,14 +94,34 @@ impl Gateway {
                 backend: config.upstream.kind.name(),
                 api_key: upstream_api_key(&config)?,
                 max_in_flight: config.limits.max_upstream_requests,
+                grpc: false,
             },
             metrics.clone(),
         )?;
+        let grpc = match &config.upstream.grpc_url {
+            None => None,
+            Some(url) => Some(GrpcFace {
+                db: QdrantGrpc,
+                upstream: Upstream::new(
+                    UpstreamSettings {
+                        base_url: url,
+                        timeout: config.upstream.timeout,
+                        ca_file: config.upstream.ca_file.as_deref(),
+                        backend: config.upstream.kind.name(),
+                        api_key: upstream_api_key(&config)?,
+                        max_in_flight: config.limits.max_upstream_requests,
+                        grpc: true,
+                    },
+                    metrics.clone(),
+                )?,
+            }),
+        };
         Ok(Gateway {
             authn,
             policies,
             backend: Backend::from(config.upstream.kind),
             upstream,
+            grpc,
             forwarding: Forwarding::from(config.mode),
             collection_names: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -131,6 +160,28 @@ impl Gateway {
         match &self.backend {
             Backend::Chroma(db) => self.pipeline(db, request).await,
             Backend::Qdrant(db) => self.pipeline(db, request).await,
+        }
+    }
+
+    /// Answers one gRPC call (the `grpc_listen` listener), like [`Gateway::handle`].
+    pub async fn handle_grpc<B>(&self, request: Request<B>) -> ProxyResponse
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        match &self.grpc {
+            Some(face) => self.pipeline(&face.db, request).await,
+            // The listener exists only with the face; answered in gRPC's terms all the same.
+            None => self.pipeline(&QdrantGrpc, request).await,
+        }
+    }
+
+    /// The client to the database for a face's protocol.
+    pub(super) fn upstream(&self, protocol: Protocol) -> Result<&Upstream, ProxyError> {
+        match (protocol, &self.grpc) {
+            (Protocol::Http, _) => Ok(&self.upstream),
+            (Protocol::Grpc, Some(face)) => Ok(&face.upstream),
+            (Protocol::Grpc, None) => Err(ProxyError::Config("upstream.grpc_url is not configured".into())),
         }
     }
 

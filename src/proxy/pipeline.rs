@@ -13,6 +13,10 @@
 //! rewritten request goes and the filtered answer comes back; in shadow mode every phase runs
 //! the same way (decisions, filters, checks are computed and recorded), but the client's own
 //! request goes to the database and its answer comes back unchanged.
+//!
+//! The same pipeline serves every face of a database (`D`): a REST request and a gRPC call
+//! differ only in what the face parses, sends and reads ([`Database::Body`],
+//! [`crate::backends::seam::Protocol`]), never in a phase.
 
 use super::authorize::Authorized;
 use super::body;
@@ -22,10 +26,10 @@ use super::decide::Authorizer;
 use super::error::ProxyError;
 use super::forward::Forwarding;
 use super::gateway::Gateway;
-use super::respond::{self, gateway_status, ProxyResponse};
-use super::rewrite::{self, Sending, Then};
+use super::respond::{gateway_status, ProxyResponse};
+use super::rewrite::{Sending, Then};
 use crate::audit::{AuditEvent, Decision};
-use crate::backends::seam::{Body, Call, Database, Intent, Path, Route};
+use crate::backends::seam::{Answer, Body, Call, Database, Intent, Path, Route};
 use bytes::Bytes;
 use http::request::Parts;
 use http::Request;
@@ -48,7 +52,7 @@ impl Gateway {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let (parts, body) = request.into_parts();
-        let mut ctx = RequestCtx::new(self, db.name(), &parts);
+        let mut ctx = RequestCtx::new(self, db.name(), db.protocol(), &parts);
         let outcome = match self.forwarding {
             Forwarding::Enforce => self.enforce(db, &parts, body, &mut ctx.event).await,
             Forwarding::Shadow => self.shadow(db, &parts, body, &mut ctx.event).await,
@@ -57,7 +61,7 @@ impl Gateway {
     }
 
     /// Enforce mode: what the phases decide is what happens.
-    async fn enforce<D, B>(&self, db: &D, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<ProxyResponse, ProxyError>
+    async fn enforce<D, B>(&self, db: &D, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<Answer, ProxyError>
     where
         D: Database,
         B: hyper::body::Body<Data = Bytes>,
@@ -71,14 +75,14 @@ impl Gateway {
                 self.filter(db, &route, authorizer.as_ref(), then, answer, event)?
             }
         };
-        Ok(respond::answer(answer))
+        Ok(answer)
     }
 
     /// Shadow mode: the phases run as in enforce mode and their verdict is recorded (the
     /// status enforce mode would have answered, the decision, the hits it would have
     /// stripped); the client's request goes to the database as it came, and the answer comes
     /// back unchanged. Only the body size limit still applies, since it protects vecgate.
-    async fn shadow<D, B>(&self, db: &D, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<ProxyResponse, ProxyError>
+    async fn shadow<D, B>(&self, db: &D, parts: &Parts, body: B, event: &mut AuditEvent) -> Result<Answer, ProxyError>
     where
         D: Database,
         B: hyper::body::Body<Data = Bytes>,
@@ -86,7 +90,7 @@ impl Gateway {
     {
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let prepared = self.prepare(db, parts, Full::new(bytes.clone()), event).await;
-        let answer = self.send_original(parts, bytes, &event.request_id).await?;
+        let answer = self.send_original(db, parts, bytes, &event.request_id).await?;
         let verdict = match prepared {
             Err(e) => Err(e),
             Ok(Prepared { sending: Sending::Local(local), .. }) => Ok(local.status),
@@ -110,7 +114,7 @@ impl Gateway {
             event.error = Some(e.kind().as_str());
             event.message = Some(e.to_string());
         }
-        Ok(respond::answer(answer))
+        Ok(answer)
     }
 
     /// classify → authenticate → authorize → rewrite.
@@ -132,20 +136,17 @@ impl Gateway {
         // Authenticate; then read the body, and take one policy snapshot for the request.
         let caller = self.authenticate(parts, event)?;
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
-        let mut body = match bytes.is_empty() {
-            true => None,
-            false => Some(body::parse_json(&parts.headers, &bytes, db.kept_list(&route))?),
-        };
+        let mut body = db.parse_body(&route, &parts.headers, &bytes)?;
         let authorizer = Authorizer::new(caller, self.policies.snapshot(), self.metrics.clone());
         event.policy_version = Some(authorizer.snapshot.version);
 
         // Authorize; record operations first find their collection and its rule.
+        let empty = db.empty_body(&route);
+        let parsed = body.as_ref().unwrap_or(&empty);
         let target = match intent {
-            Intent::Read | Intent::Delete | Intent::Write => Some(self.target(db, &route, event).await?),
+            Intent::Read | Intent::Delete | Intent::Write => Some(self.target(db, &route, parsed, event).await?),
             _ => None,
         };
-        let empty = rewrite::empty().value;
-        let json = body.as_ref().map_or(&empty, |b| &b.value);
         let authorized = match (intent, &target) {
             (Intent::Identity, _) => {
                 event.decision = Decision::Allow;
@@ -155,11 +156,11 @@ impl Gateway {
                 self.require_admin(&authorizer, route.name(), event)?;
                 Authorized::AsSent
             }
-            (Intent::Collection(_), _) => self.authorize_collection(db, &route, json, &authorizer, event).await?,
-            (Intent::Read, Some(target)) => self.authorize_read(db, &route, target, json, &authorizer, event).await?,
+            (Intent::Collection(_), _) => self.authorize_collection(db, &route, parsed, &authorizer, event).await?,
+            (Intent::Read, Some(target)) => self.authorize_read(db, &route, target, parsed, &authorizer, event).await?,
             (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event)?,
             (Intent::Write, Some(target)) => {
-                let owned = body.take().map_or(empty, |b| b.value);
+                let owned = body.take().unwrap_or(empty);
                 self.authorize_write(db, &route, target, &parts.method, parts.uri.query(), owned, &authorizer, event).await?
             }
             (Intent::Health | Intent::Read | Intent::Delete | Intent::Write, _) => {

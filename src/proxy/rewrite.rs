@@ -10,9 +10,7 @@ use super::decide::Access;
 use super::error::ProxyError;
 use super::gateway::Gateway;
 use crate::backends::seam::{Answer, Body, Call, Database, Narrowed, Outgoing, Path, ReadScope};
-use crate::json::KeptRaw;
 use http::request::Parts;
-use serde_json::Value as Json;
 
 /// What goes to the database for a request, and how its answer is read. One per request,
 /// moved once: the size of its variants does not matter.
@@ -53,15 +51,21 @@ impl Gateway {
         route: &D::Route,
         parts: &Parts,
         target: Option<&Target<'_>>,
-        body: Option<KeptRaw>,
+        body: Option<D::Body>,
         authorized: Authorized,
     ) -> Result<Sending<D>, ProxyError> {
-        let as_sent = |body: Option<KeptRaw>| as_sent(parts, body);
+        let as_sent = |body: Option<D::Body>| -> Result<Call, ProxyError> {
+            let body = db.as_sent(route, body).map_err(ProxyError::refused)?;
+            Ok(Call::new(parts.method.clone(), Path::AsSent, body))
+        };
         let sending = match authorized {
-            Authorized::AsSent => Sending::Send { call: as_sent(body), then: Then::PassBack },
-            Authorized::NameInAnswer => Sending::Send { call: as_sent(body), then: Then::NameInAnswer },
+            Authorized::AsSent => Sending::Send { call: as_sent(body)?, then: Then::PassBack },
+            Authorized::NameInAnswer => Sending::Send { call: as_sent(body)?, then: Then::NameInAnswer },
             Authorized::Listing { call, count } => Sending::Send {
-                call: call.unwrap_or_else(|| as_sent(body)),
+                call: match call {
+                    Some(call) => call,
+                    None => as_sent(body)?,
+                },
                 then: Then::Listing { count },
             },
             Authorized::Write(Narrowed::Answer(answer)) => Sending::Local(answer),
@@ -75,7 +79,7 @@ impl Gateway {
                     check_hits: access.residual().is_some() || !lookups.is_empty(),
                     mapping: target.mapping,
                 };
-                let body = body.unwrap_or_else(empty);
+                let body = body.unwrap_or_else(|| db.empty_body(route));
                 let outgoing = db.rewrite_read(route, &target.located, body, scope).map_err(ProxyError::refused)?;
                 let check = RecordCheck { kind: target.rule.resource_kind.clone(), access, lookups };
                 match outgoing {
@@ -84,39 +88,36 @@ impl Gateway {
                     Outgoing::Send { call, then: Some(then) } => Sending::Send { call, then: Then::Records { then, check } },
                 }
             }
-            Authorized::Delete { access } => match db.rewrite_delete(route, body.unwrap_or_else(empty).value, access.scope()).map_err(ProxyError::refused)? {
+            Authorized::Delete { access } => match db
+                .rewrite_delete(route, body.unwrap_or_else(|| db.empty_body(route)), access.scope())
+                .map_err(ProxyError::refused)?
+            {
                 Outgoing::Local(answer) => Sending::Local(answer),
                 Outgoing::Send { call, .. } => Sending::Send { call, then: Then::PassBack },
             },
         };
         if let Sending::Send { call, .. } = &sending {
-            if let Some(body) = call.body.json() {
-                self.limit_terms(db, route, body)?;
-            }
+            self.limit_call_terms(db, route, &call.body)?;
         }
         Ok(sending)
     }
 
-    /// The filters a request sends, the caller's and ours together, must stay within
+    /// The filters a request carries, the caller's and ours together, must stay within
     /// `limits.max_filter_terms` (Chroma falls over on large filters).
-    pub(super) fn limit_terms<D: Database>(&self, db: &D, route: &D::Route, body: &Json) -> Result<(), ProxyError> {
+    pub(super) fn limit_terms<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body) -> Result<(), ProxyError> {
+        self.within_term_limit(db.filter_terms(route, body))
+    }
+
+    /// [`Gateway::limit_terms`] for a body that goes out.
+    pub(super) fn limit_call_terms<D: Database>(&self, db: &D, route: &D::Route, body: &Body) -> Result<(), ProxyError> {
+        self.within_term_limit(db.call_filter_terms(route, body))
+    }
+
+    fn within_term_limit(&self, terms: usize) -> Result<(), ProxyError> {
         let limit = self.config.limits.max_filter_terms;
-        let terms = db.filter_terms(route, body);
         if terms > limit {
             return Err(ProxyError::BadRequest(format!("the filter has {terms} terms, more than the limit of {limit}")));
         }
         Ok(())
     }
-}
-
-/// The client's request as it came, its body (if it sent one) parsed strictly and written
-/// again: never the raw bytes.
-fn as_sent(parts: &Parts, body: Option<KeptRaw>) -> Call {
-    let body = body.map_or(Body::None, Body::Kept);
-    Call::new(parts.method.clone(), Path::AsSent, body)
-}
-
-/// An empty body, read as `{}`.
-pub(super) fn empty() -> KeptRaw {
-    KeptRaw { value: Json::Object(serde_json::Map::new()), raw: None }
 }

@@ -5,8 +5,14 @@
 //! `upstream.tls.ca_file` alone when it is set (it replaces the bundled Mozilla roots rather
 //! than extending them: a sidecar talks to one database, usually behind a private CA), else
 //! against the bundled Mozilla roots ([`crate::tls`]). ALPN offers HTTP/2 and HTTP/1.1.
+//!
+//! A gRPC upstream ([`UpstreamSettings::grpc`]) speaks HTTP/2 only (prior knowledge on
+//! `http://`), sends `application/grpc` bodies with `te: trailers`, and reads the call's status
+//! from the trailers into the [`Answer`]: its HTTP-equivalent status, and the status trailers
+//! themselves to pass on. An answer without a gRPC status is the database failing.
 
 use crate::backends::seam::Answer;
+use crate::grpc;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -68,6 +74,8 @@ pub struct Upstream {
     /// `limits.max_upstream_requests` slots: a database that slows down is not sent an
     /// ever-growing number of concurrent requests (and connections).
     slots: tokio::sync::Semaphore,
+    /// Speaks gRPC (see the module documentation).
+    grpc: bool,
 }
 
 /// Where and how to reach the database.
@@ -79,6 +87,8 @@ pub struct UpstreamSettings<'a> {
     pub backend: &'static str,
     pub api_key: Option<HeaderValue>,
     pub max_in_flight: usize,
+    /// The database's gRPC port rather than its HTTP API.
+    pub grpc: bool,
 }
 
 impl Upstream {
@@ -91,15 +101,13 @@ impl Upstream {
                 "upstream url {base_url}: only http:// and https:// upstreams are supported"
             )));
         }
-        let connector = crate::tls::https_connector(
-            settings.ca_file,
-            true,
-            crate::tls::HttpVersions::Http1And2,
-            settings.timeout.min(Duration::from_secs(5)),
-        )
-        .map_err(|e| UpstreamError::Config(format!("upstream.tls: {e}")))?;
+        let versions = if settings.grpc { crate::tls::HttpVersions::Http2 } else { crate::tls::HttpVersions::Http1And2 };
+        let connector =
+            crate::tls::https_connector(settings.ca_file, true, versions, settings.timeout.min(Duration::from_secs(5)))
+                .map_err(|e| UpstreamError::Config(format!("upstream.tls: {e}")))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            .http2_only(settings.grpc)
             .build(connector);
         Ok(Upstream {
             client,
@@ -109,6 +117,7 @@ impl Upstream {
             base: base_url.trim_end_matches('/').to_string(),
             timeout: settings.timeout,
             slots: tokio::sync::Semaphore::new(settings.max_in_flight),
+            grpc: settings.grpc,
         })
     }
 
@@ -137,6 +146,10 @@ impl Upstream {
             builder = builder.header("api-key", key);
         }
         let body = match body {
+            Some(b) if self.grpc => {
+                builder = builder.header(CONTENT_TYPE, grpc::CONTENT_TYPE_GRPC).header(http::header::TE, "trailers");
+                b
+            }
             Some(b) => {
                 builder = builder.header(CONTENT_TYPE, "application/json");
                 b
@@ -159,13 +172,18 @@ impl Upstream {
                 .await
                 .map_err(|e| UpstreamError::Unavailable(describe_client_error(&e)))?;
             let status = response.status();
-            let content_type = response.headers().get(CONTENT_TYPE).cloned();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            let headers = response.headers().clone();
+            let content_type = headers.get(CONTENT_TYPE).cloned();
+            let collected = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| UpstreamError::Unavailable(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok(Answer { status, content_type, body })
+                .map_err(|e| UpstreamError::Unavailable(format!("reading the answer: {e}")))?;
+            let trailers = collected.trailers().cloned();
+            let body = collected.to_bytes();
+            if !self.grpc {
+                return Ok(Answer { status, content_type, body, trailers: None });
+            }
+            grpc_answer(status, &headers, trailers.as_ref(), content_type, body)
         };
         let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, exchange).await {
@@ -178,6 +196,24 @@ impl Upstream {
         }
         result
     }
+}
+
+/// A gRPC answer: its status from the trailers, or from the headers of a trailers-only answer.
+fn grpc_answer(
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    trailers: Option<&HeaderMap>,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+) -> Result<Answer, UpstreamError> {
+    if status != http::StatusCode::OK {
+        return Err(UpstreamError::Unavailable(format!("the gRPC upstream answered HTTP {status}")));
+    }
+    let (code, _, status_trailers) = trailers
+        .and_then(grpc::read_status)
+        .or_else(|| grpc::read_status(headers))
+        .ok_or_else(|| UpstreamError::Unavailable("the gRPC upstream's answer carries no grpc-status".into()))?;
+    Ok(Answer { status: grpc::http_status(code), content_type, body, trailers: Some(Box::new(status_trailers)) })
 }
 
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {

@@ -1,7 +1,7 @@
 //! The admin port: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz` (policies
 //! loaded and the database answering). Never the data port's routes.
 
-use crate::proxy::{Gateway, ProxyResponse};
+use crate::proxy::Gateway;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -14,6 +14,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// The admin port's answers (plain bodies, no trailers).
+type ProxyResponse = Response<Full<Bytes>>;
 
 fn raw_response(status: StatusCode, content_type: &'static str, body: Bytes) -> ProxyResponse {
     let mut response = Response::new(Full::new(body));

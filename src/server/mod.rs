@@ -1,5 +1,10 @@
-//! Listeners: the proxy port and the admin port, connection limits, graceful shutdown, and
-//! inbound TLS ([`tls`]).
+//! Listeners: the proxy port, the gRPC port (Qdrant's gRPC API, `grpc_listen`) and the admin
+//! port, connection limits (`limits.max_connections` across the proxy and gRPC ports),
+//! graceful shutdown, and inbound TLS ([`tls`], the same for the proxy and gRPC ports).
+//!
+//! The gRPC port speaks HTTP/2 only (prior knowledge, or ALPN `h2` over TLS) and hands every
+//! call to [`Gateway::handle_grpc`]: the same pipeline as the proxy port's requests, through
+//! the database's gRPC face.
 
 mod admin;
 pub mod tls;
@@ -35,10 +40,11 @@ pub enum ServerError {
 pub struct Listeners {
     pub proxy: TcpListener,
     pub admin: Option<TcpListener>,
+    pub grpc: Option<TcpListener>,
 }
 
 impl Listeners {
-    pub async fn bind(proxy: SocketAddr, admin: Option<SocketAddr>) -> Result<Listeners, ServerError> {
+    pub async fn bind(proxy: SocketAddr, admin: Option<SocketAddr>, grpc: Option<SocketAddr>) -> Result<Listeners, ServerError> {
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -49,8 +55,21 @@ impl Listeners {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        Ok(Listeners { proxy, admin })
+        let grpc = match grpc {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        Ok(Listeners { proxy, admin, grpc })
     }
+}
+
+/// Which protocol a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Face {
+    /// HTTP/1.1 and HTTP/2: the database's HTTP API.
+    Http,
+    /// HTTP/2 only: the database's gRPC API.
+    Grpc,
 }
 
 /// Serves until `shutdown` turns true, then stops accepting and drains open connections
@@ -62,16 +81,33 @@ pub async fn serve(
     gateway: Arc<Gateway>,
     listeners: Listeners,
     tls: Option<Arc<TlsAcceptorSource>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(gateway.config().limits.max_connections));
+    let admin = listeners.admin.map(|admin| tokio::spawn(admin::serve(gateway.clone(), admin, shutdown.clone())));
+    let http = accept(gateway.clone(), listeners.proxy, Face::Http, tls.clone(), permits.clone(), shutdown.clone());
+    match listeners.grpc {
+        Some(grpc) => {
+            tokio::join!(http, accept(gateway, grpc, Face::Grpc, tls, permits, shutdown));
+        }
+        None => http.await,
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+}
+
+/// Accepts and serves the connections of one listener until `shutdown`, then drains them.
+async fn accept(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    face: Face,
+    tls: Option<Arc<TlsAcceptorSource>>,
+    permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = gateway.config().limits.clone();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
-    if let Some(admin) = listeners.admin {
-        let gateway = gateway.clone();
-        let shutdown = shutdown.clone();
-        connections.spawn(admin::serve(gateway, admin, shutdown));
-    }
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
@@ -82,7 +118,7 @@ pub async fn serve(
         };
         let (stream, peer) = tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listeners.proxy.accept() => match accepted {
+            accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -115,7 +151,7 @@ pub async fn serve(
                     },
                     _ = conn_shutdown.changed() => return,
                 }
-                serve_http(TokioIo::new(stream), gateway, header_timeout, conn_shutdown, peer).await;
+                serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
                 return;
             };
             let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
@@ -133,10 +169,10 @@ pub async fn serve(
                 },
                 _ = conn_shutdown.changed() => return,
             };
-            serve_http(TokioIo::new(stream), gateway, header_timeout, conn_shutdown, peer).await;
+            serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
         });
     }
-    drop(listeners.proxy);
+    drop(listener);
     if tokio::time::timeout(DRAIN_DEADLINE, async {
         while connections.join_next().await.is_some() {}
     })
@@ -148,11 +184,12 @@ pub async fn serve(
     }
 }
 
-/// Serves HTTP/1.1 or HTTP/2 (detected) on one connection until it ends or `shutdown` turns
-/// true, then finishes in-flight requests.
+/// Serves HTTP/1.1 or HTTP/2 (detected; HTTP/2 only for gRPC) on one connection until it
+/// ends or `shutdown` turns true, then finishes in-flight requests.
 async fn serve_http<I>(
     io: I,
     gateway: Arc<Gateway>,
+    face: Face,
     header_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
     peer: SocketAddr,
@@ -161,13 +198,22 @@ async fn serve_http<I>(
 {
     let service = service_fn(move |request: Request<Incoming>| {
         let gateway = gateway.clone();
-        async move { Ok::<ProxyResponse, Infallible>(gateway.handle(request).await) }
+        async move {
+            let response = match face {
+                Face::Http => gateway.handle(request).await,
+                Face::Grpc => gateway.handle_grpc(request).await,
+            };
+            Ok::<ProxyResponse, Infallible>(response)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
+    if face == Face::Grpc {
+        builder = builder.http2_only();
+    }
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     tokio::select! {

@@ -182,6 +182,7 @@ def vecgate_qdrant(
         policies_dir=QDRANT_POLICIES_DIR,
         extra_env={QDRANT_API_KEY_ENV: qdrant_api_key},
         health_path="/healthz",
+        grpc_upstream_url=qdrant.extra["grpc_url"],
     )
     server.name = "vecgate (qdrant)"
     _RUNNING.append(server)
@@ -195,10 +196,12 @@ def vecgate_qdrant(
 @pytest.fixture
 def qdrant_as(vecgate_qdrant, tokens) -> Callable:
     """qdrant_as("alice") / qdrant_as("bob", transport="token_provider") -> QdrantClient
-    talking to vecgate; qdrant_as(None) sends no credentials."""
+    talking to vecgate (transports "grpc_api_key", "grpc_token_provider": over its gRPC
+    listener; asynchronous=True: an AsyncQdrantClient); qdrant_as(None) sends no credentials."""
 
-    def _connect(who, transport: str = "api_key"):
-        return connect_qdrant(vecgate_qdrant.url, tokens[who] if who else None, transport)
+    def _connect(who, transport: str = "api_key", asynchronous: bool = False):
+        return connect_qdrant(vecgate_qdrant.url, tokens[who] if who else None, transport,
+                              vecgate_qdrant.extra["grpc_port"], asynchronous)
 
     return _connect
 

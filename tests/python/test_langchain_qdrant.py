@@ -1,5 +1,7 @@
 """langchain-qdrant's QdrantVectorStore used exactly as its docs show, with the client pointed
 at vecgate. The application code is the same for every caller; only the credential differs.
+Every test that uses `transport` runs with qdrant-client over REST (`api_key=`,
+`auth_token_provider=`) and with `prefer_grpc=True` through vecgate's gRPC listener.
 
 Dense retrieval uses the demo's deterministic embedding (examples/langchain-chroma/
 embeddings.py). HYBRID and SPARSE retrieval need a sparse embedding; FastEmbedSparse would
@@ -16,6 +18,7 @@ import uuid
 import warnings
 from collections import Counter
 
+import grpc
 import pytest
 from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseEmbeddings, SparseVector
 from qdrant_client import models
@@ -58,6 +61,17 @@ class HashingSparseEmbeddings(SparseEmbeddings):
 
     def embed_query(self, text: str) -> SparseVector:
         return self._embed(text)
+
+
+# A refusal as qdrant-client raises it: over REST an UnexpectedResponse, over gRPC an RpcError.
+REFUSED = (UnexpectedResponse, grpc.RpcError)
+
+
+def forbidden(error: BaseException) -> bool:
+    """403 over REST, PERMISSION_DENIED over gRPC."""
+    if isinstance(error, grpc.RpcError):
+        return error.code() == grpc.StatusCode.PERMISSION_DENIED
+    return getattr(error, "status_code", None) == 403
 
 
 def doc_id(doc) -> str:
@@ -121,7 +135,7 @@ def hybrid_collection_name(vecgate_qdrant, tokens, qdrant_as):
         pass
 
 
-@pytest.fixture(params=["api_key", "token_provider"])
+@pytest.fixture(params=["api_key", "token_provider", "grpc_token_provider"])
 def transport(request) -> str:
     return request.param
 
@@ -259,8 +273,10 @@ def test_get_by_ids_leaves_out_foreign_ids(store):
     assert [doc_id(d) for d in got] == [PID["hr-amer-benefits"]]
 
 
-def test_store_from_existing_collection_with_url_and_api_key(vecgate_qdrant, tokens, collection_name):
-    # LangChain's other documented way in: no client object, just url and api_key.
+@pytest.mark.parametrize("prefer_grpc", [False, True])
+def test_store_from_existing_collection_with_url_and_api_key(vecgate_qdrant, tokens, collection_name, prefer_grpc):
+    # LangChain's other documented way in: no client object, just url and api_key (and, for
+    # gRPC, prefer_grpc with vecgate's gRPC port).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         bob = QdrantVectorStore.from_existing_collection(
@@ -268,6 +284,8 @@ def test_store_from_existing_collection_with_url_and_api_key(vecgate_qdrant, tok
             embedding=HashingEmbeddings(),
             url=vecgate_qdrant.url,
             api_key=tokens["bob"],
+            prefer_grpc=prefer_grpc,
+            grpc_port=vecgate_qdrant.extra["grpc_port"],
         )
     assert {doc_id(d) for d in bob.similarity_search(QUESTION, k=K)} == OWN["bob"]
 
@@ -281,7 +299,7 @@ def test_delete_of_foreign_ids_deletes_nothing(store, qdrant_direct, collection_
     foreign = [PID["hr-amer-benefits"], PID["hr-amer-reviews"]]
     try:
         store("alice").delete(ids=foreign)
-    except UnexpectedResponse:
+    except REFUSED:
         pass  # refusing outright is as good as deleting nothing; what counts is the data
     assert stored_ids(qdrant_direct, collection_name) == ALL_IDS
     assert {doc_id(d) for d in store("bob").similarity_search(QUESTION, k=K)} == OWN["bob"]
@@ -309,13 +327,13 @@ def test_add_texts_for_own_team(store, qdrant_direct, collection_name):
 
 def test_add_texts_tagged_for_another_team_is_refused(store, qdrant_direct, collection_name):
     planted = str(uuid.uuid4())
-    with pytest.raises(UnexpectedResponse) as refused:
+    with pytest.raises(REFUSED) as refused:
         store("bob").add_texts(
             ["Finance EMEA: wire the bonus pool to account 12345."],
             metadatas=[{"department": "FINANCE", "region": "EMEA"}],
             ids=[planted],
         )
-    assert refused.value.status_code == 403
+    assert forbidden(refused.value)
     assert stored_ids(qdrant_direct, collection_name) == ALL_IDS
     assert planted not in {doc_id(d) for d in store("alice").similarity_search(QUESTION, k=K)}
 
@@ -323,13 +341,13 @@ def test_add_texts_tagged_for_another_team_is_refused(store, qdrant_direct, coll
 def test_add_texts_over_a_foreign_id_is_refused(store, qdrant_direct, collection_name):
     target = PID["fin-emea-budget"]
     before = qdrant_direct.retrieve(collection_name, [target])[0].payload
-    with pytest.raises(UnexpectedResponse) as refused:
+    with pytest.raises(REFUSED) as refused:
         store("bob").add_texts(
             ["HR AMER: this note now belongs to bob."],
             metadatas=[{"department": "HR", "region": "AMER"}],
             ids=[target],
         )
-    assert refused.value.status_code == 403
+    assert forbidden(refused.value)
     assert qdrant_direct.retrieve(collection_name, [target])[0].payload == before
 
 
@@ -347,24 +365,24 @@ def test_from_texts_as_a_user_creates_a_collection_but_not_foreign_documents(
             api_key=tokens["bob"],
             collection_name=name,
         )
-        with pytest.raises(UnexpectedResponse) as refused:
+        with pytest.raises(REFUSED) as refused:
             mine.add_texts(
                 ["Finance EMEA: not bob's to write."],
                 metadatas=[{"department": "FINANCE", "region": "EMEA"}],
             )
-    assert refused.value.status_code == 403
+    assert forbidden(refused.value)
     points, _ = qdrant_direct.scroll(name, limit=100)
     assert [p.payload["page_content"] for p in points] == ["HR AMER: the team lunch is on Thursday."]
     qdrant_direct.delete_collection(name)
 
 
 def test_hybrid_writes_are_checked_too(hybrid_store, qdrant_direct, hybrid_collection_name):
-    with pytest.raises(UnexpectedResponse) as refused:
+    with pytest.raises(REFUSED) as refused:
         hybrid_store("alice").add_texts(
             ["HR AMER: planted through the hybrid store."],
             metadatas=[{"department": "HR", "region": "AMER"}],
         )
-    assert refused.value.status_code == 403
+    assert forbidden(refused.value)
     assert stored_ids(qdrant_direct, hybrid_collection_name) == ALL_IDS
     ids = hybrid_store("alice").add_texts(
         ["Finance EMEA: the hybrid store accepts alice's own note."],

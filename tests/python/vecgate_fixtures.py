@@ -236,13 +236,22 @@ def start_vecgate(
     policies_dir: Path = POLICIES_DIR,
     extra_env: Optional[dict[str, str]] = None,
     health_path: str = "/api/v2/heartbeat",
+    grpc_upstream_url: Optional[str] = None,
 ) -> Server:
     """vecgate in front of `upstream_url`, with a demo's config template and policies (the
-    Chroma demo's by default), on a free port. `extra_env` is added to its environment."""
+    Chroma demo's by default), on a free port. `extra_env` is added to its environment. With
+    `grpc_upstream_url` (the database's gRPC port), vecgate also listens for gRPC
+    (`extra["grpc_port"]`) and serves its admin port (`extra["admin_port"]`: /metrics)."""
     port = free_port()
     config_path = workdir / "vecgate.yaml"
     audit_path = workdir / "audit.jsonl"
-    config_path.write_text(render_config(port, upstream_url, policies_dir, audit_path, template))
+    config = render_config(port, upstream_url, policies_dir, audit_path, template)
+    grpc_port = admin_port = None
+    if grpc_upstream_url is not None:
+        grpc_port, admin_port = free_port(), free_port()
+        config = config.replace("\nupstream:\n", f"\nupstream:\n  grpc_url: {grpc_upstream_url}\n", 1)
+        config += f"\ngrpc_listen: 127.0.0.1:{grpc_port}\nadmin_listen: 127.0.0.1:{admin_port}\n"
+    config_path.write_text(config)
     env = dict(os.environ)
     env[SECRET_ENV] = secret
     env.update(extra_env or {})
@@ -256,6 +265,9 @@ def start_vecgate(
     )
     server.extra["config_path"] = config_path
     server.extra["audit_path"] = audit_path
+    if grpc_port is not None:
+        server.extra["grpc_port"] = grpc_port
+        server.extra["admin_port"] = admin_port
     # A health route; any HTTP answer means the listener is up.
     wait_until_answers(server, health_path)
     return server
@@ -376,16 +388,20 @@ def start_qdrant(workdir: Path, api_key: Optional[str] = None) -> Server:
         log = workdir / "qdrant.log"
         log.write_text(f"(a running server: {url}; its log is elsewhere)\n")
         proxy = RecordingProxy(url)
+        grpc_url = os.environ.get("QDRANT_GRPC_URL", "").strip() or re.sub(
+            r":(\d+)$", lambda m: f":{int(m.group(1)) + 1}", url)
         return Server(name="qdrant", proc=None, log_path=log, port=proxy.port,
-                      extra={"recorder": proxy}, external_url=f"http://127.0.0.1:{proxy.port}")
+                      extra={"recorder": proxy, "grpc_url": grpc_url},
+                      external_url=f"http://127.0.0.1:{proxy.port}")
     port = free_port()
+    grpc_port = free_port()
     if kind == "binary":
         binary = os.environ["QDRANT_BIN"].strip()
         env = dict(os.environ)
         env.update({
             "QDRANT__SERVICE__HOST": "127.0.0.1",
             "QDRANT__SERVICE__HTTP_PORT": str(port),
-            "QDRANT__SERVICE__GRPC_PORT": str(free_port()),
+            "QDRANT__SERVICE__GRPC_PORT": str(grpc_port),
             "QDRANT__STORAGE__STORAGE_PATH": str(workdir / "storage"),
             "QDRANT__STORAGE__SNAPSHOTS_PATH": str(workdir / "snapshots"),
             "QDRANT__TELEMETRY_DISABLED": "true",
@@ -397,26 +413,38 @@ def start_qdrant(workdir: Path, api_key: Optional[str] = None) -> Server:
         wait_until_answers(server, "/readyz", {200})
         proxy = RecordingProxy(server.url)
         server.extra["recorder"] = proxy
+        server.extra["grpc_url"] = f"http://127.0.0.1:{grpc_port}"
         server.external_url = f"http://127.0.0.1:{proxy.port}"
         return server
     argv = [sys.executable, str(QDRANT_SERVER), "--host", "127.0.0.1", "--port", str(port),
-            "--storage-dir", str(workdir)]
+            "--grpc-port", str(grpc_port), "--storage-dir", str(workdir)]
     if api_key is not None:
         argv += ["--api-key", api_key]
     server = _spawn("qdrant", argv, workdir / "qdrant.log", port, stdin=subprocess.PIPE)
     wait_until_answers(server, "/healthz", {200})
+    server.extra["grpc_url"] = f"http://127.0.0.1:{grpc_port}"
     return server
 
 
-def connect_qdrant(server_url: str, token: Optional[str], transport: str = "api_key"):
-    """The real qdrant-client (REST) pointed at `server_url`, sending `token` the two ways its
-    docs show: `api_key=` (header `api-key`) or `auth_token_provider=` (a callable, sent as
-    `Authorization: Bearer`). token None: no credentials."""
+def connect_qdrant(
+    server_url: str, token: Optional[str], transport: str = "api_key",
+    grpc_port: Optional[int] = None, asynchronous: bool = False,
+):
+    """The real qdrant-client pointed at `server_url`, sending `token` the two ways its docs
+    show: `api_key=` (header or metadata `api-key`) or `auth_token_provider=` (a callable, sent
+    as `Authorization: Bearer`). token None: no credentials. Transports "grpc_api_key" and
+    "grpc_token_provider" are the same with `prefer_grpc=True` on `grpc_port`;
+    `asynchronous`: an AsyncQdrantClient."""
     import warnings
 
-    from qdrant_client import QdrantClient
+    from qdrant_client import AsyncQdrantClient, QdrantClient
 
     kwargs: dict = {"url": server_url, "prefer_grpc": False, "timeout": 30}
+    if transport.startswith("grpc_"):
+        if grpc_port is None:
+            raise ValueError("a gRPC transport needs the gRPC port")
+        transport = transport.removeprefix("grpc_")
+        kwargs.update(prefer_grpc=True, grpc_port=grpc_port)
     if token is not None:
         if transport == "api_key":
             kwargs["api_key"] = token
@@ -427,7 +455,7 @@ def connect_qdrant(server_url: str, token: Optional[str], transport: str = "api_
     with warnings.catch_warnings():
         # "Api key is used with an insecure connection": loopback only, on purpose.
         warnings.simplefilter("ignore")
-        return QdrantClient(**kwargs)
+        return (AsyncQdrantClient if asynchronous else QdrantClient)(**kwargs)
 
 
 def connect(server_url: str, token: Optional[str], transport: str = "bearer") -> chromadb.HttpClient:

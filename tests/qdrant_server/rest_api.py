@@ -20,6 +20,7 @@ in `_engine_call`.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Callable
 
@@ -217,11 +218,13 @@ class RestApi:
             raise
         except Exception as exc:  # what the engine raised; the server's status for it
             msg = str(exc)
+            missing = re.search(r"No point with id (\S+)", msg)
+            if missing:
+                # The server's words, whatever the engine's: "Not found: No point with id N found".
+                raise RestError(404, f"Not found: No point with id {missing.group(1)} found") from None
             if msg.startswith(("Wrong input", "Bad request", "Not found", "Service internal error")):
                 status = 404 if msg.startswith("Not found") else (500 if msg.startswith("Service") else 400)
                 raise RestError(status, msg) from None
-            if "No point with id" in msg:
-                raise RestError(404, f"Not found: {msg}") from None
             # The server's CollectionError::BadInput, which most shard errors become.
             raise RestError(400, f"Wrong input: {msg}") from None
 

@@ -1,8 +1,11 @@
-"""A Qdrant-compatible REST **test double** for vecgate's tests (see README.md beside this file).
+"""A Qdrant-compatible REST and gRPC **test double** for vecgate's tests (see README.md beside
+this file).
 
-    python tests/qdrant_server/server.py --host 127.0.0.1 --port P [--api-key K]
+    python tests/qdrant_server/server.py --host 127.0.0.1 --port P [--grpc-port G] [--api-key K]
 
-Prints `qdrant test server listening on http://HOST:PORT` once bound, serves until its stdin
+With `--grpc-port`, the gRPC face (grpc_api.py, over the same store) is bound first and
+prints `qdrant test server gRPC listening on HOST:PORT`. Then prints
+`qdrant test server listening on http://HOST:PORT` once bound, serves until its stdin
 closes (so a test process that dies leaves no orphan). Each collection is one Qdrant Edge shard
 in a temporary directory, removed when the server exits.
 """
@@ -298,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6333)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--grpc-port", type=int, default=None, help="also serve the gRPC face on this port")
     parser.add_argument(
         "--storage-dir", default=None,
         help="where the shards' temporary directories go (default: the system's temp dir)",
@@ -311,8 +315,18 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(args.storage_dir)
     signal.signal(signal.SIGTERM, lambda *_: (store.close(), os._exit(0)))
     recorder = Recorder()
+    api = RestApi(store)
+    if args.grpc_port is not None:
+        from grpc_api import serve as serve_grpc  # grpcio: only when the gRPC face is asked for
+
+        try:
+            _, grpc_port = serve_grpc(api, args.host, args.grpc_port, args.api_key)
+        except (OSError, RuntimeError) as exc:
+            print(f"qdrant test server: cannot bind {args.host}:{args.grpc_port}: {exc}", flush=True)
+            return 3
+        print(f"qdrant test server gRPC listening on {args.host}:{grpc_port}", flush=True)
     try:
-        httpd = ThreadingHTTPServer((args.host, args.port), make_handler(RestApi(store), recorder, args.api_key))
+        httpd = ThreadingHTTPServer((args.host, args.port), make_handler(api, recorder, args.api_key))
     except OSError as exc:
         print(f"qdrant test server: cannot bind {args.host}:{args.port}: {exc}", flush=True)
         return 3

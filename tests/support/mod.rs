@@ -14,6 +14,7 @@ pub mod chroma;
 pub mod differential;
 pub mod exposition;
 pub mod filter_ignoring_relay;
+pub mod grpc;
 pub mod stub_upstream;
 pub mod https_server;
 pub mod jwt_attacks;

@@ -1,7 +1,8 @@
 //! "A Qdrant" for integration tests, plus a small blocking client for seeding data and checking
 //! what the server answers. Which Qdrant is chosen by the environment ([`QdrantKind::configured`]):
 //!
-//! - `QDRANT_URL` (optionally `QDRANT_API_KEY`): a running real server. It must be one the
+//! - `QDRANT_URL` (optionally `QDRANT_API_KEY`, and `QDRANT_GRPC_URL`, else the same host on
+//!   the REST port + 1, as Qdrant's defaults 6333/6334 are): a running real server. It must be one the
 //!   tests may use: each test takes a process-wide lock while it holds the server, and deletes
 //!   the collections it created when done (collections that existed before are left alone, so
 //!   a name clash fails the test instead of touching them);
@@ -116,6 +117,8 @@ pub struct QdrantServer {
     kind: QdrantKind,
     port: u16,
     url: String,
+    /// The server's gRPC port, `http://127.0.0.1:PORT` (no proxy in front of it).
+    grpc_url: String,
     api_key: Option<String>,
     log_path: PathBuf,
     agent: ureq::Agent,
@@ -221,6 +224,10 @@ impl QdrantServer {
         let proxy = RecordingProxy::start(url, key_check);
         let proxy_url = proxy.url().to_string();
         let port = proxy_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let grpc_url = std::env::var("QDRANT_GRPC_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| {
+            let (base, rest_port) = url.rsplit_once(':').unwrap_or((url, "6333"));
+            format!("{base}:{}", rest_port.parse::<u16>().map_or(6334, |p| p + 1))
+        });
         Ok(QdrantServer {
             upstream: Upstream::External {
                 proxy,
@@ -232,6 +239,7 @@ impl QdrantServer {
             kind: kind.clone(),
             port,
             url: proxy_url,
+            grpc_url,
             api_key,
             log_path,
             agent,
@@ -279,6 +287,7 @@ impl QdrantServer {
             kind: kind.clone(),
             port: http_port,
             url,
+            grpc_url: format!("http://127.0.0.1:{grpc_port}"),
             api_key,
             log_path,
             agent: agent(),
@@ -292,12 +301,13 @@ impl QdrantServer {
         let dir = temp_dir()?;
         let log_path = dir.path().join("qdrant.log");
         let port = super::free_port();
+        let grpc_port = super::free_port();
         let script = server_script();
         let mut log = File::create(&log_path)
             .map_err(|e| StartError::Fatal(format!("cannot create {}: {e}", log_path.display())))?;
         let _ = writeln!(
             log,
-            "$ {} {} --host 127.0.0.1 --port {port}{}",
+            "$ {} {} --host 127.0.0.1 --port {port} --grpc-port {grpc_port}{}",
             python.display(),
             script.display(),
             if api_key.is_some() { " --api-key ***" } else { "" }
@@ -312,6 +322,8 @@ impl QdrantServer {
             .arg("127.0.0.1")
             .arg("--port")
             .arg(port.to_string())
+            .arg("--grpc-port")
+            .arg(grpc_port.to_string())
             .arg("--storage-dir")
             .arg(dir.path());
         if let Some(key) = &api_key {
@@ -332,6 +344,7 @@ impl QdrantServer {
             kind: QdrantKind::Double,
             port,
             url: url.clone(),
+            grpc_url: format!("http://127.0.0.1:{grpc_port}"),
             api_key,
             log_path,
             agent: agent(),
@@ -412,6 +425,11 @@ impl QdrantServer {
     /// Base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The gRPC port's URL, `http://127.0.0.1:PORT` (the server's own: no recording proxy).
+    pub fn grpc_url(&self) -> &str {
+        &self.grpc_url
     }
 
     /// The port of [`QdrantServer::direct_url`] (the server's own; for `QDRANT_URL`, the

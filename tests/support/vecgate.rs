@@ -41,6 +41,8 @@ pub struct VecgateOptions {
     pub upstream_api_key: Option<String>,
     /// Replaces the `audit:` section's body (default: a file in the server's temp dir).
     pub audit_yaml: Option<String>,
+    /// The database's gRPC URL: vecgate then also listens for gRPC (`grpc_listen`).
+    pub upstream_grpc_url: Option<String>,
 }
 
 impl VecgateOptions {
@@ -59,6 +61,7 @@ impl VecgateOptions {
             env: Vec::new(),
             upstream_api_key: None,
             audit_yaml: None,
+            upstream_grpc_url: None,
         }
     }
 
@@ -76,6 +79,8 @@ pub struct VecgateServer {
     url: String,
     /// `/metrics`, `/healthz`, `/readyz`.
     admin_url: String,
+    /// The gRPC listener, where one was asked for.
+    grpc_url: Option<String>,
     log_path: PathBuf,
     audit_path: PathBuf,
     agent: ureq::Agent,
@@ -89,6 +94,11 @@ impl VecgateServer {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = super::free_port();
             let admin_port = super::free_port();
+            let grpc_port = super::free_port();
+            let grpc_yaml = match &options.upstream_grpc_url {
+                Some(url) => (format!("grpc_listen: 127.0.0.1:{grpc_port}\n"), format!("  grpc_url: {url}\n")),
+                None => (String::new(), String::new()),
+            };
             let audit_path = dir.path().join("audit.jsonl");
             let auth = options.auth_yaml.clone().unwrap_or_else(|| {
                 format!(
@@ -98,14 +108,16 @@ impl VecgateServer {
                 )
             });
             let config = format!(
-                "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n\
-                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{upstream_tls}{api_key}\
+                "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n{grpc_listen}\
+                 upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{grpc_url}{upstream_tls}{api_key}\
                  auth:\n{auth}\
                  policies:\n  dir: {policies}\n  watch: {watch}\n  evaluation: {evaluation}\n\
                  collections:\n{collections}\
                  audit:\n{audit}\
                  {extra}",
                 kind = options.upstream_kind,
+                grpc_listen = grpc_yaml.0,
+                grpc_url = grpc_yaml.1,
                 url = options.upstream_url,
                 timeout = options.upstream_timeout,
                 upstream_tls = match &options.upstream_ca_file {
@@ -147,6 +159,7 @@ impl VecgateServer {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
                 admin_url: format!("http://127.0.0.1:{admin_port}"),
+                grpc_url: options.upstream_grpc_url.as_ref().map(|_| format!("http://127.0.0.1:{grpc_port}")),
                 log_path,
                 audit_path,
                 agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build(),
@@ -191,6 +204,20 @@ impl VecgateServer {
 
     pub fn admin_url(&self) -> &str {
         &self.admin_url
+    }
+
+    /// The gRPC listener's URL (panics when the server was started without one).
+    pub fn grpc_url(&self) -> &str {
+        self.grpc_url.as_deref().expect("vecgate was started without upstream_grpc_url")
+    }
+
+    /// The sum of a counter or histogram count across its series on `/metrics`.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        let (_, text) = self.admin_get("/metrics");
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
     }
 
     /// GET on the admin listener: status and body text.

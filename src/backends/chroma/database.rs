@@ -10,16 +10,18 @@ use super::attributes::FlatMetadata;
 use super::request::{self, RequestError, Trim};
 use super::response::{self, ResponseError};
 use super::routes::{self, CollectionRef, Operation, Route};
+use crate::backends::json_body;
 use crate::backends::seam::{
     Answer, Body, Call, CollectionAction, CollectionName, CollectionRequest, Database, Filtered,
-    FilteredBody, IdInput, Judge, Located, Narrowed, Narrowing, Outgoing, Path, ReadScope,
-    RecordAttributes, RecordWrite, Records, Scope, Selection, WriteKind, WriteSet,
+    FilteredBody, IdInput, Judge, Located, Narrowed, Narrowing, Outgoing, Path, Protocol, ReadScope,
+    RecordAttributes, RecordWrite, Records, Refusal, Scope, Selection, WriteKind, WriteSet,
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
 use crate::json::KeptRaw;
 use crate::plan::Value;
-use http::{Method, StatusCode};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -60,6 +62,7 @@ impl Database for Chroma {
     type Then = Then;
     type RequestError = RequestError;
     type AnswerError = ResponseError;
+    type Body = KeptRaw;
 
     fn name(&self) -> &'static str {
         "chroma"
@@ -92,11 +95,24 @@ impl Database for Chroma {
 
     /// A query's embeddings: nothing in vecgate reads them, and converting hundreds of floats
     /// to numbers and back was most of the proxy's own cost.
-    fn kept_list(&self, route: &Route) -> Option<&'static str> {
-        (route.op == Operation::Query).then_some("query_embeddings")
+    fn protocol(&self) -> Protocol {
+        Protocol::Http
     }
 
-    fn collection_of(&self, route: &Route) -> Result<CollectionName, RequestError> {
+    /// JSON; a query's `query_embeddings` kept as the client's text.
+    fn parse_body(&self, route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<KeptRaw>, Refusal> {
+        json_body::parse(headers, bytes, (route.op == Operation::Query).then_some("query_embeddings"))
+    }
+
+    fn empty_body(&self, _route: &Route) -> KeptRaw {
+        json_body::empty()
+    }
+
+    fn as_sent(&self, _route: &Route, body: Option<KeptRaw>) -> Result<Body, RequestError> {
+        Ok(body.map_or(Body::None, Body::Kept))
+    }
+
+    fn collection_of(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionName, RequestError> {
         match &route.collection {
             Some(CollectionRef::Name(name)) => Ok(CollectionName::Named(name.clone())),
             Some(CollectionRef::Crn(crn)) => crn_collection_name(crn)
@@ -124,9 +140,10 @@ impl Database for Chroma {
         Located { name: name.to_string(), base: format!("{}/{id}", collections_path(route)) }
     }
 
-    fn collection_request(&self, route: &Route, body: &Json) -> Result<CollectionRequest, RequestError> {
+    fn collection_request(&self, route: &Route, body: &KeptRaw) -> Result<CollectionRequest, RequestError> {
+        let body = &body.value;
         let named = |action, renames| -> Result<CollectionRequest, RequestError> {
-            let CollectionName::Named(name) = self.collection_of(route)? else {
+            let CollectionName::Named(name) = self.collection_of(route, &json_body::empty())? else {
                 return Err(RequestError::WrongOperation { op: route.op.name() });
             };
             Ok(CollectionRequest::Named { name, action, renames })
@@ -167,8 +184,8 @@ impl Database for Chroma {
         attr
     }
 
-    fn filter_listing(&self, _route: &Route, answer: &[u8], count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Json, ResponseError> {
-        let Json::Array(entries) = parse(answer)? else {
+    fn filter_listing(&self, _route: &Route, answer: &Answer, count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Answer, ResponseError> {
+        let Json::Array(entries) = parse(&answer.body)? else {
             return Err(ResponseError::Shape { field: String::new(), reason: "a collection listing is not a list" });
         };
         let mut visible = Vec::new();
@@ -179,18 +196,19 @@ impl Database for Chroma {
                 visible.push(entry);
             }
         }
-        Ok(if count { json!(visible.len()) } else { Json::Array(visible) })
+        let listing = if count { json!(visible.len()) } else { Json::Array(visible) };
+        Ok(Answer::json(answer.status, &listing))
     }
 
     fn post_filterable(&self, _route: &Route) -> bool {
         true
     }
 
-    fn id_inputs(&self, _route: &Route, _body: &Json) -> Result<Vec<IdInput<String>>, RequestError> {
+    fn id_inputs(&self, _route: &Route, _body: &KeptRaw) -> Result<Vec<IdInput<String>>, RequestError> {
         Ok(Vec::new())
     }
 
-    fn lookup_collections(&self, _route: &Route, _body: &Json) -> Result<Vec<String>, RequestError> {
+    fn lookup_collections(&self, _route: &Route, _body: &KeptRaw) -> Result<Vec<String>, RequestError> {
         Ok(Vec::new())
     }
 
@@ -269,13 +287,11 @@ impl Database for Chroma {
 
     /// Chroma reads take no record ids as inputs; a record is simply not returned.
     fn missing_record(&self, id: &String) -> Answer {
-        Answer::json(
-            StatusCode::NOT_FOUND,
-            &self.error_body(StatusCode::NOT_FOUND, &format!("record {id} not found")),
-        )
+        self.error_answer(StatusCode::NOT_FOUND, &format!("record {id} not found"))
     }
 
-    fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_delete(&self, route: &Route, body: KeptRaw, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+        let body = body.value;
         let selects_nothing = ["ids", "where", "where_document"]
             .iter()
             .all(|k| body.get(*k).is_none_or(Json::is_null));
@@ -300,7 +316,8 @@ impl Database for Chroma {
         }
     }
 
-    fn stamp(&self, route: &Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
+    fn stamp(&self, route: &Route, body: &mut KeptRaw, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
+        let body = &mut body.value;
         let mut batch = request::parse_write(route.op, body)?;
         for metadata in &mut batch.metadatas {
             let metadata = metadata.get_or_insert_with(Map::new);
@@ -311,8 +328,8 @@ impl Database for Chroma {
         request::set_write_metadatas(body, &batch.metadatas)
     }
 
-    fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<String, Metadata>, RequestError> {
-        let batch = request::parse_write(route.op, body)?;
+    fn describe_write(&self, route: &Route, body: &KeptRaw) -> Result<WriteSet<String, Metadata>, RequestError> {
+        let batch = request::parse_write(route.op, &body.value)?;
         let kind = match route.op {
             Operation::Add => WriteKind::Insert,
             Operation::Upsert => WriteKind::Upsert,
@@ -328,12 +345,9 @@ impl Database for Chroma {
         Ok(WriteSet { selection: Selection::Ids(batch.ids), records })
     }
 
-    fn ids_matching(&self, located: &Located, filter: &Json, scope: Scope<'_>, limit: usize) -> Call {
-        let selection = match scope.filter() {
-            Some(acl) => json!({"$and": [filter, acl]}),
-            None => filter.clone(),
-        };
-        Call::post(format!("{}/get", located.base), json!({"where": selection, "include": [], "limit": limit + 1}))
+    /// Chroma's writes always name their ids.
+    fn ids_matching(&self, route: &Route, _located: &Located, _body: &KeptRaw, _scope: Scope<'_>, _limit: usize) -> Result<Call, RequestError> {
+        Err(RequestError::WrongOperation { op: route.op.name() })
     }
 
     fn matched_ids(&self, answer: &[u8]) -> Result<Vec<String>, ResponseError> {
@@ -341,7 +355,7 @@ impl Database for Chroma {
     }
 
     /// Chroma's writes always name their ids.
-    fn select_ids(&self, route: &Route, _body: Json, _ids: &[String]) -> Result<Json, RequestError> {
+    fn select_ids(&self, route: &Route, _body: KeptRaw, _ids: &[String]) -> Result<KeptRaw, RequestError> {
         Err(RequestError::WrongOperation { op: route.op.name() })
     }
 
@@ -369,10 +383,11 @@ impl Database for Chroma {
         _route: &Route,
         _located: &Located,
         method: &Method,
-        mut body: Json,
+        body: KeptRaw,
         records: &[RecordWrite<String, Metadata>],
         narrowing: Narrowing<'_>,
     ) -> Result<Narrowed, RequestError> {
+        let mut body = body.value;
         if !narrowing.left_out.is_empty() {
             if narrowing.left_out.len() == records.len() {
                 return Ok(Narrowed::Answer(Answer::json(StatusCode::OK, &json!({}))));
@@ -382,16 +397,20 @@ impl Database for Chroma {
         Ok(Narrowed::Send { call: Call::new(method.clone(), Path::AsSent, Body::Json(body)), instead: None })
     }
 
-    fn guard_write(&self, _route: &Route, body: Json, _update: &Json) -> Result<Json, RequestError> {
+    fn guard_write(&self, _route: &Route, body: KeptRaw, _update: &Json) -> Result<KeptRaw, RequestError> {
         Ok(body)
     }
 
-    fn filter_terms(&self, _route: &Route, body: &Json) -> usize {
-        request_terms(body)
+    fn filter_terms(&self, _route: &Route, body: &KeptRaw) -> usize {
+        request_terms(&body.value)
     }
 
-    fn error_body(&self, status: StatusCode, message: &str) -> Json {
-        json!({"error": chroma_error_name(status), "message": message})
+    fn call_filter_terms(&self, _route: &Route, body: &Body) -> usize {
+        body.json().map_or(0, request_terms)
+    }
+
+    fn error_answer(&self, status: StatusCode, message: &str) -> Answer {
+        Answer::json(status, &json!({"error": chroma_error_name(status), "message": message}))
     }
 }
 

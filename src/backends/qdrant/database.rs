@@ -12,16 +12,18 @@ use super::point_id::PointId;
 use super::request::{self, PayloadChange, PointWrite, RequestError, Selector, Trim};
 use super::response::{self, ResponseError};
 use super::routes::{self, Operation, Route};
+use crate::backends::json_body;
 use crate::backends::seam::{
     Answer, Body, Call, CollectionName, CollectionRequest, Database, Filtered, FilteredBody, IdInput,
-    Judge, Located, Narrowed, Narrowing, Records, Outgoing, Path, ReadScope, RecordAttributes, RecordWrite, Scope, Selection, WriteKind,
+    Judge, Located, Narrowed, Narrowing, Records, Outgoing, Path, Protocol, ReadScope, RecordAttributes, RecordWrite, Refusal, Scope, Selection, WriteKind,
     WriteSet,
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
 use crate::json::KeptRaw;
 use crate::plan::Value;
-use http::{Method, StatusCode};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 
@@ -82,6 +84,7 @@ impl Database for Qdrant {
     type Then = Then;
     type RequestError = RequestError;
     type AnswerError = ResponseError;
+    type Body = KeptRaw;
 
     fn name(&self) -> &'static str {
         "qdrant"
@@ -121,11 +124,23 @@ impl Database for Qdrant {
         }
     }
 
-    fn kept_list(&self, _route: &Route) -> Option<&'static str> {
-        None
+    fn protocol(&self) -> Protocol {
+        Protocol::Http
     }
 
-    fn collection_of(&self, route: &Route) -> Result<CollectionName, RequestError> {
+    fn parse_body(&self, _route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<KeptRaw>, Refusal> {
+        json_body::parse(headers, bytes, None)
+    }
+
+    fn empty_body(&self, _route: &Route) -> KeptRaw {
+        json_body::empty()
+    }
+
+    fn as_sent(&self, _route: &Route, body: Option<KeptRaw>) -> Result<Body, RequestError> {
+        Ok(body.map_or(Body::None, Body::Kept))
+    }
+
+    fn collection_of(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionName, RequestError> {
         collection_name(route).map(CollectionName::Named)
     }
 
@@ -142,7 +157,7 @@ impl Database for Qdrant {
         Located { name: name.to_string(), base: format!("/collections/{name}") }
     }
 
-    fn collection_request(&self, route: &Route, _body: &Json) -> Result<CollectionRequest, RequestError> {
+    fn collection_request(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionRequest, RequestError> {
         match (route.op, route.op.class()) {
             (Operation::GetCollections | Operation::GetCollectionsAliases, _) => {
                 Ok(CollectionRequest::List { call: None, count: false })
@@ -163,24 +178,25 @@ impl Database for Qdrant {
     }
 
     /// `result.collections` (by `name`) or `result.aliases` (by `collection_name`).
-    fn filter_listing(&self, route: &Route, answer: &[u8], _count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Json, ResponseError> {
+    fn filter_listing(&self, route: &Route, answer: &Answer, _count: bool, readable: &mut dyn FnMut(&str) -> bool) -> Result<Answer, ResponseError> {
         let (list, name_field) = match route.op {
             Operation::GetCollectionsAliases => ("/result/aliases", "collection_name"),
             _ => ("/result/collections", "name"),
         };
-        let mut listing = parse(answer)?;
+        let mut listing = parse(&answer.body)?;
         let Some(Json::Array(entries)) = listing.pointer_mut(list) else {
             return Err(ResponseError::Shape { field: list.into(), reason: "a listing without its list" });
         };
         entries.retain(|entry| entry.get(name_field).and_then(Json::as_str).is_some_and(&mut *readable));
-        Ok(listing)
+        Ok(Answer::json(answer.status, &listing))
     }
 
     fn post_filterable(&self, route: &Route) -> bool {
         route.op.post_filterable()
     }
 
-    fn id_inputs(&self, route: &Route, body: &Json) -> Result<Vec<IdInput<PointId>>, RequestError> {
+    fn id_inputs(&self, route: &Route, body: &KeptRaw) -> Result<Vec<IdInput<PointId>>, RequestError> {
+        let body = &body.value;
         if matches!(route.op, Operation::CountPoints | Operation::GetPoint | Operation::GetPoints) {
             return Ok(Vec::new());
         }
@@ -190,11 +206,11 @@ impl Database for Qdrant {
             .collect())
     }
 
-    fn lookup_collections(&self, route: &Route, body: &Json) -> Result<Vec<String>, RequestError> {
+    fn lookup_collections(&self, route: &Route, body: &KeptRaw) -> Result<Vec<String>, RequestError> {
         if matches!(route.op, Operation::GetPoint | Operation::GetPoints) {
             return Ok(Vec::new());
         }
-        request::lookups(route.op, body)
+        request::lookups(route.op, &body.value)
     }
 
     fn rewrite_read(&self, route: &Route, _located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
@@ -294,8 +310,9 @@ impl Database for Qdrant {
     }
 
     /// points/delete: by ids → `has_id` AND the delete filter; by filter → AND the filter.
-    fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_delete(&self, route: &Route, body: KeptRaw, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
+        let body = body.value;
         let send = |body| Outgoing::Send { call: Call::new(Method::POST, Path::AsSent, Body::Json(body)), then: None };
         match scope {
             Scope::Nothing => {
@@ -308,14 +325,15 @@ impl Database for Qdrant {
         }
     }
 
-    fn stamp(&self, route: &Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
-        stamp_write(route.op, body, stamps, &mapping.attr_prefix)
+    fn stamp(&self, route: &Route, body: &mut KeptRaw, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
+        stamp_write(route.op, &mut body.value, stamps, &mapping.attr_prefix)
     }
 
     /// By-filter writes become by-id writes over the points the caller may update (the
     /// pipeline lists them), so each point is checked and nothing outside that set is touched.
-    fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
+    fn describe_write(&self, route: &Route, body: &KeptRaw) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
         let op = route.op;
+        let body = &body.value;
         let mut records = Vec::new();
         let mut add = |part_op: Operation, part: &Json| -> Result<(), RequestError> {
             for PointWrite { id, change, may_create } in request::parse_point_writes(part_op, part)? {
@@ -337,8 +355,8 @@ impl Database for Qdrant {
                 }
                 add(*part_op, part)?;
             }
-        } else if let Selector::Filter(filter) = request::write_selector(op, body)? {
-            return Ok(WriteSet { selection: Selection::Filter(filter), records: Vec::new() });
+        } else if let Selector::Filter(_) = request::write_selector(op, body)? {
+            return Ok(WriteSet { selection: Selection::Filter, records: Vec::new() });
         } else {
             add(op, body)?;
         }
@@ -346,15 +364,18 @@ impl Database for Qdrant {
         Ok(WriteSet { selection: Selection::Ids(ids), records })
     }
 
-    fn ids_matching(&self, located: &Located, filter: &Json, scope: Scope<'_>, limit: usize) -> Call {
+    fn ids_matching(&self, route: &Route, located: &Located, body: &KeptRaw, scope: Scope<'_>, limit: usize) -> Result<Call, RequestError> {
+        let Selector::Filter(filter) = request::write_selector(route.op, &body.value)? else {
+            return Err(RequestError::WrongOperation { op: route.op.name() });
+        };
         let selection = match scope.filter() {
             Some(acl) => json!({"must": [filter, acl]}),
-            None => filter.clone(),
+            None => filter,
         };
-        Call::post(
+        Ok(Call::post(
             format!("{}/points/scroll", located.base),
             json!({"filter": selection, "limit": limit + 1, "with_payload": false, "with_vector": false}),
-        )
+        ))
     }
 
     fn matched_ids(&self, answer: &[u8]) -> Result<Vec<PointId>, ResponseError> {
@@ -369,8 +390,8 @@ impl Database for Qdrant {
             .collect()
     }
 
-    fn select_ids(&self, _route: &Route, body: Json, ids: &[PointId]) -> Result<Json, RequestError> {
-        by_ids(body, ids)
+    fn select_ids(&self, _route: &Route, body: KeptRaw, ids: &[PointId]) -> Result<KeptRaw, RequestError> {
+        Ok(KeptRaw { value: by_ids(body.value, ids)?, raw: None })
     }
 
     fn fetch_records(&self, located: &Located, ids: &[PointId]) -> Call {
@@ -416,27 +437,33 @@ impl Database for Qdrant {
         route: &Route,
         located: &Located,
         method: &Method,
-        body: Json,
+        body: KeptRaw,
         records: &[RecordWrite<PointId, PayloadChange>],
         narrowing: Narrowing<'_>,
     ) -> Result<Narrowed, RequestError> {
-        super::narrow::narrow(route.op, located, method, body, records, narrowing)
+        super::narrow::narrow(route.op, located, method, body.value, records, narrowing)
     }
 
     /// Upserts and vector updates: existing points outside the update filter keep their
     /// state even if they changed since they were read.
-    fn guard_write(&self, route: &Route, body: Json, update: &Json) -> Result<Json, RequestError> {
+    fn guard_write(&self, route: &Route, body: KeptRaw, update: &Json) -> Result<KeptRaw, RequestError> {
         match route.op {
-            Operation::UpsertPoints | Operation::UpdateVectors => request::and_into_update_filter(route.op, body, update),
+            Operation::UpsertPoints | Operation::UpdateVectors => {
+                Ok(KeptRaw { value: request::and_into_update_filter(route.op, body.value, update)?, raw: None })
+            }
             _ => Ok(body),
         }
     }
 
-    fn filter_terms(&self, _route: &Route, body: &Json) -> usize {
-        answers::filter_terms(body)
+    fn filter_terms(&self, _route: &Route, body: &KeptRaw) -> usize {
+        answers::filter_terms(&body.value)
     }
 
-    fn error_body(&self, _status: StatusCode, message: &str) -> Json {
-        answers::error_body(message)
+    fn call_filter_terms(&self, _route: &Route, body: &Body) -> usize {
+        body.json().map_or(0, answers::filter_terms)
+    }
+
+    fn error_answer(&self, status: StatusCode, message: &str) -> Answer {
+        Answer::json(status, &answers::error_body(message))
     }
 }

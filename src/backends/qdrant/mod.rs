@@ -4,6 +4,7 @@
 mod answers;
 mod attributes;
 mod database;
+pub mod grpc;
 mod narrow;
 pub mod filter;
 pub(crate) mod point_id;

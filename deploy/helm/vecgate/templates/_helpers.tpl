@@ -42,6 +42,14 @@ vecgate.io/sidecar: "true"
 {{- default (printf "%s-policies" (include "vecgate.fullname" .)) .Values.policies.existingConfigMap }}
 {{- end }}
 
+{{/* The database's gRPC port the NetworkPolicy opens too, where vecgate proxies gRPC. */}}
+{{- define "vecgate.databaseGrpcPort" -}}
+{{- if .Values.networkPolicy.databaseGrpcPort }}
+{{- .Values.networkPolicy.databaseGrpcPort }}
+{{- else }}6334
+{{- end }}
+{{- end }}
+
 {{/* The database port the NetworkPolicy opens: the value given, else the backend's REST port. */}}
 {{- define "vecgate.databasePort" -}}
 {{- if .Values.networkPolicy.databasePort }}
@@ -70,7 +78,13 @@ the environment variable VECGATE_JWT_SECRET, filled from an existing Secret.
 {{- if .Values.jwtSecret.name }}
 {{- $_ := set $auth "hs256_secret_env" "VECGATE_JWT_SECRET" }}
 {{- end }}
+{{- if ne (empty .Values.vecgate.grpcPort) (empty .Values.upstream.grpc_url) }}
+{{- fail "vecgate.grpcPort and upstream.grpc_url go together: set both (gRPC) or neither" }}
+{{- end }}
 listen: 127.0.0.1:{{ .Values.vecgate.port }}
+{{- if .Values.vecgate.grpcPort }}
+grpc_listen: 127.0.0.1:{{ .Values.vecgate.grpcPort }}
+{{- end }}
 admin_listen: 0.0.0.0:{{ .Values.vecgate.adminPort }}
 mode: {{ .Values.vecgate.mode }}
 upstream:

@@ -20,6 +20,7 @@ pub use super::point_id::PointId;
 pub use batch::{join_batch, split_batch};
 pub use inputs::{lookups, point_inputs, PointInput};
 pub use payload::{force_payload, PayloadTrim, Trim};
+pub(crate) use payload::{check_plain_path, covers};
 pub use read::inject_filter;
 pub use write::{
     and_into_update_filter, delete_selector_to_filter, parse_point_writes, payload_after, selector_to_filter,

@@ -206,7 +206,7 @@ pub(super) fn force_exclude(
 }
 
 /// True when the path `outer` selects `inner` (equal, or an ancestor of it).
-fn covers(outer: &str, inner: &str) -> bool {
+pub(crate) fn covers(outer: &str, inner: &str) -> bool {
     inner == outer
         || inner
             .strip_prefix(outer)
@@ -214,7 +214,7 @@ fn covers(outer: &str, inner: &str) -> bool {
 }
 
 /// A payload path of plain keys joined by dots.
-pub(super) fn check_plain_path(path: &str) -> Result<(), RequestError> {
+pub(crate) fn check_plain_path(path: &str) -> Result<(), RequestError> {
     if path.is_empty() || path.split('.').any(str::is_empty) || path.contains(['[', ']', '"']) {
         return Err(RequestError::Unsupported {
             what: "payload paths other than plain dotted keys",
