@@ -22,7 +22,7 @@
 
 use super::{FieldMapping, Pushdown, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
+use crate::json::Place;
 use crate::plan::Value;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
@@ -71,10 +71,9 @@ pub enum Path {
 #[derive(Debug)]
 pub enum Body {
     None,
-    /// Written with `serde_json`.
+    /// Written with [`crate::json::to_vec`]: vectors kept as text go out as the client sent
+    /// them.
     Json(Json),
-    /// Written with [`KeptRaw::to_vec`]: the kept list goes out as the client sent it.
-    Kept(KeptRaw),
 }
 
 impl Body {
@@ -83,7 +82,6 @@ impl Body {
         match self {
             Body::None => None,
             Body::Json(v) => Some(v),
-            Body::Kept(k) => Some(&k.value),
         }
     }
 }
@@ -365,9 +363,10 @@ pub trait Database: Send + Sync + 'static {
     fn check_query(&self, route: &Self::Route, query: Option<&str>) -> Result<(), super::RouteError>;
     /// The client's path and query as the database routes it.
     fn forward_path(&self, path_and_query: &str) -> String;
-    /// The top-level list of the body kept as the client's text (validated, never parsed into
-    /// numbers), where the operation has one worth keeping.
-    fn kept_list(&self, route: &Self::Route) -> Option<&'static str>;
+    /// Where the operation's body holds vectors: kept as the client's text (validated, never
+    /// parsed into numbers; see [`crate::json::parse_strict_keeping`]). Only places whose
+    /// numbers the module never reads.
+    fn vector_places(&self, route: &Self::Route) -> Option<&'static Place>;
 
     // ---- collections --------------------------------------------------------------------
 
@@ -398,7 +397,7 @@ pub trait Database: Send + Sync + 'static {
     fn lookup_collections(&self, route: &Self::Route, body: &Json) -> Result<Vec<String>, Self::RequestError>;
     /// The read rewritten for the scope: validated, the filter ANDed in, the attributes the
     /// hit check needs forced into the answer.
-    fn rewrite_read(&self, route: &Self::Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
+    fn rewrite_read(&self, route: &Self::Route, located: &Located, body: Json, scope: ReadScope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;
     /// A read's unsuccessful answer as the caller may see it (a record's "not found" must not
     /// differ from the one vecgate gives for a record the caller may not read).
     fn failed_answer(&self, then: &Self::Then, answer: Answer) -> Answer;

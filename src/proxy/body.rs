@@ -2,7 +2,7 @@
 //! authenticate phase's work: a body is read only once the caller is known.
 
 use super::error::ProxyError;
-use crate::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
+use crate::json::{parse_strict, parse_strict_keeping, Place};
 use crate::config::Limits;
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -50,12 +50,12 @@ where
     }
 }
 
-/// Parses a JSON body strictly, keeping the items of the top-level list `keep` as the client's
-/// text (see [`parse_strict_keeping_raw`]; write the body with [`KeptRaw::to_vec`]). An empty
-/// body is `{}`; a non-empty body must be declared `application/json`.
-pub fn parse_json(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Result<KeptRaw, ProxyError> {
+/// Parses a JSON body strictly, keeping the vectors at `vectors` as the client's text (see
+/// [`parse_strict_keeping`]; write the body with [`crate::json::to_vec`]). An empty body is
+/// `{}`; a non-empty body must be declared `application/json`.
+pub fn parse_json(headers: &HeaderMap, body: &Bytes, vectors: Option<&Place>) -> Result<Value, ProxyError> {
     if body.is_empty() {
-        return Ok(KeptRaw { value: Value::Object(serde_json::Map::new()), raw: None });
+        return Ok(Value::Object(serde_json::Map::new()));
     }
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -67,8 +67,8 @@ pub fn parse_json(headers: &HeaderMap, body: &Bytes, keep: Option<&str>) -> Resu
             "Content-Type {content_type:?}; expected application/json"
         )));
     }
-    Ok(match keep {
-        Some(key) => parse_strict_keeping_raw(body, MAX_JSON_DEPTH, key)?,
-        None => KeptRaw { value: parse_strict(body, MAX_JSON_DEPTH)?, raw: None },
+    Ok(match vectors {
+        Some(places) => parse_strict_keeping(body, MAX_JSON_DEPTH, places)?,
+        None => parse_strict(body, MAX_JSON_DEPTH)?,
     })
 }

@@ -47,11 +47,7 @@ pub fn path_and_query(parts: &Parts) -> &str {
 fn wire(body: Body) -> Result<Option<Bytes>, ProxyError> {
     match body {
         Body::None => Ok(None),
-        Body::Json(value) => serde_json::to_vec(&value)
-            .map(|b| Some(Bytes::from(b)))
-            .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}"))),
-        Body::Kept(kept) => kept
-            .to_vec()
+        Body::Json(value) => crate::json::to_vec(&value)
             .map(|b| Some(Bytes::from(b)))
             .map_err(|e| ProxyError::Internal(format!("writing the rewritten body: {e}"))),
     }

@@ -134,7 +134,7 @@ impl Gateway {
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let mut body = match bytes.is_empty() {
             true => None,
-            false => Some(body::parse_json(&parts.headers, &bytes, db.kept_list(&route))?),
+            false => Some(body::parse_json(&parts.headers, &bytes, db.vector_places(&route))?),
         };
         let authorizer = Authorizer::new(caller, self.policies.snapshot(), self.metrics.clone());
         event.policy_version = Some(authorizer.snapshot.version);
@@ -144,8 +144,8 @@ impl Gateway {
             Intent::Read | Intent::Delete | Intent::Write => Some(self.target(db, &route, event).await?),
             _ => None,
         };
-        let empty = rewrite::empty().value;
-        let json = body.as_ref().map_or(&empty, |b| &b.value);
+        let empty = rewrite::empty();
+        let json = body.as_ref().unwrap_or(&empty);
         let authorized = match (intent, &target) {
             (Intent::Identity, _) => {
                 event.decision = Decision::Allow;
@@ -159,7 +159,7 @@ impl Gateway {
             (Intent::Read, Some(target)) => self.authorize_read(db, &route, target, json, &authorizer, event).await?,
             (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event)?,
             (Intent::Write, Some(target)) => {
-                let owned = body.take().map_or(empty, |b| b.value);
+                let owned = body.take().unwrap_or(empty);
                 self.authorize_write(db, &route, target, &parts.method, parts.uri.query(), owned, &authorizer, event).await?
             }
             (Intent::Health | Intent::Read | Intent::Delete | Intent::Write, _) => {

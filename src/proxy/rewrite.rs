@@ -10,7 +10,6 @@ use super::decide::Access;
 use super::error::ProxyError;
 use super::gateway::Gateway;
 use crate::backends::seam::{Answer, Body, Call, Database, Narrowed, Outgoing, Path, ReadScope};
-use crate::json::KeptRaw;
 use http::request::Parts;
 use serde_json::Value as Json;
 
@@ -53,10 +52,10 @@ impl Gateway {
         route: &D::Route,
         parts: &Parts,
         target: Option<&Target<'_>>,
-        body: Option<KeptRaw>,
+        body: Option<Json>,
         authorized: Authorized,
     ) -> Result<Sending<D>, ProxyError> {
-        let as_sent = |body: Option<KeptRaw>| as_sent(parts, body);
+        let as_sent = |body: Option<Json>| as_sent(parts, body);
         let sending = match authorized {
             Authorized::AsSent => Sending::Send { call: as_sent(body), then: Then::PassBack },
             Authorized::NameInAnswer => Sending::Send { call: as_sent(body), then: Then::NameInAnswer },
@@ -84,7 +83,7 @@ impl Gateway {
                     Outgoing::Send { call, then: Some(then) } => Sending::Send { call, then: Then::Records { then, check } },
                 }
             }
-            Authorized::Delete { access } => match db.rewrite_delete(route, body.unwrap_or_else(empty).value, access.scope()).map_err(ProxyError::refused)? {
+            Authorized::Delete { access } => match db.rewrite_delete(route, body.unwrap_or_else(empty), access.scope()).map_err(ProxyError::refused)? {
                 Outgoing::Local(answer) => Sending::Local(answer),
                 Outgoing::Send { call, .. } => Sending::Send { call, then: Then::PassBack },
             },
@@ -111,12 +110,12 @@ impl Gateway {
 
 /// The client's request as it came, its body (if it sent one) parsed strictly and written
 /// again: never the raw bytes.
-fn as_sent(parts: &Parts, body: Option<KeptRaw>) -> Call {
-    let body = body.map_or(Body::None, Body::Kept);
+fn as_sent(parts: &Parts, body: Option<Json>) -> Call {
+    let body = body.map_or(Body::None, Body::Json);
     Call::new(parts.method.clone(), Path::AsSent, body)
 }
 
 /// An empty body, read as `{}`.
-pub(super) fn empty() -> KeptRaw {
-    KeptRaw { value: Json::Object(serde_json::Map::new()), raw: None }
+pub(super) fn empty() -> Json {
+    Json::Object(serde_json::Map::new())
 }

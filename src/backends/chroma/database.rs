@@ -17,7 +17,7 @@ use crate::backends::seam::{
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
+use crate::json::Place;
 use crate::plan::Value;
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value as Json};
@@ -90,10 +90,10 @@ impl Database for Chroma {
         path_and_query.to_string()
     }
 
-    /// A query's embeddings: nothing in vecgate reads them, and converting hundreds of floats
-    /// to numbers and back was most of the proxy's own cost.
-    fn kept_list(&self, route: &Route) -> Option<&'static str> {
-        (route.op == Operation::Query).then_some("query_embeddings")
+    /// A query's and a write's embeddings: nothing in vecgate reads them, and converting
+    /// hundreds of floats to numbers and back was most of the proxy's own cost.
+    fn vector_places(&self, route: &Route) -> Option<&'static Place> {
+        super::vectors::places(route.op)
     }
 
     fn collection_of(&self, route: &Route) -> Result<CollectionName, RequestError> {
@@ -194,7 +194,7 @@ impl Database for Chroma {
         Ok(Vec::new())
     }
 
-    fn rewrite_read(&self, route: &Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_read(&self, route: &Route, located: &Located, body: Json, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
         let prefix = scope.mapping.attr_prefix.clone();
         if op == Operation::Count {
@@ -215,7 +215,7 @@ impl Database for Chroma {
                 }
             });
         }
-        let KeptRaw { value, raw } = body;
+        let value = body;
         if matches!(scope.scope, Scope::Nothing) {
             // Validated like any other request, then answered here.
             let (validated, _) = request::rewrite_filtered(op, value, None, false)?;
@@ -223,7 +223,7 @@ impl Database for Chroma {
         }
         let (rewritten, trim) = request::rewrite_filtered(op, value, scope.scope.filter(), scope.check_hits)?;
         Ok(Outgoing::Send {
-            call: Call::new(Method::POST, Path::AsSent, Body::Kept(KeptRaw { value: rewritten, raw })),
+            call: Call::new(Method::POST, Path::AsSent, Body::Json(rewritten)),
             then: Some(Then::Hits { op, trim, prefix }),
         })
     }

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod vectors;
 
 pub use attributes::FlatMetadata;
 pub use database::{Chroma, Then};

@@ -19,7 +19,7 @@ use crate::backends::seam::{
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
+use crate::json::Place;
 use crate::plan::Value;
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value as Json};
@@ -121,8 +121,9 @@ impl Database for Qdrant {
         }
     }
 
-    fn kept_list(&self, _route: &Route) -> Option<&'static str> {
-        None
+    /// Every vector a query, search, recommend, discover, upsert or vector update carries.
+    fn vector_places(&self, route: &Route) -> Option<&'static Place> {
+        super::vectors::places(route.op)
     }
 
     fn collection_of(&self, route: &Route) -> Result<CollectionName, RequestError> {
@@ -197,9 +198,9 @@ impl Database for Qdrant {
         request::lookups(route.op, body)
     }
 
-    fn rewrite_read(&self, route: &Route, _located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_read(&self, route: &Route, _located: &Located, body: Json, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
-        let mut body = body.value;
+        let mut body = body;
         let then = |trim, lookups| Then {
             op,
             trim,

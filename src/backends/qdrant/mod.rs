@@ -10,6 +10,7 @@ pub(crate) mod point_id;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod vectors;
 
 pub use attributes::NestedPayload;
 pub use database::{Qdrant, Then};
