@@ -121,6 +121,11 @@ impl Answer {
         self.status.is_success()
     }
 
+    /// A JSON answer whose text is already written.
+    pub fn json_text(status: StatusCode, body: Vec<u8>) -> Answer {
+        Answer { status, content_type: Some(HeaderValue::from_static("application/json")), body: Bytes::from(body) }
+    }
+
     /// A JSON answer the pipeline or a database module made itself.
     pub fn json(status: StatusCode, body: &Json) -> Answer {
         Answer {
@@ -205,6 +210,9 @@ pub enum FilteredBody {
     Unchanged,
     /// This goes back instead, with the database's status.
     Rewritten(Json),
+    /// This JSON text goes back instead, with the database's status: the database's own
+    /// text with the removed records cut out (see [`Database::filter_answer`]).
+    Spliced(Vec<u8>),
     /// This goes back instead (a record that must look missing, as the database answers it).
     Replaced(Answer),
 }

@@ -11,6 +11,7 @@
 mod kept;
 mod numeric;
 mod places;
+pub mod scan;
 mod write;
 
 pub use kept::parse_strict_keeping;

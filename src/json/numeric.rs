@@ -49,7 +49,7 @@ pub(super) fn whitespace(b: &[u8], mut i: usize) -> usize {
 
 /// One number at `b[i]` as RFC 8259 spells it,
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; the index after it.
-fn number(b: &[u8], mut i: usize) -> Option<usize> {
+pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
     if b.get(i) == Some(&b'-') {
         i += 1;
     }

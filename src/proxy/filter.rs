@@ -92,6 +92,7 @@ impl Gateway {
                 Ok(match filtered.body {
                     FilteredBody::Unchanged => answer,
                     FilteredBody::Rewritten(body) => Answer::json(answer.status, &body),
+                    FilteredBody::Spliced(body) => Answer::json_text(answer.status, body),
                     FilteredBody::Replaced(missing) => {
                         event.decision = Decision::Deny;
                         missing

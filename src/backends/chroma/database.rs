@@ -232,27 +232,19 @@ impl Database for Chroma {
         answer
     }
 
+    /// Get and query answers are read without a tree where they can be
+    /// ([`super::ranges`]); every other answer, and any it leaves, is parsed and filtered
+    /// whole.
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
-        let mut hits = parse(&answer.body)?;
-        match then {
-            Then::Hits { op, trim, prefix } => {
-                let mut keep = |id: &str, metadata: Option<&Map<String, Json>>| {
-                    judge.admits(&id, &FlatMetadata { metadata, prefix: &prefix })
-                };
-                let stripped = match op {
-                    Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
-                    Operation::Query => response::filter_query_response(&mut hits, &mut keep, trim),
-                    _ => response::filter_search_response(&mut hits, &mut keep, trim),
-                }?;
-                let returned = Some(count_ids(&hits));
-                let body = if stripped == 0 && !trim.drop_metadatas {
-                    FilteredBody::Unchanged
-                } else {
-                    FilteredBody::Rewritten(hits)
-                };
-                Ok(Filtered { body, stripped, returned })
+        if let Then::Hits { op, trim, prefix } = &then {
+            if let Some(filtered) = super::ranges::filter(*op, *trim, prefix, &answer.body, judge) {
+                return Ok(filtered);
             }
+        }
+        match then {
+            Then::Hits { op, trim, prefix } => filter_hits_parsed(op, trim, &prefix, &answer.body, judge),
             Then::Count { prefix } => {
+                let hits = parse(&answer.body)?;
                 let rows = response::get_rows(&hits)?;
                 let visible = rows
                     .iter()
@@ -393,6 +385,20 @@ impl Database for Chroma {
     fn error_body(&self, status: StatusCode, message: &str) -> Json {
         json!({"error": chroma_error_name(status), "message": message})
     }
+}
+
+/// A get, query or search answer parsed whole and filtered (the general path).
+pub(super) fn filter_hits_parsed(op: Operation, trim: Trim, prefix: &str, body: &[u8], judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
+    let mut hits = parse(body)?;
+    let mut keep = |id: &str, metadata: Option<&Map<String, Json>>| judge.admits(&id, &FlatMetadata { metadata, prefix });
+    let stripped = match op {
+        Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
+        Operation::Query => response::filter_query_response(&mut hits, &mut keep, trim),
+        _ => response::filter_search_response(&mut hits, &mut keep, trim),
+    }?;
+    let returned = Some(count_ids(&hits));
+    let body = if stripped == 0 && !trim.drop_metadatas { FilteredBody::Unchanged } else { FilteredBody::Rewritten(hits) };
+    Ok(Filtered { body, stripped, returned })
 }
 
 /// The `error` names the chromadb client maps to its exception classes.

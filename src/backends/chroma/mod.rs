@@ -5,6 +5,7 @@ mod answers;
 mod attributes;
 mod database;
 pub mod filter;
+mod ranges;
 pub mod request;
 pub mod response;
 pub mod routes;

@@ -32,13 +32,13 @@ pub struct Qdrant;
 /// How to read the answer of a read that lists points.
 #[derive(Debug)]
 pub struct Then {
-    op: Operation,
-    trim: Trim,
-    prefix: String,
+    pub(super) op: Operation,
+    pub(super) trim: Trim,
+    pub(super) prefix: String,
     /// `with_lookup` collections: their records are judged with their own plans.
-    lookups: Vec<String>,
+    pub(super) lookups: Vec<String>,
     /// `GET points/{id}`: the id, for the answer that makes a refused point look missing.
-    point_id: Option<PointId>,
+    pub(super) point_id: Option<PointId>,
 }
 
 /// A point as Qdrant stores it, as far as the checks go: its payload.
@@ -265,29 +265,16 @@ impl Database for Qdrant {
         }
     }
 
+    /// Answers that list points are read without a tree where they can be
+    /// ([`super::ranges`]); retrieve by ids, groups, and any answer it leaves are parsed and
+    /// filtered whole.
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
-        let mut hits = parse(&answer.body)?;
-        let prefix = then.prefix.as_str();
-        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| judge.admits(id, &NestedPayload::new(payload, prefix));
-        let filtered = response::filter_points(then.op, &mut hits, &mut keep, &then.trim)?;
-        let mut lookups_stripped = 0;
-        for collection in &then.lookups {
-            let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
-                judge.admits_lookup(collection, id, &NestedPayload::new(payload, prefix))
-            };
-            lookups_stripped += response::filter_lookups(then.op, &mut hits, &mut keep_lookup)?;
+        if then.lookups.is_empty() {
+            if let Some(filtered) = super::ranges::filter(then.op, &then.trim, &then.prefix, &answer.body, judge) {
+                return Ok(filtered);
+            }
         }
-        let body = if filtered.not_found {
-            FilteredBody::Replaced(point_does_not_exist(then.point_id.as_ref()))
-        } else if !filtered.changed && lookups_stripped == 0 && then.op != Operation::GetPoints {
-            // Every point checked and nothing to change: Qdrant's own bytes go back. Not for a
-            // retrieve by ids, where points the caller may not read are removed routinely:
-            // re-serialised always, its bytes do not tell a removed point from a missing one.
-            FilteredBody::Unchanged
-        } else {
-            FilteredBody::Rewritten(hits)
-        };
-        Ok(Filtered { body, stripped: filtered.stripped, returned: None })
+        filter_parsed(then, &answer.body, judge)
     }
 
     fn missing_record(&self, id: &PointId) -> Answer {
@@ -440,4 +427,30 @@ impl Database for Qdrant {
     fn error_body(&self, _status: StatusCode, message: &str) -> Json {
         answers::error_body(message)
     }
+}
+
+/// An answer that lists points parsed whole and filtered (the general path).
+pub(super) fn filter_parsed(then: Then, body: &[u8], judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
+    let mut hits = parse(body)?;
+    let prefix = then.prefix.as_str();
+    let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| judge.admits(id, &NestedPayload::new(payload, prefix));
+    let filtered = response::filter_points(then.op, &mut hits, &mut keep, &then.trim)?;
+    let mut lookups_stripped = 0;
+    for collection in &then.lookups {
+        let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
+            judge.admits_lookup(collection, id, &NestedPayload::new(payload, prefix))
+        };
+        lookups_stripped += response::filter_lookups(then.op, &mut hits, &mut keep_lookup)?;
+    }
+    let body = if filtered.not_found {
+        FilteredBody::Replaced(point_does_not_exist(then.point_id.as_ref()))
+    } else if !filtered.changed && lookups_stripped == 0 && then.op != Operation::GetPoints {
+        // Every point checked and nothing to change: Qdrant's own bytes go back. Not for a
+        // retrieve by ids, where points the caller may not read are removed routinely:
+        // re-serialised always, its bytes do not tell a removed point from a missing one.
+        FilteredBody::Unchanged
+    } else {
+        FilteredBody::Rewritten(hits)
+    };
+    Ok(Filtered { body, stripped: filtered.stripped, returned: None })
 }

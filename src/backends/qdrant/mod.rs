@@ -5,6 +5,7 @@ mod answers;
 mod attributes;
 mod database;
 mod narrow;
+mod ranges;
 pub mod filter;
 pub(crate) mod point_id;
 pub mod request;
