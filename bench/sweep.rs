@@ -236,6 +236,7 @@ fn steps(dimension: &str) -> Vec<Step> {
 
 /// A fixed-rate phase on one path over `connections` connections: its result and, if
 /// `cpu_pid`, the CPU seconds that process used during it.
+#[allow(clippy::too_many_arguments)]
 fn phase(rt: &Runtime, addr: SocketAddr, work: &Arc<Workload>, rate: f64, connections: usize, o: &Options, cpu_pid: Option<u32>, offset: usize) -> (OpenResult, Option<f64>) {
     let pool = rt.block_on(Pool::open(addr, connections, 4096)).unwrap_or_else(|e| panic!("opening {connections} connections: {e}"));
     rt.block_on(client::open_loop(pool.clone(), work.clone(), rate, o.warmup, Duration::from_secs(5), offset));

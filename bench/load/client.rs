@@ -474,6 +474,18 @@ pub async fn hold_connections(addr: SocketAddr, n: usize, work: Arc<Workload>, r
     (held, failed)
 }
 
+/// Sends `req` once on `pool` and checks the answer.
+pub async fn probe_on(pool: &Pool, work: Arc<Workload>, req: &Request) -> Result<(), String> {
+    let (status, body) = call(pool, &work, req).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    match verify(work.backend, &req.check, &body) {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
 /// Sends `req` once on a fresh pool and checks the answer: a setup check before measuring.
 pub async fn probe(addr: SocketAddr, work: Arc<Workload>, req: &Request) -> Result<(), String> {
     let pool = Pool::new(addr, 1);

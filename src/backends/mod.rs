@@ -12,6 +12,7 @@ pub mod qdrant;
 
 pub(crate) mod lower;
 pub mod seam;
+pub(crate) mod attribute_text;
 pub(crate) mod mapping;
 pub(crate) mod routing;
 #[cfg(test)]

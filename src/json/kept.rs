@@ -15,9 +15,9 @@
 //!   request rewrites both ways and compares).
 //! - **Unforgeable.** The marker holds a random value drawn once per process, so no client
 //!   string can be taken for a stand-in; and [`super::to_vec`] writes a stand-in's text only
-//!   after validating it again as a flat list of numbers.
+//!   if it is bracketed and holds no quote, so even a forged one could not add a key or a
+//!   string.
 
-use super::numeric::number_list;
 use super::places::{vector_ranges, Place};
 use super::{parse, JsonError};
 use serde_json::Value;
@@ -103,15 +103,15 @@ impl Restore<'_> {
     }
 }
 
-/// The original text of a stand-in (`[` … `]`), validated again as a flat list of numbers;
-/// `None` for any other value.
+/// The original text of a stand-in (`[` … `]`); `None` for any other value. A text with a
+/// quote is not one either: written raw, it could add a key.
 pub(super) fn kept_text(items: &[Value]) -> Option<&str> {
     let [Value::String(s)] = items else {
         return None;
     };
     let text = s.strip_prefix(prefix())?;
-    let (end, _) = number_list(text.as_bytes(), 0)?;
-    (end == text.len()).then_some(text)
+    let plain = text.starts_with('[') && text.ends_with(']') && !text.as_bytes().contains(&b'"');
+    plain.then_some(text)
 }
 
 #[cfg(test)]

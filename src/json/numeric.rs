@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(listed("[ 1 ,\n2\t]"), Some(("[ 1 ,\n2\t]".into(), 2)));
         assert_eq!(listed("[]"), Some(("[]".into(), 0)));
         // Large but finite literals are read.
-        assert!(listed("[1e299, 123456789012345678901234567890]").is_some());
+        assert!(listed("[1e299, -2.5E-300, 123456789012345678901234567890]").is_some());
     }
 
     #[test]

@@ -116,24 +116,6 @@ impl Value {
         }
     }
 
-    /// [`Value::from_json`] of one JSON value's text (already validated, as a database's
-    /// answer is before its records are judged): plain strings, small integers and the
-    /// literals directly, anything else through serde_json. `None` if it is not JSON.
-    pub fn from_json_text(text: &str) -> Option<Value> {
-        match text.as_bytes() {
-            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
-                std::str::from_utf8(inner).ok().map(Value::string)
-            }
-            b"true" => Some(Value::Bool(true)),
-            b"false" => Some(Value::Bool(false)),
-            b"null" => Some(Value::Null),
-            digits if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) && (digits[0] != b'0' || digits.len() == 1) => {
-                text.parse::<i64>().ok().map(Value::Int)
-            }
-            _ => serde_json::from_str::<serde_json::Value>(text).ok().map(|v| Value::from_json(&v)),
-        }
-    }
-
     /// The JSON form of this value, as it appears in a plan's `{"value": …}` operand.
     /// Timestamps and durations are not JSON; they print as their CEL string forms.
     pub fn to_json(&self) -> serde_json::Value {

@@ -13,6 +13,7 @@
 use super::request::Trim;
 use super::routes::Operation;
 use crate::backends::seam::{Filtered, FilteredBody, Judge, RecordAttributes};
+use crate::backends::attribute_text;
 use crate::json::scan::{splice, Members, Scan, Str};
 use crate::plan::Value;
 use std::borrow::Cow;
@@ -245,7 +246,7 @@ impl RecordAttributes for RawMetadata<'_, '_> {
         } else {
             members.get(self.scan, &format!("{}{name}", self.prefix))
         }?;
-        Value::from_json_text(self.scan.slice(range)?)
+        attribute_text::value_of(self.scan.slice(range)?)
     }
 
     fn all(&self) -> BTreeMap<String, Value> {
@@ -253,7 +254,7 @@ impl RecordAttributes for RawMetadata<'_, '_> {
         for (key, range) in self.members.map_or(&[][..], |m| &m.entries) {
             let Some(key) = self.scan.decoded(*key) else { continue };
             let Some(name) = key.strip_prefix(self.prefix).filter(|n| !n.is_empty()) else { continue };
-            if let Some(value) = self.scan.slice(range.clone()).and_then(Value::from_json_text) {
+            if let Some(value) = self.scan.slice(range.clone()).and_then(attribute_text::value_of) {
                 attr.insert(name.to_string(), value);
             }
         }

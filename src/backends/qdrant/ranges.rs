@@ -16,6 +16,7 @@ use super::point_id::PointId;
 use super::request::{PayloadTrim, Trim};
 use super::routes::Operation;
 use crate::backends::seam::{Filtered, FilteredBody, Judge, RecordAttributes};
+use crate::backends::attribute_text;
 use crate::json::scan::{splice, Members, Scan, Str};
 use crate::plan::Value;
 use std::borrow::Cow;
@@ -264,13 +265,13 @@ impl<'a, 'b> RawNestedPayload<'a, 'b> {
 impl RecordAttributes for RawNestedPayload<'_, '_> {
     fn get(&self, name: &str) -> Option<Value> {
         let range = self.object.as_ref()?.get(self.scan, name)?;
-        Value::from_json_text(self.scan.slice(range)?)
+        attribute_text::value_of(self.scan.slice(range)?)
     }
 
     fn all(&self) -> BTreeMap<String, Value> {
         let mut attr = BTreeMap::new();
         for (key, range) in self.object.as_ref().map_or(&[][..], |m| &m.entries) {
-            let (Some(key), Some(value)) = (self.scan.decoded(*key), self.scan.slice(range.clone()).and_then(Value::from_json_text)) else {
+            let (Some(key), Some(value)) = (self.scan.decoded(*key), self.scan.slice(range.clone()).and_then(attribute_text::value_of)) else {
                 continue;
             };
             attr.insert(key.into_owned(), value);
