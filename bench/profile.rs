@@ -12,6 +12,11 @@
 //! it: both HTTP sides, JSON, policy, audit line. `callgrind_annotate` then gives the
 //! functions with the largest inclusive share, for the current build. Callgrind's output files
 //! are deleted afterwards unless `--keep`.
+//!
+//! With `--perf SECONDS`, each build runs natively instead, under a closed loop of 8
+//! connections for that long: its user and system CPU time per request (from /proc); with
+//! `--record` also a `perf record` of the current build (a separate run: sampling slows it),
+//! whose report (by shared object and symbol, kernel included where permitted) is printed.
 
 // A benchmark's setup either works or the run is meaningless: fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -170,6 +175,71 @@ fn send(rt: &tokio::runtime::Runtime, pool: &Arc<Pool>, work: &Arc<Workload>, n:
     }
 }
 
+/// user and system CPU seconds of a process so far (clock ticks of 1/100 s).
+fn cpu_split(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (field(14), field(15))
+}
+
+/// Each build natively under a closed loop: CPU per request split into user and system time,
+/// and a `perf` profile of the current build.
+#[allow(clippy::too_many_arguments)]
+fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &str, ingest: &str, only: Option<&str>, seconds: u64, top: usize, record: bool) {
+    for shape in SHAPES.iter().filter(|s| only.is_none_or(|o| s.name.contains(o))) {
+        let upstream = stub::start(COLLECTION, shape.hits);
+        let work = Arc::new(Workload::new(shape.backend, (shape.requests)(shape.hits), alice, ingest));
+        for (label, binary) in binaries {
+            let mut options = match shape.backend {
+                Backend::Chroma => support::vecgate::VecgateOptions::chroma(&format!("http://{upstream}"), &repo_root().join("examples/langchain-chroma/policies")),
+                Backend::Qdrant => support::vecgate::VecgateOptions::qdrant(&format!("http://{upstream}"), &repo_root().join("examples/langchain-chroma/policies")),
+            };
+            options.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".to_string();
+            options.binary = Some(binary.clone());
+            let vecgate = support::vecgate::VecgateServer::start(&options);
+            let pool = Pool::new(SocketAddr::from(([127, 0, 0, 1], vecgate.port())), 64);
+            rt.block_on(client::closed_loop(pool.clone(), work.clone(), 8, Duration::from_secs(1), Duration::from_secs(1), 0, None));
+            let record = (record && label == "current").then(|| {
+                Command::new("perf")
+                    .args(["record", "-F", "2000", "-g", "-o"])
+                    .arg(repo_root().join(".tmp/profile/perf.data"))
+                    .args(["-p", &vecgate.pid().to_string(), "--", "sleep", &seconds.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .ok()
+            });
+            let (u0, s0) = cpu_split(vecgate.pid());
+            let r = rt.block_on(client::closed_loop(pool.clone(), work.clone(), 8, Duration::ZERO, Duration::from_secs(seconds), 1000, None));
+            let (u1, s1) = cpu_split(vecgate.pid());
+            let n = r.stats.completed().max(1) as f64;
+            println!(
+                "{} — {label}: {:.0} requests/s, CPU per request {:.1} µs (user {:.1}, system {:.1}), errors {}",
+                shape.name,
+                r.throughput,
+                (u1 - u0 + s1 - s0) * 1e6 / n,
+                (u1 - u0) * 1e6 / n,
+                (s1 - s0) * 1e6 / n,
+                r.stats.errors()
+            );
+            if let Some(Some(mut child)) = record {
+                let _ = child.wait();
+                let report = Command::new("perf")
+                    .args(["report", "--stdio", "--no-children", "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.7", "-i"])
+                    .arg(repo_root().join(".tmp/profile/perf.data"))
+                    .output();
+                if let Ok(out) = report {
+                    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).take(top) {
+                        println!("    {line}");
+                    }
+                }
+                let _ = std::fs::remove_file(repo_root().join(".tmp/profile/perf.data"));
+            }
+        }
+    }
+}
+
 /// Total instructions (`Ir`) of a callgrind output file, and its top inclusive functions.
 fn annotate(out: &std::path::Path, top: usize) -> (u64, Vec<(f64, String)>) {
     let text = Command::new("callgrind_annotate").arg("--inclusive=yes").arg("--threshold=100").arg(out).output().expect("callgrind_annotate");
@@ -201,6 +271,8 @@ fn main() {
     let mut keep = false;
     let mut only: Option<String> = None;
     let mut top = 25;
+    let mut perf_seconds: Option<u64> = None;
+    let mut record = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -214,6 +286,8 @@ fn main() {
             "--only" => only = it.next().cloned(),
             "--top" => top = it.next().expect("--top N").parse().expect("a number"),
             "--keep" => keep = true,
+            "--perf" => perf_seconds = Some(it.next().expect("--perf SECONDS").parse().expect("a number")),
+            "--record" => record = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -222,6 +296,10 @@ fn main() {
     let ingest = token("loader", &["ingest"], &json!({}));
     let out_dir = repo_root().join(".tmp/profile");
     std::fs::create_dir_all(&out_dir).unwrap();
+    if let Some(seconds) = perf_seconds {
+        native(&rt, &binaries, &alice, &ingest, only.as_deref(), seconds, top, record);
+        return;
+    }
     let mut table = Vec::new();
     for shape in SHAPES.iter().filter(|s| only.as_deref().is_none_or(|o| s.name.contains(o))) {
         let upstream = stub::start(COLLECTION, shape.hits);
