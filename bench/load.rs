@@ -15,12 +15,19 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+// Shared with bench/sweep.rs, which uses parts this harness does not.
+#[allow(dead_code)]
 #[path = "load/client.rs"]
 mod client;
+#[path = "load/haproxy.rs"]
+mod haproxy;
+#[allow(dead_code)]
 #[path = "load/memory.rs"]
 mod memory;
 #[path = "load/nginx.rs"]
 mod nginx;
+#[path = "load/proxies.rs"]
+mod proxies;
 #[path = "load/report.rs"]
 mod report;
 #[path = "load/stub.rs"]
@@ -38,10 +45,10 @@ use serde_json::json;
 use tokio::runtime::Runtime;
 
 use client::{ClosedResult, OpenResult, Pool, Workload};
-use nginx::NginxServer;
-use report::{MemoryRow, Section, PATHS};
+use proxies::{Baseline, Proxies, Role, Target};
+use report::{MemoryRow, PathInfo, Section, Targets};
 use support::chroma::DEFAULT_DB_PATH;
-use support::vecgate::{token, VecgateOptions, VecgateServer};
+use support::vecgate::{token, VecgateOptions};
 use support::{repo_root, ChromaServer, QdrantServer};
 use workload::{Backend, Kind};
 
@@ -53,7 +60,7 @@ const USAGE: &str = "\
 cargo bench --bench load -- [options]
   --quick                 about two minutes: fewer rates, shorter phases
   --only chroma|stub|qdrant  run one section only (stub: LangChain queries against a
-                          canned Chroma-shaped upstream, at the light rates)
+                          canned upstream, Chroma's and Qdrant's hybrid query, at the light rates)
   --rates A,B,C           Chroma rates in requests/s (default: 20 %, 45 % and 70 % of the
                           direct path's maximum throughput, measured first)
   --qdrant-rates A,B      Qdrant rates (default: 25 % and 60 % of its maximum); the Qdrant is
@@ -66,7 +73,12 @@ cargo bench --bench load -- [options]
   --concurrency N         closed-loop connections for Chroma (default 16)
   --connections N         keep-alive connections held for the memory reading (default 1000)
   --nginx PATH            nginx binary (default $VECGATE_NGINX, else /usr/sbin/nginx)
-  --readme                write the results into bench/README.md between the load-results markers";
+  --haproxy PATH          HAProxy binary (default $VECGATE_HAPROXY; without one there is no
+                          HAProxy path, and the run says so)
+  --readme                write the results into bench/README.md between the load-results markers
+
+Environment: VECGATE_BASELINE_BIN=[LABEL=]PATH[,…] runs older vecgate builds beside the current
+one on every path but real Qdrant's (bench/build-baseline.sh builds one from a commit).";
 
 struct Options {
     quick: bool,
@@ -93,6 +105,8 @@ struct Options {
     qdrant_measure: Duration,
     connections: usize,
     nginx: Option<PathBuf>,
+    haproxy: Option<PathBuf>,
+    baselines: Vec<Baseline>,
     readme: bool,
 }
 
@@ -134,6 +148,8 @@ fn parse_options() -> Option<Options> {
         qdrant_measure: Duration::from_secs(if quick { 4 } else { 10 }),
         connections: 1000,
         nginx: std::env::var_os("VECGATE_NGINX").filter(|v| !v.is_empty()).map(PathBuf::from),
+        haproxy: std::env::var_os("VECGATE_HAPROXY").filter(|v| !v.is_empty()).map(PathBuf::from),
+        baselines: proxies::baselines_from_env(),
         readme: false,
     };
     let mut it = args.iter();
@@ -161,6 +177,7 @@ fn parse_options() -> Option<Options> {
             "--concurrency" => o.concurrency = value().parse().expect("--concurrency N"),
             "--connections" => o.connections = value().parse().expect("--connections N"),
             "--nginx" => o.nginx = Some(PathBuf::from(value())),
+            "--haproxy" => o.haproxy = Some(PathBuf::from(value())),
             "--readme" => o.readme = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -237,17 +254,25 @@ struct Timing {
     concurrency: usize,
 }
 
-/// Checks one request of each kind on each path before measuring anything.
-fn probe_all(rt: &Runtime, targets: &[SocketAddr; 3], works: &[Arc<Workload>; 3]) {
+/// Checks one request of each kind on each path before measuring anything, and that the
+/// paths that verify tokens refuse a forged one.
+fn probe_all(rt: &Runtime, targets: &[Target<'_>]) {
     for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert, Kind::Collection] {
-        for (pi, addr) in targets.iter().enumerate() {
-            let work = &works[pi];
-            let Some(req) = work.requests.iter().find(|r| r.kind == kind) else {
+        for t in targets {
+            let Some(req) = t.work.requests.iter().find(|r| r.kind == kind) else {
                 continue;
             };
-            if let Err(e) = rt.block_on(client::probe(*addr, work.clone(), req)) {
-                panic!("setup check failed: {} {} via {}: {e}", kind.label(), req.path, PATHS[pi]);
+            if let Err(e) = rt.block_on(client::probe(t.addr, t.work.clone(), req)) {
+                panic!("setup check failed: {} {} via {}: {e}", kind.label(), req.path, t.label);
             }
+        }
+    }
+    for t in targets.iter().filter(|t| matches!(t.role, Role::Haproxy | Role::Vecgate | Role::Baseline)) {
+        let forged = Arc::new(t.work.with_forged_tokens());
+        let req = forged.requests[0].clone();
+        match rt.block_on(client::probe(t.addr, forged, &req)) {
+            Err(e) if e.starts_with("HTTP 401") => {}
+            other => panic!("setup check failed: {} accepted a forged token ({other:?})", t.label),
         }
     }
 }
@@ -259,100 +284,94 @@ fn rates_from(max_rps: f64, fractions: &[f64]) -> Vec<f64> {
 
 /// First the closed loop on every path (maximum throughput; it also warms everything up),
 /// then every rate on every path, the paths taking turns at each rate so drifting background
-/// load hits all three alike. `rates` of `Err(fractions)`: fractions of the direct path's
+/// load hits them all alike. `rates` of `Err(fractions)`: fractions of the direct path's
 /// maximum.
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    rt: &Runtime,
-    targets: &[SocketAddr; 3],
-    works: &[Arc<Workload>; 3],
-    rates: Result<Vec<f64>, Vec<f64>>,
-    t: &Timing,
-    vecgate: &VecgateServer,
-    cpu_of: [Option<u32>; 3],
-    between: &mut dyn FnMut(),
-) -> Measured {
-    let pools: Vec<Arc<Pool>> = targets.iter().map(|a| Pool::new(*a, MAX_IN_FLIGHT)).collect();
+fn measure(rt: &Runtime, targets: &[Target<'_>], rates: Result<Vec<f64>, Vec<f64>>, t: &Timing, between: &mut dyn FnMut()) -> Measured {
+    let pools: Vec<Arc<Pool>> = targets.iter().map(|t| Pool::new(t.addr, MAX_IN_FLIGHT)).collect();
     println!("
-maximum throughput (closed loop, {} connections, warm-up {:?}, window {:?}):", t.concurrency, t.closed_warmup, t.closed_window);
+maximum throughput (closed loop, {} connections, warm-up {:?}, window {:?}, load average {}):", t.concurrency, t.closed_warmup, t.closed_window, loadavg());
     let mut closed = Vec::new();
-    let mut closed_inside = None;
-    let mut before_closed = report::Totals::default();
-    for (pi, pool) in pools.iter().enumerate() {
-        if pi == 2 {
-            before_closed = report::Totals::scrape(vecgate);
-        }
+    let mut closed_inside = Vec::new();
+    for (target, pool) in targets.iter().zip(&pools) {
+        let before = target.vecgate.map(report::Totals::scrape);
         let r = rt.block_on(client::closed_loop(
             pool.clone(),
-            works[pi].clone(),
+            target.work.clone(),
             t.concurrency,
             t.closed_warmup,
             t.closed_window,
             50_000,
-            cpu_of[pi],
+            target.cpu_pid,
         ));
-        report::print_closed(PATHS[pi], &r);
+        report::print_closed(&target.label, &r);
         closed.push(r);
-        if pi == 2 {
-            // The closed loop's warm-up is counted here too.
-            closed_inside = report::Inside::between(&before_closed, &report::Totals::scrape(vecgate));
-        }
+        // The closed loop's warm-up is counted here too.
+        closed_inside.push(target.vecgate.zip(before).and_then(|(v, before)| report::Inside::between(&before, &report::Totals::scrape(v))));
         pool.close_idle();
         between();
     }
     let rates = rates.unwrap_or_else(|fractions| rates_from(closed[0].throughput, &fractions));
-    let mut open: Vec<Vec<OpenResult>> = vec![Vec::new(), Vec::new(), Vec::new()];
-    let mut open_inside = Vec::new();
+    let mut open: Vec<Vec<OpenResult>> = targets.iter().map(|_| Vec::new()).collect();
+    let mut open_inside: Vec<Vec<Option<report::Inside>>> = targets.iter().map(|_| Vec::new()).collect();
     for (ri, &rate) in rates.iter().enumerate() {
         println!("
-{rate:.0} requests/s (warm-up {:?}, measured {:?}):", t.warmup, t.measure);
+{rate:.0} requests/s (warm-up {:?}, measured {:?}, load average {}):", t.warmup, t.measure, loadavg());
         let warm_offset = ri * 7919;
         let offset = warm_offset + (rate * t.warmup.as_secs_f64()) as usize;
-        for (pi, pool) in pools.iter().enumerate() {
-            let work = &works[pi];
-            rt.block_on(client::open_loop(pool.clone(), work.clone(), rate, t.warmup, t.drain, warm_offset));
+        for (pi, (target, pool)) in targets.iter().zip(&pools).enumerate() {
+            rt.block_on(client::open_loop(pool.clone(), target.work.clone(), rate, t.warmup, t.drain, warm_offset));
             between();
-            let before = report::Totals::scrape(vecgate);
-            let r = rt.block_on(client::open_loop(pool.clone(), work.clone(), rate, t.measure, t.drain, offset));
-            report::print_open(PATHS[pi], &r);
-            if pi == 2 {
-                let inside = report::Inside::between(&before, &report::Totals::scrape(vecgate));
-                if let Some(i) = inside {
-                    println!(
-                        "           vecgate's metrics: {:.3} ms own time per request ({:.2} ms from receiving to answering)",
-                        i.own_ms(),
-                        i.total_ms
-                    );
-                }
-                open_inside.push(inside);
+            let before = target.vecgate.map(report::Totals::scrape);
+            let r = rt.block_on(client::open_loop(pool.clone(), target.work.clone(), rate, t.measure, t.drain, offset));
+            report::print_open(&target.label, &r);
+            let inside = target.vecgate.zip(before).and_then(|(v, before)| report::Inside::between(&before, &report::Totals::scrape(v)));
+            if let Some(i) = inside {
+                println!(
+                    "           {}'s metrics: {:.3} ms own time per request ({:.2} ms from receiving to answering)",
+                    target.label,
+                    i.own_ms(),
+                    i.total_ms
+                );
             }
+            open_inside[pi].push(inside);
             open[pi].push(r);
             between();
         }
     }
-    Measured {
-        rates,
-        open,
-        closed,
-        open_inside,
-        closed_inside,
-    }
+    Measured { rates, open, closed, open_inside, closed_inside }
 }
 
 struct Measured {
     rates: Vec<f64>,
     open: Vec<Vec<OpenResult>>,
     closed: Vec<ClosedResult>,
-    open_inside: Vec<Option<report::Inside>>,
-    closed_inside: Option<report::Inside>,
+    open_inside: Vec<Vec<Option<report::Inside>>>,
+    closed_inside: Vec<Option<report::Inside>>,
+}
+
+impl Measured {
+    fn into_section(self, title: String, notes: Vec<String>, targets: &[Target<'_>], memory: Vec<MemoryRow>, goals: Targets) -> Section {
+        Section {
+            title,
+            notes,
+            paths: targets.iter().map(|t| PathInfo { label: t.label.clone(), role: t.role }).collect(),
+            rates: self.rates,
+            open: self.open,
+            closed: self.closed,
+            open_inside: self.open_inside,
+            closed_inside: self.closed_inside,
+            memory,
+            targets: goals,
+        }
+    }
 }
 
 /// The workload per path: reads carry alice's filter on the direct and nginx paths (the
 /// application filters by itself), none through vecgate (vecgate adds it).
-fn workloads(backend: Backend, collection: &str, records: &[workload::Record], alice: &str, ingest: &str) -> [Arc<Workload>; 3] {
+fn workloads(backend: Backend, collection: &str, records: &[workload::Record], alice: &str, ingest: &str) -> (Arc<Workload>, Arc<Workload>) {
     let filtered = Arc::new(Workload::new(backend, workload::sequence(backend, collection, records, true), alice, ingest));
     let bare = Arc::new(Workload::new(backend, workload::sequence(backend, collection, records, false), alice, ingest));
-    [filtered.clone(), filtered, bare]
+    (filtered, bare)
 }
 
 fn rate_note(fixed: bool, fractions: &[f64]) -> String {
@@ -362,10 +381,6 @@ fn rate_note(fixed: bool, fractions: &[f64]) -> String {
         let percents: Vec<String> = fractions.iter().map(|f| format!("{:.0} %", f * 100.0)).collect();
         format!("Rates: {} of the direct path's maximum throughput below.", percents.join(", "))
     }
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 fn policies() -> PathBuf {
@@ -406,7 +421,17 @@ fn memory_with_connections(rt: &Runtime, addr: SocketAddr, pid: u32, tree: bool,
     (rss, n, failed)
 }
 
-fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
+/// The binaries every section starts.
+struct Binaries {
+    nginx: PathBuf,
+    haproxy: Option<PathBuf>,
+}
+
+fn memory_row(process: String, idle: Option<memory::Rss>, after: Option<memory::Rss>, held: Option<(memory::Rss, usize, usize)>) -> MemoryRow {
+    MemoryRow { process, idle, after_load: after, held }
+}
+
+fn run_chroma(o: &Options, rt: &Runtime, bins: &Binaries) -> Vec<Section> {
     let started = Instant::now();
     println!("\n=== Chroma (real server) ===");
     let chroma = ChromaServer::start();
@@ -432,36 +457,28 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
     options.collections_yaml = COLLECTIONS_YAML.to_string();
     options.extra_yaml = format!("limits:\n  max_connections: {}\n", (o.connections * 2).max(1024));
     options.upstream_timeout = "30s";
-    let vecgate = VecgateServer::start(&options);
+    let upstream = format!("127.0.0.1:{}", chroma.port());
+    let proxies = Proxies::start(&bins.nginx, bins.haproxy.as_deref(), &upstream, &options, &o.baselines);
     std::thread::sleep(Duration::from_millis(500));
-    let vecgate_idle = memory::rss(vecgate.pid());
-    let nginx = NginxServer::start(nginx_bin, &format!("127.0.0.1:{}", chroma.port()));
-    std::thread::sleep(Duration::from_millis(200));
-    let nginx_idle = memory::rss_tree(nginx.master_pid());
+    let vecgate_idle = memory::rss(proxies.vecgate.pid());
+    let nginx_idle = memory::rss_tree(proxies.nginx.master_pid());
+    let haproxy_idle = proxies.haproxy.as_ref().map(|h| memory::rss(h.pid()));
     let chroma_idle = memory::rss_tree(chroma.pid());
-    let workers = nginx.workers().len();
+    let workers = proxies.nginx.workers().len();
 
     let (alice, ingest) = tokens();
-    let works = workloads(Backend::Chroma, &collection, &records, &alice, &ingest);
-    let targets = [addr(chroma.port()), addr(nginx.port()), addr(vecgate.port())];
-    probe_all(rt, &targets, &works);
-    let m = measure(
-        rt,
-        &targets,
-        &works,
-        o.rates.clone().ok_or_else(|| o.fractions.clone()),
-        &timing(o, o.measure, o.concurrency),
-        &vecgate,
-        [Some(chroma.pid()), Some(nginx.master_pid()), Some(vecgate.pid())],
-        &mut || {},
-    );
+    let (filtered, bare) = workloads(Backend::Chroma, &collection, &records, &alice, &ingest);
+    let targets = proxies.targets(SocketAddr::from(([127, 0, 0, 1], chroma.port())), Some(chroma.pid()), &filtered, &bare);
+    probe_all(rt, &targets);
+    let m = measure(rt, &targets, o.rates.clone().ok_or_else(|| o.fractions.clone()), &timing(o, o.measure, o.concurrency), &mut || {});
 
-    let vecgate_after = memory::rss(vecgate.pid());
-    let nginx_after = memory::rss_tree(nginx.master_pid());
+    let vecgate_after = memory::rss(proxies.vecgate.pid());
+    let nginx_after = memory::rss_tree(proxies.nginx.master_pid());
+    let haproxy_after = proxies.haproxy.as_ref().map(|h| memory::rss(h.pid()));
     let chroma_after = memory::rss_tree(chroma.pid());
     println!("\nmemory with {} keep-alive connections:", o.connections);
-    let vecgate_held = memory_with_connections(rt, targets[2], vecgate.pid(), false, o.connections, &works[2]);
-    let nginx_held = memory_with_connections(rt, targets[1], nginx.master_pid(), true, o.connections, &works[1]);
+    let vecgate_held = memory_with_connections(rt, targets_addr(&targets, Role::Vecgate), proxies.vecgate.pid(), false, o.connections, &bare);
+    let nginx_held = memory_with_connections(rt, targets_addr(&targets, Role::Nginx), proxies.nginx.master_pid(), true, o.connections, &filtered);
     for (name, idle, after, held) in [
         ("vecgate", vecgate_idle, vecgate_after, vecgate_held),
         ("nginx", nginx_idle, nginx_after, nginx_held),
@@ -478,9 +495,17 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
     }
     let load_end = loadavg();
     let elapsed = started.elapsed().as_secs();
-    let mix = Section {
-        title: format!("Chroma: the real server ({version})"),
-        notes: vec![format!(
+    let mut memory_rows = vec![
+        memory_row("vecgate".into(), Some(vecgate_idle), Some(vecgate_after), Some(vecgate_held)),
+        memory_row(format!("nginx (master + {workers} workers, summed)"), Some(nginx_idle), Some(nginx_after), Some(nginx_held)),
+    ];
+    if haproxy_idle.is_some() {
+        memory_rows.push(memory_row("HAProxy (2 threads)".into(), haproxy_idle, haproxy_after, None));
+    }
+    memory_rows.push(memory_row("Chroma (for scale)".into(), Some(chroma_idle), Some(chroma_after), None));
+    let mix = m.into_section(
+        format!("Chroma: the real server ({version})"),
+        vec![format!(
             "{} records, {}-d embeddings, loaded directly into Chroma in {load_secs:.0} s before the \
              phases. Mix: 80 % query (n_results 4, include metadatas/documents/distances), 10 % get \
              by 10 ids, 5 % get by filter (limit 10), 5 % upsert of one record. {} Open-loop \
@@ -492,33 +517,10 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
             o.warmup.as_secs(),
             o.measure.as_secs(),
         )],
-        rates: m.rates,
-        open: m.open,
-        closed: m.closed,
-        open_inside: m.open_inside,
-        closed_inside: m.closed_inside,
-        memory: vec![
-            MemoryRow {
-                process: "vecgate".to_string(),
-                idle: Some(vecgate_idle),
-                after_load: Some(vecgate_after),
-                held: Some(vecgate_held),
-            },
-            MemoryRow {
-                process: format!("nginx (master + {workers} workers, summed)"),
-                idle: Some(nginx_idle),
-                after_load: Some(nginx_after),
-                held: Some(nginx_held),
-            },
-            MemoryRow {
-                process: "Chroma (for scale)".to_string(),
-                idle: Some(chroma_idle),
-                after_load: Some(chroma_after),
-                held: None,
-            },
-        ],
-        with_targets: true,
-    };
+        &targets,
+        memory_rows,
+        Targets::Mix,
+    );
     if !o.light {
         return vec![mix];
     }
@@ -526,22 +528,13 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
     println!("\n=== Chroma, light request (GET collection): the proxies set the pace ===");
     let started = Instant::now();
     let light = Arc::new(Workload::new(Backend::Chroma, workload::light_sequence(COLLECTION), &alice, &ingest));
-    let works = [light.clone(), light.clone(), light];
-    probe_all(rt, &targets, &works);
-    let m = measure(
-        rt,
-        &targets,
-        &works,
-        Ok(o.light_rates.clone()),
-        &timing(o, o.light_measure, o.concurrency),
-        &vecgate,
-        [Some(chroma.pid()), Some(nginx.master_pid()), Some(vecgate.pid())],
-        &mut || {},
-    );
+    let targets = proxies.targets(SocketAddr::from(([127, 0, 0, 1], chroma.port())), Some(chroma.pid()), &light, &light);
+    probe_all(rt, &targets);
+    let m = measure(rt, &targets, Ok(o.light_rates.clone()), &timing(o, o.light_measure, o.concurrency), &mut || {});
     let elapsed = started.elapsed().as_secs();
-    let light = Section {
-        title: "Chroma, light request: `GET …/collections/load-docs` (proxy-bound)".to_string(),
-        notes: vec![format!(
+    let light = m.into_section(
+        "Chroma, light request: `GET …/collections/load-docs` (proxy-bound)".to_string(),
+        vec![format!(
             "Every request opens the collection by name, as LangChain's `Chroma(...)` does at start. \
              Chroma answers it from its catalogue in a fraction of a millisecond, so here the \
              proxies, not the search, set the limits: this is where the issue's rates and vecgate's \
@@ -553,78 +546,90 @@ fn run_chroma(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Vec<Section> {
             o.light_measure.as_secs(),
             loadavg(),
         )],
-        rates: m.rates,
-        open: m.open,
-        closed: m.closed,
-        open_inside: m.open_inside,
-        closed_inside: m.closed_inside,
-        memory: Vec::new(),
-        with_targets: true,
-    };
+        &targets,
+        Vec::new(),
+        Targets::Light,
+    );
     vec![mix, light]
 }
 
-/// LangChain's query (n_results 4) against a canned Chroma-shaped upstream: the database costs
-/// nothing, so the rows show what each proxy adds to the real request shape at fixed rates.
-fn run_stub(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
-    println!("\n=== LangChain query against a stub upstream (canned answers): the proxies set the pace ===");
+fn targets_addr(targets: &[Target<'_>], role: Role) -> SocketAddr {
+    targets.iter().find(|t| t.role == role).map(|t| t.addr).expect("a path of this role")
+}
+
+/// LangChain's queries against the stub upstream: the database costs nothing, so the rows
+/// show what each proxy adds to the real request shape at fixed rates. Chroma's query
+/// (`backend` Chroma) or Qdrant's hybrid query (Qdrant).
+fn run_stub(o: &Options, rt: &Runtime, bins: &Binaries, backend: Backend) -> Section {
+    let name = match backend {
+        Backend::Chroma => "Chroma's query",
+        Backend::Qdrant => "Qdrant's hybrid query",
+    };
+    println!("\n=== LangChain: {name} against a stub upstream (canned answers): the proxies set the pace ===");
     let started = Instant::now();
     let upstream = stub::start(COLLECTION, 4);
-    let mut options = VecgateOptions::chroma(&format!("http://{upstream}"), &policies());
+    let mut options = match backend {
+        Backend::Chroma => VecgateOptions::chroma(&format!("http://{upstream}"), &policies()),
+        Backend::Qdrant => VecgateOptions::qdrant(&format!("http://{upstream}"), &policies()),
+    };
     options.collections_yaml = COLLECTIONS_YAML.to_string();
     options.extra_yaml = format!("limits:\n  max_connections: {}\n", (o.connections * 2).max(1024));
-    let vecgate = VecgateServer::start(&options);
-    let nginx = NginxServer::start(nginx_bin, &upstream.to_string());
+    let proxies = Proxies::start(&bins.nginx, bins.haproxy.as_deref(), &upstream.to_string(), &options, &o.baselines);
     let (alice, ingest) = tokens();
     let records = workload::records(64);
-    let queries_only = |app_filter: bool| {
-        let requests = workload::sequence(Backend::Chroma, stub::COLLECTION_ID, &records, app_filter)
-            .into_iter()
-            .filter(|r| r.kind == Kind::Query)
-            .collect();
-        Arc::new(Workload::new(Backend::Chroma, requests, &alice, &ingest))
+    let queries = |app_filter: bool| {
+        let requests = match backend {
+            Backend::Chroma => workload::sequence(Backend::Chroma, stub::COLLECTION_ID, &records, app_filter)
+                .into_iter()
+                .filter(|r| r.kind == Kind::Query)
+                .collect(),
+            Backend::Qdrant => workload::hybrid_queries(COLLECTION, app_filter),
+        };
+        Arc::new(Workload::new(backend, requests, &alice, &ingest))
     };
-    let filtered = queries_only(true);
-    let works = [filtered.clone(), filtered, queries_only(false)];
-    let targets = [upstream, addr(nginx.port()), addr(vecgate.port())];
-    probe_all(rt, &targets, &works);
-    let m = measure(
-        rt,
-        &targets,
-        &works,
-        Ok(o.light_rates.clone()),
-        &timing(o, o.light_measure, o.concurrency),
-        &vecgate,
-        // The stub is a thread of this process: its CPU cannot be told apart.
-        [None, Some(nginx.master_pid()), Some(vecgate.pid())],
-        &mut || {},
-    );
+    let (filtered, bare) = (queries(true), queries(false));
+    // The stub is a thread of this process: its CPU cannot be told apart.
+    let targets = proxies.targets(upstream, None, &filtered, &bare);
+    probe_all(rt, &targets);
+    let m = measure(rt, &targets, Ok(o.light_rates.clone()), &timing(o, o.light_measure, o.concurrency), &mut || {});
     let elapsed = started.elapsed().as_secs();
-    Section {
-        title: "LangChain query against a stub upstream (proxy-bound)".to_string(),
-        notes: vec![format!(
-            "The same `query` requests as the Chroma mix (384-d embedding, n_results 4, include \
-             metadatas/documents/distances; alice's filter in the body on the direct and nginx \
-             paths, added by vecgate on its path), sent to a stub that answers every query at once \
-             with 4 FINANCE/EMEA hits (a thread of the harness process, one tokio thread). Through \
+    let (title, shape, goal) = match backend {
+        Backend::Chroma => (
+            "LangChain's Chroma query against a stub upstream (proxy-bound)",
+            "the same `query` requests as the Chroma mix (384-d embedding, n_results 4, include \
+             metadatas/documents/distances; alice's filter in the body on the direct, nginx and \
+             HAProxy paths, added by vecgate on its paths), sent to a stub that answers every \
+             query at once with 4 FINANCE/EMEA hits",
+            45.0,
+        ),
+        Backend::Qdrant => (
+            "LangChain's Qdrant hybrid query against a stub upstream (proxy-bound)",
+            "LangChain QdrantVectorStore's hybrid query (`points/query`: a sparse and a 384-d \
+             dense prefetch fused by RRF, limit 4, with_payload; alice's filter in both \
+             prefetches on the direct, nginx and HAProxy paths, added by vecgate to the query \
+             and both prefetches on its paths), sent to a stub that answers at once with 4 \
+             FINANCE/EMEA points in LangChain's payload layout",
+            55.0,
+        ),
+    };
+    m.into_section(
+        title.to_string(),
+        vec![format!(
+            "The stub is a thread of the harness process (one tokio thread); {shape}. Through \
              vecgate each request is authenticated, planned, rewritten, forwarded, and its answer \
-             parsed, checked hit by hit and re-serialised; nginx only relays. Warm-up {} s, \
-             measured {} s. Section took {elapsed} s; load average at its end {}.",
+             checked hit by hit; HAProxy verifies the JWT and relays; nginx only relays. Warm-up \
+             {} s, measured {} s. Section took {elapsed} s; load average at its end {}.",
             o.warmup.as_secs(),
             o.light_measure.as_secs(),
             loadavg(),
         )],
-        rates: m.rates,
-        open: m.open,
-        closed: m.closed,
-        open_inside: m.open_inside,
-        closed_inside: m.closed_inside,
-        memory: Vec::new(),
-        with_targets: true,
-    }
+        &targets,
+        Vec::new(),
+        Targets::Stub { cpu_us: goal },
+    )
 }
 
-fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
+fn run_qdrant(o: &Options, rt: &Runtime, bins: &Binaries) -> Section {
     let started = Instant::now();
     // The real server when one is configured (QDRANT_BIN / QDRANT_URL; bench/run-load.sh finds
     // one with scripts/qdrant.sh), else the test double.
@@ -662,23 +667,20 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
     let mut options = VecgateOptions::qdrant(&direct, &policies());
     options.collections_yaml = COLLECTIONS_YAML.to_string();
     options.upstream_timeout = "30s";
-    let vecgate = VecgateServer::start(&options);
-    let nginx = NginxServer::start(nginx_bin, &direct_addr.to_string());
+    // Real Qdrant is the limit here: no baselines, to keep the section short.
+    let proxies = Proxies::start(&bins.nginx, bins.haproxy.as_deref(), &direct_addr.to_string(), &options, &[]);
     let (alice, ingest) = tokens();
-    let works = workloads(Backend::Qdrant, COLLECTION, &records, &alice, &ingest);
-    let targets = [direct_addr, addr(nginx.port()), addr(vecgate.port())];
-    probe_all(rt, &targets, &works);
+    let (filtered, bare) = workloads(Backend::Qdrant, COLLECTION, &records, &alice, &ingest);
+    let targets = proxies.targets(direct_addr, None, &filtered, &bare);
+    probe_all(rt, &targets);
     // The test double keeps every request for its tests: forget them between phases.
     let mut forget = || qdrant.clear_recorded_requests();
     let m = measure(
         rt,
         &targets,
-        &works,
         o.qdrant_rates.clone().ok_or_else(|| o.qdrant_fractions.clone()),
         // The double serves one request at a time; a real server takes Chroma's concurrency.
         &timing(o, o.qdrant_measure, if real { o.concurrency } else { o.qdrant_concurrency }),
-        &vecgate,
-        [None, Some(nginx.master_pid()), Some(vecgate.pid())],
         &mut forget,
     );
     let elapsed = started.elapsed().as_secs();
@@ -695,13 +697,13 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
          upstream, not Qdrant's performance."
             .to_string()
     };
-    Section {
-        title: if real {
-            format!("{which}: LangChain-shaped queries direct, through nginx, through vecgate")
+    m.into_section(
+        if real {
+            format!("{which}: LangChain-shaped queries direct, through nginx, HAProxy and vecgate")
         } else {
             "Qdrant **test double** (tests/qdrant_server) — not real Qdrant".to_string()
         },
-        notes: vec![format!(
+        vec![format!(
             "{upstream_note} {} points, {}-d, LangChain's payload layout. Same mix, LangChain \
              QdrantVectorStore shapes: `points/query` (limit 4, with_payload, `filter` on \
              `metadata.*`), scroll on `has_id` + filter, scroll by filter, `PUT points` of one \
@@ -714,14 +716,10 @@ fn run_qdrant(o: &Options, rt: &Runtime, nginx_bin: &Path) -> Section {
             o.qdrant_measure.as_secs(),
             loadavg(),
         )],
-        rates: m.rates,
-        open: m.open,
-        closed: m.closed,
-        open_inside: m.open_inside,
-        closed_inside: m.closed_inside,
-        memory: Vec::new(),
-        with_targets: false,
-    }
+        &targets,
+        Vec::new(),
+        Targets::None,
+    )
 }
 
 fn main() {
@@ -737,10 +735,17 @@ fn main() {
         println!("open-file limit {nofile}: holding {fit} connections instead of {}", o.connections);
         o.connections = fit;
     }
-    let nginx_bin = nginx_binary(&o);
+    let bins = Binaries { nginx: nginx_binary(&o), haproxy: o.haproxy.clone() };
     let header = machine();
     println!("load harness: {}", header.join(", "));
-    println!("nginx: {}", nginx_bin.display());
+    println!("nginx: {}", bins.nginx.display());
+    match &bins.haproxy {
+        Some(h) => println!("haproxy: {} ({})", h.display(), haproxy::HaproxyServer::version(h)),
+        None => println!("haproxy: not used (no --haproxy or VECGATE_HAPROXY; bench/run-load.sh sets it)"),
+    }
+    for b in &o.baselines {
+        println!("baseline: {} = {}", b.label, b.binary.display());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -748,24 +753,34 @@ fn main() {
 
     let mut sections = Vec::new();
     if o.chroma {
-        sections.extend(run_chroma(&o, &rt, &nginx_bin));
+        sections.extend(run_chroma(&o, &rt, &bins));
     }
     if o.stub {
-        sections.push(run_stub(&o, &rt, &nginx_bin));
+        sections.push(run_stub(&o, &rt, &bins, Backend::Chroma));
+        sections.push(run_stub(&o, &rt, &bins, Backend::Qdrant));
     }
     if o.qdrant {
-        sections.push(run_qdrant(&o, &rt, &nginx_bin));
+        sections.push(run_qdrant(&o, &rt, &bins));
     }
 
-    let nginx_version = Command::new(&nginx_bin)
+    let nginx_version = Command::new(&bins.nginx)
         .arg("-v")
         .output()
         .ok()
         .map(|out| String::from_utf8_lossy(&out.stderr).trim().replace("nginx version: ", ""))
         .unwrap_or_default();
+    let haproxy_version = bins.haproxy.as_deref().map_or_else(|| "no HAProxy".to_string(), haproxy::HaproxyServer::version);
+    let baselines = if o.baselines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Older vecgate builds beside the current one: {}.",
+            o.baselines.iter().map(|b| format!("{} (`{}`)", b.label, b.binary.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()))).collect::<Vec<_>>().join(", ")
+        )
+    };
     let mut md = format!(
         "Measured on {}; {}; {}; {}. Whole run {} s{}. Client, databases and proxies share these \
-         cores, nothing pinned. {nginx_version}, vecgate release build.\n",
+         cores, nothing pinned. {nginx_version}, {haproxy_version}, vecgate release build.{baselines}\n",
         header[0],
         header[1],
         header[2],
@@ -773,6 +788,8 @@ fn main() {
         started.elapsed().as_secs(),
         if o.quick { " (--quick)" } else { "" },
     );
+    md.push('\n');
+    md.push_str(&report::summary(&sections));
     for s in &sections {
         md.push('\n');
         md.push_str(&report::markdown(s));

@@ -22,11 +22,11 @@ use vecgate::audit::AuditLog;
 use vecgate::authn::{mint_dev_token, Authenticated, Authenticator};
 use vecgate::backends::chroma::{
     filter as chroma_filter, request as chroma_request, response as chroma_response,
-    routes::Operation as ChromaOp,
+    routes::Operation as ChromaOp, vectors as chroma_vectors,
 };
-use vecgate::json::{parse_strict, parse_strict_keeping_raw, KeptRaw};
+use vecgate::json::{parse_strict, parse_strict_keeping, to_vec};
 use vecgate::backends::qdrant::{
-    filter as qdrant_filter, request as qdrant_request, routes::Operation as QdrantOp,
+    filter as qdrant_filter, request as qdrant_request, routes::Operation as QdrantOp, vectors as qdrant_vectors,
 };
 use vecgate::backends::FieldMapping;
 use vecgate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
@@ -243,16 +243,16 @@ fn rewrite(c: &mut Criterion) {
             black_box((serde_json::to_vec(&out).unwrap(), trim))
         })
     });
+    let chroma_places = chroma_vectors::places(ChromaOp::Query).unwrap();
     g.bench_function("chroma query: keep embeddings raw only", |b| {
-        b.iter(|| black_box(parse_strict_keeping_raw(black_box(&chroma_body), MAX_JSON_DEPTH, "query_embeddings").unwrap()))
+        b.iter(|| black_box(parse_strict_keeping(black_box(&chroma_body), MAX_JSON_DEPTH, chroma_places).unwrap()))
     });
     // What the proxy now does for a query: the embeddings stay text, the rest is rewritten.
     g.bench_function("chroma query: keep embeddings raw + rewrite + splice", |b| {
         b.iter(|| {
-            let kept = parse_strict_keeping_raw(black_box(&chroma_body), MAX_JSON_DEPTH, "query_embeddings").unwrap();
-            let (out, _) =
-                chroma_request::rewrite_filtered(ChromaOp::Query, kept.value, Some(&chroma_acl), true).unwrap();
-            black_box(KeptRaw { value: out, raw: kept.raw }.to_vec().unwrap())
+            let kept = parse_strict_keeping(black_box(&chroma_body), MAX_JSON_DEPTH, chroma_places).unwrap();
+            let (out, _) = chroma_request::rewrite_filtered(ChromaOp::Query, kept, Some(&chroma_acl), true).unwrap();
+            black_box(to_vec(&out).unwrap())
         })
     });
     g.throughput(Throughput::Bytes(qdrant_body.len() as u64));
@@ -264,6 +264,18 @@ fn rewrite(c: &mut Criterion) {
             let body = parse_strict(black_box(&qdrant_body), MAX_JSON_DEPTH).unwrap();
             let out = qdrant_request::inject_filter(QdrantOp::QueryPoints, body, Some(&qdrant_acl)).unwrap();
             black_box(serde_json::to_vec(&out).unwrap())
+        })
+    });
+    let qdrant_places = qdrant_vectors::places(QdrantOp::QueryPoints).unwrap();
+    g.bench_function("qdrant hybrid query: keep vectors raw only", |b| {
+        b.iter(|| black_box(parse_strict_keeping(black_box(&qdrant_body), MAX_JSON_DEPTH, qdrant_places).unwrap()))
+    });
+    // What the proxy now does for a Qdrant query: vectors stay text, the filter goes in.
+    g.bench_function("qdrant hybrid query: keep vectors raw + inject + splice", |b| {
+        b.iter(|| {
+            let body = parse_strict_keeping(black_box(&qdrant_body), MAX_JSON_DEPTH, qdrant_places).unwrap();
+            let out = qdrant_request::inject_filter(QdrantOp::QueryPoints, body, Some(&qdrant_acl)).unwrap();
+            black_box(to_vec(&out).unwrap())
         })
     });
     g.finish();

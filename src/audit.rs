@@ -1,4 +1,8 @@
-//! The audit log: exactly one JSON line per request. Never the token.
+//! The audit log: exactly one JSON line per request. Never the token. The line is written by
+//! [`line`] into a buffer each thread reuses; `AuditEvent`'s `Serialize` is the reference it
+//! is tested against.
+
+mod line;
 
 pub use crate::config::Mode;
 use crate::config::AuditConfig;
@@ -132,21 +136,23 @@ impl AuditLog {
     /// Writes one line; `false` if it could not be written (reported on stderr, never to
     /// the client — the caller decides what the request gets, per `audit.on_failure`).
     pub fn record(&self, event: &AuditEvent) -> bool {
-        let mut line = match serde_json::to_vec(event) {
-            Ok(l) => l,
+        if matches!(self.sink, Sink::Off) {
+            return true;
+        }
+        let written = line::with_line(event, |line| match &self.sink {
+            Sink::Off => Ok(()),
+            Sink::Stdout => std::io::stdout().lock().write_all(line),
+            Sink::File(file) => match file.lock() {
+                Ok(mut f) => f.write_all(line).and_then(|()| f.flush()),
+                Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
+            },
+        });
+        let result = match written {
+            Ok(result) => result,
             Err(e) => {
                 tracing::error!("audit event not serialisable: {e}");
                 return false;
             }
-        };
-        line.push(b'\n');
-        let result = match &self.sink {
-            Sink::Off => Ok(()),
-            Sink::Stdout => std::io::stdout().lock().write_all(&line),
-            Sink::File(file) => match file.lock() {
-                Ok(mut f) => f.write_all(&line).and_then(|()| f.flush()),
-                Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
-            },
         };
         match result {
             Ok(()) => true,

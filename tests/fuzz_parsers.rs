@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use vecgate::backends::chroma::request as chroma_request;
 use vecgate::backends::chroma::response as chroma_response;
 use vecgate::backends::chroma::routes::{self as chroma_routes, Operation as ChromaOp};
-use vecgate::json::{parse_strict, parse_strict_keeping_raw};
+use vecgate::json::{parse_strict, parse_strict_keeping, to_vec, Place};
 use vecgate::backends::qdrant::request as qdrant_request;
 use vecgate::backends::qdrant::request::Trim;
 use vecgate::backends::qdrant::response as qdrant_response;
@@ -72,27 +72,19 @@ proptest! {
         let _ = parse_strict(&bytes, 64);
     }
 
-    /// Keeping a list's items as text accepts and refuses exactly what the strict parser does,
-    /// and what it writes back means what the strict parser read.
+    /// Keeping vectors as text accepts and refuses exactly what the strict parser does, and
+    /// what it writes back means what the strict parser read.
     #[test]
-    fn keeping_raw_items_changes_nothing_but_the_work(
+    fn keeping_vectors_changes_nothing_but_the_work(
         bytes in prop::collection::vec(any::<u8>(), 0..256),
         v in json_value(),
-        key in prop::sample::select(vec!["query_embeddings", "where", "ids"]),
+        key in prop::sample::select(vec![0usize, 1, 2]),
     ) {
+        let (name, place) = KEPT_PLACES[key];
         let text = serde_json::to_vec(&v).unwrap();
-        let wrapped = serde_json::to_vec(&json!({key: v, "n_results": 3})).unwrap();
+        let wrapped = serde_json::to_vec(&json!({name: v, "n_results": 3})).unwrap();
         for input in [&bytes, &text, &wrapped] {
-            let strict = parse_strict(input, 64);
-            let kept = parse_strict_keeping_raw(input, 64, key);
-            match (strict, kept) {
-                (Ok(value), Ok(kept)) => {
-                    let written: Value = serde_json::from_slice(&kept.to_vec().unwrap()).unwrap();
-                    prop_assert_eq!(written, value);
-                }
-                (Err(a), Err(b)) => prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b)),
-                (a, b) => prop_assert!(false, "strict {:?} but keeping {:?}", a, b.map(|k| k.value)),
-            }
+            agree(input, place)?;
         }
     }
 
@@ -106,7 +98,7 @@ proptest! {
         space in prop::sample::select(vec!["", " ", "\n\t ", "\r"]),
         before in prop::sample::select(vec!["", r#""n_results":4,"#, r#""where":{"a":"]}"},"#, r#""\u0071uery_embeddings":1,"#, r#""query_embeddings":[1],"#]),
         after in prop::sample::select(vec!["", r#","include":["metadatas"]"#, r#","x":[[1e999]]"#]),
-        damage in prop::option::of((any::<prop::sample::Index>(), prop::sample::select(vec![None, Some(b'"'), Some(b','), Some(b']'), Some(b'['), Some(b'-'), Some(b'e'), Some(b'.'), Some(b'0'), Some(0xff)]))),
+        damage in damage(),
     ) {
         let items: Vec<String> = if flat {
             vectors.iter().flatten().cloned().collect()
@@ -115,20 +107,32 @@ proptest! {
         };
         let list = format!("[{space}{}{space}]", items.join(&format!(",{space}")));
         let mut body = format!("{{{before}{space}\"query_embeddings\"{space}:{space}{list}{after}}}").into_bytes();
-        if let Some((at, byte)) = damage {
-            let i = at.index(body.len());
-            match byte {
-                None => { body.remove(i); }
-                Some(b) => body[i] = b,
-            }
+        apply_damage(&mut body, damage);
+        agree(&body, &QUERY_EMBEDDINGS)?;
+    }
+
+    /// Qdrant bodies with vectors everywhere a vector can be (and numbers, ids, strings and
+    /// objects where one is expected), written with odd spacing and then damaged at one byte,
+    /// go through every operation that keeps vectors: parsed strictly and parsed keeping
+    /// vectors, each then validated, rewritten (filter, payload, update filter, narrowing),
+    /// described as writes and written out. Both ways must accept and refuse alike, refuse
+    /// with the same error, read the same ids, and write bodies that mean the same.
+    #[test]
+    fn qdrant_kept_vectors_change_nothing_but_the_work(node in qdrant_body(), spacing in 0usize..4, damage in damage()) {
+        let mut body = node.render(SPACES[spacing]).into_bytes();
+        apply_damage(&mut body, damage);
+        for (method, path) in QDRANT_VECTOR_ROUTES {
+            qdrant_agree(method, path, &body)?;
         }
-        match (parse_strict(&body, 64), parse_strict_keeping_raw(&body, 64, "query_embeddings")) {
-            (Ok(value), Ok(kept)) => {
-                let written: Value = serde_json::from_slice(&kept.to_vec().unwrap()).unwrap();
-                prop_assert_eq!(written, value);
-            }
-            (Err(a), Err(b)) => prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b)),
-            (a, b) => prop_assert!(false, "{}: strict {:?} but keeping {:?}", String::from_utf8_lossy(&body), a, b.map(|k| k.value)),
+    }
+
+    /// The same for Chroma's query and write bodies.
+    #[test]
+    fn chroma_kept_vectors_change_nothing_but_the_work(node in chroma_body(), spacing in 0usize..4, damage in damage()) {
+        let mut body = node.render(SPACES[spacing]).into_bytes();
+        apply_damage(&mut body, damage);
+        for (method, path) in CHROMA_VECTOR_ROUTES {
+            chroma_agree(method, path, &body)?;
         }
     }
 
@@ -289,4 +293,346 @@ fn authenticator() -> vecgate::authn::Authenticator {
         },
     })
     .unwrap()
+}
+
+// ---- kept vectors: the strict parser as the oracle ----------------------------------------
+
+static QUERY_EMBEDDINGS: Place = Place::Object(&[("query_embeddings", &Place::Each(&Place::Vector))]);
+static WHERE_VECTORS: Place = Place::Object(&[("where", &Place::Each(&Place::Vector))]);
+static IDS_VECTORS: Place = Place::Object(&[("ids", &Place::Each(&Place::Vector))]);
+const KEPT_PLACES: [(&str, &Place); 3] = [("query_embeddings", &QUERY_EMBEDDINGS), ("where", &WHERE_VECTORS), ("ids", &IDS_VECTORS)];
+
+/// Both parses refuse (with the same kind of error) or both accept, and what the kept one
+/// writes means what the strict one read.
+fn agree(body: &[u8], place: &Place) -> Result<(), TestCaseError> {
+    match (parse_strict(body, 64), parse_strict_keeping(body, 64, place)) {
+        (Ok(value), Ok(kept)) => {
+            let written: Value = serde_json::from_slice(&to_vec(&kept).unwrap()).unwrap();
+            prop_assert_eq!(written, value);
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        (a, b) => prop_assert!(false, "{}: strict {:?} but keeping {:?}", String::from_utf8_lossy(body), a, b),
+    }
+    Ok(())
+}
+
+type Damage = Option<(prop::sample::Index, Option<u8>)>;
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop::option::weighted(
+        0.7,
+        (any::<prop::sample::Index>(), prop::sample::select(vec![None, Some(b'"'), Some(b','), Some(b']'), Some(b'['), Some(b'{'), Some(b'}'), Some(b'-'), Some(b'e'), Some(b'.'), Some(b'0'), Some(b' '), Some(0xff)])),
+    )
+}
+
+fn apply_damage(body: &mut Vec<u8>, damage: Damage) {
+    if let Some((at, byte)) = damage {
+        if body.is_empty() {
+            return;
+        }
+        let i = at.index(body.len());
+        match byte {
+            None => {
+                body.remove(i);
+            }
+            Some(b) => body[i] = b,
+        }
+    }
+}
+
+const SPACES: [&str; 4] = ["", " ", "\n\t", "\r "];
+
+/// A JSON body written by hand, so numbers keep the spelling `number_text` gave them.
+#[derive(Debug, Clone)]
+enum Node {
+    Object(Vec<(String, Node)>),
+    List(Vec<Node>),
+    /// A number, or a literal, as written.
+    Raw(String),
+    Text(String),
+}
+
+impl Node {
+    fn render(&self, space: &str) -> String {
+        match self {
+            Node::Object(members) => {
+                let inner: Vec<String> = members.iter().map(|(k, v)| format!("{space}{k:?}{space}:{space}{}", v.render(space))).collect();
+                format!("{{{}{space}}}", inner.join(","))
+            }
+            Node::List(items) => {
+                let inner: Vec<String> = items.iter().map(|v| format!("{space}{}", v.render(space))).collect();
+                format!("[{}{space}]", inner.join(","))
+            }
+            Node::Raw(text) => text.clone(),
+            Node::Text(text) => format!("{text:?}"),
+        }
+    }
+}
+
+fn vector_node() -> impl Strategy<Value = Node> {
+    prop::collection::vec(number_text(), 0..6).prop_map(|items| Node::List(items.into_iter().map(Node::Raw).collect()))
+}
+
+fn leaf_node() -> BoxedStrategy<Node> {
+    prop_oneof![
+        4 => vector_node(),
+        1 => prop::collection::vec(vector_node(), 0..3).prop_map(Node::List),
+        2 => number_text().prop_map(Node::Raw),
+        2 => (0u64..5).prop_map(|n| Node::Raw(n.to_string())),
+        1 => Just(Node::Text("5c56c793-69f3-4fbf-87e6-c4bf54c28c26".into())),
+        1 => "[a-z_]{0,6}".prop_map(Node::Text),
+        1 => prop::sample::select(vec!["null", "true", "false"]).prop_map(|l| Node::Raw(l.to_string())),
+        1 => Just(Node::Object(vec![("indices".into(), Node::List(vec![Node::Raw("1".into()), Node::Raw("7".into())])), ("values".into(), Node::List(vec![Node::Raw("0.5".into()), Node::Raw("-1e-3".into())]))])),
+    ]
+    .boxed()
+}
+
+fn tree(keys: &'static [&'static str]) -> impl Strategy<Value = Node> {
+    leaf_node().prop_recursive(5, 48, 5, move |inner| {
+        prop_oneof![
+            3 => prop::collection::vec((prop::sample::select(keys), inner.clone()), 0..5)
+                .prop_map(|m| Node::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            1 => prop::collection::vec(inner, 0..4).prop_map(Node::List),
+        ]
+    })
+}
+
+/// Keys of Qdrant's read and write bodies, vector places and their neighbours.
+const QDRANT_KEYS: &[&str] = &[
+    "query", "prefetch", "nearest", "recommend", "positive", "negative", "discover", "target", "context",
+    "relevance_feedback", "feedback", "example", "vector", "vectors", "points", "batch", "ids", "payloads",
+    "payload", "id", "operations", "upsert", "update_vectors", "searches", "filter", "limit", "with_payload",
+    "name", "indices", "values", "lookup_from", "collection", "using", "must", "has_id", "fusion", "mmr",
+    "update_filter", "update_mode", "strategy", "score", "metadata", "department",
+];
+
+/// A vector input: a vector, a sparse vector, a multivector, or a point id.
+fn vector_input() -> BoxedStrategy<Node> {
+    prop_oneof![
+        3 => vector_node(),
+        1 => (vector_node(), vector_node()).prop_map(|(a, b)| Node::List(vec![a, b])),
+        1 => vector_node().prop_map(|v| Node::Object(vec![("indices".into(), Node::List(vec![Node::Raw("3".into()), Node::Raw("9".into())])), ("values".into(), v)])),
+        1 => (0u64..4).prop_map(|n| Node::Raw(n.to_string())),
+        1 => leaf_node(),
+    ]
+    .boxed()
+}
+
+/// A read body of one of the shapes Qdrant's read operations take (query, search,
+/// recommend, discover), its vector places filled with vector inputs.
+fn qdrant_read_body() -> BoxedStrategy<Node> {
+    let pair = || (vector_input(), vector_input()).prop_map(|(p, n)| Node::Object(vec![("positive".into(), p), ("negative".into(), n)])).boxed();
+    let query = prop_oneof![
+        3 => vector_input(),
+        1 => vector_input().prop_map(|v| Node::Object(vec![("nearest".into(), v)])),
+        1 => prop::collection::vec(vector_input(), 0..3).prop_map(|p| Node::Object(vec![("recommend".into(), Node::Object(vec![("positive".into(), Node::List(p))]))])),
+        1 => (vector_input(), prop::collection::vec(pair(), 0..2)).prop_map(|(t, c)| Node::Object(vec![("discover".into(), Node::Object(vec![("target".into(), t), ("context".into(), Node::List(c))]))])),
+        1 => pair().prop_map(|c| Node::Object(vec![("context".into(), c)])),
+        1 => (vector_input(), vector_input()).prop_map(|(t, e)| Node::Object(vec![("relevance_feedback".into(), Node::Object(vec![("target".into(), t), ("feedback".into(), Node::List(vec![Node::Object(vec![("example".into(), e), ("score".into(), Node::Raw("0.5".into()))])]))]))])),
+        1 => Just(Node::Object(vec![("fusion".into(), Node::Text("rrf".into()))])),
+    ]
+    .boxed();
+    let with_payload = prop::sample::select(vec!["true", "false", "[\"metadata\"]", "null"]).prop_map(|t| Node::Raw(t.to_string()));
+    let filter = prop_oneof![
+        Just(None),
+        Just(Some(Node::Object(vec![("must".into(), Node::List(vec![Node::Object(vec![("has_id".into(), Node::List(vec![Node::Raw("1".into())]))])]))]))),
+    ];
+    prop_oneof![
+        // query (with prefetches), also the body of query/groups and of a query batch entry
+        (query.clone(), prop::collection::vec(query.clone(), 0..3), with_payload.clone(), filter.clone()).prop_map(|(q, prefetch, wp, f)| {
+            let mut m = vec![("query".into(), q), ("limit".into(), Node::Raw("4".into())), ("with_payload".into(), wp)];
+            if !prefetch.is_empty() {
+                let prefetch = prefetch.into_iter().map(|p| Node::Object(vec![("query".into(), p), ("limit".into(), Node::Raw("9".into()))])).collect();
+                m.push(("prefetch".into(), Node::List(prefetch)));
+            }
+            if let Some(f) = f {
+                m.push(("filter".into(), f));
+            }
+            Node::Object(m)
+        }),
+        // search: a vector or a named one
+        (vector_input(), any::<bool>(), with_payload.clone()).prop_map(|(v, named, wp)| {
+            let v = if named { Node::Object(vec![("name".into(), Node::Text("dense".into())), ("vector".into(), v)]) } else { v };
+            Node::Object(vec![("vector".into(), v), ("limit".into(), Node::Raw("4".into())), ("with_payload".into(), wp)])
+        }),
+        // recommend
+        (prop::collection::vec(vector_input(), 0..3), prop::collection::vec(vector_input(), 0..2)).prop_map(|(p, n)| {
+            Node::Object(vec![("positive".into(), Node::List(p)), ("negative".into(), Node::List(n)), ("limit".into(), Node::Raw("4".into()))])
+        }),
+        // discover
+        (vector_input(), prop::collection::vec(pair(), 0..3)).prop_map(|(t, c)| {
+            Node::Object(vec![("target".into(), t), ("context".into(), Node::List(c)), ("limit".into(), Node::Raw("4".into()))])
+        }),
+    ]
+    .boxed()
+}
+
+fn qdrant_body() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        1 => tree(QDRANT_KEYS),
+        // Well-formed shapes, so most cases get past validation.
+        2 => qdrant_read_body(),
+        2 => qdrant_read_body().prop_map(|r| Node::Object(vec![("searches".into(), Node::List(vec![r.clone(), r]))])),
+        1 => (prop::collection::vec((0u64..4, vector_input(), prop::option::of(tree(QDRANT_KEYS))), 0..4)).prop_map(|points| {
+            let points = points.into_iter().map(|(id, v, payload)| {
+                let mut p = vec![("id".to_string(), Node::Raw(id.to_string())), ("vector".to_string(), v)];
+                if let Some(payload) = payload {
+                    p.push(("payload".into(), payload));
+                }
+                Node::Object(p)
+            }).collect();
+            Node::Object(vec![("points".into(), Node::List(points))])
+        }),
+        1 => (prop::collection::vec(vector_input(), 0..4)).prop_map(|vectors| {
+            let ids = (0..vectors.len()).map(|i| Node::Raw(i.to_string())).collect();
+            Node::Object(vec![("batch".into(), Node::Object(vec![("ids".into(), Node::List(ids)), ("vectors".into(), Node::List(vectors))]))])
+        }),
+    ]
+}
+
+const CHROMA_KEYS: &[&str] = &["query_embeddings", "embeddings", "ids", "metadatas", "documents", "where", "include", "n_results", "department", "$and"];
+
+fn chroma_body() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        tree(CHROMA_KEYS),
+        (prop::collection::vec(vector_node(), 0..3), 0u64..5).prop_map(|(vectors, n)| Node::Object(vec![
+            ("query_embeddings".into(), Node::List(vectors)),
+            ("n_results".into(), Node::Raw(n.to_string())),
+        ])),
+        (prop::collection::vec(vector_node(), 0..3)).prop_map(|vectors| {
+            let ids = (0..vectors.len()).map(|i| Node::Text(format!("id{i}"))).collect();
+            let metadatas = (0..vectors.len()).map(|_| Node::Object(vec![("department".into(), Node::Text("finance".into()))])).collect();
+            Node::Object(vec![("ids".into(), Node::List(ids)), ("embeddings".into(), Node::List(vectors)), ("metadatas".into(), Node::List(metadatas))])
+        }),
+    ]
+}
+
+const QDRANT_VECTOR_ROUTES: [(&str, &str); 14] = [
+    ("POST", "/collections/c/points/query"),
+    ("POST", "/collections/c/points/query/batch"),
+    ("POST", "/collections/c/points/query/groups"),
+    ("POST", "/collections/c/points/search"),
+    ("POST", "/collections/c/points/search/batch"),
+    ("POST", "/collections/c/points/search/groups"),
+    ("POST", "/collections/c/points/recommend"),
+    ("POST", "/collections/c/points/recommend/batch"),
+    ("POST", "/collections/c/points/recommend/groups"),
+    ("POST", "/collections/c/points/discover"),
+    ("POST", "/collections/c/points/discover/batch"),
+    ("PUT", "/collections/c/points"),
+    ("PUT", "/collections/c/points/vectors"),
+    ("POST", "/collections/c/points/batch"),
+];
+
+const CHROMA_VECTOR_ROUTES: [(&str, &str); 4] = [
+    ("POST", "/api/v2/tenants/t/databases/d/collections/5c56c793-69f3-4fbf-87e6-c4bf54c28c26/query"),
+    ("POST", "/api/v2/tenants/t/databases/d/collections/5c56c793-69f3-4fbf-87e6-c4bf54c28c26/add"),
+    ("POST", "/api/v2/tenants/t/databases/d/collections/5c56c793-69f3-4fbf-87e6-c4bf54c28c26/upsert"),
+    ("POST", "/api/v2/tenants/t/databases/d/collections/5c56c793-69f3-4fbf-87e6-c4bf54c28c26/update"),
+];
+
+/// A body as the database gets it, parsed again (`None`: no body).
+fn sent(call: &vecgate::backends::seam::Call) -> Option<Value> {
+    call.body.json().map(|v| serde_json::from_slice(&to_vec(v).unwrap()).unwrap())
+}
+
+fn outgoing<T: std::fmt::Debug>(out: Result<vecgate::backends::seam::Outgoing<T>, impl std::fmt::Debug>) -> String {
+    use vecgate::backends::seam::Outgoing;
+    match out {
+        Ok(Outgoing::Local(answer)) => format!("local {} {}", answer.status, String::from_utf8_lossy(&answer.body)),
+        Ok(Outgoing::Send { call, then }) => format!("send {:?} {:?} {:?} then {then:?}", call.method, call.path, sent(&call)),
+        Err(e) => format!("refused {e:?}"),
+    }
+}
+
+fn narrowed(out: Result<vecgate::backends::seam::Narrowed, impl std::fmt::Debug>) -> String {
+    use vecgate::backends::seam::Narrowed;
+    match out {
+        Ok(Narrowed::Send { call, instead }) => format!("send {:?} {:?} instead {instead:?}", call.path, sent(&call)),
+        Ok(Narrowed::Answer(a)) => format!("answer {} {}", a.status, String::from_utf8_lossy(&a.body)),
+        Err(e) => format!("refused {e:?}"),
+    }
+}
+
+/// Everything the pipeline asks a database about a body, written down, so two parses of one
+/// body can be compared.
+fn seam_view<D: vecgate::backends::seam::Database<Body = Value>>(db: &D, method: &str, path: &str, body: Value) -> Vec<String>
+where
+    D::Then: std::fmt::Debug,
+{
+    use vecgate::backends::seam::{Intent, Located, Narrowing, ReadScope, Route as _, Scope};
+    use vecgate::backends::FieldMapping;
+    let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+    let route = db.classify(&method, path).unwrap();
+    let mapping = FieldMapping::new(if db.name() == "qdrant" { "metadata." } else { "" }, ["department"]);
+    let located = Located { name: "c".into(), base: "/base".into() };
+    let acl = if db.name() == "qdrant" {
+        json!({"must": [{"key": "metadata.department", "match": {"value": "finance"}}]})
+    } else {
+        json!({"department": {"$eq": "finance"}})
+    };
+    let mut view = vec![format!("terms {}", db.filter_terms(&route, &body))];
+    match route.intent() {
+        Intent::Read => {
+            view.push(format!("ids {:?}", db.id_inputs(&route, &body)));
+            view.push(format!("lookups {:?}", db.lookup_collections(&route, &body)));
+            for scope in [Scope::Filter(&acl), Scope::Nothing, Scope::Everything] {
+                let read = ReadScope { scope, check_hits: true, mapping: &mapping };
+                view.push(outgoing(db.rewrite_read(&route, &located, body.clone(), read)));
+            }
+        }
+        _ => {
+            let mut stamped = body.clone();
+            let stamp = db.stamp(&route, &mut stamped, &[("department".to_string(), json!("finance"))], &mapping);
+            view.push(format!("stamp {stamp:?} {:?}", serde_json::from_slice::<Value>(&to_vec(&stamped).unwrap()).unwrap()));
+            let described = db.describe_write(&route, &body);
+            view.push(format!("write {described:?}"));
+            match db.guard_write(&route, body.clone(), &acl) {
+                Ok(guarded) => view.push(format!("guarded {:?}", serde_json::from_slice::<Value>(&to_vec(&guarded).unwrap()).unwrap())),
+                Err(e) => view.push(format!("guard refused {e:?}")),
+            }
+            if let Ok(set) = described {
+                let n = set.records.len();
+                for left_out in [vec![], vec![0], (0..n).collect::<Vec<_>>()] {
+                    let left_out: Vec<usize> = left_out.into_iter().filter(|i| *i < n).collect();
+                    let narrowing = Narrowing { left_out: &left_out, from_filter: false, query: None };
+                    view.push(narrowed(db.narrow_write(&route, &located, &method, body.clone(), &set.records, narrowing)));
+                }
+            }
+        }
+    }
+    view
+}
+
+fn seam_agree<D: vecgate::backends::seam::Database<Body = Value>>(db: &D, method: &str, path: &str, body: &[u8]) -> Result<(), TestCaseError>
+where
+    D::Then: std::fmt::Debug,
+{
+    use vecgate::backends::seam::Refusal;
+    let route = db.classify(&http::Method::from_bytes(method.as_bytes()).unwrap(), path).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    // The face's own parse (vectors kept at its places) against the strict parser.
+    let kept = db.parse_body(&route, &headers, &bytes::Bytes::copy_from_slice(body));
+    match (parse_strict(body, 100), kept) {
+        (_, Ok(None)) => prop_assert!(body.is_empty(), "no body read from {:?}", String::from_utf8_lossy(body)),
+        (Ok(value), Ok(Some(kept))) => {
+            let written: Value = serde_json::from_slice(&to_vec(&kept).unwrap()).unwrap();
+            prop_assert_eq!(&written, &value);
+            let strict = seam_view(db, method, path, value);
+            let fast = seam_view(db, method, path, kept);
+            prop_assert_eq!(strict, fast, "{} {}: {}", method, path, String::from_utf8_lossy(body));
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(Refusal::Malformed(format!("the body is not acceptable JSON: {a}")), b),
+        (a, b) => prop_assert!(false, "{}: strict {:?} but keeping {:?}", String::from_utf8_lossy(body), a, b),
+    }
+    Ok(())
+}
+
+fn qdrant_agree(method: &str, path: &str, body: &[u8]) -> Result<(), TestCaseError> {
+    seam_agree(&vecgate::backends::qdrant::Qdrant, method, path, body)
+}
+
+fn chroma_agree(method: &str, path: &str, body: &[u8]) -> Result<(), TestCaseError> {
+    seam_agree(&vecgate::backends::chroma::Chroma, method, path, body)
 }

@@ -52,6 +52,18 @@ impl Workload {
         }
     }
 
+    /// The same requests with tokens whose signature was changed: every proxy that verifies
+    /// tokens must refuse them.
+    pub fn with_forged_tokens(&self) -> Workload {
+        let forge = |h: &HeaderValue| {
+            let mut text = h.to_str().expect("token header").to_string();
+            let last = text.pop().expect("a token");
+            text.push(if last == 'A' { 'B' } else { 'A' });
+            HeaderValue::from_str(&text).expect("token header")
+        };
+        Workload { backend: self.backend, requests: self.requests.clone(), alice: forge(&self.alice), ingest: forge(&self.ingest) }
+    }
+
     fn token(&self, p: Principal) -> &HeaderValue {
         match p {
             Principal::Alice => &self.alice,
@@ -66,9 +78,12 @@ impl Workload {
 pub struct Pool {
     addr: SocketAddr,
     host: HeaderValue,
-    idle: Mutex<Vec<Sender>>,
+    idle: Mutex<std::collections::VecDeque<Sender>>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Reuse the connection idle longest (so requests go round the connections opened by
+    /// [`Pool::open`]) instead of the one idle shortest.
+    round_robin: bool,
 }
 
 impl Pool {
@@ -76,10 +91,35 @@ impl Pool {
         Arc::new(Pool {
             addr,
             host: HeaderValue::from_str(&addr.to_string()).expect("host header"),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(std::collections::VecDeque::new()),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
+            round_robin: false,
         })
+    }
+
+    /// A pool that opens `connections` keep-alive connections at once and sends each
+    /// request on the one idle longest, so that at a steady rate every connection carries
+    /// its share (a connection is added only when all are busy).
+    pub async fn open(addr: SocketAddr, connections: usize, max_in_flight: usize) -> Result<Arc<Pool>, String> {
+        let pool = Pool {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).expect("host header"),
+            idle: Mutex::new(std::collections::VecDeque::new()),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            round_robin: true,
+        };
+        for _ in 0..connections {
+            let sender = pool.connect().await?;
+            pool.idle.lock().expect("pool lock").push_back(sender);
+        }
+        Ok(Arc::new(pool))
+    }
+
+    /// Connections open and idle.
+    pub fn idle_connections(&self) -> usize {
+        self.idle.lock().expect("pool lock").len()
     }
 
     /// Closes every idle connection.
@@ -103,7 +143,14 @@ impl Pool {
 
     async fn checkout(&self) -> Result<Sender, String> {
         loop {
-            let candidate = self.idle.lock().expect("pool lock").pop();
+            let candidate = {
+                let mut idle = self.idle.lock().expect("pool lock");
+                if self.round_robin {
+                    idle.pop_front()
+                } else {
+                    idle.pop_back()
+                }
+            };
             match candidate {
                 Some(mut s) => {
                     if !s.is_closed() && s.ready().await.is_ok() {
@@ -117,7 +164,7 @@ impl Pool {
 
     fn checkin(&self, s: Sender) {
         if !s.is_closed() {
-            self.idle.lock().expect("pool lock").push(s);
+            self.idle.lock().expect("pool lock").push_back(s);
         }
     }
 }
@@ -425,6 +472,18 @@ pub async fn hold_connections(addr: SocketAddr, n: usize, work: Arc<Workload>, r
         }
     }
     (held, failed)
+}
+
+/// Sends `req` once on `pool` and checks the answer.
+pub async fn probe_on(pool: &Pool, work: Arc<Workload>, req: &Request) -> Result<(), String> {
+    let (status, body) = call(pool, &work, req).await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    match verify(work.backend, &req.check, &body) {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
 }
 
 /// Sends `req` once on a fresh pool and checks the answer: a setup check before measuring.

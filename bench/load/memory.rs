@@ -90,3 +90,20 @@ pub fn cpu_seconds_tree(pid: u32) -> f64 {
     let own = stat_numbers(pid, [14, 15]).map_or(0.0, |[user, system]| (user + system) as f64 / TICKS_PER_SECOND);
     own + children(pid).into_iter().map(cpu_seconds_tree).sum::<f64>()
 }
+
+/// CPU time of `pid` (every thread) and all its descendants so far, in seconds, from
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds on the CPU): fine enough to divide by the
+/// requests of a few seconds at a fixed rate, where clock ticks are too coarse.
+pub fn cpu_seconds_precise(pid: u32) -> f64 {
+    let own: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| {
+                    let path = t.ok()?.path().join("schedstat");
+                    std::fs::read_to_string(path).ok()?.split_whitespace().next()?.parse::<u64>().ok()
+                })
+                .sum()
+        })
+        .unwrap_or(0);
+    own as f64 / 1e9 + children(pid).into_iter().map(cpu_seconds_precise).sum::<f64>()
+}

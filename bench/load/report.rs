@@ -8,29 +8,53 @@ use hdrhistogram::Histogram;
 
 use crate::client::{ClosedResult, OpenResult, Stats};
 use crate::memory::Rss;
+use crate::proxies::Role;
 use crate::workload::Kind;
 
 pub const BEGIN: &str = "<!-- load-results:begin -->";
 pub const END: &str = "<!-- load-results:end -->";
 
-/// The three ways to reach the database, in this order everywhere.
-pub const PATHS: [&str; 3] = ["direct", "nginx", "vecgate"];
+/// A path as the tables name it.
+pub struct PathInfo {
+    pub label: String,
+    pub role: Role,
+}
+
+/// Which targets a section is judged against.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Targets {
+    None,
+    /// The real Chroma mix: maximum throughput ≥ 0.9 × nginx's, memory.
+    Mix,
+    /// The light request: added latency at 500 rps, maximum throughput ≥ 0.9 × nginx's.
+    Light,
+    /// A LangChain query against the stub: CPU per request at most `cpu_us`, maximum
+    /// throughput ≥ 0.8 × nginx's.
+    Stub { cpu_us: f64 },
+}
 
 /// One backend's results.
 pub struct Section {
     pub title: String,
     pub notes: Vec<String>,
+    /// The paths, in the order of every table.
+    pub paths: Vec<PathInfo>,
     pub rates: Vec<f64>,
-    /// `open[path][rate]`, paths in [`PATHS`] order.
+    /// `open[path][rate]`.
     pub open: Vec<Vec<OpenResult>>,
     /// `closed[path]`.
     pub closed: Vec<ClosedResult>,
     pub memory: Vec<MemoryRow>,
-    /// vecgate's own time per request, from its metrics, per rate.
-    pub open_inside: Vec<Option<Inside>>,
-    pub closed_inside: Option<Inside>,
-    /// Whether to list the issue's targets under the tables.
-    pub with_targets: bool,
+    /// Each vecgate build's own time per request, from its metrics: `open_inside[path][rate]`.
+    pub open_inside: Vec<Vec<Option<Inside>>>,
+    pub closed_inside: Vec<Option<Inside>>,
+    pub targets: Targets,
+}
+
+impl Section {
+    fn index(&self, role: Role) -> Option<usize> {
+        self.paths.iter().position(|p| p.role == role)
+    }
 }
 
 /// Sums over every label set of vecgate's two duration histograms, from `/metrics`.
@@ -166,7 +190,7 @@ pub fn markdown(s: &Section) -> String {
     let _ = writeln!(out, "| offered rps | path | achieved rps | p50 | p90 | p99 | max | errors | note |");
     let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---|---|");
     for (ri, rate) in s.rates.iter().enumerate() {
-        for (pi, path) in PATHS.iter().enumerate() {
+        for (pi, path) in s.paths.iter().map(|p| &p.label).enumerate() {
             let r = &s.open[pi][ri];
             let h = &r.stats.latency;
             let _ = writeln!(
@@ -194,42 +218,49 @@ pub fn markdown(s: &Section) -> String {
             worst(0.99)
         );
     }
-    let _ = writeln!(out, "\nvecgate against the others at each rate:\n");
+    let (Some(di), Some(ni)) = (s.index(Role::Direct), s.index(Role::Nginx)) else {
+        return out;
+    };
+    let _ = writeln!(out, "\nEach vecgate build against the others at each rate:\n");
     let _ = writeln!(
         out,
-        "| offered rps | added p50 over direct (ms) | added p99 over direct (ms) | p50 vecgate/direct | p99 vecgate/direct | p50 vecgate/nginx | p99 vecgate/nginx | vecgate's own time per request (ms) |"
+        "| offered rps | path | added p50 over direct (ms) | added p99 over direct (ms) | p50 /direct | p99 /direct | p50 /nginx | p99 /nginx | own time per request (ms, its metrics) |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for (ri, rate) in s.rates.iter().enumerate() {
-        let (d, n, v) = (&s.open[0][ri].stats.latency, &s.open[1][ri].stats.latency, &s.open[2][ri].stats.latency);
-        let own = match s.open_inside.get(ri).copied().flatten() {
-            Some(i) => format!("{:.3} (of {:.2} in vecgate; {:.2} database calls per request)", i.own_ms(), i.total_ms, i.upstream_calls_per_request),
-            None => "–".to_string(),
-        };
-        let _ = writeln!(
-            out,
-            "| {rate:.0} | {:+.2} | {:+.2} | {} | {} | {} | {} | {own} |",
-            ms(v, 0.5) - ms(d, 0.5),
-            ms(v, 0.99) - ms(d, 0.99),
-            ratio(ms(v, 0.5), ms(d, 0.5)),
-            ratio(ms(v, 0.99), ms(d, 0.99)),
-            ratio(ms(v, 0.5), ms(n, 0.5)),
-            ratio(ms(v, 0.99), ms(n, 0.99)),
-        );
+        for (vi, path) in s.paths.iter().enumerate().filter(|(_, p)| matches!(p.role, Role::Vecgate | Role::Baseline)) {
+            let (d, n, v) = (&s.open[di][ri].stats.latency, &s.open[ni][ri].stats.latency, &s.open[vi][ri].stats.latency);
+            let own = match s.open_inside.get(vi).and_then(|p| p.get(ri)).copied().flatten() {
+                Some(i) => format!("{:.3} (of {:.2}; {:.2} database calls per request)", i.own_ms(), i.total_ms, i.upstream_calls_per_request),
+                None => "–".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {rate:.0} | {} | {:+.2} | {:+.2} | {} | {} | {} | {} | {own} |",
+                path.label,
+                ms(v, 0.5) - ms(d, 0.5),
+                ms(v, 0.99) - ms(d, 0.99),
+                ratio(ms(v, 0.5), ms(d, 0.5)),
+                ratio(ms(v, 0.99), ms(d, 0.99)),
+                ratio(ms(v, 0.5), ms(n, 0.5)),
+                ratio(ms(v, 0.99), ms(n, 0.99)),
+            );
+        }
     }
 
     // Per request kind at the middle rate, when there is more than one kind.
     let several_kinds = s.open.first().and_then(|p| p.first()).is_some_and(|r| r.stats.by_kind.len() > 1);
     if let Some(ri) = (several_kinds && !s.rates.is_empty()).then(|| (s.rates.len() - 1) / 2) {
         let _ = writeln!(out, "\nBy request kind at {:.0} rps, p50 / p99 in ms:\n", s.rates[ri]);
-        let _ = writeln!(out, "| kind | direct | nginx | vecgate |");
-        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let header: Vec<&str> = s.paths.iter().map(|p| p.label.as_str()).collect();
+        let _ = writeln!(out, "| kind | {} |", header.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len()));
         for kind in [Kind::Query, Kind::GetIds, Kind::GetWhere, Kind::Upsert, Kind::Collection] {
             if s.open.iter().all(|path| !path[ri].stats.by_kind.contains_key(&kind)) {
                 continue;
             }
             let mut row = format!("| {} |", kind.label());
-            for pi in 0..PATHS.len() {
+            for pi in 0..s.paths.len() {
                 match s.open[pi][ri].stats.by_kind.get(&kind) {
                     Some(h) => {
                         let _ = write!(row, " {:.2} / {:.2} |", ms(h, 0.5), ms(h, 0.99));
@@ -250,9 +281,10 @@ pub fn markdown(s: &Section) -> String {
             c.concurrency,
             c.window.as_secs()
         );
-        let _ = writeln!(out, "| path | rps | p50 ms | p99 ms | errors | CPU per request | cores busy |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|");
-        for (pi, path) in PATHS.iter().enumerate() {
+        let _ = writeln!(out, "| path | rps | × nginx | p50 ms | p99 ms | errors | CPU per request | cores busy |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|");
+        let nginx = s.index(Role::Nginx).map_or(0.0, |ni| s.closed[ni].throughput);
+        for (pi, path) in s.paths.iter().enumerate() {
             let r = &s.closed[pi];
             let (cpu, cores) = match (r.cpu_us_per_request(), r.cpu_seconds) {
                 (Some(us), Some(secs)) => (format!("{us:.0} µs"), format!("{:.2}", secs / r.window.as_secs_f64())),
@@ -260,8 +292,10 @@ pub fn markdown(s: &Section) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {path} | {:.0} | {:.2} | {:.2} | {} | {cpu} | {cores} |",
+                "| {} | {:.0} | {} | {:.2} | {:.2} | {} | {cpu} | {cores} |",
+                path.label,
                 r.throughput,
+                ratio(r.throughput, nginx),
                 ms(&r.stats.latency, 0.5),
                 ms(&r.stats.latency, 0.99),
                 errors(&r.stats)
@@ -270,24 +304,19 @@ pub fn markdown(s: &Section) -> String {
         let _ = writeln!(
             out,
             "\nCPU per request: user + system CPU time of the process (nginx: master and workers; \
-             direct: the database itself, for scale) over the window, divided by the answers in it."
+             direct: the database itself, for scale; nothing for the stub, a thread of the \
+             harness) over the window, divided by the answers in it."
         );
-        if let Some(i) = s.closed_inside {
-            let _ = writeln!(
-                out,
-                "\nvecgate's own time per request in the closed loop, from its metrics: {:.3} ms (of {:.2} ms between receiving and answering)",
-                i.own_ms(),
-                i.total_ms
-            );
-        }
-        if s.closed.len() == 3 {
-            let _ = writeln!(
-                out,
-                "\nvecgate/nginx {} · vecgate/direct {} · nginx/direct {}",
-                ratio(s.closed[2].throughput, s.closed[1].throughput),
-                ratio(s.closed[2].throughput, s.closed[0].throughput),
-                ratio(s.closed[1].throughput, s.closed[0].throughput),
-            );
+        for (pi, path) in s.paths.iter().enumerate() {
+            if let Some(i) = s.closed_inside.get(pi).copied().flatten() {
+                let _ = writeln!(
+                    out,
+                    "\n{}'s own time per request in the closed loop, from its metrics: {:.3} ms (of {:.2} ms between receiving and answering)",
+                    path.label,
+                    i.own_ms(),
+                    i.total_ms
+                );
+            }
         }
     }
 
@@ -323,11 +352,12 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-/// The issue's targets, as far as this section measures them.
+/// The issues' targets, as far as this section measures them.
 fn targets(s: &Section) -> Option<String> {
-    if !s.with_targets {
+    if s.targets == Targets::None {
         return None;
     }
+    let (di, ni, vi) = (s.index(Role::Direct)?, s.index(Role::Nginx)?, s.index(Role::Vecgate)?);
     let vg = s.memory.iter().find(|m| m.process == "vecgate");
     let mut out = String::from("Against the targets, on this section's requests:\n\n");
     if let Some(idle) = vg.and_then(|m| m.idle) {
@@ -342,14 +372,23 @@ fn targets(s: &Section) -> Option<String> {
             verdict(held.rss_mib() <= 64.0 && n >= 1000 && failed == 0)
         );
     }
-    if s.closed.len() == 3 && s.closed[1].throughput > 0.0 {
-        let r = s.closed[2].throughput / s.closed[1].throughput;
-        let _ = writeln!(out, "- maximum throughput ≥ 0.9 × nginx's: {r:.2} × nginx's, {}", verdict(r >= 0.9));
+    let wanted = match s.targets {
+        Targets::Stub { .. } => 0.8,
+        _ => 0.9,
+    };
+    if s.closed[ni].throughput > 0.0 {
+        let r = s.closed[vi].throughput / s.closed[ni].throughput;
+        let _ = writeln!(out, "- maximum throughput ≥ {wanted} × nginx's: {r:.2} × nginx's, {}", verdict(r >= wanted));
+    }
+    if let Targets::Stub { cpu_us } = s.targets {
+        if let Some(us) = s.closed[vi].cpu_us_per_request() {
+            let _ = writeln!(out, "- CPU per proxied request ≤ {cpu_us:.0} µs: {us:.0} µs, {}", verdict(us <= cpu_us));
+        }
     }
     let at_500 = s.rates.iter().position(|r| (*r - 500.0).abs() < 0.5);
     match at_500 {
-        Some(ri) if !saturated(&s.open[0][ri]) => {
-            let (d, v) = (&s.open[0][ri].stats.latency, &s.open[2][ri].stats.latency);
+        Some(ri) if !saturated(&s.open[di][ri]) => {
+            let (d, v) = (&s.open[di][ri].stats.latency, &s.open[vi][ri].stats.latency);
             let (p50, p99) = (ms(v, 0.5) - ms(d, 0.5), ms(v, 0.99) - ms(d, 0.99));
             let _ = writeln!(
                 out,
@@ -359,14 +398,14 @@ fn targets(s: &Section) -> Option<String> {
         }
         _ => {
             // The highest rate the direct path sustained.
-            let best = (0..s.rates.len()).rev().find(|&ri| !saturated(&s.open[0][ri]));
-            let direct_max = s.closed.first().map_or(0.0, |c| c.throughput);
+            let best = (0..s.rates.len()).rev().find(|&ri| !saturated(&s.open[di][ri]));
+            let direct_max = s.closed[di].throughput;
             let mut line = format!(
                 "- added p50 ≤ 0.25 ms and p99 ≤ 1 ms over direct at 500 rps: not measurable with \
                  these requests, the database itself serves at most {direct_max:.0} requests/s."
             );
             if let Some(ri) = best {
-                let (d, v) = (&s.open[0][ri].stats.latency, &s.open[2][ri].stats.latency);
+                let (d, v) = (&s.open[di][ri].stats.latency, &s.open[vi][ri].stats.latency);
                 let _ = write!(
                     line,
                     " At {:.0} rps the added p50 was {:+.2} ms and p99 {:+.2} ms",
@@ -374,7 +413,7 @@ fn targets(s: &Section) -> Option<String> {
                     ms(v, 0.5) - ms(d, 0.5),
                     ms(v, 0.99) - ms(d, 0.99)
                 );
-                if let Some(i) = s.open_inside.get(ri).copied().flatten() {
+                if let Some(i) = s.open_inside.get(vi).and_then(|p| p.get(ri)).copied().flatten() {
                     let _ = write!(line, "; vecgate's own time per request was {:.3} ms", i.own_ms());
                 }
                 line.push('.');
@@ -383,6 +422,29 @@ fn targets(s: &Section) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Every section's maximum throughput and CPU per request, path by path, in one table: the
+/// proxies side by side, and each vecgate build against the others.
+pub fn summary(sections: &[Section]) -> String {
+    let mut out = String::from(
+        "Side by side (closed loop; CPU per request of the proxy process; × nginx: maximum \
+         throughput against nginx's in the same section):\n\n| section | path | max rps | × nginx | CPU per request |\n|---|---|---:|---:|---:|\n",
+    );
+    for s in sections {
+        let nginx = s.index(Role::Nginx).map_or(0.0, |ni| s.closed[ni].throughput);
+        for (pi, path) in s.paths.iter().enumerate().filter(|(_, p)| p.role != Role::Direct) {
+            let r = &s.closed[pi];
+            let cpu = r.cpu_us_per_request().map_or_else(|| "–".to_string(), |us| format!("{us:.0} µs"));
+            let _ = writeln!(out, "| {} | {} | {:.0} | {} | {cpu} |", short_title(&s.title), path.label, r.throughput, ratio(r.throughput, nginx));
+        }
+    }
+    out
+}
+
+fn short_title(title: &str) -> String {
+    let t = title.split(" (").next().unwrap_or(title);
+    t.split(':').next().unwrap_or(t).trim_matches('*').to_string()
 }
 
 /// A compact table for the terminal, printed as each phase ends.

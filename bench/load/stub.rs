@@ -1,6 +1,12 @@
-//! A Chroma-shaped stub upstream: canned answers, no search. With it, a LangChain query's
-//! cost is the proxies' own, so the issue's fixed rates can be offered to the real request
-//! shape. It runs on its own thread and single-threaded runtime inside the harness process.
+//! A stub upstream shaped like Chroma and Qdrant at once: canned answers, no search. With it,
+//! a LangChain query's cost is the proxies' own, so fixed rates can be offered to the real
+//! request shapes. It runs on its own thread and single-threaded runtime inside the harness
+//! process.
+//!
+//! It answers: Chroma's collection lookups (`GET …/collections/…`), `query` (the canned
+//! hits), `get` (no records: a write through vecgate then creates them) and the writes
+//! (`add`, `upsert`, `update`: `{}`); Qdrant's `points/query` (the canned points) and
+//! `PUT points` (completed). Every hit is FINANCE/EMEA, what the pushed-down filter returns.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -12,8 +18,8 @@ use std::net::SocketAddr;
 /// The collection id the stub answers for (any UUID will do; vecgate asks for its name).
 pub const COLLECTION_ID: &str = "0b6d4a3c-5a47-4c1e-9a36-5d0e2f7b8c91";
 
-/// A `query` answer with `hits` hits, all FINANCE/EMEA (what the pushdown would return).
-fn query_answer(hits: usize) -> Bytes {
+/// A Chroma `query` answer with `hits` hits.
+fn chroma_query_answer(hits: usize) -> Bytes {
     let ids: Vec<String> = (0..hits).map(|i| format!("doc-{i:05}")).collect();
     let documents: Vec<String> = (0..hits).map(|i| format!("Finance EMEA note {i}: quarterly figures.")).collect();
     let metadatas: Vec<_> = (0..hits)
@@ -30,7 +36,24 @@ fn query_answer(hits: usize) -> Bytes {
     )
 }
 
-/// Starts the stub on a free loopback port; it lives until the process ends.
+/// A Qdrant `points/query` answer with `hits` points in LangChain's payload layout.
+fn qdrant_query_answer(hits: usize) -> Bytes {
+    let points: Vec<_> = (0..hits)
+        .map(|i| {
+            json!({
+                "id": i, "version": 3, "score": 0.9 - i as f64 / 1000.0,
+                "payload": {
+                    "page_content": format!("Finance EMEA note {i}: quarterly figures."),
+                    "metadata": {"department": "FINANCE", "region": "EMEA", "owner": "alice", "page": i},
+                },
+            })
+        })
+        .collect();
+    Bytes::from(json!({"result": {"points": points}, "status": "ok", "time": 0.000_2}).to_string())
+}
+
+/// Starts the stub on a free loopback port, its query answers carrying `hits` hits; it lives
+/// until the process ends.
 pub fn start(collection_name: &str, hits: usize) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stub");
     listener.set_nonblocking(true).expect("non-blocking listener");
@@ -42,7 +65,11 @@ pub fn start(collection_name: &str, hits: usize) -> SocketAddr {
         })
         .to_string(),
     );
-    let query = query_answer(hits);
+    let chroma_query = chroma_query_answer(hits);
+    let qdrant_query = qdrant_query_answer(hits);
+    let no_records = Bytes::from_static(br#"{"ids":[],"embeddings":null,"documents":null,"uris":null,"data":null,"metadatas":[],"include":["metadatas"]}"#);
+    let written = Bytes::from_static(b"{}");
+    let completed = Bytes::from_static(br#"{"result":{"operation_id":1,"status":"completed"},"status":"ok","time":0.0001}"#);
     std::thread::Builder::new()
         .name("stub-upstream".into())
         .spawn(move || {
@@ -51,13 +78,18 @@ pub fn start(collection_name: &str, hits: usize) -> SocketAddr {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("stub listener");
                 loop {
                     let Ok((stream, _)) = listener.accept().await else { continue };
-                    let (collection, query) = (collection.clone(), query.clone());
+                    let answers = [collection.clone(), chroma_query.clone(), qdrant_query.clone(), no_records.clone(), written.clone(), completed.clone()];
                     tokio::spawn(async move {
                         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (collection, query) = (collection.clone(), query.clone());
+                            let [collection, chroma_query, qdrant_query, no_records, written, completed] = answers.clone();
                             async move {
-                                let (status, body) = match (req.method().as_str(), req.uri().path()) {
-                                    ("POST", p) if p.ends_with("/query") => (200, query),
+                                let path = req.uri().path().to_string();
+                                let (status, body) = match (req.method().as_str(), path.as_str()) {
+                                    ("POST", p) if p.ends_with("/points/query") => (200, qdrant_query),
+                                    ("PUT", p) if p.ends_with("/points") => (200, completed),
+                                    ("POST", p) if p.ends_with("/query") => (200, chroma_query),
+                                    ("POST", p) if p.ends_with("/get") => (200, no_records),
+                                    ("POST", p) if p.ends_with("/add") || p.ends_with("/upsert") || p.ends_with("/update") => (200, written),
                                     ("GET", p) if p.contains("/collections/") => (200, collection),
                                     _ => (404, Bytes::from_static(br#"{"error":"NotFoundError","message":"stub"}"#)),
                                 };

@@ -357,6 +357,40 @@ pub fn sequence(backend: Backend, collection: &str, records: &[Record], app_filt
         .collect()
 }
 
+/// LangChain QdrantVectorStore's hybrid search (`retrieval_mode=HYBRID`, k=4): a sparse and a
+/// 384-d dense prefetch fused by RRF, `with_payload`. With `app_filter`, alice's filter is in
+/// both prefetches, as LangChain puts a `filter` there.
+pub fn hybrid_queries(collection: &str, app_filter: bool) -> Vec<Request> {
+    let mut rng = Rng::new(17);
+    (0..64)
+        .map(|_| {
+            let dense = unit_vector(&mut rng);
+            let indices: Vec<u64> = (0..12).map(|_| rng.below(30_000) as u64).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let values: Vec<f32> = indices.iter().map(|_| ((rng.unit() * 10_000.0).round() / 10_000.0) as f32).collect();
+            let mut sparse = json!({"query": {"indices": indices, "values": values}, "using": "langchain-sparse", "limit": 14});
+            let mut dense = json!({"query": dense, "using": "", "limit": 14});
+            if app_filter {
+                sparse["filter"] = qdrant_acl();
+                dense["filter"] = qdrant_acl();
+            }
+            Request {
+                kind: Kind::Query,
+                method: Method::POST,
+                path: format!("/collections/{collection}/points/query"),
+                body: to_bytes(&json!({
+                    "prefetch": [sparse, dense],
+                    "query": {"fusion": "rrf"},
+                    "limit": 4,
+                    "with_payload": true,
+                    "with_vector": false,
+                })),
+                principal: Principal::Alice,
+                check: Check::Hits(4),
+            }
+        })
+        .collect()
+}
+
 /// The light request: `GET …/collections/{name}`, as LangChain's `Chroma(...)` does when it
 /// opens its collection. Chroma answers it from its catalogue, so the proxies, not the
 /// database, set the pace. Through vecgate it is authorized as `read` on the collection.

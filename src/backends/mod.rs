@@ -13,6 +13,7 @@ pub mod qdrant;
 pub(crate) mod json_body;
 pub(crate) mod lower;
 pub mod seam;
+pub(crate) mod attribute_text;
 pub(crate) mod mapping;
 pub(crate) mod routing;
 #[cfg(test)]

@@ -29,7 +29,6 @@
 
 use super::{FieldMapping, Pushdown, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
 use crate::plan::Value;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -97,10 +96,9 @@ impl Protocol {
 #[derive(Debug)]
 pub enum Body {
     None,
-    /// Written with `serde_json`.
+    /// Written with [`crate::json::to_vec`]: vectors kept as text go out as the client sent
+    /// them.
     Json(Json),
-    /// Written with [`KeptRaw::to_vec`]: the kept list goes out as the client sent it.
-    Kept(KeptRaw),
     /// A protobuf message, encoded (gRPC framing is added on the wire); `filter_terms`: the
     /// leaf conditions of the filters it carries, counted by the module that built it.
     Proto { message: Bytes, filter_terms: usize },
@@ -112,7 +110,6 @@ impl Body {
         match self {
             Body::None | Body::Proto { .. } => None,
             Body::Json(v) => Some(v),
-            Body::Kept(k) => Some(&k.value),
         }
     }
 }
@@ -157,6 +154,11 @@ pub struct Answer {
 impl Answer {
     pub fn is_success(&self) -> bool {
         self.status.is_success()
+    }
+
+    /// A JSON answer whose text is already written.
+    pub fn json_text(status: StatusCode, body: Vec<u8>) -> Answer {
+        Answer { status, content_type: Some(HeaderValue::from_static("application/json")), body: Bytes::from(body), trailers: None }
     }
 
     /// A JSON answer the pipeline or a database module made itself.
@@ -247,6 +249,9 @@ pub enum FilteredBody {
     /// This body (as it goes on the wire) goes back instead, with the database's status,
     /// content type and trailers.
     Encoded(Bytes),
+    /// This JSON text goes back instead, with the database's status: the database's own
+    /// text with the removed records cut out (see [`Database::filter_answer`]).
+    Spliced(Vec<u8>),
     /// This goes back instead (a record that must look missing, as the database answers it).
     Replaced(Answer),
 }

@@ -3,8 +3,20 @@
 //! `serde_json::Value` silently keeps the last of two equal object keys, and Chroma does the
 //! same inside `where` (`{"dept":"eng","dept":"hr"}` filters on `hr`). A body the proxy reads
 //! one way and the database another is a bypass, so duplicates are refused at every depth.
+//!
+//! Vectors, which vecgate never reads, can be kept as the client's text while the rest of a
+//! body is parsed ([`parse_strict_keeping`] with the database's [`Place`]s); such a body is
+//! written back with [`to_vec`], and is accepted or refused exactly as [`parse_strict`] would.
 
+mod kept;
 mod numeric;
+mod places;
+pub mod scan;
+mod write;
+
+pub use kept::parse_strict_keeping;
+pub use places::Place;
+pub use write::to_vec;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -31,67 +43,6 @@ pub enum JsonError {
 /// at 128 levels, so a `max_depth` above 127 reports such bodies as `Syntax`.
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
     parse(bytes, max_depth)
-}
-
-/// A body parsed by [`parse_strict_keeping_raw`]: the value, with the items of one top-level
-/// list replaced by `null`, and that list's original text.
-#[derive(Debug)]
-pub struct KeptRaw {
-    pub value: Value,
-    /// `None`: the key was absent or its value was not a list, and `value` holds it parsed.
-    pub raw: Option<KeptList>,
-}
-
-/// A top-level list kept as the client sent it.
-#[derive(Debug)]
-pub struct KeptList {
-    pub key: String,
-    /// The list's text, `[` to `]`.
-    pub text: Vec<u8>,
-    pub items: usize,
-}
-
-impl KeptRaw {
-    /// Serialises `value` with the kept list put back, byte for byte as the client sent it.
-    /// `value` may have been rewritten meanwhile, but the kept key must still hold a list with
-    /// as many items.
-    pub fn to_vec(&self) -> Result<Vec<u8>, JsonError> {
-        let syntax = |e: serde_json::Error| JsonError::Syntax(e.to_string());
-        let Some(kept) = &self.raw else {
-            return serde_json::to_vec(&self.value).map_err(syntax);
-        };
-        let Value::Object(map) = &self.value else {
-            return Err(JsonError::Syntax("the kept list's body is no longer an object".into()));
-        };
-        if map.get(&kept.key).and_then(Value::as_array).map(Vec::len) != Some(kept.items) {
-            return Err(JsonError::Syntax(format!("the kept list {:?} was changed", kept.key)));
-        }
-        let mut out = Vec::with_capacity(kept.text.len() + 256);
-        out.push(b'{');
-        for (key, value) in map.iter().filter(|(k, _)| **k != kept.key) {
-            serde_json::to_writer(&mut out, key).map_err(syntax)?;
-            out.push(b':');
-            serde_json::to_writer(&mut out, value).map_err(syntax)?;
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, &kept.key).map_err(syntax)?;
-        out.push(b':');
-        out.extend_from_slice(&kept.text);
-        out.push(b'}');
-        Ok(out)
-    }
-}
-
-/// Like [`parse_strict`], but when the top-level list under `keep` holds numbers or lists of
-/// numbers (a query's embeddings, which nothing in the proxy reads), its items are checked
-/// against JSON's number grammar and kept as text instead of being converted to numbers and
-/// back; [`KeptRaw::to_vec`] writes them out unchanged. Every other body, and everything
-/// else in this one, is parsed by [`parse_strict`], and the same bodies are refused.
-pub fn parse_strict_keeping_raw(bytes: &[u8], max_depth: usize, keep: &str) -> Result<KeptRaw, JsonError> {
-    if let Some(kept) = numeric::kept_list(bytes, keep, max_depth) {
-        return kept;
-    }
-    parse(bytes, max_depth).map(|value| KeptRaw { value, raw: None })
 }
 
 fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
@@ -219,82 +170,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn reparsed(bytes: &[u8]) -> Value {
-        serde_json::from_slice(bytes).unwrap()
-    }
-
-    #[test]
-    fn kept_list_items_are_written_back_unchanged() {
-        let body = br#"{"n_results":4,"query_embeddings":[[1.10, -2e-3,3],[0.5]],"where":{"a":1}}"#;
-        let mut kept = parse_strict_keeping_raw(body, 10, "query_embeddings").unwrap();
-        assert_eq!(kept.value["query_embeddings"], json!([null, null]));
-        kept.value["where"] = json!({"$and": [{"a": 1}, {"dept": "x"}]});
-        let out = kept.to_vec().unwrap();
-        let text = String::from_utf8(out.clone()).unwrap();
-        assert!(text.contains(r#""query_embeddings":[[1.10, -2e-3,3],[0.5]]"#), "{text}");
-        assert_eq!(
-            reparsed(&out),
-            json!({"n_results": 4, "query_embeddings": [[1.10, -0.002, 3], [0.5]],
-                   "where": {"$and": [{"a": 1}, {"dept": "x"}]}})
-        );
-    }
-
-    #[test]
-    fn keeping_is_as_strict_as_parsing() {
-        let keep = |b: &str| parse_strict_keeping_raw(b.as_bytes(), 10, "query_embeddings").map(|k| k.value);
-        // The kept key twice, or a duplicate anywhere else, is refused.
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"query_embeddings":[[2]]}"#), Err(JsonError::DuplicateKey { .. })));
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"where":{"a":1,"a":2}}"#), Err(JsonError::DuplicateKey { .. })));
-        // Broken JSON inside the kept items, trailing data, bad UTF-8.
-        assert!(matches!(keep(r#"{"query_embeddings":[[1,]]}"#), Err(JsonError::Syntax(_))));
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]]} x"#), Err(JsonError::Syntax(_))));
-        assert!(matches!(parse_strict_keeping_raw(b"{\"a\":\"\xff\"}", 10, "k"), Err(JsonError::NotUtf8)));
-        // Depth still counts outside the kept list.
-        assert!(matches!(keep(r#"{"where":[[[[[[[[[[[1]]]]]]]]]]]}"#), Err(JsonError::TooDeep { .. })));
-        // Only the top level is kept; the same key deeper is parsed.
-        let nested = parse_strict_keeping_raw(br#"{"x":{"query_embeddings":[[1]]}}"#, 10, "query_embeddings").unwrap();
-        assert!(nested.raw.is_none());
-        assert_eq!(nested.value, json!({"x": {"query_embeddings": [[1]]}}));
-    }
-
-    #[test]
-    fn a_kept_key_that_is_not_a_list_is_parsed_normally() {
-        for body in [r#"{"query_embeddings":null}"#, r#"{"query_embeddings":{"a":1}}"#, r#"{"query_embeddings":3}"#, r#"{}"#, r#"[1]"#] {
-            let kept = parse_strict_keeping_raw(body.as_bytes(), 10, "query_embeddings").unwrap();
-            assert!(kept.raw.is_none(), "{body}");
-            assert_eq!(kept.value, parse_strict(body.as_bytes(), 10).unwrap());
-            assert_eq!(reparsed(&kept.to_vec().unwrap()), reparsed(body.as_bytes()));
-        }
-        // An empty list is kept (no items) and written back empty.
-        let empty = parse_strict_keeping_raw(br#"{"query_embeddings":[]}"#, 10, "query_embeddings").unwrap();
-        assert_eq!(reparsed(&empty.to_vec().unwrap()), json!({"query_embeddings": []}));
-    }
-
-    #[test]
-    fn a_changed_kept_list_is_not_written() {
-        let mut kept = parse_strict_keeping_raw(br#"{"query_embeddings":[[1],[2]]}"#, 10, "query_embeddings").unwrap();
-        kept.value["query_embeddings"] = json!([null]);
-        assert!(kept.to_vec().is_err());
-        kept.value = json!([]);
-        assert!(kept.to_vec().is_err());
-    }
-
-    proptest::proptest! {
-        /// Whatever the floats and the other fields, the spliced body means what the original did.
-        #[test]
-        fn kept_bodies_mean_what_they_meant(
-            embeddings in proptest::collection::vec(proptest::collection::vec(proptest::num::f64::NORMAL, 0..5), 0..4),
-            n in 0u32..10,
-            with_where in proptest::bool::ANY,
-        ) {
-            let mut body = json!({"query_embeddings": embeddings, "n_results": n});
-            if with_where {
-                body["where"] = json!({"dept": "x"});
-            }
-            let bytes = serde_json::to_vec(&body).unwrap();
-            let kept = parse_strict_keeping_raw(&bytes, 10, "query_embeddings").unwrap();
-            proptest::prop_assert_eq!(reparsed(&kept.to_vec().unwrap()), body);
-        }
+    /// Random JSON values, for the writers' property tests.
+    pub(crate) fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            "\\PC{0,8}".prop_map(Value::String),
+            "[a-z\"\\\\\u{0}-\u{1f}]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z\"]{0,4}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

@@ -1,168 +1,20 @@
-//! The fast path of [`super::parse_strict_keeping_raw`] for the common body: a top-level list
-//! of numbers or of lists of numbers (a query's embeddings). The list is validated here, byte
-//! by byte against JSON's number grammar, then replaced by as many `null`s, and the much
-//! smaller rest of the body goes through the strict parser as usual.
+//! JSON's number grammar, byte by byte, for the lists of numbers vecgate keeps as the
+//! client's text ([`super::kept`]): a flat list `[n, n, …]` is validated here without
+//! converting a single number.
 //!
-//! Only the list itself is judged here. The scan that finds it is deliberately lenient about
-//! everything else: every byte outside the list reaches the strict parser unchanged, and the
-//! placeholder has the list's place and shape, so the body is refused exactly when it would
-//! have been. Anything unusual (the key spelled with escapes, items that are not numbers,
-//! numbers near the edge of `f64`) answers `None`, and the general path decides.
-
-use super::{parse, JsonError, KeptList, KeptRaw};
-use serde_json::Value;
-
-/// The body parsed with the top-level `key`'s list kept as text, if the fast path applies.
-pub(super) fn kept_list(bytes: &[u8], key: &str, max_depth: usize) -> Option<Result<KeptRaw, JsonError>> {
-    // The list and its items are two levels below the top; `parse` counts the rest.
-    if max_depth < 3 {
-        return None;
-    }
-    let found = find(bytes, key.as_bytes())?;
-    let mut rest = Vec::with_capacity(bytes.len() - (found.end - found.start) + 5 * found.items + 2);
-    rest.extend_from_slice(bytes.get(..found.start)?);
-    rest.push(b'[');
-    for i in 0..found.items {
-        if i > 0 {
-            rest.push(b',');
-        }
-        rest.extend_from_slice(b"null");
-    }
-    rest.push(b']');
-    rest.extend_from_slice(bytes.get(found.end..)?);
-    let parsed = match parse(&rest, max_depth) {
-        Ok(value) => value,
-        Err(e) => return Some(Err(e)),
-    };
-    // The strict parser must have read the placeholder where the scan put it.
-    let placeholder = parsed
-        .get(key)
-        .and_then(Value::as_array)
-        .is_some_and(|items| items.len() == found.items && items.iter().all(Value::is_null));
-    if !placeholder {
-        return None;
-    }
-    Some(Ok(KeptRaw {
-        value: parsed,
-        raw: Some(KeptList {
-            key: key.to_string(),
-            text: bytes.get(found.start..found.end)?.to_vec(),
-            items: found.items,
-        }),
-    }))
-}
-
-/// The byte range of the list, `[` to `]` inclusive, and how many items it has.
-#[derive(Debug, PartialEq, Eq)]
-struct Found {
-    start: usize,
-    end: usize,
-    items: usize,
-}
-
-/// The first member of the top-level object named exactly `key` (no escapes), if its value
-/// is a list of numbers or of lists of numbers.
-fn find(bytes: &[u8], key: &[u8]) -> Option<Found> {
-    let mut c = Cursor { bytes, at: 0 };
-    c.whitespace();
-    c.expect(b'{')?;
-    loop {
-        c.whitespace();
-        let name = c.string()?;
-        c.whitespace();
-        c.expect(b':')?;
-        c.whitespace();
-        if name == key {
-            let start = c.at;
-            let items = c.numeric_list()?;
-            return Some(Found { start, end: c.at, items });
-        }
-        c.skip_value()?;
-        c.whitespace();
-        match c.next()? {
-            b',' => {}
-            _ => return None,
-        }
-    }
-}
+//! A number is accepted only where the strict parser would accept it too: RFC 8259's grammar,
+//! and no literal that could overflow `f64` (serde_json refuses those). Literals near that
+//! edge are not judged here at all: the list is then left to the strict parser.
 
 /// Decimal digits beyond which a number is left to serde_json, which refuses literals that
 /// overflow `f64`; below it no literal can.
 const SAFE_MAGNITUDE_DIGITS: usize = 300;
 
-struct Cursor<'b> {
-    bytes: &'b [u8],
-    at: usize,
-}
-
-impl<'b> Cursor<'b> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn expect(&mut self, b: u8) -> Option<()> {
-        (self.next()? == b).then_some(())
-    }
-
-    fn whitespace(&mut self) {
-        self.at = whitespace(self.bytes, self.at);
-    }
-
-    /// A string's raw content, between its quotes (escapes left as they are).
-    fn string(&mut self) -> Option<&'b [u8]> {
-        self.expect(b'"')?;
-        let start = self.at;
-        loop {
-            match self.next()? {
-                b'"' => return self.bytes.get(start..self.at - 1),
-                b'\\' => {
-                    self.next()?;
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Steps over any value, tracking only strings and nesting.
-    fn skip_value(&mut self) -> Option<()> {
-        let mut depth = 0usize;
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    self.string()?;
-                }
-                b'[' | b'{' => {
-                    depth += 1;
-                    self.at += 1;
-                }
-                b']' | b'}' => {
-                    depth = depth.checked_sub(1)?;
-                    self.at += 1;
-                }
-                b',' if depth == 0 => return Some(()),
-                _ => self.at += 1,
-            }
-            if depth == 0 && matches!(self.peek(), Some(b',' | b'}' | b']')) {
-                return Some(());
-            }
-        }
-    }
-
-    /// `[` item, … `]` where an item is a number or a list of numbers; the item count.
-    fn numeric_list(&mut self) -> Option<usize> {
-        let (end, items) = list(self.bytes, self.at, |b, i| match *b.get(i)? {
-            b'[' => list(b, i, number).map(|(end, _)| end),
-            _ => number(b, i),
-        })?;
-        self.at = end;
-        Some(items)
-    }
+/// A flat list of numbers starting at `b[i]` (`[` n, … `]`, JSON whitespace anywhere between
+/// tokens): the index after its `]` and how many numbers it holds. `None` if anything else
+/// is there, or a number is at the edge of `f64`.
+pub(super) fn number_list(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    list(b, i, number)
 }
 
 /// `[` item, … `]` starting at `b[i]`, each item read by `item`; the index after the list and
@@ -187,7 +39,8 @@ fn list(b: &[u8], mut i: usize, item: impl Fn(&[u8], usize) -> Option<usize>) ->
     }
 }
 
-fn whitespace(b: &[u8], mut i: usize) -> usize {
+/// The index of the first byte at or after `i` that is not JSON whitespace.
+pub(super) fn whitespace(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
@@ -196,7 +49,7 @@ fn whitespace(b: &[u8], mut i: usize) -> usize {
 
 /// One number at `b[i]` as RFC 8259 spells it,
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; the index after it.
-fn number(b: &[u8], mut i: usize) -> Option<usize> {
+pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
     if b.get(i) == Some(&b'-') {
         i += 1;
     }
@@ -263,8 +116,8 @@ fn digits(b: &[u8], mut i: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn found(body: &str) -> Option<(String, usize)> {
-        find(body.as_bytes(), b"query_embeddings").map(|f| (body[f.start..f.end].to_string(), f.items))
+    fn listed(text: &str) -> Option<(String, usize)> {
+        number_list(text.as_bytes(), 0).map(|(end, items)| (text[..end].to_string(), items))
     }
 
     #[test]
@@ -281,55 +134,21 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_list_wherever_the_member_is() {
-        assert_eq!(found(r#"{"query_embeddings":[[1,2.5],[-0.5e-3]]}"#), Some(("[[1,2.5],[-0.5e-3]]".into(), 2)));
-        assert_eq!(
-            found(r#" { "n" : 4 , "where" : {"a": ["x", {"b": "]}"}]}, "s": "q\"uery_embeddings", "query_embeddings" : [ 1 , 2 ] , "z": null}"#),
-            Some(("[ 1 , 2 ]".into(), 2))
-        );
-        assert_eq!(found(r#"{"query_embeddings":[]}"#), Some(("[]".into(), 0)));
-        assert_eq!(found(r#"{"query_embeddings":[[]]}"#), Some(("[[]]".into(), 1)));
+    fn reads_flat_lists_of_numbers() {
+        assert_eq!(listed("[1,2.5,-0.5e-3] x"), Some(("[1,2.5,-0.5e-3]".into(), 3)));
+        assert_eq!(listed("[ 1 ,\n2\t]"), Some(("[ 1 ,\n2\t]".into(), 2)));
+        assert_eq!(listed("[]"), Some(("[]".into(), 0)));
+        // Large but finite literals are read.
+        assert!(listed("[1e299, -2.5E-300, 123456789012345678901234567890]").is_some());
     }
 
     #[test]
-    fn leaves_anything_else_to_the_general_path() {
-        for body in [
-            r#"{"\u0071uery_embeddings":[[1]]}"#,
-            r#"{"x":{"query_embeddings":[[1]]}}"#,
-            r#"{"query_embeddings":[["1"]]}"#,
-            r#"{"query_embeddings":[[[1]]]}"#,
-            r#"{"query_embeddings":[[1,]]}"#,
-            r#"{"query_embeddings":[01]}"#,
-            r#"{"query_embeddings":[1.]}"#,
-            r#"{"query_embeddings":[.5]}"#,
-            r#"{"query_embeddings":[+1]}"#,
-            r#"{"query_embeddings":[1e]}"#,
-            r#"{"query_embeddings":[1e999]}"#,
-            r#"{"query_embeddings":[1e300]}"#,
-            r#"{"query_embeddings":[NaN]}"#,
-            r#"{"query_embeddings":null}"#,
-            r#"{"query_embeddings":[[1]"#,
-            r#"[{"query_embeddings":[[1]]}]"#,
-            r#"{"where":{"a":1}}"#,
+    fn leaves_anything_else_to_the_strict_parser() {
+        for text in [
+            "[[1]]", r#"["1"]"#, "[1,]", "[01]", "[1.]", "[.5]", "[+1]", "[1e]", "[1e999]", "[1e300]",
+            "[NaN]", "[1", "[1 2]", "[-]", "[true]", "null", "[1e1000]",
         ] {
-            assert_eq!(found(body), None, "{body}");
+            assert_eq!(listed(text), None, "{text}");
         }
-        // Large but finite literals stay on the fast path.
-        assert!(found(r#"{"query_embeddings":[1e299, 123456789012345678901234567890]}"#).is_some());
-    }
-
-    #[test]
-    fn the_rest_of_the_body_is_still_parsed_strictly() {
-        let keep = |b: &str| kept_list(b.as_bytes(), "query_embeddings", 10);
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"query_embeddings":[[2]]}"#), Some(Err(JsonError::DuplicateKey { .. }))));
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]],"\u0071uery_embeddings":5}"#), Some(Err(JsonError::DuplicateKey { .. }))));
-        assert!(matches!(keep(r#"{"a": 1 2, "query_embeddings":[[1]]}"#), Some(Err(JsonError::Syntax(_)))));
-        assert!(matches!(keep(r#"{"query_embeddings":[[1]]} x"#), Some(Err(JsonError::Syntax(_)))));
-        assert!(matches!(keep("{\"s\":\"\u{ff}\",\"query_embeddings\":[[1]]}"), Some(Ok(_))));
-        assert!(matches!(kept_list(b"{\"s\":\"\xff\",\"query_embeddings\":[[1]]}", "query_embeddings", 10), Some(Err(JsonError::NotUtf8))));
-        let kept = keep(r#"{"n_results":4,"query_embeddings":[[1.10, -2e-3,3],[0.5]]}"#).unwrap().unwrap();
-        assert_eq!(kept.value, serde_json::json!({"n_results": 4, "query_embeddings": [null, null]}));
-        let list = kept.raw.unwrap();
-        assert_eq!((list.text.as_slice(), list.items), (&b"[[1.10, -2e-3,3],[0.5]]"[..], 2));
     }
 }

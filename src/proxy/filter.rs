@@ -21,9 +21,10 @@ struct RecordJudge<'a> {
 
 impl Judge for RecordJudge<'_> {
     fn admits(&mut self, id: &dyn fmt::Display, attrs: &dyn RecordAttributes) -> bool {
-        match self.check.access.residual() {
-            None => true,
-            Some(plan) => self.authorizer.hit_allowed(plan, &self.check.kind, id, attrs),
+        match (self.check.access.residual(), &self.check.compiled) {
+            (None, _) => true,
+            (Some(_), Some(compiled)) => compiled.admits(attrs),
+            (Some(plan), None) => self.authorizer.hit_allowed(plan, &self.check.kind, id, attrs),
         }
     }
 
@@ -93,6 +94,7 @@ impl Gateway {
                     FilteredBody::Unchanged => answer,
                     FilteredBody::Rewritten(body) => Answer::json(answer.status, &body),
                     FilteredBody::Encoded(body) => Answer { body, ..answer },
+                    FilteredBody::Spliced(body) => Answer::json_text(answer.status, body),
                     FilteredBody::Replaced(missing) => {
                         event.decision = Decision::Deny;
                         missing

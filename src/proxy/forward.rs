@@ -48,11 +48,7 @@ pub fn path_and_query(parts: &Parts) -> &str {
 fn wire(protocol: Protocol, body: Body) -> Result<Option<Bytes>, ProxyError> {
     match (protocol, body) {
         (Protocol::Http, Body::None) => Ok(None),
-        (Protocol::Http, Body::Json(value)) => serde_json::to_vec(&value)
-            .map(|b| Some(Bytes::from(b)))
-            .map_err(|e| ProxyError::Internal(format!("serialising a body: {e}"))),
-        (Protocol::Http, Body::Kept(kept)) => kept
-            .to_vec()
+        (Protocol::Http, Body::Json(value)) => crate::json::to_vec(&value)
             .map(|b| Some(Bytes::from(b)))
             .map_err(|e| ProxyError::Internal(format!("writing the rewritten body: {e}"))),
         (Protocol::Grpc, Body::None) => Ok(Some(crate::grpc::frame(&[]))),

@@ -30,6 +30,7 @@ mod error;
 mod filter;
 mod forward;
 mod gateway;
+mod hit_plan;
 mod pipeline;
 mod respond;
 mod rewrite;

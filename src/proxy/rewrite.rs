@@ -9,6 +9,7 @@ use super::classify::Target;
 use super::decide::Access;
 use super::error::ProxyError;
 use super::gateway::Gateway;
+use super::hit_plan::Conjunction;
 use crate::backends::seam::{Answer, Body, Call, Database, Narrowed, Outgoing, Path, ReadScope};
 use http::request::Parts;
 
@@ -40,6 +41,8 @@ pub(super) enum Then<D: Database> {
 pub(super) struct RecordCheck {
     pub kind: String,
     pub access: Access,
+    /// The plan hits must satisfy, compiled where it is a plain conjunction.
+    pub compiled: Option<Conjunction>,
     pub lookups: Vec<LookupPlan>,
 }
 
@@ -81,7 +84,8 @@ impl Gateway {
                 };
                 let body = body.unwrap_or_else(|| db.empty_body(route));
                 let outgoing = db.rewrite_read(route, &target.located, body, scope).map_err(ProxyError::refused)?;
-                let check = RecordCheck { kind: target.rule.resource_kind.clone(), access, lookups };
+                let compiled = access.residual().and_then(Conjunction::compile);
+                let check = RecordCheck { kind: target.rule.resource_kind.clone(), access, compiled, lookups };
                 match outgoing {
                     Outgoing::Local(answer) => Sending::Local(answer),
                     Outgoing::Send { call, then: None } => Sending::Send { call, then: Then::PassBack },

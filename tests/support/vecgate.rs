@@ -17,6 +17,7 @@ const START_ATTEMPTS: usize = 5;
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What to put in the configuration besides listen/upstream/auth.
+#[derive(Clone)]
 pub struct VecgateOptions {
     pub upstream_kind: &'static str,
     pub upstream_url: String,
@@ -43,6 +44,9 @@ pub struct VecgateOptions {
     pub audit_yaml: Option<String>,
     /// The database's gRPC URL: vecgate then also listens for gRPC (`grpc_listen`).
     pub upstream_grpc_url: Option<String>,
+    /// Another vecgate binary to run instead of the one cargo built (the load harness runs
+    /// an older build beside the current one).
+    pub binary: Option<PathBuf>,
 }
 
 impl VecgateOptions {
@@ -62,6 +66,7 @@ impl VecgateOptions {
             upstream_api_key: None,
             audit_yaml: None,
             upstream_grpc_url: None,
+            binary: None,
         }
     }
 
@@ -143,7 +148,8 @@ impl VecgateServer {
             std::fs::write(&config_path, config).expect("write config");
             let log_path = dir.path().join("vecgate.log");
             let log = std::fs::File::create(&log_path).expect("log file");
-            let child = Command::new(env!("CARGO_BIN_EXE_vecgate"))
+            let binary = options.binary.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vecgate")));
+            let child = Command::new(&binary)
                 .args(["serve", "--config"])
                 .arg(&config_path)
                 .env("VECGATE_TEST_JWT_SECRET", TEST_SECRET)

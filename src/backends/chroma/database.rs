@@ -18,7 +18,6 @@ use crate::backends::seam::{
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
 use crate::plan::Value;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -62,7 +61,7 @@ impl Database for Chroma {
     type Then = Then;
     type RequestError = RequestError;
     type AnswerError = ResponseError;
-    type Body = KeptRaw;
+    type Body = Json;
 
     fn name(&self) -> &'static str {
         "chroma"
@@ -100,19 +99,19 @@ impl Database for Chroma {
     }
 
     /// JSON; a query's `query_embeddings` kept as the client's text.
-    fn parse_body(&self, route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<KeptRaw>, Refusal> {
-        json_body::parse(headers, bytes, (route.op == Operation::Query).then_some("query_embeddings"))
+    fn parse_body(&self, route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<Json>, Refusal> {
+        json_body::parse(headers, bytes, super::vectors::places(route.op))
     }
 
-    fn empty_body(&self, _route: &Route) -> KeptRaw {
+    fn empty_body(&self, _route: &Route) -> Json {
         json_body::empty()
     }
 
-    fn as_sent(&self, _route: &Route, body: Option<KeptRaw>) -> Result<Body, RequestError> {
-        Ok(body.map_or(Body::None, Body::Kept))
+    fn as_sent(&self, _route: &Route, body: Option<Json>) -> Result<Body, RequestError> {
+        Ok(body.map_or(Body::None, Body::Json))
     }
 
-    fn collection_of(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionName, RequestError> {
+    fn collection_of(&self, route: &Route, _body: &Json) -> Result<CollectionName, RequestError> {
         match &route.collection {
             Some(CollectionRef::Name(name)) => Ok(CollectionName::Named(name.clone())),
             Some(CollectionRef::Crn(crn)) => crn_collection_name(crn)
@@ -140,8 +139,8 @@ impl Database for Chroma {
         Located { name: name.to_string(), base: format!("{}/{id}", collections_path(route)) }
     }
 
-    fn collection_request(&self, route: &Route, body: &KeptRaw) -> Result<CollectionRequest, RequestError> {
-        let body = &body.value;
+    fn collection_request(&self, route: &Route, body: &Json) -> Result<CollectionRequest, RequestError> {
+        let body = body;
         let named = |action, renames| -> Result<CollectionRequest, RequestError> {
             let CollectionName::Named(name) = self.collection_of(route, &json_body::empty())? else {
                 return Err(RequestError::WrongOperation { op: route.op.name() });
@@ -204,15 +203,15 @@ impl Database for Chroma {
         true
     }
 
-    fn id_inputs(&self, _route: &Route, _body: &KeptRaw) -> Result<Vec<IdInput<String>>, RequestError> {
+    fn id_inputs(&self, _route: &Route, _body: &Json) -> Result<Vec<IdInput<String>>, RequestError> {
         Ok(Vec::new())
     }
 
-    fn lookup_collections(&self, _route: &Route, _body: &KeptRaw) -> Result<Vec<String>, RequestError> {
+    fn lookup_collections(&self, _route: &Route, _body: &Json) -> Result<Vec<String>, RequestError> {
         Ok(Vec::new())
     }
 
-    fn rewrite_read(&self, route: &Route, located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_read(&self, route: &Route, located: &Located, body: Json, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
         let prefix = scope.mapping.attr_prefix.clone();
         if op == Operation::Count {
@@ -233,7 +232,7 @@ impl Database for Chroma {
                 }
             });
         }
-        let KeptRaw { value, raw } = body;
+        let value = body;
         if matches!(scope.scope, Scope::Nothing) {
             // Validated like any other request, then answered here.
             let (validated, _) = request::rewrite_filtered(op, value, None, false)?;
@@ -241,7 +240,7 @@ impl Database for Chroma {
         }
         let (rewritten, trim) = request::rewrite_filtered(op, value, scope.scope.filter(), scope.check_hits)?;
         Ok(Outgoing::Send {
-            call: Call::new(Method::POST, Path::AsSent, Body::Kept(KeptRaw { value: rewritten, raw })),
+            call: Call::new(Method::POST, Path::AsSent, Body::Json(rewritten)),
             then: Some(Then::Hits { op, trim, prefix }),
         })
     }
@@ -250,27 +249,19 @@ impl Database for Chroma {
         answer
     }
 
+    /// Get and query answers are read without a tree where they can be
+    /// ([`super::ranges`]); every other answer, and any it leaves, is parsed and filtered
+    /// whole.
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
-        let mut hits = parse(&answer.body)?;
-        match then {
-            Then::Hits { op, trim, prefix } => {
-                let mut keep = |id: &str, metadata: Option<&Map<String, Json>>| {
-                    judge.admits(&id, &FlatMetadata { metadata, prefix: &prefix })
-                };
-                let stripped = match op {
-                    Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
-                    Operation::Query => response::filter_query_response(&mut hits, &mut keep, trim),
-                    _ => response::filter_search_response(&mut hits, &mut keep, trim),
-                }?;
-                let returned = Some(count_ids(&hits));
-                let body = if stripped == 0 && !trim.drop_metadatas {
-                    FilteredBody::Unchanged
-                } else {
-                    FilteredBody::Rewritten(hits)
-                };
-                Ok(Filtered { body, stripped, returned })
+        if let Then::Hits { op, trim, prefix } = &then {
+            if let Some(filtered) = super::ranges::filter(*op, *trim, prefix, &answer.body, judge) {
+                return Ok(filtered);
             }
+        }
+        match then {
+            Then::Hits { op, trim, prefix } => filter_hits_parsed(op, trim, &prefix, &answer.body, judge),
             Then::Count { prefix } => {
+                let hits = parse(&answer.body)?;
                 let rows = response::get_rows(&hits)?;
                 let visible = rows
                     .iter()
@@ -290,8 +281,8 @@ impl Database for Chroma {
         self.error_answer(StatusCode::NOT_FOUND, &format!("record {id} not found"))
     }
 
-    fn rewrite_delete(&self, route: &Route, body: KeptRaw, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
-        let body = body.value;
+    fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+        let body = body;
         let selects_nothing = ["ids", "where", "where_document"]
             .iter()
             .all(|k| body.get(*k).is_none_or(Json::is_null));
@@ -316,8 +307,7 @@ impl Database for Chroma {
         }
     }
 
-    fn stamp(&self, route: &Route, body: &mut KeptRaw, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
-        let body = &mut body.value;
+    fn stamp(&self, route: &Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
         let mut batch = request::parse_write(route.op, body)?;
         for metadata in &mut batch.metadatas {
             let metadata = metadata.get_or_insert_with(Map::new);
@@ -328,8 +318,8 @@ impl Database for Chroma {
         request::set_write_metadatas(body, &batch.metadatas)
     }
 
-    fn describe_write(&self, route: &Route, body: &KeptRaw) -> Result<WriteSet<String, Metadata>, RequestError> {
-        let batch = request::parse_write(route.op, &body.value)?;
+    fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<String, Metadata>, RequestError> {
+        let batch = request::parse_write(route.op, body)?;
         let kind = match route.op {
             Operation::Add => WriteKind::Insert,
             Operation::Upsert => WriteKind::Upsert,
@@ -346,7 +336,7 @@ impl Database for Chroma {
     }
 
     /// Chroma's writes always name their ids.
-    fn ids_matching(&self, route: &Route, _located: &Located, _body: &KeptRaw, _scope: Scope<'_>, _limit: usize) -> Result<Call, RequestError> {
+    fn ids_matching(&self, route: &Route, _located: &Located, _body: &Json, _scope: Scope<'_>, _limit: usize) -> Result<Call, RequestError> {
         Err(RequestError::WrongOperation { op: route.op.name() })
     }
 
@@ -355,7 +345,7 @@ impl Database for Chroma {
     }
 
     /// Chroma's writes always name their ids.
-    fn select_ids(&self, route: &Route, _body: KeptRaw, _ids: &[String]) -> Result<KeptRaw, RequestError> {
+    fn select_ids(&self, route: &Route, _body: Json, _ids: &[String]) -> Result<Json, RequestError> {
         Err(RequestError::WrongOperation { op: route.op.name() })
     }
 
@@ -383,11 +373,11 @@ impl Database for Chroma {
         _route: &Route,
         _located: &Located,
         method: &Method,
-        body: KeptRaw,
+        body: Json,
         records: &[RecordWrite<String, Metadata>],
         narrowing: Narrowing<'_>,
     ) -> Result<Narrowed, RequestError> {
-        let mut body = body.value;
+        let mut body = body;
         if !narrowing.left_out.is_empty() {
             if narrowing.left_out.len() == records.len() {
                 return Ok(Narrowed::Answer(Answer::json(StatusCode::OK, &json!({}))));
@@ -397,12 +387,12 @@ impl Database for Chroma {
         Ok(Narrowed::Send { call: Call::new(method.clone(), Path::AsSent, Body::Json(body)), instead: None })
     }
 
-    fn guard_write(&self, _route: &Route, body: KeptRaw, _update: &Json) -> Result<KeptRaw, RequestError> {
+    fn guard_write(&self, _route: &Route, body: Json, _update: &Json) -> Result<Json, RequestError> {
         Ok(body)
     }
 
-    fn filter_terms(&self, _route: &Route, body: &KeptRaw) -> usize {
-        request_terms(&body.value)
+    fn filter_terms(&self, _route: &Route, body: &Json) -> usize {
+        request_terms(body)
     }
 
     fn call_filter_terms(&self, _route: &Route, body: &Body) -> usize {
@@ -412,6 +402,20 @@ impl Database for Chroma {
     fn error_answer(&self, status: StatusCode, message: &str) -> Answer {
         Answer::json(status, &json!({"error": chroma_error_name(status), "message": message}))
     }
+}
+
+/// A get, query or search answer parsed whole and filtered (the general path).
+pub(super) fn filter_hits_parsed(op: Operation, trim: Trim, prefix: &str, body: &[u8], judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
+    let mut hits = parse(body)?;
+    let mut keep = |id: &str, metadata: Option<&Map<String, Json>>| judge.admits(&id, &FlatMetadata { metadata, prefix });
+    let stripped = match op {
+        Operation::Get => response::filter_get_response(&mut hits, &mut keep, trim),
+        Operation::Query => response::filter_query_response(&mut hits, &mut keep, trim),
+        _ => response::filter_search_response(&mut hits, &mut keep, trim),
+    }?;
+    let returned = Some(count_ids(&hits));
+    let body = if stripped == 0 && !trim.drop_metadatas { FilteredBody::Unchanged } else { FilteredBody::Rewritten(hits) };
+    Ok(Filtered { body, stripped, returned })
 }
 
 /// The `error` names the chromadb client maps to its exception classes.

@@ -5,9 +5,11 @@ mod answers;
 mod attributes;
 mod database;
 pub mod filter;
+mod ranges;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod vectors;
 
 pub use attributes::FlatMetadata;
 pub use database::{Chroma, Then};

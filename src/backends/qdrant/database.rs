@@ -20,7 +20,6 @@ use crate::backends::seam::{
 };
 use crate::backends::{FieldMapping, Pushdown, RouteError, TranslateError};
 use crate::plan::Expr;
-use crate::json::KeptRaw;
 use crate::plan::Value;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -34,13 +33,13 @@ pub struct Qdrant;
 /// How to read the answer of a read that lists points.
 #[derive(Debug)]
 pub struct Then {
-    op: Operation,
-    trim: Trim,
-    prefix: String,
+    pub(super) op: Operation,
+    pub(super) trim: Trim,
+    pub(super) prefix: String,
     /// `with_lookup` collections: their records are judged with their own plans.
-    lookups: Vec<String>,
+    pub(super) lookups: Vec<String>,
     /// `GET points/{id}`: the id, for the answer that makes a refused point look missing.
-    point_id: Option<PointId>,
+    pub(super) point_id: Option<PointId>,
 }
 
 /// A point as Qdrant stores it, as far as the checks go: its payload.
@@ -84,7 +83,7 @@ impl Database for Qdrant {
     type Then = Then;
     type RequestError = RequestError;
     type AnswerError = ResponseError;
-    type Body = KeptRaw;
+    type Body = Json;
 
     fn name(&self) -> &'static str {
         "qdrant"
@@ -128,19 +127,19 @@ impl Database for Qdrant {
         Protocol::Http
     }
 
-    fn parse_body(&self, _route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<KeptRaw>, Refusal> {
-        json_body::parse(headers, bytes, None)
+    fn parse_body(&self, route: &Route, headers: &HeaderMap, bytes: &Bytes) -> Result<Option<Json>, Refusal> {
+        json_body::parse(headers, bytes, super::vectors::places(route.op))
     }
 
-    fn empty_body(&self, _route: &Route) -> KeptRaw {
+    fn empty_body(&self, _route: &Route) -> Json {
         json_body::empty()
     }
 
-    fn as_sent(&self, _route: &Route, body: Option<KeptRaw>) -> Result<Body, RequestError> {
-        Ok(body.map_or(Body::None, Body::Kept))
+    fn as_sent(&self, _route: &Route, body: Option<Json>) -> Result<Body, RequestError> {
+        Ok(body.map_or(Body::None, Body::Json))
     }
 
-    fn collection_of(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionName, RequestError> {
+    fn collection_of(&self, route: &Route, _body: &Json) -> Result<CollectionName, RequestError> {
         collection_name(route).map(CollectionName::Named)
     }
 
@@ -157,7 +156,7 @@ impl Database for Qdrant {
         Located { name: name.to_string(), base: format!("/collections/{name}") }
     }
 
-    fn collection_request(&self, route: &Route, _body: &KeptRaw) -> Result<CollectionRequest, RequestError> {
+    fn collection_request(&self, route: &Route, _body: &Json) -> Result<CollectionRequest, RequestError> {
         match (route.op, route.op.class()) {
             (Operation::GetCollections | Operation::GetCollectionsAliases, _) => {
                 Ok(CollectionRequest::List { call: None, count: false })
@@ -195,8 +194,8 @@ impl Database for Qdrant {
         route.op.post_filterable()
     }
 
-    fn id_inputs(&self, route: &Route, body: &KeptRaw) -> Result<Vec<IdInput<PointId>>, RequestError> {
-        let body = &body.value;
+    fn id_inputs(&self, route: &Route, body: &Json) -> Result<Vec<IdInput<PointId>>, RequestError> {
+        let body = body;
         if matches!(route.op, Operation::CountPoints | Operation::GetPoint | Operation::GetPoints) {
             return Ok(Vec::new());
         }
@@ -206,16 +205,16 @@ impl Database for Qdrant {
             .collect())
     }
 
-    fn lookup_collections(&self, route: &Route, body: &KeptRaw) -> Result<Vec<String>, RequestError> {
+    fn lookup_collections(&self, route: &Route, body: &Json) -> Result<Vec<String>, RequestError> {
         if matches!(route.op, Operation::GetPoint | Operation::GetPoints) {
             return Ok(Vec::new());
         }
-        request::lookups(route.op, &body.value)
+        request::lookups(route.op, body)
     }
 
-    fn rewrite_read(&self, route: &Route, _located: &Located, body: KeptRaw, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_read(&self, route: &Route, _located: &Located, body: Json, scope: ReadScope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
-        let mut body = body.value;
+        let mut body = body;
         let then = |trim, lookups| Then {
             op,
             trim,
@@ -280,29 +279,16 @@ impl Database for Qdrant {
         }
     }
 
+    /// Answers that list points are read without a tree where they can be
+    /// ([`super::ranges`]); retrieve by ids, groups, and any answer it leaves are parsed and
+    /// filtered whole.
     fn filter_answer(&self, then: Then, answer: &Answer, judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
-        let mut hits = parse(&answer.body)?;
-        let prefix = then.prefix.as_str();
-        let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| judge.admits(id, &NestedPayload::new(payload, prefix));
-        let filtered = response::filter_points(then.op, &mut hits, &mut keep, &then.trim)?;
-        let mut lookups_stripped = 0;
-        for collection in &then.lookups {
-            let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
-                judge.admits_lookup(collection, id, &NestedPayload::new(payload, prefix))
-            };
-            lookups_stripped += response::filter_lookups(then.op, &mut hits, &mut keep_lookup)?;
+        if then.lookups.is_empty() {
+            if let Some(filtered) = super::ranges::filter(then.op, &then.trim, &then.prefix, &answer.body, judge) {
+                return Ok(filtered);
+            }
         }
-        let body = if filtered.not_found {
-            FilteredBody::Replaced(point_does_not_exist(then.point_id.as_ref()))
-        } else if !filtered.changed && lookups_stripped == 0 && then.op != Operation::GetPoints {
-            // Every point checked and nothing to change: Qdrant's own bytes go back. Not for a
-            // retrieve by ids, where points the caller may not read are removed routinely:
-            // re-serialised always, its bytes do not tell a removed point from a missing one.
-            FilteredBody::Unchanged
-        } else {
-            FilteredBody::Rewritten(hits)
-        };
-        Ok(Filtered { body, stripped: filtered.stripped, returned: None })
+        filter_parsed(then, &answer.body, judge)
     }
 
     fn missing_record(&self, id: &PointId) -> Answer {
@@ -310,9 +296,9 @@ impl Database for Qdrant {
     }
 
     /// points/delete: by ids → `has_id` AND the delete filter; by filter → AND the filter.
-    fn rewrite_delete(&self, route: &Route, body: KeptRaw, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
+    fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
-        let body = body.value;
+        let body = body;
         let send = |body| Outgoing::Send { call: Call::new(Method::POST, Path::AsSent, Body::Json(body)), then: None };
         match scope {
             Scope::Nothing => {
@@ -325,15 +311,15 @@ impl Database for Qdrant {
         }
     }
 
-    fn stamp(&self, route: &Route, body: &mut KeptRaw, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
-        stamp_write(route.op, &mut body.value, stamps, &mapping.attr_prefix)
+    fn stamp(&self, route: &Route, body: &mut Json, stamps: &[(String, Json)], mapping: &FieldMapping) -> Result<(), RequestError> {
+        stamp_write(route.op, body, stamps, &mapping.attr_prefix)
     }
 
     /// By-filter writes become by-id writes over the points the caller may update (the
     /// pipeline lists them), so each point is checked and nothing outside that set is touched.
-    fn describe_write(&self, route: &Route, body: &KeptRaw) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
+    fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
         let op = route.op;
-        let body = &body.value;
+        let body = body;
         let mut records = Vec::new();
         let mut add = |part_op: Operation, part: &Json| -> Result<(), RequestError> {
             for PointWrite { id, change, may_create } in request::parse_point_writes(part_op, part)? {
@@ -364,8 +350,8 @@ impl Database for Qdrant {
         Ok(WriteSet { selection: Selection::Ids(ids), records })
     }
 
-    fn ids_matching(&self, route: &Route, located: &Located, body: &KeptRaw, scope: Scope<'_>, limit: usize) -> Result<Call, RequestError> {
-        let Selector::Filter(filter) = request::write_selector(route.op, &body.value)? else {
+    fn ids_matching(&self, route: &Route, located: &Located, body: &Json, scope: Scope<'_>, limit: usize) -> Result<Call, RequestError> {
+        let Selector::Filter(filter) = request::write_selector(route.op, body)? else {
             return Err(RequestError::WrongOperation { op: route.op.name() });
         };
         let selection = match scope.filter() {
@@ -390,8 +376,8 @@ impl Database for Qdrant {
             .collect()
     }
 
-    fn select_ids(&self, _route: &Route, body: KeptRaw, ids: &[PointId]) -> Result<KeptRaw, RequestError> {
-        Ok(KeptRaw { value: by_ids(body.value, ids)?, raw: None })
+    fn select_ids(&self, _route: &Route, body: Json, ids: &[PointId]) -> Result<Json, RequestError> {
+        Ok(by_ids(body, ids)?)
     }
 
     fn fetch_records(&self, located: &Located, ids: &[PointId]) -> Call {
@@ -437,26 +423,26 @@ impl Database for Qdrant {
         route: &Route,
         located: &Located,
         method: &Method,
-        body: KeptRaw,
+        body: Json,
         records: &[RecordWrite<PointId, PayloadChange>],
         narrowing: Narrowing<'_>,
     ) -> Result<Narrowed, RequestError> {
-        super::narrow::narrow(route.op, located, method, body.value, records, narrowing)
+        super::narrow::narrow(route.op, located, method, body, records, narrowing)
     }
 
     /// Upserts and vector updates: existing points outside the update filter keep their
     /// state even if they changed since they were read.
-    fn guard_write(&self, route: &Route, body: KeptRaw, update: &Json) -> Result<KeptRaw, RequestError> {
+    fn guard_write(&self, route: &Route, body: Json, update: &Json) -> Result<Json, RequestError> {
         match route.op {
             Operation::UpsertPoints | Operation::UpdateVectors => {
-                Ok(KeptRaw { value: request::and_into_update_filter(route.op, body.value, update)?, raw: None })
+                Ok(request::and_into_update_filter(route.op, body, update)?)
             }
             _ => Ok(body),
         }
     }
 
-    fn filter_terms(&self, _route: &Route, body: &KeptRaw) -> usize {
-        answers::filter_terms(&body.value)
+    fn filter_terms(&self, _route: &Route, body: &Json) -> usize {
+        answers::filter_terms(body)
     }
 
     fn call_filter_terms(&self, _route: &Route, body: &Body) -> usize {
@@ -466,4 +452,30 @@ impl Database for Qdrant {
     fn error_answer(&self, status: StatusCode, message: &str) -> Answer {
         Answer::json(status, &answers::error_body(message))
     }
+}
+
+/// An answer that lists points parsed whole and filtered (the general path).
+pub(super) fn filter_parsed(then: Then, body: &[u8], judge: &mut dyn Judge) -> Result<Filtered, ResponseError> {
+    let mut hits = parse(body)?;
+    let prefix = then.prefix.as_str();
+    let mut keep = |id: &PointId, payload: Option<&Map<String, Json>>| judge.admits(id, &NestedPayload::new(payload, prefix));
+    let filtered = response::filter_points(then.op, &mut hits, &mut keep, &then.trim)?;
+    let mut lookups_stripped = 0;
+    for collection in &then.lookups {
+        let mut keep_lookup = |id: &PointId, payload: Option<&Map<String, Json>>| {
+            judge.admits_lookup(collection, id, &NestedPayload::new(payload, prefix))
+        };
+        lookups_stripped += response::filter_lookups(then.op, &mut hits, &mut keep_lookup)?;
+    }
+    let body = if filtered.not_found {
+        FilteredBody::Replaced(point_does_not_exist(then.point_id.as_ref()))
+    } else if !filtered.changed && lookups_stripped == 0 && then.op != Operation::GetPoints {
+        // Every point checked and nothing to change: Qdrant's own bytes go back. Not for a
+        // retrieve by ids, where points the caller may not read are removed routinely:
+        // re-serialised always, its bytes do not tell a removed point from a missing one.
+        FilteredBody::Unchanged
+    } else {
+        FilteredBody::Rewritten(hits)
+    };
+    Ok(Filtered { body, stripped: filtered.stripped, returned: None })
 }

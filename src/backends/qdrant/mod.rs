@@ -6,11 +6,13 @@ mod attributes;
 mod database;
 pub mod grpc;
 mod narrow;
+mod ranges;
 pub mod filter;
 pub(crate) mod point_id;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod vectors;
 
 pub use attributes::NestedPayload;
 pub use database::{Qdrant, Then};
