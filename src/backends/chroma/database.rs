@@ -140,7 +140,6 @@ impl Database for Chroma {
     }
 
     fn collection_request(&self, route: &Route, body: &Json) -> Result<CollectionRequest, RequestError> {
-        let body = body;
         let named = |action, renames| -> Result<CollectionRequest, RequestError> {
             let CollectionName::Named(name) = self.collection_of(route, &json_body::empty())? else {
                 return Err(RequestError::WrongOperation { op: route.op.name() });
@@ -282,7 +281,6 @@ impl Database for Chroma {
     }
 
     fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
-        let body = body;
         let selects_nothing = ["ids", "where", "where_document"]
             .iter()
             .all(|k| body.get(*k).is_none_or(Json::is_null));

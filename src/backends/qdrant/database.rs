@@ -195,7 +195,6 @@ impl Database for Qdrant {
     }
 
     fn id_inputs(&self, route: &Route, body: &Json) -> Result<Vec<IdInput<PointId>>, RequestError> {
-        let body = body;
         if matches!(route.op, Operation::CountPoints | Operation::GetPoint | Operation::GetPoints) {
             return Ok(Vec::new());
         }
@@ -298,7 +297,6 @@ impl Database for Qdrant {
     /// points/delete: by ids → `has_id` AND the delete filter; by filter → AND the filter.
     fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
-        let body = body;
         let send = |body| Outgoing::Send { call: Call::new(Method::POST, Path::AsSent, Body::Json(body)), then: None };
         match scope {
             Scope::Nothing => {
@@ -319,7 +317,6 @@ impl Database for Qdrant {
     /// pipeline lists them), so each point is checked and nothing outside that set is touched.
     fn describe_write(&self, route: &Route, body: &Json) -> Result<WriteSet<PointId, PayloadChange>, RequestError> {
         let op = route.op;
-        let body = body;
         let mut records = Vec::new();
         let mut add = |part_op: Operation, part: &Json| -> Result<(), RequestError> {
             for PointWrite { id, change, may_create } in request::parse_point_writes(part_op, part)? {
@@ -377,7 +374,7 @@ impl Database for Qdrant {
     }
 
     fn select_ids(&self, _route: &Route, body: Json, ids: &[PointId]) -> Result<Json, RequestError> {
-        Ok(by_ids(body, ids)?)
+        by_ids(body, ids)
     }
 
     fn fetch_records(&self, located: &Located, ids: &[PointId]) -> Call {
