@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 pub struct Qdrant;
 
 /// How to read the answer of a read that lists points.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Then {
     op: Operation,
     trim: Trim,
