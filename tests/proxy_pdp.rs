@@ -8,8 +8,8 @@
 //! - writes are allowed or refused per record exactly as the PDP's CheckResources decides, in
 //!   batches (a 100-record write is a handful of PDP requests, not hundreds);
 //! - a PDP that is down, or answers garbage or an untranslatable plan, is a 503 in the
-//!   database's own error shape (Chroma and Qdrant), a metric and an audit line; nothing is
-//!   forwarded to the database for it.
+//!   database's own error shape (Chroma, Qdrant REST, UNAVAILABLE on Qdrant's gRPC), a metric
+//!   and an audit line; nothing is forwarded to the database for it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use support::cerbos::{Mode, Pdp};
 use support::chroma::DEFAULT_DB_PATH;
 use support::exposition::value;
+use support::grpc::{Credential, GrpcClient};
+use vecgate::backends::qdrant::grpc::proto::qdrant as q;
 use support::stub_upstream::{counting_upstream, serve_http, RawResponse};
 use support::vecgate::{token, VecgateOptions, VecgateServer};
 use support::{repo_root, ChromaServer};
@@ -466,10 +468,11 @@ fn a_pdp_that_fails_is_503_in_the_databases_shape_with_metric_and_audit() {
     let (ready, body) = vecgate.admin_get("/readyz");
     assert_eq!(ready, 503, "not ready without the PDP: {body}");
 
-    // Qdrant's shape, with vecgate pointed at a PDP port nothing listens on; the database is
-    // never asked.
+    // Qdrant's shape (REST, and UNAVAILABLE on gRPC), with vecgate pointed at a PDP port
+    // nothing listens on; the database is never asked.
     let (upstream, seen) = counting_upstream();
     let mut options = VecgateOptions::qdrant(&upstream, dir.path());
+    options.upstream_grpc_url = Some(format!("http://127.0.0.1:{}", support::free_port()));
     options.policies_pdp_yaml = Some(pdp_yaml(&format!("http://127.0.0.1:{}", support::free_port()), "10s"));
     let qdrant_vecgate = VecgateServer::start(&options);
     let (status, answer) = qdrant_vecgate.call("POST", "/collections/docs/points/scroll", Some(&alice.token), Some(&json!({"limit": 5})));
@@ -478,5 +481,47 @@ fn a_pdp_that_fails_is_503_in_the_databases_shape_with_metric_and_audit() {
     assert_eq!(reason_count(&qdrant_vecgate, "unreachable"), 1.0);
     let last = qdrant_vecgate.audit_lines().pop().unwrap();
     assert_eq!((last["decision"].as_str(), last["error"].as_str()), (Some("error"), Some("policy_source")), "{last}");
+    let grpc = GrpcClient::connect(qdrant_vecgate.grpc_url());
+    let scroll = q::ScrollPoints { collection_name: "docs".into(), limit: Some(5), ..Default::default() };
+    let refused = grpc.call::<_, q::ScrollResponse>("/qdrant.Points/Scroll", scroll, Credential::Bearer(&alice.token)).unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("PDP"), "{refused:?}");
+    assert_eq!(reason_count(&qdrant_vecgate, "unreachable"), 2.0);
     assert!(seen.lock().unwrap().is_empty(), "nothing reached the database: {:?}", seen.lock().unwrap());
+}
+
+/// `vecgate plan --pdp URL` prints the PDP's plan as the proxy reads it: for alice the same
+/// Chroma filter as vecgate's own engine; for zed the PDP's plan still allows his department
+/// (the dropped DENY), where vecgate's own planner denies everything.
+#[test]
+fn vecgate_plan_asks_the_pdp() {
+    let files = policy_files();
+    let dir = policy_dir(&files);
+    let pdp = start_pdp(&files);
+    let url = format!("http://127.0.0.1:{}", pdp.port);
+    let plan = |source: &[&str], principal: &Value, actions: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vecgate"));
+        command.arg("plan").args(source).args(["--kind", "document", "--output", "chroma", "--principal"]).arg(principal.to_string());
+        for action in actions {
+            command.args(["--action", action]);
+        }
+        let out = command.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let dir_arg = dir.path().to_str().unwrap();
+    let alice = json!({"id": "alice", "roles": ["user"], "attr": {"department": "finance"}});
+    let embedded = plan(&["--policies", dir_arg], &alice, &["read"]);
+    let asked = plan(&["--pdp", &url], &alice, &["read"]);
+    assert_eq!(embedded.0, Some(0), "{embedded:?}");
+    assert_eq!(asked, embedded);
+    assert!(asked.1.contains("finance"), "{asked:?}");
+    let zed = json!({"id": "zed", "roles": ["user"], "attr": {"department": "finance"}});
+    assert_eq!(plan(&["--policies", dir_arg], &zed, &["read"]).0, Some(3), "vecgate's planner keeps zed's DENY");
+    let from_pdp = plan(&["--pdp", &url], &zed, &["read"]);
+    assert_eq!((from_pdp.0, from_pdp.1.as_str()), (Some(0), asked.1.as_str()), "the PDP's planner drops it: {from_pdp:?}");
+    // One action at a time; a PDP that is not there is an error, not a plan.
+    assert_eq!(plan(&["--pdp", &url], &alice, &["read", "update"]).0, Some(2));
+    let down = plan(&["--pdp", &format!("http://127.0.0.1:{}", support::free_port())], &alice, &["read"]);
+    assert_eq!(down.0, Some(1), "{down:?}");
+    assert!(down.2.contains("unreachable"), "{down:?}");
 }
