@@ -14,7 +14,8 @@
 //! [`Metrics::export_known_series`] (called once by `vecgate serve`), the configured backend's
 //! stripped-hit, shortfall and upstream-latency series, one auth-failure series per
 //! [`crate::authn::AuthnError::REASONS`] and one upstream-error series per
-//! [`crate::proxy::UpstreamError::KINDS`]. Per-request series
+//! [`crate::proxy::UpstreamError::KINDS`], and with a PDP as the policy source one
+//! policy-source-error series per [`crate::policy::pdp::PdpError::REASONS`]. Per-request series
 //! (`vecgate_requests_total`, `vecgate_request_duration_seconds`) are not created in advance:
 //! their operation label comes from the backend's route table (35 Chroma, 101 Qdrant
 //! operations), times 6 decisions and 6 status classes, most of which never occur together,
@@ -53,6 +54,9 @@ pub struct KnownLabels {
     pub auth_failure_reasons: &'static [&'static str],
     /// Every kind a failed exchange with the database is counted under.
     pub upstream_error_kinds: &'static [&'static str],
+    /// Every reason the policy source (a Cerbos PDP) can fail for; empty for an embedded
+    /// policy set, which cannot fail that way.
+    pub policy_source_error_reasons: &'static [&'static str],
 }
 
 /// Every vecgate metric, in its own registry.
@@ -73,6 +77,7 @@ pub struct Metrics {
     filter_terms: Histogram,
     result_shortfall: IntCounterVec,
     audit_failures: IntCounter,
+    policy_source_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -210,6 +215,17 @@ impl Metrics {
                 &["backend"],
             ),
         )?;
+        let policy_source_errors = register(
+            &registry,
+            "vecgate_policy_source_errors_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_policy_source_errors_total",
+                    "Requests answered 503 because the policy source (a Cerbos PDP) gave no usable answer, by reason.",
+                ),
+                &["reason"],
+            ),
+        )?;
         let build_info = register(
             &registry,
             "vecgate_build_info",
@@ -235,6 +251,7 @@ impl Metrics {
             filter_terms,
             result_shortfall,
             audit_failures,
+            policy_source_errors,
         })
     }
 
@@ -251,6 +268,9 @@ impl Metrics {
         }
         for reason in known.auth_failure_reasons {
             self.auth_failures.with_label_values(&[reason]).inc_by(0);
+        }
+        for reason in known.policy_source_error_reasons {
+            self.policy_source_errors.with_label_values(&[reason]).inc_by(0);
         }
     }
 
@@ -322,6 +342,11 @@ impl Metrics {
     /// A post-filtered answer returned `n` fewer results than the client asked for.
     pub fn shortfall(&self, backend: &'static str, n: usize) {
         self.result_shortfall.with_label_values(&[backend]).inc_by(to_u64(n));
+    }
+
+    /// The policy source gave no usable answer; `reason` as `PdpError::reason` names it.
+    pub fn policy_source_error(&self, reason: &'static str) {
+        self.policy_source_errors.with_label_values(&[reason]).inc();
     }
 
     /// An audit line could not be written.

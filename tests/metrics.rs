@@ -27,6 +27,7 @@ use vecgate::authn::AuthnError;
 use vecgate::backends::TranslateError;
 use vecgate::metrics::{status_class, KnownLabels, Metrics, RELOAD_OUTCOMES};
 use vecgate::backends::seam::Answer;
+use vecgate::policy::pdp::PdpError;
 use vecgate::proxy::{ErrorKind, ProxyError, UpstreamError};
 
 /// One observation of everything.
@@ -348,6 +349,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
         ProxyError::UpstreamTimeout(Duration::from_secs(1)),
         ProxyError::UpstreamUnreadable("json".into()),
         ProxyError::Database(Answer { status: http::StatusCode::NOT_FOUND, content_type: None, body: bytes::Bytes::new(), trailers: None }),
+        ProxyError::PolicySource(PdpError::Timeout(Duration::from_secs(1))),
         ProxyError::AuditUnavailable,
         ProxyError::Config("key".into()),
         ProxyError::Internal("bug".into()),
@@ -366,6 +368,7 @@ fn every_proxy_error() -> Vec<ProxyError> {
             | ProxyError::UpstreamTimeout(_)
             | ProxyError::UpstreamUnreadable(_)
             | ProxyError::Database(_)
+            | ProxyError::PolicySource(_)
             | ProxyError::AuditUnavailable
             | ProxyError::Config(_)
             | ProxyError::Internal(_) => {}
@@ -410,6 +413,7 @@ fn known(backend: &'static str) -> KnownLabels {
         backend,
         auth_failure_reasons: AuthnError::REASONS,
         upstream_error_kinds: &UpstreamError::KINDS,
+        policy_source_error_reasons: &PdpError::REASONS,
     }
 }
 
@@ -468,6 +472,10 @@ fn known_series_start_at_zero_and_keep_values_already_counted() {
     let metrics = Metrics::new().unwrap();
     metrics.export_known_series(&known("qdrant"));
     check_start_series(&metrics.render(), "qdrant");
+    // With a PDP as the policy source, each of its failure reasons too.
+    for reason in PdpError::REASONS {
+        assert_eq!(value(&metrics.render(), "vecgate_policy_source_errors_total", &[("reason", reason)]), Some(0.0), "{reason}");
+    }
     // Exporting again (or late) never resets what was counted.
     metrics.hits_stripped("qdrant", 2);
     metrics.auth_failure("expired");

@@ -388,8 +388,9 @@ pub trait Database: Send + Sync + 'static {
     type Record: Clone + PartialEq + fmt::Debug + Send + Sync;
     /// How a write changes one record.
     type Change: fmt::Debug + Send + Sync;
-    /// What reading an answer needs to know about the request (trims, shapes).
-    type Then: Send;
+    /// What reading an answer needs to know about the request (trims, shapes). Cloned where
+    /// an answer is read twice (with a PDP: once to collect the hits its check must confirm).
+    type Then: Clone + Send;
     /// Why a request is refused.
     type RequestError: std::error::Error + Send + Sync + 'static + Into<Refusal>;
     /// Why an answer cannot be read.

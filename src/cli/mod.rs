@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod check_config;
+mod plan_pdp;
 pub(crate) mod policy_test;
 pub(crate) mod serve;
 pub mod token;
@@ -28,8 +29,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the query plan for a principal, or the filter it becomes.
     Plan {
+        /// The policy directory (vecgate's own engine).
+        #[arg(long, required_unless_present = "pdp", conflicts_with = "pdp")]
+        policies: Option<PathBuf>,
+        /// Ask this Cerbos PDP's PlanResources instead (`http://cerbos:3592`; one --action).
         #[arg(long)]
-        policies: PathBuf,
+        pdp: Option<String>,
         /// The principal as JSON: {"id":…,"roles":[…],"attr":{…}}
         #[arg(long)]
         principal: String,
@@ -142,6 +147,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plan {
             policies,
+            pdp,
             principal,
             kind,
             action,
@@ -151,7 +157,14 @@ pub fn run(cli: Cli) -> i32 {
             required_attrs,
             evaluation,
         } => plan(&PlanArgs {
-            policies: &policies,
+            source: match (&policies, &pdp) {
+                (_, Some(url)) => PlanSource::Pdp(url),
+                (Some(dir), None) => PlanSource::Dir(dir),
+                (None, None) => {
+                    eprintln!("error: give --policies DIR or --pdp URL");
+                    return 2;
+                }
+            },
             principal: &principal,
             kind: &kind,
             actions: &action,
@@ -200,8 +213,14 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Where `vecgate plan` gets its plan.
+enum PlanSource<'a> {
+    Dir(&'a Path),
+    Pdp(&'a str),
+}
+
 struct PlanArgs<'a> {
-    policies: &'a Path,
+    source: PlanSource<'a>,
     principal: &'a str,
     kind: &'a str,
     actions: &'a [String],
@@ -277,11 +296,20 @@ fn plan(args: &PlanArgs<'_>) -> i32 {
         eprintln!("error: give at least one --action");
         return 2;
     }
+    let policies = match args.source {
+        PlanSource::Dir(dir) => dir,
+        PlanSource::Pdp(url) => {
+            return match plan_pdp::plan(url, &principal, args.kind, args.actions) {
+                Ok(plan) => print_plan(args, &plan),
+                Err(code) => code,
+            }
+        }
+    };
     let options = PlannerOptions {
         evaluation: args.evaluation,
         ..PlannerOptions::default()
     };
-    let planner = match load_planner(args.policies, options) {
+    let planner = match load_planner(policies, options) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -300,6 +328,11 @@ fn plan(args: &PlanArgs<'_>) -> i32 {
         now: chrono::Utc::now().fixed_offset(),
     };
     let plan = planner.plan(&request).plan;
+    print_plan(args, &plan)
+}
+
+/// Prints a plan as Cerbos' JSON or as the filter a database gets; the exit code.
+fn print_plan(args: &PlanArgs<'_>, plan: &Plan) -> i32 {
     let required: BTreeSet<String> = args.required_attrs.iter().cloned().collect();
     let out = match (args.output, &plan) {
         (Output::Cerbos, _) => plan.to_cerbos_json(),

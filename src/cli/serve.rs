@@ -3,7 +3,9 @@
 
 use crate::audit::AuditLog;
 use crate::authn::{AuthnError, Authenticator};
-use crate::config::{self, Config};
+use crate::config::{self, Config, PolicySource};
+use crate::policy::pdp::{PdpClient, PdpError};
+use crate::policy::source::Policies;
 use crate::metrics::{KnownLabels, Metrics};
 use crate::policy::watch::spawn_policy_watcher;
 use crate::policy::store::PolicyStore;
@@ -42,16 +44,7 @@ pub fn run(config_path: &Path) -> i32 {
 async fn serve(config: Config) -> Result<(), String> {
     refuse_unavailable_features(&config)?;
     let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
-    let Some(policy_dir) = config.policies.dir() else {
-        return Err("policies.pdp: an existing Cerbos PDP as the policy source is not wired \
-                    into the proxy yet; use policies.dir"
-            .into());
-    };
-    let policies = PolicyStore::open(policy_dir, config.policies.planner_options())
-        .map_err(|e| format!("policies in {}: {e}", policy_dir.display()))?;
-    for warning in &policies.snapshot().warnings {
-        tracing::warn!("policy: {warning}");
-    }
+    let policies = open_policies(&config)?;
     let tls = match &config.tls {
         Some(files) => Some(Arc::new(
             TlsAcceptorSource::load(files).map_err(|e| format!("tls: {e}"))?,
@@ -64,34 +57,41 @@ async fn serve(config: Config) -> Result<(), String> {
         backend: config.upstream.kind.name(),
         auth_failure_reasons: AuthnError::REASONS,
         upstream_error_kinds: &crate::proxy::UpstreamError::KINDS,
+        policy_source_error_reasons: match &config.policies.source {
+            PolicySource::Pdp(_) => &PdpError::REASONS,
+            PolicySource::Dir { .. } => &[],
+        },
     });
-    metrics.policy_loaded(policies.snapshot().version);
-    let policies = Arc::new(policies);
+    if let Some(version) = policies.version() {
+        metrics.policy_loaded(version);
+    }
     // Reloads on file changes and on SIGHUP; kept alive until the server has stopped. The
-    // listener's certificate files are re-read on the same trigger.
-    let _policy_watch = if config.policies.watch() {
-        let reload_metrics = metrics.clone();
-        let reload_tls = tls.clone();
-        Some(
-            spawn_policy_watcher(
-                policies.clone(),
-                Arc::new(move |outcome: Result<u64, String>| {
-                    if let Some(tls) = &reload_tls {
-                        reload_certificates(tls);
-                    }
-                    match &outcome {
-                        Ok(version) => tracing::info!(version, "policies reloaded"),
-                        Err(reason) => tracing::error!(
-                            "policy reload failed; keeping the last good policies: {reason}"
-                        ),
-                    }
-                    reload_metrics.policy_reload(outcome.is_ok(), outcome.ok());
-                }),
+    // listener's certificate files are re-read on the same trigger. A PDP reloads its own
+    // policies: there is nothing to watch.
+    let _policy_watch = match (&policies, config.policies.watch()) {
+        (Policies::Embedded(store), true) => {
+            let reload_metrics = metrics.clone();
+            let reload_tls = tls.clone();
+            Some(
+                spawn_policy_watcher(
+                    store.clone(),
+                    Arc::new(move |outcome: Result<u64, String>| {
+                        if let Some(tls) = &reload_tls {
+                            reload_certificates(tls);
+                        }
+                        match &outcome {
+                            Ok(version) => tracing::info!(version, "policies reloaded"),
+                            Err(reason) => tracing::error!(
+                                "policy reload failed; keeping the last good policies: {reason}"
+                            ),
+                        }
+                        reload_metrics.policy_reload(outcome.is_ok(), outcome.ok());
+                    }),
+                )
+                .map_err(|e| format!("watching the policies: {e}"))?,
             )
-            .map_err(|e| format!("watching the policies: {e}"))?,
-        )
-    } else {
-        None
+        }
+        _ => None,
     };
     // Without the policy watcher, SIGHUP still re-reads the certificate files.
     let _certificate_reload = match (&tls, config.policies.watch()) {
@@ -127,6 +127,27 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     server::serve(gateway, listeners, tls, stopped).await;
     Ok(())
+}
+
+/// The policy source the configuration names: the directory loaded (refusing to start on
+/// any problem in it), or a client of the PDP (not contacted at start-up: a PDP that is down
+/// makes requests fail closed with 503, and `/readyz` says so).
+fn open_policies(config: &Config) -> Result<Policies, String> {
+    match &config.policies.source {
+        PolicySource::Dir { dir, .. } => {
+            let store = PolicyStore::open(dir, config.policies.planner_options())
+                .map_err(|e| format!("policies in {}: {e}", dir.display()))?;
+            for warning in &store.snapshot().warnings {
+                tracing::warn!("policy: {warning}");
+            }
+            Ok(Policies::Embedded(Arc::new(store)))
+        }
+        PolicySource::Pdp(pdp) => {
+            let client = PdpClient::new(pdp).map_err(|e| format!("policies.pdp: {e}"))?;
+            tracing::info!(url = %pdp.url, "policies come from the Cerbos PDP");
+            Ok(Policies::Pdp(Arc::new(client)))
+        }
+    }
 }
 
 /// Re-reads the listener's certificate and key; a bad file keeps the ones in use.

@@ -13,6 +13,7 @@ pub mod pdp;
 pub mod planner;
 pub mod request;
 pub mod rules;
+pub mod source;
 pub mod store;
 pub mod suite;
 pub mod watch;

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Resource kind of everything that is neither a record nor a collection (DESIGN §2).
 const ADMIN_KIND: &str = "vecgate:admin";
 /// Resource kind of collection administration (DESIGN §2).
-const COLLECTION_KIND: &str = "collection";
+pub(super) const COLLECTION_KIND: &str = "collection";
 /// Records a by-filter write may touch; each is checked like a by-id write.
 const MAX_FILTER_WRITE_RECORDS: usize = 10_000;
 
@@ -35,8 +35,9 @@ pub(super) enum Authorized {
     Listing { call: Option<Call>, count: bool },
     /// Forwarded, then `read` is required on the collection the answer names.
     NameInAnswer,
-    /// Records read, with what the caller may see.
-    Read { access: Access, lookups: Vec<LookupPlan> },
+    /// Records read, with what the caller may see; `check_every_hit`: every hit is confirmed
+    /// by a full check even where the plan needs no post-filter (a PDP as the policy source).
+    Read { access: Access, lookups: Vec<LookupPlan>, check_every_hit: bool },
     /// Records deleted, within what the caller may delete.
     Delete { access: Access },
     /// A write every record of which was allowed, as it goes to the database (or the answer
@@ -53,10 +54,10 @@ pub(super) struct LookupPlan {
 
 impl Gateway {
     /// `vecgate:admin` with the operation's name as action.
-    pub(super) fn require_admin(&self, authorizer: &Authorizer, action: &'static str, event: &mut AuditEvent) -> Result<(), ProxyError> {
+    pub(super) async fn require_admin(&self, authorizer: &Authorizer, action: &'static str, event: &mut AuditEvent) -> Result<(), ProxyError> {
         event.action = Some(action.to_string());
         let resource = Resource { kind: ADMIN_KIND, id: action, attr: BTreeMap::new() };
-        if authorizer.may(action, &resource) {
+        if authorizer.may(action, &resource).await.inspect_err(|_| event.decision = Decision::Error)? {
             event.decision = Decision::Allow;
             Ok(())
         } else {
@@ -66,13 +67,33 @@ impl Gateway {
     }
 
     /// May the caller do `action` on the collection `name`?
-    pub(super) fn may_collection<D: Database>(&self, db: &D, route: &D::Route, authorizer: &Authorizer, action: &str, name: &str) -> bool {
+    pub(super) async fn may_collection<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        authorizer: &Authorizer,
+        action: &str,
+        name: &str,
+    ) -> Result<bool, ProxyError> {
         let resource = Resource { kind: COLLECTION_KIND, id: name, attr: db.collection_attributes(route, name) };
-        authorizer.may(action, &resource)
+        authorizer.may(action, &resource).await
+    }
+
+    /// [`Gateway::may_collection`] for `read` on several collections, in one batch.
+    pub(super) async fn may_read_collections<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        authorizer: &Authorizer,
+        names: &[String],
+    ) -> Result<Vec<bool>, ProxyError> {
+        let attrs: Vec<_> = names.iter().map(|name| db.collection_attributes(route, name)).collect();
+        let resources: Vec<_> = names.iter().map(String::as_str).zip(&attrs).collect();
+        authorizer.may_each(COLLECTION_KIND, "read", &resources).await
     }
 
     /// `action` on the collection `name`, or 403.
-    pub(super) fn require_collection<D: Database>(
+    pub(super) async fn require_collection<D: Database>(
         &self,
         db: &D,
         route: &D::Route,
@@ -83,7 +104,7 @@ impl Gateway {
     ) -> Result<(), ProxyError> {
         event.action = Some(action.to_string());
         event.collection = Some(name.to_string());
-        if self.may_collection(db, route, authorizer, action, name) {
+        if self.may_collection(db, route, authorizer, action, name).await? {
             event.decision = Decision::Allow;
             Ok(())
         } else {
@@ -103,7 +124,7 @@ impl Gateway {
     ) -> Result<Authorized, ProxyError> {
         match db.collection_request(route, body).map_err(ProxyError::refused)? {
             CollectionRequest::Named { name, action, renames } => {
-                self.require_collection(db, route, authorizer, action.name(), &name, event)?;
+                self.require_collection(db, route, authorizer, action.name(), &name, event).await?;
                 if renames {
                     self.collection_names.invalidate_all();
                 }
@@ -122,14 +143,14 @@ impl Gateway {
                         }
                     }
                 };
-                self.require_collection(db, route, authorizer, if exists { "read" } else { "create" }, &name, event)?;
+                self.require_collection(db, route, authorizer, if exists { "read" } else { "create" }, &name, event).await?;
                 Ok(Authorized::AsSent)
             }
             CollectionRequest::Update { new_name } => {
                 let name = self.collection_name(db, route, body, event).await?;
-                self.require_collection(db, route, authorizer, "update", &name, event)?;
+                self.require_collection(db, route, authorizer, "update", &name, event).await?;
                 if let Some(new_name) = new_name.filter(|n| *n != name) {
-                    self.require_collection(db, route, authorizer, "create", &new_name, event)?;
+                    self.require_collection(db, route, authorizer, "create", &new_name, event).await?;
                     event.action = Some("update".into());
                     event.collection = Some(name);
                 }
@@ -149,7 +170,7 @@ impl Gateway {
 
     /// The plan for `action` on the target's records as the database's filter; the decision
     /// and the filter go into the audit event.
-    fn record_access<D: Database>(
+    async fn record_access<D: Database>(
         &self,
         db: &D,
         target: &Target<'_>,
@@ -159,7 +180,7 @@ impl Gateway {
         event: &mut AuditEvent,
     ) -> Result<Access, ProxyError> {
         event.action = Some(action.to_string());
-        let access = self.access(db, target, action, post_filter_only, authorizer);
+        let access = self.access(db, target, action, post_filter_only, authorizer).await;
         match &access {
             Ok(access) => {
                 event.decision = access.decision();
@@ -168,21 +189,23 @@ impl Gateway {
                     event.filter = Some(filter.clone());
                 }
             }
-            Err(_) => event.decision = Decision::Deny,
+            Err(e) => event.decision = e.decision(Decision::Error),
         }
         access
     }
 
     /// [`Gateway::record_access`] without a trace in the audit event.
-    fn access<D: Database>(&self, db: &D, target: &Target<'_>, action: &str, post_filter_only: bool, authorizer: &Authorizer) -> Result<Access, ProxyError> {
-        authorizer.access(
-            &target.rule.resource_kind,
-            action,
-            target.mapping,
-            self.config.limits.max_filter_terms,
-            post_filter_only,
-            |condition, mapping, max_terms| db.translate(condition, mapping, max_terms),
-        )
+    async fn access<D: Database>(&self, db: &D, target: &Target<'_>, action: &str, post_filter_only: bool, authorizer: &Authorizer) -> Result<Access, ProxyError> {
+        authorizer
+            .access(
+                &target.rule.resource_kind,
+                action,
+                target.mapping,
+                self.config.limits.max_filter_terms,
+                post_filter_only,
+                |condition, mapping, max_terms| db.translate(condition, mapping, max_terms),
+            )
+            .await
     }
 
     /// A read: what the caller may see; every id the request uses as an input must be
@@ -197,9 +220,10 @@ impl Gateway {
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
         let post_filter_only = db.post_filterable(route) && target.rule.post_filter_only;
-        let access = self.record_access(db, target, "read", post_filter_only, authorizer, event)?;
+        let access = self.record_access(db, target, "read", post_filter_only, authorizer, event).await?;
+        let check_every_hit = authorizer.confirms_hits();
         if matches!(access, Access::Nothing) {
-            return Ok(Authorized::Read { access, lookups: Vec::new() });
+            return Ok(Authorized::Read { access, lookups: Vec::new(), check_every_hit });
         }
         let inputs = db.id_inputs(route, body).map_err(ProxyError::refused)?;
         self.require_readable(db, route, target, inputs, authorizer, event).await?;
@@ -211,10 +235,10 @@ impl Gateway {
                     "records of {collection:?} are laid out differently, so they cannot be checked"
                 )));
             }
-            let plan = authorizer.plan(&rule.resource_kind, "read");
+            let plan = authorizer.plan(&rule.resource_kind, "read").await?;
             lookups.push(LookupPlan { collection, kind: rule.resource_kind.clone(), plan });
         }
-        Ok(Authorized::Read { access, lookups })
+        Ok(Authorized::Read { access, lookups, check_every_hit })
     }
 
     /// Every id used as an input must be readable by the caller in the collection it is read
@@ -254,7 +278,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// Those of `ids` that exist in the source collection and that the caller may read.
+    /// Those of `ids` that exist in the source collection and that the caller may read: that
+    /// satisfy the read plan and, with a PDP, that its check allows (one batched question).
     async fn readable<D: Database>(
         &self,
         db: &D,
@@ -263,21 +288,29 @@ impl Gateway {
         authorizer: &Authorizer,
         request_id: &str,
     ) -> Result<BTreeSet<D::Id>, ProxyError> {
-        let access = self.access(db, source, "read", true, authorizer)?;
+        let access = self.access(db, source, "read", true, authorizer).await?;
         if matches!(access, Access::Nothing) {
             return Ok(BTreeSet::new());
         }
         let existing = self.existing(db, source, ids, request_id).await?;
         let kind = source.rule.resource_kind.as_str();
-        Ok(existing
-            .into_iter()
+        let in_plan: Vec<(D::Id, &D::Record)> = existing
+            .iter()
             .filter(|(id, record)| {
                 access.residual().is_none_or(|plan| {
-                    authorizer.hit_allowed(plan, kind, id, &*db.attributes(record, source.mapping))
+                    authorizer.hit_allowed(plan, kind, *id, &*db.attributes(record, source.mapping))
                 })
             })
-            .map(|(id, _)| id)
-            .collect())
+            .map(|(id, record)| (id.clone(), record))
+            .collect();
+        if !authorizer.confirms_hits() {
+            return Ok(in_plan.into_iter().map(|(id, _)| id).collect());
+        }
+        let names: Vec<String> = in_plan.iter().map(|(id, _)| id.to_string()).collect();
+        let attrs: Vec<_> = in_plan.iter().map(|(_, record)| db.attributes(record, source.mapping).all()).collect();
+        let resources: Vec<_> = names.iter().map(String::as_str).zip(&attrs).collect();
+        let allowed = authorizer.may_each(kind, "read", &resources).await?;
+        Ok(in_plan.into_iter().zip(allowed).filter(|(_, ok)| *ok).map(|((id, _), _)| id).collect())
     }
 
     /// The records with these ids as they are now, read without any filter.
@@ -291,14 +324,14 @@ impl Gateway {
 
     /// A delete: what the caller may delete. A delete cannot be checked afterwards, so a plan
     /// without an exact filter is refused even with `post_filter_only`.
-    pub(super) fn authorize_delete<D: Database>(
+    pub(super) async fn authorize_delete<D: Database>(
         &self,
         db: &D,
         target: &Target<'_>,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
-        let access = self.record_access(db, target, "delete", false, authorizer, event)?;
+        let access = self.record_access(db, target, "delete", false, authorizer, event).await?;
         Ok(Authorized::Delete { access })
     }
 
@@ -327,7 +360,7 @@ impl Gateway {
         if from_filter {
             // By-filter writes become by-id writes over the records the caller may update,
             // so each is checked and nothing outside that set is touched.
-            let access = self.access(db, target, "update", false, authorizer)?;
+            let access = self.access(db, target, "update", false, authorizer).await?;
             let ids = match access.scope() {
                 crate::backends::seam::Scope::Nothing => Vec::new(),
                 scope => {
@@ -357,13 +390,20 @@ impl Gateway {
             self.existing(db, target, &ids, &event.request_id).await?
         };
         let writer = Writer { authorizer, kind: &target.rule.resource_kind, mapping: target.mapping };
-        let left_out = writer.check(db, route, &set.records, existing).inspect_err(|_| event.decision = Decision::Deny)?;
+        let left_out = writer
+            .check(db, route, &set.records, existing)
+            .await
+            .inspect_err(|e| event.decision = e.decision(Decision::Error))?;
         event.decision = if left_out.is_empty() { Decision::Allow } else { Decision::Filter };
         // Belt and braces, where the database applies a write to whatever it finds when it
         // runs: records outside the update filter keep their state even if they changed
         // since they were read.
-        if let Ok(Access::Filtered { filter, .. }) = self.access(db, target, "update", false, authorizer) {
-            body = db.guard_write(route, body, &filter).map_err(ProxyError::refused)?;
+        match self.access(db, target, "update", false, authorizer).await {
+            Ok(Access::Filtered { filter, .. }) => {
+                body = db.guard_write(route, body, &filter).map_err(ProxyError::refused)?;
+            }
+            Err(e @ ProxyError::PolicySource(_)) => return Err(e),
+            Ok(_) | Err(_) => {}
         }
         let narrowing = Narrowing { left_out: &left_out, from_filter, query };
         let narrowed = db

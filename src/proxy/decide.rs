@@ -1,6 +1,11 @@
-//! Policy questions for one request, all answered from one policy snapshot: the plan for an
-//! action turned into what the caller may touch ([`Access`]), a full check on one concrete
-//! resource, and whether a record an answer lists satisfies a plan.
+//! Policy questions for one request, all asked of one policy source (an embedded snapshot or
+//! a Cerbos PDP, [`Source`]): the plan for an action turned into what the caller may touch
+//! ([`Access`]), full checks on concrete resources (batched: one PDP request for many
+//! records), and whether a record an answer lists satisfies a plan.
+//!
+//! Invariant: a question the source cannot answer (a PDP unreachable, slow, answering
+//! something unreadable or untranslatable) is an error that refuses the request with 503,
+//! counted in `vecgate_policy_source_errors_total`; it is never read as a decision.
 
 use super::error::ProxyError;
 use crate::audit::Decision;
@@ -15,7 +20,8 @@ use crate::plan::value::MapKey;
 use crate::plan::{EvalError, Expr, Plan, Value};
 use crate::policy::cache::fingerprint;
 use crate::policy::planner::PlanRequest;
-use crate::policy::store::Snapshot;
+use crate::policy::pdp::PdpError;
+use crate::policy::source::Source;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value as Json;
 use std::cell::OnceCell;
@@ -81,28 +87,41 @@ pub struct Resource<'a> {
     pub attr: BTreeMap<String, Value>,
 }
 
-/// Who is asking, with the policy snapshot used for the whole request.
+/// Who is asking, with the policy source used for the whole request.
 pub struct Authorizer {
     pub caller: Authenticated,
-    pub snapshot: Arc<Snapshot>,
+    pub source: Source,
     pub now: DateTime<FixedOffset>,
     principal_fingerprint: u64,
     metrics: Arc<Metrics>,
 }
 
 impl Authorizer {
-    pub fn new(caller: Authenticated, snapshot: Arc<Snapshot>, metrics: Arc<Metrics>) -> Authorizer {
+    pub fn new(caller: Authenticated, source: impl Into<Source>, metrics: Arc<Metrics>) -> Authorizer {
         Authorizer {
             principal_fingerprint: fingerprint(&caller.principal),
             caller,
-            snapshot,
+            source: source.into(),
             now: Utc::now().fixed_offset(),
             metrics,
         }
     }
 
+    /// Must every record an answer lists be confirmed by a full check, beyond the plan? So
+    /// with a PDP: its planner may allow what its check denies (see [`crate::policy::pdp`]).
+    pub fn confirms_hits(&self) -> bool {
+        matches!(self.source, Source::Pdp(_))
+    }
+
     /// The plan for `action` on records of `kind`.
-    pub fn plan(&self, kind: &str, action: &str) -> Plan {
+    pub async fn plan(&self, kind: &str, action: &str) -> Result<Plan, ProxyError> {
+        let snapshot = match &self.source {
+            Source::Snapshot(snapshot) => snapshot,
+            Source::Pdp(pdp) => {
+                let plan = pdp.plan(&self.caller.principal, None, kind, action).await;
+                return plan.map(|p| Plan::clone(&p)).map_err(|e| self.pdp_failed(e));
+            }
+        };
         let no_attrs = BTreeMap::new();
         let actions = [action.to_string()];
         let request = PlanRequest {
@@ -117,15 +136,15 @@ impl Authorizer {
             jwt: &self.caller.claims,
             now: self.now,
         };
-        let (output, cached) = self.snapshot.planner.plan_and_report(&request, self.principal_fingerprint);
+        let (output, cached) = snapshot.planner.plan_and_report(&request, self.principal_fingerprint);
         self.metrics.plan_cache(cached);
-        output.plan.clone()
+        Ok(output.plan.clone())
     }
 
     /// What the caller may touch for `action`, as a filter of the database's translator;
     /// `post_filter_only`: a plan without an exact filter is forwarded unfiltered and every
     /// hit checked, instead of being refused.
-    pub fn access(
+    pub async fn access(
         &self,
         kind: &str,
         action: &str,
@@ -134,7 +153,7 @@ impl Authorizer {
         post_filter_only: bool,
         translate: impl Fn(&Expr, &FieldMapping, usize) -> Result<Pushdown, TranslateError>,
     ) -> Result<Access, ProxyError> {
-        let plan = self.plan(kind, action);
+        let plan = self.plan(kind, action).await?;
         let condition = match &plan {
             Plan::AlwaysDenied => return Ok(Access::Nothing),
             Plan::AlwaysAllowed => return Ok(Access::Everything),
@@ -150,21 +169,59 @@ impl Authorizer {
     }
 
     /// A full decision on one concrete resource.
-    pub fn may(&self, action: &str, resource: &Resource<'_>) -> bool {
+    pub async fn may(&self, action: &str, resource: &Resource<'_>) -> Result<bool, ProxyError> {
+        let answers = self.may_each(resource.kind, action, &[(resource.id, &resource.attr)]).await?;
+        Ok(answers.first().copied().unwrap_or(false))
+    }
+
+    /// Full decisions on several resources of one kind, in order: one batched question to a
+    /// PDP ([`crate::policy::pdp::CHECK_BATCH`] resources per request), in process otherwise.
+    /// An answer of the wrong length denies every resource it does not cover.
+    pub async fn may_each(
+        &self,
+        kind: &str,
+        action: &str,
+        resources: &[(&str, &BTreeMap<String, Value>)],
+    ) -> Result<Vec<bool>, ProxyError> {
+        if resources.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.source {
+            Source::Snapshot(_) => Ok(resources
+                .iter()
+                .map(|(id, attr)| self.check_in_process(kind, action, id, attr).unwrap_or(false))
+                .collect()),
+            Source::Pdp(pdp) => {
+                let mut answers = pdp
+                    .check(&self.caller.principal, None, kind, action, resources)
+                    .await
+                    .map_err(|e| self.pdp_failed(e))?;
+                answers.resize(resources.len(), false);
+                Ok(answers)
+            }
+        }
+    }
+
+    /// A full decision made in process, without waiting: `None` when the source is a PDP
+    /// (ask [`Authorizer::may_each`] instead).
+    pub fn check_in_process(&self, kind: &str, action: &str, id: &str, attr: &BTreeMap<String, Value>) -> Option<bool> {
+        let Source::Snapshot(snapshot) = &self.source else {
+            return None;
+        };
         let actions = [action.to_string()];
         let request = PlanRequest {
             principal: &self.caller.principal,
-            resource_kind: resource.kind,
+            resource_kind: kind,
             resource_scope: "",
             resource_version: "",
-            resource_attr: &resource.attr,
-            resource_id: Some(resource.id),
+            resource_attr: attr,
+            resource_id: Some(id),
             attr_complete: true,
             actions: &actions,
             jwt: &self.caller.claims,
             now: self.now,
         };
-        self.snapshot.planner.planner().check(&request)
+        Some(snapshot.planner.planner().check(&request))
     }
 
     /// Does a record satisfy the plan? A record that cannot be evaluated does not.
@@ -172,6 +229,18 @@ impl Authorizer {
         let env = HitEnv { id, kind, attrs, ctx: CallContext { now: self.now }, whole: OnceCell::new() };
         allows(plan, &env)
     }
+
+    /// A PDP failure, counted, as the error that answers the request (503).
+    fn pdp_failed(&self, e: PdpError) -> ProxyError {
+        self.metrics.policy_source_error(e.reason());
+        ProxyError::PolicySource(e)
+    }
+}
+
+/// Are two attribute sets the same, value for value and of the same types? (`Value` has no
+/// `PartialEq`: CEL's equality is not an equivalence for doubles.)
+pub fn same_attributes(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((ka, va), (kb, vb))| ka == kb && va.to_json() == vb.to_json())
 }
 
 /// A record as the plan evaluator sees it. `R.attr.<name>` is converted from the database's

@@ -9,6 +9,7 @@ use crate::backends::seam::Answer;
 use crate::backends::seam::Refusal;
 use crate::backends::{RouteError, TranslateError};
 use crate::json::JsonError;
+use crate::policy::pdp::PdpError;
 use http::StatusCode;
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub enum ProxyError {
     /// a record that must look missing.
     #[error("the database answered {}", .0.status)]
     Database(Answer),
+    /// The policy source (a Cerbos PDP) gave no usable answer: nothing is decided without one.
+    #[error("no decision: {0}")]
+    PolicySource(#[from] PdpError),
     /// `audit.on_failure: deny` and the audit line could not be written.
     #[error("the audit log cannot be written; vecgate answers nothing it cannot audit")]
     AuditUnavailable,
@@ -65,6 +69,7 @@ pub enum ErrorKind {
     UpstreamTimeout,
     UpstreamUnreadable,
     Database,
+    PolicySource,
     AuditUnavailable,
     Config,
     Internal,
@@ -74,7 +79,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for metrics exported before the first error of each.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::Unauthenticated,
         ErrorKind::UnknownRoute,
         ErrorKind::Forbidden,
@@ -87,6 +92,7 @@ impl ErrorKind {
         ErrorKind::UpstreamTimeout,
         ErrorKind::UpstreamUnreadable,
         ErrorKind::Database,
+        ErrorKind::PolicySource,
         ErrorKind::AuditUnavailable,
         ErrorKind::Config,
         ErrorKind::Internal,
@@ -107,6 +113,7 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::UpstreamUnreadable => "upstream_unreadable",
             ErrorKind::Database => "database",
+            ErrorKind::PolicySource => "policy_source",
             ErrorKind::AuditUnavailable => "audit_unavailable",
             ErrorKind::Config => "config",
             ErrorKind::Internal => "internal",
@@ -130,7 +137,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Database(answer) => super::respond::gateway_status(answer.status),
             ProxyError::Config(_) | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::PolicySource(_) | ProxyError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -148,6 +155,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout(_) => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamUnreadable(_) => ErrorKind::UpstreamUnreadable,
             ProxyError::Database(_) => ErrorKind::Database,
+            ProxyError::PolicySource(_) => ErrorKind::PolicySource,
             ProxyError::AuditUnavailable => ErrorKind::AuditUnavailable,
             ProxyError::Config(_) => ErrorKind::Config,
             ProxyError::Internal(_) => ErrorKind::Internal,

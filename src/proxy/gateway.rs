@@ -1,4 +1,4 @@
-//! What every request shares: the configuration, the authenticator, the live policy set, the
+//! What every request shares: the configuration, the authenticator, the policy source, the
 //! database behind vecgate and the one client to it (one per face: Qdrant's gRPC API has its
 //! own), caches, the audit log and metrics.
 
@@ -15,7 +15,7 @@ use crate::backends::seam::{Database, Protocol};
 use crate::backends::FieldMapping;
 use crate::config::{BackendKind, CollectionRule, Config};
 use crate::metrics::Metrics;
-use crate::policy::store::PolicyStore;
+use crate::policy::source::Policies;
 use bytes::Bytes;
 use http::Request;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub(super) struct GrpcFace {
 pub struct Gateway {
     pub(super) config: Arc<Config>,
     pub(super) authn: Authenticator,
-    pub(super) policies: Arc<PolicyStore>,
+    pub(super) policies: Policies,
     pub(super) backend: Backend,
     pub(super) upstream: Upstream,
     grpc: Option<GrpcFace>,
@@ -82,7 +82,7 @@ impl Gateway {
     pub fn new(
         config: Arc<Config>,
         authn: Authenticator,
-        policies: Arc<PolicyStore>,
+        policies: impl Into<Policies>,
         audit: AuditLog,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, ProxyError> {
@@ -118,7 +118,7 @@ impl Gateway {
         };
         Ok(Gateway {
             authn,
-            policies,
+            policies: policies.into(),
             backend: Backend::from(config.upstream.kind),
             upstream,
             grpc,
@@ -142,7 +142,7 @@ impl Gateway {
         &self.config
     }
 
-    pub fn policies(&self) -> &Arc<PolicyStore> {
+    pub fn policies(&self) -> &Policies {
         &self.policies
     }
 

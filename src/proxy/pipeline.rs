@@ -72,7 +72,7 @@ impl Gateway {
             Sending::Local(answer) => answer,
             Sending::Send { call, then } => {
                 let answer = self.send(db, parts, call, &event.request_id).await?;
-                self.filter(db, &route, authorizer.as_ref(), then, answer, event)?
+                self.filter(db, &route, authorizer.as_ref(), then, answer, event).await?
             }
         };
         Ok(answer)
@@ -103,9 +103,13 @@ impl Gateway {
                     }
                     _ => Ok(answer.clone()),
                 };
-                judged
-                    .and_then(|judged| self.filter(db, &route, authorizer.as_ref(), then, judged, event))
-                    .map(|enforced| gateway_status(enforced.status))
+                match judged {
+                    Ok(judged) => self
+                        .filter(db, &route, authorizer.as_ref(), then, judged, event)
+                        .await
+                        .map(|enforced| gateway_status(enforced.status)),
+                    Err(e) => Err(e),
+                }
             }
         };
         event.enforced_status = Some(enforced_status(&verdict));
@@ -133,12 +137,12 @@ impl Gateway {
             return Ok(Prepared { route, authorizer: None, sending: Sending::Send { call, then: Then::PassBack } });
         }
 
-        // Authenticate; then read the body, and take one policy snapshot for the request.
+        // Authenticate; then read the body, and take one policy source for the request.
         let caller = self.authenticate(parts, event)?;
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let mut body = db.parse_body(&route, &parts.headers, &bytes)?;
-        let authorizer = Authorizer::new(caller, self.policies.snapshot(), self.metrics.clone());
-        event.policy_version = Some(authorizer.snapshot.version);
+        let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone());
+        event.policy_version = authorizer.source.version();
 
         // Authorize; record operations first find their collection and its rule.
         let empty = db.empty_body(&route);
@@ -153,12 +157,12 @@ impl Gateway {
                 Authorized::AsSent
             }
             (Intent::Admin, _) => {
-                self.require_admin(&authorizer, route.name(), event)?;
+                self.require_admin(&authorizer, route.name(), event).await?;
                 Authorized::AsSent
             }
             (Intent::Collection(_), _) => self.authorize_collection(db, &route, parsed, &authorizer, event).await?,
             (Intent::Read, Some(target)) => self.authorize_read(db, &route, target, parsed, &authorizer, event).await?,
-            (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event)?,
+            (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event).await?,
             (Intent::Write, Some(target)) => {
                 let owned = body.take().unwrap_or(empty);
                 self.authorize_write(db, &route, target, &parts.method, parts.uri.query(), owned, &authorizer, event).await?

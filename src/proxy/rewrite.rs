@@ -75,11 +75,11 @@ impl Gateway {
             Authorized::Write(Narrowed::Send { call, instead }) => {
                 Sending::Send { call, then: instead.map_or(Then::PassBack, Then::Instead) }
             }
-            Authorized::Read { access, lookups } => {
+            Authorized::Read { access, lookups, check_every_hit } => {
                 let target = target.ok_or_else(|| ProxyError::Internal("a read without its collection".into()))?;
                 let scope = ReadScope {
                     scope: access.scope(),
-                    check_hits: access.residual().is_some() || !lookups.is_empty(),
+                    check_hits: access.residual().is_some() || !lookups.is_empty() || check_every_hit,
                     mapping: target.mapping,
                 };
                 let body = body.unwrap_or_else(|| db.empty_body(route));

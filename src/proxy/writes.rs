@@ -21,9 +21,10 @@
 //!
 //! Records are decided in the order the database applies them, each seeing the state the
 //! ones before it left (a batch may write one id twice). Any refusal refuses the whole write:
-//! nothing is forwarded.
+//! nothing is forwarded. Questions are batched (one PDP request per action and 50 records,
+//! not one per record); a question without an answer denies.
 
-use super::decide::{Authorizer, Resource};
+use super::decide::{same_attributes, Authorizer};
 use super::error::ProxyError;
 use crate::authn::Authenticated;
 use crate::backends::seam::{Database, RecordWrite, WriteKind};
@@ -68,27 +69,107 @@ pub struct Writer<'a> {
     pub mapping: &'a FieldMapping,
 }
 
+/// One `create` or `update` question the rule asks about a record.
+#[derive(Debug, Clone)]
+struct Question {
+    action: &'static str,
+    id: String,
+    attr: BTreeMap<String, Value>,
+}
+
+/// Who answers the rule's `create` and `update` questions.
+enum Decisions<'q> {
+    /// The embedded policy set, at once.
+    InProcess,
+    /// First pass with a PDP: every question recorded, each answered "yes". The rule's path
+    /// does not depend on these answers (only on the readable set, the records and their
+    /// shapes), so the second pass asks exactly these questions in this order.
+    Recording(Vec<Question>),
+    /// Second pass: the PDP's answers to the recorded questions, in order. A question that
+    /// differs from the recorded one, or comes beyond them, is denied.
+    Answered { questions: &'q [Question], answers: &'q [bool], next: usize },
+}
+
+impl Decisions<'_> {
+    fn may(&mut self, authorizer: &Authorizer, kind: &str, question: Question) -> bool {
+        match self {
+            Decisions::InProcess => authorizer
+                .check_in_process(kind, question.action, &question.id, &question.attr)
+                .unwrap_or(false),
+            Decisions::Recording(asked) => {
+                asked.push(question);
+                true
+            }
+            Decisions::Answered { questions, answers, next } => {
+                let at = *next;
+                *next += 1;
+                let asked = questions.get(at).is_some_and(|q| {
+                    q.action == question.action && q.id == question.id && same_attributes(&q.attr, &question.attr)
+                });
+                asked && answers.get(at).copied().unwrap_or(false)
+            }
+        }
+    }
+}
+
 impl Writer<'_> {
     /// Decides every record of a write (see the module documentation). `existing`: the
     /// records that exist now, as the database returned them. Returns the indices of the
     /// records left out (changes of records the caller may not read).
-    pub fn check<D: Database>(
+    ///
+    /// The questions are batched: `read` on every existing record at once; with a PDP, the
+    /// rule then runs once recording its `create` and `update` questions, they are asked in
+    /// one batch per action, and the rule runs again on the answers.
+    pub async fn check<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        records: &[RecordWrite<D::Id, D::Change>],
+        existing: BTreeMap<D::Id, D::Record>,
+    ) -> Result<Vec<usize>, ProxyError> {
+        let readable = self.readable(db, &existing).await?;
+        if !self.authorizer.confirms_hits() {
+            return self.rule(db, route, records, existing, readable, &mut Decisions::InProcess);
+        }
+        let mut recording = Decisions::Recording(Vec::new());
+        self.rule(db, route, records, existing.clone(), readable.clone(), &mut recording)?;
+        let Decisions::Recording(questions) = recording else {
+            return Err(ProxyError::Internal("the write rule's questions were not recorded".into()));
+        };
+        let mut answers = vec![false; questions.len()];
+        for action in ["create", "update"] {
+            let asked: Vec<usize> = (0..questions.len()).filter(|&i| questions[i].action == action).collect();
+            let resources: Vec<(&str, &BTreeMap<String, Value>)> =
+                asked.iter().map(|&i| (questions[i].id.as_str(), &questions[i].attr)).collect();
+            let allowed = self.authorizer.may_each(self.kind, action, &resources).await?;
+            for (&i, ok) in asked.iter().zip(allowed) {
+                answers[i] = ok;
+            }
+        }
+        let mut answered = Decisions::Answered { questions: &questions, answers: &answers, next: 0 };
+        self.rule(db, route, records, existing, readable, &mut answered)
+    }
+
+    /// The records the caller may read now, asked in one batch.
+    async fn readable<D: Database>(&self, db: &D, existing: &BTreeMap<D::Id, D::Record>) -> Result<BTreeSet<D::Id>, ProxyError> {
+        let ids: Vec<String> = existing.keys().map(ToString::to_string).collect();
+        let attrs: Vec<_> = existing.values().map(|record| self.attributes(db, record)).collect();
+        let resources: Vec<_> = ids.iter().map(String::as_str).zip(&attrs).collect();
+        let allowed = self.authorizer.may_each(self.kind, "read", &resources).await?;
+        Ok(existing.keys().zip(allowed).filter(|(_, ok)| *ok).map(|(id, _)| id.clone()).collect())
+    }
+
+    /// The rule itself, over the readable set, with `decisions` answering `create`/`update`.
+    fn rule<D: Database>(
         &self,
         db: &D,
         route: &D::Route,
         records: &[RecordWrite<D::Id, D::Change>],
         mut existing: BTreeMap<D::Id, D::Record>,
+        // Records it creates here become readable to the rest of the write.
+        mut readable: BTreeSet<D::Id>,
+        decisions: &mut Decisions<'_>,
     ) -> Result<Vec<usize>, ProxyError> {
-        // The records the caller may read now; records it creates here become readable to the
-        // rest of the write.
-        let mut readable: BTreeSet<D::Id> = existing
-            .iter()
-            .filter(|(id, record)| {
-                let id = id.to_string();
-                self.authorizer.may("read", &self.resource(&id, self.attributes(db, record)))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
         let mut denied = Vec::new();
         let mut left_out = Vec::new();
         for (index, write) in records.iter().enumerate() {
@@ -97,7 +178,7 @@ impl Writer<'_> {
             let allowed = match (write.kind, existing.get(&write.id)) {
                 (WriteKind::Upsert | WriteKind::Change, Some(current)) if seen => {
                     let after = db.apply(route, &write.change, Some(current));
-                    let allowed = self.update_allowed(db, &id, current, &after)?;
+                    let allowed = self.update_allowed(db, &id, current, &after, decisions)?;
                     existing.insert(write.id.clone(), after);
                     allowed
                 }
@@ -107,7 +188,7 @@ impl Writer<'_> {
                     continue;
                 }
                 (WriteKind::Insert, before) | (WriteKind::Upsert, before @ None) => {
-                    let allowed = self.create_allowed(db, route, &id, &write.change)?;
+                    let allowed = self.create_allowed(db, route, &id, &write.change, decisions)?;
                     if before.is_none() {
                         existing.insert(write.id.clone(), db.apply(route, &write.change, None));
                         readable.insert(write.id.clone());
@@ -115,13 +196,14 @@ impl Writer<'_> {
                     allowed
                 }
                 // An upsert over a record the caller may not read: decided as new, then, since
-                // the database would overwrite it, as an update of it.
+                // the database would overwrite it, as an update of it. (Both are asked, so
+                // that every pass asks the same questions.)
                 (WriteKind::Upsert, Some(current)) => {
                     let after = db.apply(route, &write.change, Some(current));
-                    let allowed = self.create_allowed(db, route, &id, &write.change)?
-                        && self.update_allowed(db, &id, current, &after)?;
+                    let created = self.create_allowed(db, route, &id, &write.change, decisions)?;
+                    let updated = self.update_allowed(db, &id, current, &after, decisions)?;
                     existing.insert(write.id.clone(), after);
-                    allowed
+                    created && updated
                 }
             };
             if !allowed {
@@ -139,26 +221,38 @@ impl Writer<'_> {
     }
 
     /// `create` on the record as the write would store it new.
-    fn create_allowed<D: Database>(&self, db: &D, route: &D::Route, id: &str, change: &D::Change) -> Result<bool, ProxyError> {
+    fn create_allowed<D: Database>(
+        &self,
+        db: &D,
+        route: &D::Route,
+        id: &str,
+        change: &D::Change,
+        decisions: &mut Decisions<'_>,
+    ) -> Result<bool, ProxyError> {
         let attrs = self.attributes(db, &db.apply(route, change, None));
         self.require_attributes(id, &attrs, true)?;
-        Ok(self.authorizer.may("create", &self.resource(id, attrs)))
+        Ok(decisions.may(self.authorizer, self.kind, Question { action: "create", id: id.to_string(), attr: attrs }))
     }
 
-    /// `update` on the record as it is and as it will be.
-    fn update_allowed<D: Database>(&self, db: &D, id: &str, current: &D::Record, after: &D::Record) -> Result<bool, ProxyError> {
+    /// `update` on the record as it is and as it will be (both asked).
+    fn update_allowed<D: Database>(
+        &self,
+        db: &D,
+        id: &str,
+        current: &D::Record,
+        after: &D::Record,
+        decisions: &mut Decisions<'_>,
+    ) -> Result<bool, ProxyError> {
         let now = self.attributes(db, current);
         let then = self.attributes(db, after);
         self.require_attributes(id, &then, after != current)?;
-        Ok(self.authorizer.may("update", &self.resource(id, now)) && self.authorizer.may("update", &self.resource(id, then)))
+        let before = decisions.may(self.authorizer, self.kind, Question { action: "update", id: id.to_string(), attr: now });
+        let afterwards = decisions.may(self.authorizer, self.kind, Question { action: "update", id: id.to_string(), attr: then });
+        Ok(before && afterwards)
     }
 
     fn attributes<D: Database>(&self, db: &D, record: &D::Record) -> BTreeMap<String, Value> {
         db.attributes(record, self.mapping).all()
-    }
-
-    fn resource<'r>(&'r self, id: &'r str, attr: BTreeMap<String, Value>) -> Resource<'r> {
-        Resource { kind: self.kind, id, attr }
     }
 
     /// `changed`: the write changes the record's attributes (or creates it).
@@ -230,6 +324,11 @@ resourcePolicy:
         (dir, Authorizer::new(caller, store.snapshot(), Arc::new(Metrics::new().unwrap())))
     }
 
+    /// The rule's questions are asked asynchronously (a PDP may answer them).
+    fn block<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(future)
+    }
+
     fn meta(v: Json) -> Option<Map<String, Json>> {
         v.as_object().cloned()
     }
@@ -252,7 +351,7 @@ resourcePolicy:
         writes: &[RecordWrite<String, Option<Map<String, Json>>>],
         stored: &[(&str, Json)],
     ) -> Result<Vec<usize>, ProxyError> {
-        writer.check(&Chroma, &chroma_route(op), writes, existing(stored))
+        block(writer.check(&Chroma, &chroma_route(op), writes, existing(stored)))
     }
 
     #[test]
@@ -326,10 +425,10 @@ resourcePolicy:
         let stored: BTreeMap<PointId, Map<String, Json>> = [(PointId::Num(1), lacking.clone())].into();
         // Allowed by the required-attribute rule, refused by the policy (level is missing, so
         // `level <= 3` errors and the ALLOW does not apply): a policy matter, not a shape one.
-        let refused = writer.check(&Qdrant, &route, &keep, stored).unwrap_err();
+        let refused = block(writer.check(&Qdrant, &route, &keep, stored)).unwrap_err();
         assert!(refused.to_string().contains("record writes are not allowed"), "{refused}");
         let stored: BTreeMap<PointId, Map<String, Json>> = [(PointId::Num(1), legacy)].into();
-        assert!(writer.check(&Qdrant, &route, &keep, stored).is_ok());
+        assert!(block(writer.check(&Qdrant, &route, &keep, stored)).is_ok());
     }
 
     /// Records are decided in the order the database applies them, each seeing what the ones
@@ -353,8 +452,8 @@ resourcePolicy:
         };
         // Created, then moved to another department: the second write is checked against the
         // first one's result, and refused by WITH CHECK.
-        assert!(writer.check(&Qdrant, &route, std::slice::from_ref(&create), BTreeMap::new()).is_ok());
-        assert!(writer.check(&Qdrant, &route, &[create, move_away], BTreeMap::new()).is_err());
+        assert!(block(writer.check(&Qdrant, &route, std::slice::from_ref(&create), BTreeMap::new())).is_ok());
+        assert!(block(writer.check(&Qdrant, &route, &[create, move_away], BTreeMap::new())).is_err());
     }
 
     #[test]

@@ -29,7 +29,8 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> ProxyResponse 
     raw_response(status, "application/json", Bytes::from(body.to_string()))
 }
 
-/// `/healthz` (alive) and `/readyz` (policies loaded and the database answering).
+/// `/healthz` (alive) and `/readyz` (policies loaded, or the PDP answering, and the database
+/// answering).
 pub(super) async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     loop {
         let (stream, _) = tokio::select! {
@@ -60,15 +61,19 @@ async fn admin_answer(gateway: &Gateway, request: &Request<Incoming>) -> ProxyRe
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
         "/metrics" => raw_response(StatusCode::OK, crate::metrics::CONTENT_TYPE, Bytes::from(gateway.metrics().render())),
         "/readyz" => {
-            let version = gateway.policies().snapshot().version;
-            match gateway.upstream_ready().await {
+            let version = gateway.policies().version();
+            let ready = match gateway.upstream_ready().await {
+                Ok(()) => gateway.policies().ready().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match ready {
                 Ok(()) => json_response(
                     StatusCode::OK,
                     &json!({"status": "ready", "policy_version": version}),
                 ),
                 Err(e) => json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "not ready", "reason": e.to_string()}),
+                    &json!({"status": "not ready", "reason": e}),
                 ),
             }
         }

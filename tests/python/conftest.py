@@ -29,6 +29,8 @@ from vecgate_fixtures import (
     find_vecgate_binary,
     mint_token,
     qdrant_kind,
+    POLICIES_DIR,
+    start_cerbos,
     start_chroma,
     start_qdrant,
     start_vecgate,
@@ -74,6 +76,37 @@ def vecgate_binary():
 def vecgate(vecgate_binary, chroma, jwt_secret, tmp_path_factory) -> Iterator[Server]:
     server = start_vecgate(
         vecgate_binary, tmp_path_factory.mktemp("vecgate"), chroma.url, jwt_secret
+    )
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture(scope="session")
+def cerbos_pdp(tmp_path_factory) -> Iterator[Server]:
+    """The real Cerbos PDP serving the Chroma demo's policy files."""
+    server = start_cerbos(tmp_path_factory.mktemp("cerbos"), POLICIES_DIR)
+    _RUNNING.append(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+        _RUNNING.remove(server)
+
+
+@pytest.fixture(scope="session")
+def vecgate_pdp(vecgate_binary, chroma, cerbos_pdp, jwt_secret, tmp_path_factory) -> Iterator[Server]:
+    """vecgate in front of the same Chroma, its decisions from the Cerbos PDP (policies.pdp)
+    instead of its own engine."""
+    server = start_vecgate(
+        vecgate_binary,
+        tmp_path_factory.mktemp("vecgate-pdp"),
+        chroma.url,
+        jwt_secret,
+        pdp_url=cerbos_pdp.url,
     )
     _RUNNING.append(server)
     try:

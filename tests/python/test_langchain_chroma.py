@@ -1,23 +1,38 @@
 """langchain-chroma used exactly as its docs show, with the client pointed at vecgate.
 
 The application code below is the same for every caller; only the token in the client's
-headers differs. The corpus and embedding are the demo's (examples/langchain-chroma).
+headers differs. Every test runs against vecgate with its own policy engine and against vecgate
+asking the real Cerbos PDP (`policies.pdp`) that serves the same policy files. The corpus and embedding are the demo's (examples/langchain-chroma).
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from langchain_chroma import Chroma
 
 from corpus import DOCUMENTS, ids_for
 from embeddings import HashingEmbeddings
-from vecgate_fixtures import unique_collection_name
+from vecgate_fixtures import connect, unique_collection_name
 
 ALL_IDS = {doc_id for doc_id, _, _ in DOCUMENTS}
 OWN = {"alice": ids_for("FINANCE", "EMEA"), "bob": ids_for("HR", "AMER")}
 TEAM = {"alice": ("FINANCE", "EMEA"), "bob": ("HR", "AMER")}
 QUESTION = "What changes next quarter?"
 K = len(DOCUMENTS)  # ask for more than anyone may see
+
+
+@pytest.fixture(params=["embedded", "pdp"])
+def connect_as(request, tokens):
+    """The story runs twice: vecgate deciding with its own engine (the demo's policy
+    directory), and vecgate asking the real Cerbos PDP serving the same policy files."""
+    server = request.getfixturevalue("vecgate" if request.param == "embedded" else "vecgate_pdp")
+
+    def _connect(who, transport: str = "bearer"):
+        return connect(server.url, tokens[who] if who else None, transport)
+
+    return _connect
 
 
 @pytest.fixture
@@ -52,6 +67,22 @@ def store(connect_as, collection_name):
         )
 
     return _store
+
+
+def test_each_variant_decides_with_its_own_source(request, store):
+    """The embedded variant records its policy set's version; the PDP variant records none
+    (the PDP versions its own store), so the story above really ran through the PDP."""
+    store("alice").similarity_search(QUESTION, k=1)
+    source = request.node.callspec.params["connect_as"]
+    server = request.getfixturevalue("vecgate" if source == "embedded" else "vecgate_pdp")
+    lines = [json.loads(line) for line in server.extra["audit_path"].read_text().splitlines()]
+    reads = [e for e in lines if e["subject"] == "alice" and e["action"] == "read" and e["status"] == 200]
+    assert reads, lines[-5:]
+    versions = {e["policy_version"] for e in reads}
+    if source == "pdp":
+        assert versions == {None}
+    else:
+        assert versions and all(isinstance(v, int) for v in versions)
 
 
 def team_of(doc):

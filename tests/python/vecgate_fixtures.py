@@ -227,6 +227,58 @@ def render_config(
     return text
 
 
+CERBOS_VERSION = "0.55.0"
+
+
+def find_cerbos_binary() -> Path:
+    """The pinned Cerbos PDP binary: $VECGATE_CERBOS, else the cache of scripts/cerbos.sh. A
+    missing binary is an error that says how to install it."""
+    explicit = os.environ.get("VECGATE_CERBOS")
+    path = (
+        Path(explicit)
+        if explicit
+        else REPO_ROOT / ".tmp" / "cerbos" / CERBOS_VERSION / "package" / "cerbos-linux-x64"
+    )
+    if not path.is_file():
+        raise RuntimeError(
+            f"the Cerbos PDP binary {path} does not exist; run ./scripts/cerbos.sh (or "
+            "./scripts/test.sh, which runs it and sets VECGATE_CERBOS)"
+        )
+    return path
+
+
+def start_cerbos(workdir: Path, policies_dir: Path) -> Server:
+    """The real Cerbos PDP (`cerbos server`) on free loopback ports, serving the policy files
+    of `policies_dir` from a disk store (read only), Cerbos' default engine settings."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    http_port, grpc_port = free_port(), free_port()
+    config = {
+        "server": {
+            "httpListenAddr": f"127.0.0.1:{http_port}",
+            "grpcListenAddr": f"127.0.0.1:{grpc_port}",
+        },
+        "storage": {
+            "driver": "disk",
+            "disk": {"directory": str(policies_dir), "watchForChanges": False},
+        },
+        "audit": {"enabled": False},
+        "telemetry": {"disabled": True},
+    }
+    config_path = workdir / "cerbos.yaml"
+    config_path.write_text(json.dumps(config))
+    env = dict(os.environ)
+    env["CERBOS_NO_TELEMETRY"] = "1"
+    server = _spawn(
+        "cerbos",
+        [str(find_cerbos_binary()), "server", f"--config={config_path}", "--log-level=warn"],
+        workdir / "cerbos.log",
+        http_port,
+        env=env,
+    )
+    wait_until_answers(server, "/_cerbos/health", {200})
+    return server
+
+
 def start_vecgate(
     binary: Path,
     workdir: Path,
@@ -237,15 +289,24 @@ def start_vecgate(
     extra_env: Optional[dict[str, str]] = None,
     health_path: str = "/api/v2/heartbeat",
     grpc_upstream_url: Optional[str] = None,
+    pdp_url: Optional[str] = None,
 ) -> Server:
     """vecgate in front of `upstream_url`, with a demo's config template and policies (the
     Chroma demo's by default), on a free port. `extra_env` is added to its environment. With
     `grpc_upstream_url` (the database's gRPC port), vecgate also listens for gRPC
-    (`extra["grpc_port"]`) and serves its admin port (`extra["admin_port"]`: /metrics)."""
+    (`extra["grpc_port"]`) and serves its admin port (`extra["admin_port"]`: /metrics). With
+    `pdp_url`, its policies come from that Cerbos PDP instead of `policies_dir`."""
     port = free_port()
     config_path = workdir / "vecgate.yaml"
     audit_path = workdir / "audit.jsonl"
     config = render_config(port, upstream_url, policies_dir, audit_path, template)
+    if pdp_url is not None:
+        block = f"policies:\n  dir: {policies_dir}\n  watch: false\n"
+        if block not in config:
+            raise RuntimeError(f"the config template's policies section is not {block!r}")
+        config = config.replace(
+            block, f"policies:\n  pdp: {{url: {pdp_url}, timeout: 5s, plan_cache_ttl: 10s}}\n"
+        )
     grpc_port = admin_port = None
     if grpc_upstream_url is not None:
         grpc_port, admin_port = free_port(), free_port()

@@ -47,6 +47,9 @@ pub struct VecgateOptions {
     /// Another vecgate binary to run instead of the one cargo built (the load harness runs
     /// an older build beside the current one).
     pub binary: Option<PathBuf>,
+    /// `policies.pdp` (its body, each line indented by four spaces) instead of
+    /// `policies.dir`: decisions from a Cerbos PDP.
+    pub policies_pdp_yaml: Option<String>,
 }
 
 impl VecgateOptions {
@@ -67,6 +70,7 @@ impl VecgateOptions {
             audit_yaml: None,
             upstream_grpc_url: None,
             binary: None,
+            policies_pdp_yaml: None,
         }
     }
 
@@ -116,7 +120,7 @@ impl VecgateServer {
                 "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin_port}\n{grpc_listen}\
                  upstream:\n  kind: {kind}\n  url: {url}\n  timeout: {timeout}\n{grpc_url}{upstream_tls}{api_key}\
                  auth:\n{auth}\
-                 policies:\n  dir: {policies}\n  watch: {watch}\n  evaluation: {evaluation}\n\
+                 policies:\n{policies}\
                  collections:\n{collections}\
                  audit:\n{audit}\
                  {extra}",
@@ -134,9 +138,15 @@ impl VecgateServer {
                 } else {
                     ""
                 },
-                policies = options.policies_dir.display(),
-                watch = options.policies_watch,
-                evaluation = options.policies_evaluation,
+                policies = match &options.policies_pdp_yaml {
+                    Some(pdp) => format!("  pdp:\n{pdp}"),
+                    None => format!(
+                        "  dir: {}\n  watch: {}\n  evaluation: {}\n",
+                        options.policies_dir.display(),
+                        options.policies_watch,
+                        options.policies_evaluation
+                    ),
+                },
                 collections = options.collections_yaml,
                 audit = options
                     .audit_yaml

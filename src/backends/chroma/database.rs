@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 pub struct Chroma;
 
 /// How to read the answer of a read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Then {
     /// get, query, search: every hit judged, `trim` undone.
     Hits { op: Operation, trim: Trim, prefix: String },

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 pub struct Qdrant;
 
 /// How to read the answer of a read that lists points.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Then {
     pub(super) op: Operation,
     pub(super) trim: Trim,

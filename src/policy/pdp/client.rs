@@ -131,6 +131,25 @@ impl PdpClient {
         Ok(out)
     }
 
+    /// Does the PDP answer its health route (`/_cerbos/health`)? For vecgate's `/readyz`.
+    pub async fn ready(&self) -> Result<(), PdpError> {
+        let url = format!("{}/_cerbos/health", self.base);
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(&url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| PdpError::Config(format!("{url}: {e}")))?;
+        let (status, bytes) = self.exchange(request).await?;
+        if status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(PdpError::BadAnswer(format!(
+                "HTTP {status} from /_cerbos/health: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )))
+        }
+    }
+
     /// POSTs a JSON body and reads a JSON answer, all within the timeout.
     async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, PdpError> {
         let url = format!("{}{path}", self.base);
@@ -141,6 +160,19 @@ impl PdpClient {
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| PdpError::Config(format!("{url}: {e}")))?;
+        let (status, bytes) = self.exchange(request).await?;
+        if status != StatusCode::OK {
+            return Err(PdpError::BadAnswer(format!(
+                "HTTP {status} from {path}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| PdpError::BadAnswer(format!("{path} answered with invalid JSON: {e}")))
+    }
+
+    /// Sends a request and reads the whole answer, within the timeout.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), PdpError> {
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| PdpError::Unreachable {
                 url: self.base.clone(),
@@ -154,17 +186,9 @@ impl PdpClient {
                 .to_bytes();
             Ok::<_, PdpError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| PdpError::Timeout(self.timeout))??;
-        if status != StatusCode::OK {
-            return Err(PdpError::BadAnswer(format!(
-                "HTTP {status} from {path}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-            )));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| PdpError::BadAnswer(format!("{path} answered with invalid JSON: {e}")))
+            .map_err(|_| PdpError::Timeout(self.timeout))?
     }
 }
 

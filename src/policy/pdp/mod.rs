@@ -75,3 +75,19 @@ pub enum PdpError {
     #[error("PDP client configuration: {0}")]
     Config(String),
 }
+
+impl PdpError {
+    /// Every [`PdpError::reason`], for metrics exported before the first failure.
+    pub const REASONS: [&'static str; 5] = ["unreachable", "timeout", "bad_answer", "untranslatable", "config"];
+
+    /// A bounded name for the failure: a metric label and the audit log's detail.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PdpError::Unreachable { .. } => "unreachable",
+            PdpError::Timeout(_) => "timeout",
+            PdpError::BadAnswer(_) => "bad_answer",
+            PdpError::Untranslatable(_) => "untranslatable",
+            PdpError::Config(_) => "config",
+        }
+    }
+}

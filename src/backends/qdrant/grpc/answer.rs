@@ -18,7 +18,7 @@ use bytes::Bytes;
 use prost::Message;
 
 /// How to read the answer of a read that lists points.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Then {
     pub op: GrpcOp,
     pub trim: Trim,
