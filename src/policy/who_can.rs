@@ -153,6 +153,13 @@ impl WhoCan {
         Plan::from_expr(or(branches))
     }
 
+    /// Whether [`WhoCan::condition`] decides `principal` exactly: always where the per-role
+    /// reading is exact, and for a principal with at most one role under `cerbos_strict`.
+    pub fn condition_decides(&self, principal: &Principal) -> bool {
+        self.per_role_is_exact()
+            || (principal.roles.len() <= 1 && !self.reads_derived_role_list && self.role_patterns.is_empty())
+    }
+
     /// Whether `principal` may do the action: the combined condition evaluated on it where
     /// that is exact, otherwise a plan for its exact roles and id evaluated on it.
     pub fn allows(&self, planner: &Planner, principal: &Principal, jwt: &BTreeMap<String, Value>) -> bool {
@@ -171,9 +178,7 @@ impl WhoCan {
             now: q.now,
         };
         let env = PlanEnv::new(&request, planner.options());
-        let plan = if self.per_role_is_exact()
-            || (principal.roles.len() <= 1 && !self.reads_derived_role_list && self.role_patterns.is_empty())
-        {
+        let plan = if self.condition_decides(principal) {
             self.condition()
         } else {
             planner.plan_for_unknown_principal(&request, true).plan
