@@ -8,6 +8,7 @@ pub mod authn;
 pub mod backends;
 pub mod cli;
 pub mod config;
+pub mod explain_request;
 pub mod json;
 pub mod metrics;
 pub mod plan;

@@ -44,7 +44,7 @@ pub fn path_and_query(parts: &Parts) -> &str {
 }
 
 /// A body as bytes for the wire.
-fn wire(body: Body) -> Result<Option<Bytes>, ProxyError> {
+pub(super) fn wire(body: Body) -> Result<Option<Bytes>, ProxyError> {
     match body {
         Body::None => Ok(None),
         Body::Json(value) => serde_json::to_vec(&value)

@@ -55,7 +55,7 @@ pub struct Gateway {
 }
 
 /// The database's API key from the environment variable the configuration names.
-fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
+pub(super) fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
     let Some(var) = &config.upstream.api_key_env else {
         return Ok(None);
     };

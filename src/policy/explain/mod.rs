@@ -349,7 +349,7 @@ fn reason(
         (Some(r), false, true) => format!("ALLOW by {}", name(r)),
         (Some(r), false, false) => format!("DENY by {}", name(r)),
         (None, _, _) => format!(
-            "DENY: no rule allowed the action (nothing matched, which denies) under {mode}"
+            "DENY: no rule allows the action, which denies it (under {mode})"
         ),
     }
 }

@@ -108,9 +108,10 @@ fn pad(out: &mut String, n: usize) {
 
 fn condition(out: &mut String, c: &ConditionNode, indent: usize) {
     match c {
+        ConditionNode::Expr { source, tree, .. } if source.trim() == tree.text => expr(out, tree, indent),
         ConditionNode::Expr { source, tree, .. } => {
             pad(out, indent);
-            let _ = writeln!(out, "{source}");
+            let _ = writeln!(out, "{}", source.trim());
             expr(out, tree, indent + 2);
         }
         ConditionNode::All { value, items } | ConditionNode::Any { value, items } | ConditionNode::None { value, items } => {
