@@ -156,6 +156,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`; `None` when not configured.
     pub admin_listen: Option<SocketAddr>,
+    /// `POST /explain` on the admin listener (off unless set; never on the data port).
+    pub admin_explain: bool,
     pub mode: Mode,
     pub upstream: UpstreamConfig,
     /// Inbound TLS; `None` serves plain HTTP.

@@ -15,6 +15,7 @@ use std::fmt;
 pub struct RawConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
+    pub admin_explain: Option<bool>,
     pub mode: Option<String>,
     pub upstream: Option<RawUpstream>,
     pub tls: Option<RawListenerTls>,

@@ -121,6 +121,11 @@ impl Gateway {
         &self.metrics
     }
 
+    /// The token verifier (the admin listener's `POST /explain` verifies tokens with it).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authn
+    }
+
     /// Answers one client request. Never fails: every error becomes the database's error
     /// response, and every request leaves one audit line.
     pub async fn handle<B>(&self, request: Request<B>) -> ProxyResponse

@@ -2,6 +2,7 @@
 //! inbound TLS ([`tls`]).
 
 mod admin;
+mod explain;
 pub mod tls;
 
 use crate::proxy::{Gateway, ProxyResponse};
