@@ -1,6 +1,6 @@
 //! The admin port: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz` (policies
 //! loaded and the database answering), and `POST /explain` where `admin_explain` enables it
-//! (404 otherwise). Never the data port's routes.
+//! (otherwise a POST is refused as before: GET only). Never the data port's routes.
 
 use crate::proxy::{Gateway, ProxyResponse};
 use bytes::Bytes;
