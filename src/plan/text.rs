@@ -7,7 +7,8 @@
 //! operands of `and`/`or` reached from it, where `isTrue(x)` and `x` select the same
 //! principals or records); operands are parenthesised wherever CEL's precedence would read
 //! them otherwise; comparisons with a constant on the left are turned around so the name
-//! comes first. Variable names pass through the caller's `names` function (abbreviations).
+//! comes first; integral doubles print without a fraction (JSON numbers are doubles, and CEL
+//! compares numbers across types). Variable names pass through the caller's `names` function.
 
 use super::expr::{Expr, Op};
 use super::value::Value;
@@ -219,13 +220,9 @@ pub fn value_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Uint(u) => format!("{u}u"),
-        Value::Double(d) => {
-            if d.fract() == 0.0 && d.abs() < 1e15 {
-                format!("{d:.1}")
-            } else {
-                d.to_string()
-            }
-        }
+        // JSON numbers are doubles; CEL compares numbers across types, so `2` reads as well.
+        Value::Double(d) if d.fract() == 0.0 && d.abs() < 1e15 => format!("{d:.0}"),
+        Value::Double(d) => d.to_string(),
         Value::String(s) => serde_json::Value::String(s.to_string()).to_string(),
         Value::Bytes(_) => format!("b{}", v.to_json()),
         Value::List(items) => format!("[{}]", items.iter().map(value_text).collect::<Vec<_>>().join(", ")),

@@ -277,6 +277,14 @@ fn plan_text(plan: &Plan) -> String {
 }
 
 fn grants_text(g: &Grants, indent: &str) -> String {
+    if g.roles.iter().all(|r| r.plan == g.other_roles) {
+        let line = match &g.other_roles {
+            Plan::AlwaysDenied => "nobody".to_string(),
+            Plan::AlwaysAllowed => "any role".to_string(),
+            Plan::Conditional(e) => format!("any role with {}", readable(e, &principal_names)),
+        };
+        return format!("{indent}{line}\n");
+    }
     let mut lines = Vec::new();
     for r in &g.roles {
         match &r.plan {

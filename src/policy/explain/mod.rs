@@ -347,6 +347,10 @@ fn reason(
             name(r)
         ),
         (Some(r), false, true) => format!("ALLOW by {}", name(r)),
+        (Some(r), false, false) if r.condition_met == Some(Outcome::Error) => format!(
+            "DENY by {}: its condition errors, and under {mode} an erroring DENY applies",
+            name(r)
+        ),
         (Some(r), false, false) => format!("DENY by {}", name(r)),
         (None, _, _) => format!(
             "DENY: no rule allows the action, which denies it (under {mode})"
