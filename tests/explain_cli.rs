@@ -88,6 +88,19 @@ fn explain_offline_says_why_bob_is_denied_and_alice_allowed() {
 }
 
 #[test]
+fn the_example_prints_what_its_readme_shows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("examples/explain-who-can/run.sh"))
+        .env("VECGATE_BIN", env!("CARGO_BIN_EXE_vecgate"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let readme = std::fs::read_to_string(root.join("examples/explain-who-can/README.md")).unwrap();
+    assert!(readme.contains(&format!("```\n{}\n```", printed.trim_matches('\n'))), "examples/explain-who-can/README.md does not show what run.sh prints:\n{printed}");
+}
+
+#[test]
 fn who_can_read_the_budget_offline() {
     let p = policies();
     let (code, text, err) = vecgate(&[
@@ -128,7 +141,8 @@ struct Demo {
 
 fn demo() -> Demo {
     let chroma = ChromaServer::start();
-    let id = chroma.create_collection("notes");
+    // The demo's collection name, so the output can be compared with the README's.
+    let id = chroma.create_collection("company-docs");
     chroma.add(
         &id,
         &[
@@ -158,7 +172,7 @@ fn explain_and_who_can_read_the_record_from_chroma() {
     let demo = demo();
     let c = &demo.config;
     let bob = json_of(&[
-        "explain", "--config", c, "--collection", "notes", "--id", "fin-emea-budget", "--principal", BOB, "--output", "json",
+        "explain", "--config", c, "--collection", "company-docs", "--id", "fin-emea-budget", "--principal", BOB, "--output", "json",
     ]);
     assert_eq!(bob["resource"]["attr"], json!({"department": "FINANCE", "region": "EMEA", "topic": "budget"}));
     assert_eq!(bob["decision"], "DENY");
@@ -173,21 +187,32 @@ fn explain_and_who_can_read_the_record_from_chroma() {
     // A verified token gives the principal (its claims mapped by the configuration).
     let alice_token = token("alice", &["user"], &json!({"department": "FINANCE", "region": "EMEA"}));
     let alice = json_of(&[
-        "explain", "--config", c, "--collection", "notes", "--id", "fin-emea-budget", "--token", &alice_token, "--output", "json",
+        "explain", "--config", c, "--collection", "company-docs", "--id", "fin-emea-budget", "--token", &alice_token, "--output", "json",
     ]);
     assert_eq!(alice["principal"]["id"], "alice");
     assert_eq!(alice["decision"], "ALLOW");
     let (code, _, err) = vecgate(&[
-        "explain", "--config", c, "--collection", "notes", "--id", "fin-emea-budget", "--token", "not-a-token",
+        "explain", "--config", c, "--collection", "company-docs", "--id", "fin-emea-budget", "--token", "not-a-token",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("token is not accepted"), "{err}");
 
-    let (code, text, err) = vecgate(&["who-can", "--config", c, "--collection", "notes", "--id", "fin-emea-budget"]);
+    let (code, text, err) = vecgate(&["who-can", "--config", c, "--collection", "company-docs", "--id", "fin-emea-budget"]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("or role user with department == \"FINANCE\" && region == \"EMEA\""), "{text}");
 
-    let (code, _, err) = vecgate(&["explain", "--config", c, "--collection", "notes", "--id", "no-such-record", "--principal", BOB]);
+    // The README shows these three outputs (pasted from ./scripts/demo.sh): still what the
+    // commands print.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let bob_token = token("bob", &["user"], &json!({"department": "HR", "region": "AMER"}));
+    for (who, t) in [("bob", &bob_token), ("alice", &alice_token)] {
+        let (code, out, err) = vecgate(&["explain", "--config", c, "--collection", "company-docs", "--id", "fin-emea-budget", "--token", t]);
+        assert_eq!(code, 0, "{err}");
+        assert!(readme.contains(&format!("```\n{out}```")), "README's explain output for {who} is not what vecgate prints:\n{out}");
+    }
+    assert!(readme.contains(&format!("```\n{text}```")), "README's who-can output is not what vecgate prints:\n{text}");
+
+    let (code, _, err) = vecgate(&["explain", "--config", c, "--collection", "company-docs", "--id", "no-such-record", "--principal", BOB]);
     assert_eq!(code, 1);
     assert!(err.contains("no record \"no-such-record\""), "{err}");
 }
