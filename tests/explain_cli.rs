@@ -266,3 +266,17 @@ fn post_explain_is_served_on_the_admin_listener_only_when_enabled() {
     assert_eq!(status, 405, "{answer}");
     assert!(answer.get("decision").is_none(), "{answer}");
 }
+
+#[test]
+fn an_error_is_explained_with_its_reason() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/explain-who-can/policies").display().to_string();
+    let auditor = r#"{"id":"ann","roles":["auditor"],"attr":{"clearance":3}}"#;
+    let (code, text, err) = vecgate(&[
+        "explain", "--policies", &p, "--kind", "document", "--id", "n1", "--record",
+        r#"{"department":"HR","region":"EMEA","sensitivity":"high"}"#, "--principal", auditor,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("P.attr.clearance >= R.attr.sensitivity → error: double compared with string (>=)"), "{text}");
+    assert!(text.contains("R.attr.embargoed == true → error: R.attr.embargoed is missing"), "{text}");
+    assert!(text.starts_with("ann read document \"n1\": DENY"), "{text}");
+}

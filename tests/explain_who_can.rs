@@ -65,11 +65,10 @@ fn operators_agree(n: &ExprNode, counts: &mut usize) -> Option<String> {
         Outcome::False => Tri::False,
         Outcome::Error | Outcome::NotBoolean => Tri::Error,
     };
-    let combined = match (n.text.as_str(), n.operands.as_slice()) {
-        (_, []) => None,
-        (t, [a]) if t.starts_with('!') => Some(not(tri(&a.value))),
-        (t, ops) if t.contains(" && ") && ops.len() >= 2 => Some(ops.iter().map(|o| tri(&o.value)).fold(Tri::True, and)),
-        (t, ops) if t.contains(" || ") && ops.len() >= 2 => Some(ops.iter().map(|o| tri(&o.value)).fold(Tri::False, or)),
+    let combined = match (n.operator.as_deref(), n.operands.as_slice()) {
+        (Some("not"), [a]) => Some(not(tri(&a.value))),
+        (Some("and"), ops) => Some(ops.iter().map(|o| tri(&o.value)).fold(Tri::True, and)),
+        (Some("or"), ops) => Some(ops.iter().map(|o| tri(&o.value)).fold(Tri::False, or)),
         _ => None,
     };
     if let Some(c) = combined {
@@ -116,7 +115,7 @@ fn explain_and_who_can_agree_with_the_check_in_every_mode() {
             failures.push(text);
         }
     };
-    for i in 0..6 {
+    for i in 0..4 {
         let set = policygen::generate(seed.wrapping_add(i), 6, 12);
         let policies = Arc::new(load_documents(&set.files).unwrap());
         for evaluation in Evaluation::ALL {

@@ -90,15 +90,7 @@ pub fn check_action_traced<'p>(
     action: &str,
 ) -> CheckTrace<'p> {
     let env = PlanEnv::new(request, options);
-    let checker = Checker {
-        table,
-        options,
-        request,
-        env: &env,
-        lookup: Lookup::new(table, request, options),
-        derived_lists: std::cell::RefCell::new(BTreeMap::new()),
-        trace: Some(std::cell::RefCell::new(Vec::new())),
-    };
+    let checker = Checker::new(table, options, request, &env, true);
     let outcome = checker.decide(action);
     let rules = checker.trace.map(|t| t.into_inner()).unwrap_or_default();
     match outcome {
@@ -125,15 +117,7 @@ pub fn check_actions(
     request: &PlanRequest<'_>,
 ) -> Vec<(String, bool)> {
     let env = PlanEnv::new(request, options);
-    let checker = Checker {
-        table,
-        options,
-        request,
-        env: &env,
-        lookup: Lookup::new(table, request, options),
-        derived_lists: std::cell::RefCell::new(BTreeMap::new()),
-        trace: None,
-    };
+    let checker = Checker::new(table, options, request, &env, false);
     request
         .actions
         .iter()
@@ -153,7 +137,25 @@ struct Checker<'a, 'e> {
     trace: Option<std::cell::RefCell<Vec<RuleEvaluation<'a>>>>,
 }
 
-impl<'a> Checker<'a, '_> {
+impl<'a, 'e> Checker<'a, 'e> {
+    fn new(
+        table: &'a RuleTable,
+        options: &'a PlannerOptions,
+        request: &'a PlanRequest<'a>,
+        env: &'e PlanEnv,
+        traced: bool,
+    ) -> Self {
+        Checker {
+            table,
+            options,
+            request,
+            env,
+            lookup: Lookup::new(table, request, options),
+            derived_lists: std::cell::RefCell::new(BTreeMap::new()),
+            trace: traced.then(|| std::cell::RefCell::new(Vec::new())),
+        }
+    }
+
     fn action(&self, action: &str) -> bool {
         match self.decide(action) {
             Ok((effect, _)) => effect == Effect3::Allow,

@@ -395,35 +395,29 @@ fn plan_expr(plan: &Plan) -> Expr {
 
 /// `and`, folding constants.
 fn and(items: Vec<Expr>) -> Expr {
-    let mut kept = Vec::new();
-    for e in items {
-        match e.as_bool() {
-            Some(true) => {}
-            Some(false) => return Expr::bool(false),
-            None => kept.push(e),
-        }
-    }
-    match kept.len() {
-        0 => Expr::bool(true),
-        1 => kept.remove(0),
-        _ => Expr::Call(Op::And, kept),
-    }
+    junction(items, Op::And)
 }
 
 /// `or`, folding constants.
 fn or(items: Vec<Expr>) -> Expr {
+    junction(items, Op::Or)
+}
+
+/// `op` (`and` or `or`) over `items`: the neutral constant dropped, the absorbing one returned.
+fn junction(items: Vec<Expr>, op: Op) -> Expr {
+    let absorbing = op == Op::Or;
     let mut kept = Vec::new();
     for e in items {
         match e.as_bool() {
-            Some(false) => {}
-            Some(true) => return Expr::bool(true),
+            Some(b) if b == absorbing => return Expr::bool(absorbing),
+            Some(_) => {}
             None => kept.push(e),
         }
     }
     match kept.len() {
-        0 => Expr::bool(false),
+        0 => Expr::bool(!absorbing),
         1 => kept.remove(0),
-        _ => Expr::Call(Op::Or, kept),
+        _ => Expr::Call(op, kept),
     }
 }
 

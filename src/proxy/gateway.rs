@@ -54,8 +54,24 @@ pub struct Gateway {
     pub(super) metrics: Arc<Metrics>,
 }
 
+/// The client for the configured database (`upstream`: url, CA file, the database's own key),
+/// with at most `max_in_flight` requests at once.
+pub(super) fn upstream_client(config: &Config, max_in_flight: usize, metrics: Arc<Metrics>) -> Result<Upstream, ProxyError> {
+    Ok(Upstream::new(
+        UpstreamSettings {
+            base_url: &config.upstream.url,
+            timeout: config.upstream.timeout,
+            ca_file: config.upstream.ca_file.as_deref(),
+            backend: config.upstream.kind.name(),
+            api_key: upstream_api_key(config)?,
+            max_in_flight,
+        },
+        metrics,
+    )?)
+}
+
 /// The database's API key from the environment variable the configuration names.
-pub(super) fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
+fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
     let Some(var) = &config.upstream.api_key_env else {
         return Ok(None);
     };
@@ -77,17 +93,7 @@ impl Gateway {
         audit: AuditLog,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, ProxyError> {
-        let upstream = Upstream::new(
-            UpstreamSettings {
-                base_url: &config.upstream.url,
-                timeout: config.upstream.timeout,
-                ca_file: config.upstream.ca_file.as_deref(),
-                backend: config.upstream.kind.name(),
-                api_key: upstream_api_key(&config)?,
-                max_in_flight: config.limits.max_upstream_requests,
-            },
-            metrics.clone(),
-        )?;
+        let upstream = upstream_client(&config, config.limits.max_upstream_requests, metrics.clone())?;
         Ok(Gateway {
             authn,
             policies,

@@ -11,8 +11,8 @@
 
 use super::error::ProxyError;
 use super::forward::wire;
-use super::gateway::{upstream_api_key, Backend, Gateway};
-use super::upstream::{Upstream, UpstreamSettings};
+use super::gateway::{upstream_client, Backend, Gateway};
+use super::upstream::Upstream;
 use crate::backends::seam::{Answer, Call, Database, Path};
 use crate::backends::FieldMapping;
 use crate::config::Config;
@@ -46,17 +46,7 @@ pub async fn read_record_attributes(config: &Config, collection: &str, id: &str)
         .ok_or_else(|| ProxyError::Forbidden(format!("no collection rule in the configuration matches {collection:?}")))?;
     let mapping = FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned());
     let metrics = Arc::new(Metrics::new().map_err(|e| ProxyError::Internal(e.to_string()))?);
-    let upstream = Upstream::new(
-        UpstreamSettings {
-            base_url: &config.upstream.url,
-            timeout: config.upstream.timeout,
-            ca_file: config.upstream.ca_file.as_deref(),
-            backend: config.upstream.kind.name(),
-            api_key: upstream_api_key(config)?,
-            max_in_flight: 2,
-        },
-        metrics,
-    )?;
+    let upstream = upstream_client(config, 2, metrics)?;
     match Backend::from(config.upstream.kind) {
         Backend::Chroma(db) => read_record(&upstream, &db, &mapping, collection, id).await,
         Backend::Qdrant(db) => read_record(&upstream, &db, &mapping, collection, id).await,

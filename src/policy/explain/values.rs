@@ -74,6 +74,9 @@ pub struct ExprNode {
     /// For a comparison or function call: the values of the names it reads.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<String>,
+    /// The operator whose operands follow: `and`, `or`, `not`, `if`, `isTrue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
     /// The operands of `&&`, `||`, `!`, `?:`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub operands: Vec<ExprNode>,
@@ -189,10 +192,14 @@ impl Values<'_> {
                 Some(format!("not known: {}", readable(&r, &abbreviated))),
             ),
         };
-        let operands = match e {
-            Expr::Call(Op::And | Op::Or | Op::Not | Op::IsTrue, args) => args.iter().map(|a| self.expr(a)).collect(),
-            Expr::Call(Op::If, args) if args.len() == 3 => args.iter().map(|a| self.expr(a)).collect(),
-            _ => Vec::new(),
+        let (operator, operands) = match e {
+            Expr::Call(op @ (Op::And | Op::Or | Op::Not | Op::IsTrue), args) => {
+                (Some(op.name().to_string()), args.iter().map(|a| self.expr(a)).collect())
+            }
+            Expr::Call(Op::If, args) if args.len() == 3 => {
+                (Some(Op::If.name().to_string()), args.iter().map(|a| self.expr(a)).collect())
+            }
+            _ => (None, Vec::new()),
         };
         let inputs = if operands.is_empty() { self.inputs(e) } else { Vec::new() };
         ExprNode {
@@ -201,6 +208,7 @@ impl Values<'_> {
             shown,
             reason,
             inputs,
+            operator,
             operands,
         }
     }
@@ -236,10 +244,22 @@ impl Values<'_> {
             }
         }
         match err {
-            EvalError::NoSuchOverload(what) => format!("no such operation: {what}"),
+            EvalError::NoSuchOverload(what) => overload_reason(what),
             other => other.to_string(),
         }
     }
+}
+
+/// An overload error in a person's words: `gt between string and int` becomes `string
+/// compared with int (>)`.
+fn overload_reason(what: &str) -> String {
+    let symbols = [("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!=")];
+    if let Some((op, types)) = what.split_once(" between ") {
+        if let (Some((_, sym)), Some((a, b))) = (symbols.iter().find(|(name, _)| *name == op), types.split_once(" and ")) {
+            return format!("{a} compared with {b} ({sym})");
+        }
+    }
+    format!("no such operation: {what}")
 }
 
 /// A name's error in a person's words.
