@@ -109,6 +109,13 @@ pub fn check_action_traced<'p>(
     }
 }
 
+/// `runtime.effectiveDerivedRoles` as the check computes it for the resource policies of
+/// `scope` (for reports of rules the check did not reach).
+pub fn derived_role_list(table: &RuleTable, options: &PlannerOptions, request: &PlanRequest<'_>, scope: &str) -> Expr {
+    let env = PlanEnv::new(request, options);
+    Checker::new(table, options, request, &env, false).derived_list(scope)
+}
+
 /// Decides each action of `request` (`resource_id` and the complete `resource_attr` given,
 /// `attr_complete` set) for the concrete resource: true where it is allowed.
 pub fn check_actions(

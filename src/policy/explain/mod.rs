@@ -23,7 +23,7 @@ use crate::plan::eval::{allows, RecordEnv};
 use crate::plan::functions::CallContext;
 use crate::plan::text::{abbreviated, readable};
 use crate::plan::{Plan, Value};
-use crate::policy::check::{check_action_traced, RuleEvaluation};
+use crate::policy::check::{check_action_traced, derived_role_list, RuleEvaluation};
 use crate::policy::env::PlanEnv;
 use crate::policy::model::Effect;
 use crate::policy::planner::{PlanRequest, Planner, Principal};
@@ -178,9 +178,10 @@ pub fn explain(planner: &Planner, question: &ExplainQuestion<'_>) -> (Explanatio
                     if seen.is_some() && seen.map(|(i, _)| Some(*i)) == Some(trace.decided_by) {
                         decided_by = Some(rules.len());
                     }
-                    let derived_list = match seen {
-                        Some((_, t)) => t.derived_list.clone(),
-                        None => crate::plan::Expr::Value(Value::list(Vec::new())),
+                    let derived_list = match (seen, kind) {
+                        (Some((_, t)), _) => t.derived_list.clone(),
+                        (None, PolicyKind::Resource) => derived_role_list(table, options, &request, &scope),
+                        (None, PolicyKind::Principal) => crate::plan::Expr::Value(Value::list(Vec::new())),
                     };
                     rules.push(rule_report(&values, kind, role, &scope, b, &derived_list, seen.map(|(_, t)| *t)));
                 }
