@@ -136,6 +136,20 @@ demo_story() {
     VECGATE_TOKEN="$alice" "$PY" app.py ask "bonus pool account"
 }
 
+# demo_explain ID: why bob cannot see record ID, why alice can, and who can read it, asked of the running
+# demo's database through vecgate's own configuration (`vecgate explain`, `vecgate who-can`).
+demo_explain() {
+    local id=$1 mint="$ROOT/examples/langchain-chroma/mint_token.py" alice bob
+    alice="$("$PY" "$mint" --sub alice --role user --department FINANCE --region EMEA)"
+    bob="$("$PY" "$mint" --sub bob --role user --department HR --region AMER)"
+    say "why can't bob see $id? vecgate explain (the record read from the database)"
+    "$VECGATE_BIN" explain --config "$WORK/vecgate.yaml" --collection company-docs --id "$id" --token "$bob"
+    say "and why can alice? vecgate explain"
+    "$VECGATE_BIN" explain --config "$WORK/vecgate.yaml" --collection company-docs --id "$id" --token "$alice"
+    say "who can read $id? vecgate who-can"
+    "$VECGATE_BIN" who-can --config "$WORK/vecgate.yaml" --collection company-docs --id "$id"
+}
+
 # show_audit OPERATION…: the last data requests of the audit log, leaving out the client's own
 # start-up calls (the operations named).
 show_audit() {

@@ -13,7 +13,8 @@
 #   3. starts Chroma and vecgate on free loopback ports with a throwaway data directory,
 #   4. loads the corpus through vecgate as the `ingest` principal,
 #   5. runs examples/langchain-chroma/app.py as alice (FINANCE, EMEA) and bob (HR, AMER),
-#   6. shows a refused write and the tail of vecgate's audit log.
+#   6. shows a refused write and the tail of vecgate's audit log,
+#   7. asks `vecgate explain` why bob cannot see fin-emea-budget and `vecgate who-can` who can.
 # Everything it starts is stopped when it exits, however it exits. Set VECGATE_DEMO_KEEP=1 to
 # keep the temporary directory (logs, config, audit log) for a look afterwards.
 #
@@ -43,6 +44,9 @@ start_vecgate "http://127.0.0.1:$CHROMA_PORT" /api/v2/heartbeat
 
 # 4-6. The corpus, two users, a refused write ------------------------------------------------
 demo_story
+
+# 7. Why bob cannot see the budget note, and who can ------------------------------------------
+demo_explain fin-emea-budget
 
 # The chromadb client's start-up calls (identity, tenant, database, pre-flight) are left out.
 show_audit auth_identity get_tenant get_database pre_flight_checks

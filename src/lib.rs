@@ -9,6 +9,7 @@ pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod explain_request;
 pub mod json;
 pub mod metrics;
 pub mod plan;

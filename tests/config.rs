@@ -1173,3 +1173,16 @@ fn a_pdp_is_the_alternative_to_a_policy_directory() {
     let no_url = load_err(&doc(&[("policies", "{pdp: {}}")]));
     assert_eq!(paths(&no_url), set(&["policies.pdp.url"]));
 }
+
+#[test]
+fn admin_explain_is_off_by_default_and_needs_the_admin_listener() {
+    let (_dir, config) = load_ok(&doc(&[]));
+    assert!(!config.admin_explain);
+    let (_dir, config) = load_ok(&doc(&[("admin_listen", "127.0.0.1:9090"), ("admin_explain", "true")]));
+    assert!(config.admin_explain);
+    let errors = load_err(&doc(&[("admin_explain", "true")]));
+    assert_eq!(only_problem(&errors).kind, ConfigErrorKind::Conflict);
+    assert_eq!(only_problem(&errors).path, "admin_explain");
+    let errors = load_err(&doc(&[("admin_listen", "127.0.0.1:9090"), ("admin_explain", "yes please")]));
+    assert!(paths(&errors).contains("admin_explain"), "{errors}");
+}

@@ -491,6 +491,14 @@ pub trait Database: Send + Sync + 'static {
     fn fetch_records(&self, located: &Located, ids: &[Self::Id]) -> Call;
     /// Reads the answer to [`Database::fetch_records`]: the records that exist.
     fn fetched_records(&self, answer: &[u8]) -> Result<Records<Self>, Self::AnswerError>;
+    /// The lookup that locates a collection known only by its name (`vecgate explain --id`),
+    /// or `None` where the name is enough.
+    fn collection_by_name(&self, name: &str) -> Option<Call>;
+    /// Where the records of the collection `name` are, from the answer to
+    /// [`Database::collection_by_name`] where it asks something.
+    fn located_by_name(&self, name: &str, answer: Option<&[u8]>) -> Result<Located, Self::AnswerError>;
+    /// A record id as a person writes it (`vecgate explain --id`); `None`: not an id here.
+    fn parse_id(&self, text: &str) -> Option<Self::Id>;
     /// The record as the database stores it after `change` (`before`: `None` if missing).
     fn apply(&self, route: &Self::Route, change: &Self::Change, before: Option<&Self::Record>) -> Self::Record;
     /// A record's attributes.

@@ -14,9 +14,12 @@ use std::sync::Arc;
 
 pub mod check_config;
 mod plan_pdp;
+pub mod explain;
+pub(crate) mod inputs;
 pub(crate) mod policy_test;
 pub(crate) mod serve;
 pub mod token;
+pub mod who_can;
 
 #[derive(Parser, Debug)]
 #[command(name = "vecgate", version, about = "Authorization sidecar for vector databases")]
@@ -80,6 +83,12 @@ pub enum Command {
         #[arg(long)]
         policies: Option<PathBuf>,
     },
+    /// Why a principal may or may not do an action on one record: every rule that applies,
+    /// each condition's parts true, false or error with the reason, the rule that decided,
+    /// and the filter vecgate pushes down for the principal.
+    Explain(explain::ExplainArgs),
+    /// Who may do an action on one record: a condition over roles and principal attributes.
+    WhoCan(who_can::WhoCanArgs),
     /// Run the proxy.
     Serve {
         #[arg(long)]
@@ -194,6 +203,8 @@ pub fn run(cli: Cli) -> i32 {
             eprintln!("error: give --config FILE or --policies DIR");
             2
         }
+        Command::Explain(args) => explain::run(&args),
+        Command::WhoCan(args) => who_can::run(&args),
         Command::Serve { config } => serve::run(&config),
         Command::Token {
             secret_env,

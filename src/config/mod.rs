@@ -159,6 +159,8 @@ pub struct Config {
     /// The gRPC listener (Qdrant's gRPC API, proxied to `upstream.grpc_url`); `None` when not
     /// configured. Inbound TLS (`tls`) applies to it as to `listen`.
     pub grpc_listen: Option<SocketAddr>,
+    /// `POST /explain` on the admin listener (off unless set; never on the data port).
+    pub admin_explain: bool,
     pub mode: Mode,
     pub upstream: UpstreamConfig,
     /// Inbound TLS; `None` serves plain HTTP.

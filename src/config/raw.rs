@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub grpc_listen: Option<String>,
+    pub admin_explain: Option<bool>,
     pub mode: Option<String>,
     pub upstream: Option<RawUpstream>,
     pub tls: Option<RawListenerTls>,

@@ -374,6 +374,14 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             );
         }
     }
+    let admin_explain = raw.admin_explain.unwrap_or(false);
+    if admin_explain && matches!(admin_listen, Ok(None)) {
+        v.report(
+            "admin_explain",
+            ConfigErrorKind::Conflict,
+            "needs admin_listen: the explain report is served on the admin listener only",
+        );
+    }
     let mode = match raw.mode.as_deref() {
         None | Some("enforce") => Some(Mode::Enforce),
         Some("shadow") => Some(Mode::Shadow),
@@ -467,6 +475,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             listen,
             admin_listen,
             grpc_listen,
+            admin_explain,
             mode,
             upstream,
             tls,

@@ -6,6 +6,7 @@ pub(crate) mod expr;
 pub mod functions;
 pub mod normalise;
 pub mod simplify;
+pub mod text;
 pub mod value;
 
 pub use expr::{Expr, Op};

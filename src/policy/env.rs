@@ -1,6 +1,9 @@
 //! What a planning (or checking) request can see: the principal, the known part of the
 //! resource, the JWT claims, globals and the clock. Resource attributes not given are unknown
 //! (they stay in the plan); with `attr_complete`, a missing attribute is an error, as in a check.
+//! For `who-can` the roles are reversed: [`PlanEnv::with_unknown_principal`] leaves the
+//! principal's roles, attributes and JWT claims (and its id unless told) unknown, so they stay
+//! in the plan, while the resource is known.
 
 use super::request::{version_or, PlanRequest, PlannerOptions};
 use crate::plan::eval::{walk, Env, Resolved};
@@ -21,6 +24,19 @@ pub struct PlanEnv {
     resource_id: Option<Value>,
     attr_complete: bool,
     ctx: CallContext,
+    /// The principal's names that stay in the plan.
+    principal_unknown: PrincipalUnknown,
+}
+
+/// Which of the principal's names are unknown while planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PrincipalUnknown {
+    /// Everything is known (a check, or a plan for one principal).
+    Nothing,
+    /// `roles` and `attr` are unknown; `id` is known (a principal policy's principal).
+    RolesAndAttributes,
+    /// `id`, `roles` and `attr` are unknown.
+    IdRolesAndAttributes,
 }
 
 impl PlanEnv {
@@ -56,6 +72,39 @@ impl PlanEnv {
             resource_id: request.resource_id.map(Value::string),
             attr_complete: request.attr_complete,
             ctx: CallContext { now: request.now },
+            principal_unknown: PrincipalUnknown::Nothing,
+        }
+    }
+
+    /// Like [`PlanEnv::new`], but `request.principal.roles` and `request.principal.attr` (and
+    /// `request.principal.id` unless `id_known`) are unknown: they stay in the plan. The
+    /// request's principal still selects the rules (its roles and id); only what conditions
+    /// read of it is left open.
+    pub fn with_unknown_principal(
+        request: &PlanRequest<'_>,
+        options: &PlannerOptions,
+        id_known: bool,
+    ) -> PlanEnv {
+        let mut env = PlanEnv::new(request, options);
+        env.principal_unknown = if id_known {
+            PrincipalUnknown::RolesAndAttributes
+        } else {
+            PrincipalUnknown::IdRolesAndAttributes
+        };
+        env
+    }
+
+    fn resolve_principal(&self, path: &str) -> Resolved {
+        let (field, _) = split_first_segment(path);
+        let unknown = match self.principal_unknown {
+            PrincipalUnknown::Nothing => false,
+            PrincipalUnknown::RolesAndAttributes => matches!(field, "roles" | "attr" | ""),
+            PrincipalUnknown::IdRolesAndAttributes => matches!(field, "id" | "roles" | "attr" | ""),
+        };
+        if unknown {
+            Resolved::Unknown
+        } else {
+            walk(&self.principal, path)
         }
     }
 }
@@ -71,8 +120,10 @@ impl Env for PlanEnv {
             "request" => {
                 let (second, rest2) = split_first_segment(rest);
                 match second {
-                    "principal" => walk(&self.principal, rest2),
+                    "principal" => self.resolve_principal(rest2),
                     "resource" => self.resolve_resource(rest2),
+                    // The claims belong to the principal: unknown with it.
+                    "auxData" if self.principal_unknown != PrincipalUnknown::Nothing => Resolved::Unknown,
                     "auxData" => walk(&self.aux, rest2),
                     _ => Resolved::Error(EvalError::NoSuchVariable(name.to_string())),
                 }

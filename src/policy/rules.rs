@@ -54,6 +54,10 @@ pub struct Binding<'p> {
     pub definitions: &'p Definitions,
     /// A synthetic DENY of a role policy (Cerbos' planner keeps these apart).
     pub from_role_policy: bool,
+    /// The rule's name, where the policy gives one (reports only).
+    pub rule_name: Option<&'p str>,
+    /// The policy file the rule comes from, relative to the policy directory (reports only).
+    pub file: &'p str,
 }
 
 /// A policy set indexed for rule lookups.
@@ -217,13 +221,11 @@ impl RuleTable {
         }) {
             for rule in policy.rules.iter().filter(|r| glob_match(&r.resource, kind)) {
                 for a in rule.actions.iter().filter(|a| glob_match(&a.action, action)) {
-                    out.push(binding(
-                        a.effect,
-                        a.condition.as_ref(),
-                        None,
-                        &policy.definitions,
-                        rpc,
-                    ));
+                    out.push(Binding {
+                        rule_name: a.name.as_deref(),
+                        file: &policy.file,
+                        ..binding(a.effect, a.condition.as_ref(), None, &policy.definitions, rpc)
+                    });
                 }
             }
         }
@@ -251,14 +253,15 @@ impl RuleTable {
             .iter()
             .filter(|r| r.actions.iter().any(|a| glob_match(a, action)))
         {
+            let named = |b| named(b, rule.name.as_deref(), &policy.file);
             if rule.roles.iter().any(|r| matches_role(r)) {
-                out.push(binding(
+                out.push(named(binding(
                     rule.effect,
                     rule.condition.as_ref(),
                     None,
                     &policy.definitions,
                     rpc,
-                ));
+                )));
             }
             let mut derived: Vec<&DerivedRole> = rule
                 .derived_roles
@@ -269,13 +272,13 @@ impl RuleTable {
             derived.sort_by(|a, b| a.name.cmp(&b.name));
             derived.dedup_by(|a, b| a.name == b.name);
             for dr in derived {
-                out.push(binding(
+                out.push(named(binding(
                     rule.effect,
                     rule.condition.as_ref(),
                     Some(dr),
                     &policy.definitions,
                     rpc,
-                ));
+                )));
             }
         }
         out
@@ -307,7 +310,7 @@ impl RuleTable {
                 for rule in rp.rules.iter().filter(|r| glob_match(&r.resource, kind)) {
                     on_resource = true;
                     if rule.allow_actions.iter().any(|a| glob_match(a, action)) {
-                        listed.push((rule, &rp.definitions));
+                        listed.push((rule, &rp.definitions, &rp.file));
                     }
                 }
             }
@@ -318,10 +321,12 @@ impl RuleTable {
                     derived: None,
                     definitions: &first.definitions,
                     from_role_policy: true,
+                    rule_name: None,
+                    file: &first.file,
                 });
                 continue;
             }
-            for (rule, definitions) in listed {
+            for (rule, definitions, file) in listed {
                 if let Some(c) = &rule.condition {
                     out.push(Binding {
                         effect: Effect::Deny,
@@ -329,12 +334,19 @@ impl RuleTable {
                         derived: None,
                         definitions,
                         from_role_policy: true,
+                        rule_name: rule.name.as_deref(),
+                        file,
                     });
                 }
             }
         }
         out
     }
+}
+
+/// `b` with the rule's name and file.
+fn named<'p>(b: Binding<'p>, rule_name: Option<&'p str>, file: &'p str) -> Binding<'p> {
+    Binding { rule_name, file, ..b }
 }
 
 /// A rule as a binding; in a scope requiring parental consent, a conditional ALLOW becomes a
@@ -359,6 +371,8 @@ fn binding<'p>(
         derived,
         definitions,
         from_role_policy: false,
+        rule_name: None,
+        file: "",
     }
 }
 

@@ -45,7 +45,7 @@ pub fn path_and_query(parts: &Parts) -> &str {
 
 /// A body as bytes for the wire. A gRPC call always carries one message (an empty one where
 /// the body is [`Body::None`]).
-fn wire(protocol: Protocol, body: Body) -> Result<Option<Bytes>, ProxyError> {
+pub(super) fn wire(protocol: Protocol, body: Body) -> Result<Option<Bytes>, ProxyError> {
     match (protocol, body) {
         (Protocol::Http, Body::None) => Ok(None),
         (Protocol::Http, Body::Json(value)) => crate::json::to_vec(&value)

@@ -63,6 +63,24 @@ pub struct Gateway {
     pub(super) metrics: Arc<Metrics>,
 }
 
+/// The client for the configured database (`upstream`: url, CA file, the database's own key),
+/// with at most `max_in_flight` requests at once.
+/// The HTTP client to the database at `base_url` (its REST URL, or with `grpc` its gRPC URL).
+pub(super) fn upstream_client(config: &Config, base_url: &str, grpc: bool, max_in_flight: usize, metrics: Arc<Metrics>) -> Result<Upstream, ProxyError> {
+    Ok(Upstream::new(
+        UpstreamSettings {
+            base_url,
+            timeout: config.upstream.timeout,
+            ca_file: config.upstream.ca_file.as_deref(),
+            backend: config.upstream.kind.name(),
+            api_key: upstream_api_key(config)?,
+            max_in_flight,
+            grpc,
+        },
+        metrics,
+    )?)
+}
+
 /// The database's API key from the environment variable the configuration names.
 fn upstream_api_key(config: &Config) -> Result<Option<http::HeaderValue>, ProxyError> {
     let Some(var) = &config.upstream.api_key_env else {
@@ -86,34 +104,12 @@ impl Gateway {
         audit: AuditLog,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, ProxyError> {
-        let upstream = Upstream::new(
-            UpstreamSettings {
-                base_url: &config.upstream.url,
-                timeout: config.upstream.timeout,
-                ca_file: config.upstream.ca_file.as_deref(),
-                backend: config.upstream.kind.name(),
-                api_key: upstream_api_key(&config)?,
-                max_in_flight: config.limits.max_upstream_requests,
-                grpc: false,
-            },
-            metrics.clone(),
-        )?;
+        let upstream = upstream_client(&config, &config.upstream.url, false, config.limits.max_upstream_requests, metrics.clone())?;
         let grpc = match &config.upstream.grpc_url {
             None => None,
             Some(url) => Some(GrpcFace {
                 db: QdrantGrpc,
-                upstream: Upstream::new(
-                    UpstreamSettings {
-                        base_url: url,
-                        timeout: config.upstream.timeout,
-                        ca_file: config.upstream.ca_file.as_deref(),
-                        backend: config.upstream.kind.name(),
-                        api_key: upstream_api_key(&config)?,
-                        max_in_flight: config.limits.max_upstream_requests,
-                        grpc: true,
-                    },
-                    metrics.clone(),
-                )?,
+                upstream: upstream_client(&config, url, true, config.limits.max_upstream_requests, metrics.clone())?,
             }),
         };
         Ok(Gateway {
@@ -148,6 +144,11 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The token verifier (the admin listener's `POST /explain` verifies tokens with it).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authn
     }
 
     /// Answers one client request. Never fails: every error becomes the database's error

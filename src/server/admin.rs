@@ -1,5 +1,6 @@
 //! The admin port: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz` (policies
-//! loaded and the database answering). Never the data port's routes.
+//! loaded and the database answering), and `POST /explain` where `admin_explain` enables it
+//! (otherwise a POST is refused as before: GET only). Never the data port's routes.
 
 use crate::proxy::Gateway;
 use bytes::Bytes;
@@ -44,7 +45,7 @@ pub(super) async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut shut
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
                 let gateway = gateway.clone();
-                async move { Ok::<ProxyResponse, Infallible>(admin_answer(&gateway, &request).await) }
+                async move { Ok::<ProxyResponse, Infallible>(admin_answer(&gateway, request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -53,7 +54,14 @@ pub(super) async fn serve(gateway: Arc<Gateway>, listener: TcpListener, mut shut
     }
 }
 
-async fn admin_answer(gateway: &Gateway, request: &Request<Incoming>) -> ProxyResponse {
+async fn admin_answer(gateway: &Gateway, request: Request<Incoming>) -> ProxyResponse {
+    if request.uri().path() == "/explain" && gateway.config().admin_explain {
+        if request.method() != Method::POST {
+            return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "POST only"}));
+        }
+        let (status, body) = super::explain::explain(gateway, request.into_body()).await;
+        return json_response(status, &body);
+    }
     if request.method() != Method::GET {
         return json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "GET only"}));
     }

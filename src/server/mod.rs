@@ -7,6 +7,7 @@
 //! the database's gRPC face.
 
 mod admin;
+mod explain;
 pub mod tls;
 
 use crate::proxy::{Gateway, ProxyResponse};

@@ -48,6 +48,9 @@ fn collections_path(route: &Route) -> String {
     )
 }
 
+/// The collections of Chroma's default tenant and database.
+const DEFAULT_COLLECTIONS: &str = "/api/v2/tenants/default_tenant/databases/default_database/collections";
+
 fn parse(answer: &[u8]) -> Result<Json, ResponseError> {
     Ok(serde_json::from_slice(answer)?)
 }
@@ -353,6 +356,25 @@ impl Database for Chroma {
 
     fn fetched_records(&self, answer: &[u8]) -> Result<Records<Self>, ResponseError> {
         Ok(response::get_rows(&parse(answer)?)?.into_iter().collect())
+    }
+
+    /// Chroma addresses records by the collection's id: asked by name in the default tenant
+    /// and database.
+    fn collection_by_name(&self, name: &str) -> Option<Call> {
+        Some(Call::get(format!("{DEFAULT_COLLECTIONS}/{name}")))
+    }
+
+    fn located_by_name(&self, name: &str, answer: Option<&[u8]>) -> Result<Located, ResponseError> {
+        let id = answer
+            .map(parse)
+            .transpose()?
+            .and_then(|v| v.get("id").and_then(Json::as_str).map(String::from))
+            .ok_or_else(|| ResponseError::Shape { field: "id".into(), reason: "a collection without an id" })?;
+        Ok(Located { name: name.to_string(), base: format!("{DEFAULT_COLLECTIONS}/{id}") })
+    }
+
+    fn parse_id(&self, text: &str) -> Option<String> {
+        Some(text.to_string())
     }
 
     fn apply(&self, route: &Route, change: &Metadata, before: Option<&Metadata>) -> Metadata {

@@ -377,6 +377,18 @@ impl Database for Qdrant {
         by_ids(body, ids)
     }
 
+    fn collection_by_name(&self, _name: &str) -> Option<Call> {
+        None
+    }
+
+    fn located_by_name(&self, name: &str, _answer: Option<&[u8]>) -> Result<Located, ResponseError> {
+        Ok(Located { name: name.to_string(), base: format!("/collections/{name}") })
+    }
+
+    fn parse_id(&self, text: &str) -> Option<PointId> {
+        PointId::parse(text)
+    }
+
     fn fetch_records(&self, located: &Located, ids: &[PointId]) -> Call {
         Call::post(
             format!("{}/points", located.base),

@@ -70,18 +70,37 @@ impl Planner {
         self.table.policy_set()
     }
 
+    /// The rule table the check and the plans read.
+    pub fn rule_table(&self) -> &RuleTable {
+        &self.table
+    }
+
     /// Plans `request.actions` (the AND of the per-action plans).
     pub fn plan(&self, request: &PlanRequest<'_>) -> PlanOutput {
-        let env = PlanEnv::new(request, &self.options);
+        self.plan_in(request, &PlanEnv::new(request, &self.options))
+    }
+
+    /// Plans `request.actions` with the resource known (`resource_id`, the complete
+    /// `resource_attr`, `attr_complete`) and what conditions read of the principal unknown
+    /// (its roles and attributes, and its id unless `id_known`): the plan is a condition over
+    /// the principal. The request's principal still selects the rules (its roles, and its id
+    /// for principal policies), so the plan holds for principals with exactly those roles
+    /// (and that id). `who-can` is built on this.
+    pub fn plan_for_unknown_principal(&self, request: &PlanRequest<'_>, id_known: bool) -> PlanOutput {
+        let env = PlanEnv::with_unknown_principal(request, &self.options, id_known);
+        self.plan_in(request, &env)
+    }
+
+    fn plan_in(&self, request: &PlanRequest<'_>, env: &PlanEnv) -> PlanOutput {
         let mut matched_scopes = BTreeMap::new();
         let mut plans = Vec::with_capacity(request.actions.len());
         let mut policy_match = false;
         for action in request.actions {
             let outcome = match self.options.evaluation {
                 Evaluation::CerbosStrict if !self.options.cerbos_planner => {
-                    sequential::plan_action(&self.table, &self.options, request, &env, action)
+                    sequential::plan_action(&self.table, &self.options, request, env, action)
                 }
-                _ => combine::plan_action(&self.table, &self.options, request, &env, action),
+                _ => combine::plan_action(&self.table, &self.options, request, env, action),
             };
             policy_match |= outcome.matched;
             matched_scopes.insert(action.clone(), outcome.scope);

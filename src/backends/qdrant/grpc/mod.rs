@@ -341,6 +341,20 @@ impl Database for QdrantGrpc {
         call(&GrpcRequest::PointsGet(write::fetch(&located.name, ids)))
     }
 
+    /// `vecgate explain --id` reads records through the REST face; the gRPC face names a
+    /// collection by its name alone, as Qdrant's gRPC API does.
+    fn collection_by_name(&self, _name: &str) -> Option<Call> {
+        None
+    }
+
+    fn located_by_name(&self, name: &str, _answer: Option<&[u8]>) -> Result<Located, GrpcAnswerError> {
+        Ok(Located { name: name.to_string(), base: String::new() })
+    }
+
+    fn parse_id(&self, text: &str) -> Option<PointId> {
+        PointId::parse(text)
+    }
+
     fn fetched_records(&self, answer: &[u8]) -> Result<Records<Self>, GrpcAnswerError> {
         Ok(answer::retrieved(answer)?.into_iter().collect())
     }
