@@ -29,8 +29,8 @@ use support::stub_upstream::{counting_upstream, serve_http, RawResponse};
 use support::vecgate::{token, VecgateOptions, VecgateServer};
 use support::{repo_root, ChromaServer};
 
-/// `zed` may not read documents at all, `yan` may not update them: principal policies with
-/// an unconditional DENY, which the PDP's planner drops and its check applies.
+/// `zed` may not read documents at all, `yan` may not update or delete them: principal
+/// policies with an unconditional DENY, which the PDP's planner drops and its check applies.
 const PRINCIPAL_POLICIES: &[(&str, &str)] = &[
     (
         "zed.yaml",
@@ -38,7 +38,7 @@ const PRINCIPAL_POLICIES: &[(&str, &str)] = &[
     ),
     (
         "yan.yaml",
-        "apiVersion: api.cerbos.dev/v1\nprincipalPolicy:\n  principal: yan\n  version: default\n  rules:\n    - resource: document\n      actions:\n        - action: update\n          effect: EFFECT_DENY\n",
+        "apiVersion: api.cerbos.dev/v1\nprincipalPolicy:\n  principal: yan\n  version: default\n  rules:\n    - resource: document\n      actions:\n        - action: update\n          effect: EFFECT_DENY\n        - action: delete\n          effect: EFFECT_DENY\n",
     ),
 ];
 
@@ -405,6 +405,60 @@ fn writes_are_allowed_or_refused_as_the_pdps_check_decides() {
     let (status, answer) = upsert(&vecgate, &col, &alice, &one_bad);
     assert_eq!(status, 403, "{answer}");
     assert!(answer["message"].as_str().unwrap_or_default().contains("1 of 100 record writes are not allowed"), "{answer}");
+}
+
+/// Deletes through the PDP: each record a delete names is confirmed by the PDP's check (its
+/// plan for `yan` lets him delete his own records, its check does not), records the caller
+/// may not delete are left alone as if missing, and a delete by filter, which cannot be
+/// confirmed record by record, is refused.
+#[test]
+fn deletes_remove_only_what_the_pdps_check_allows() {
+    let files = policy_files();
+    let pdp = start_pdp(&files);
+    let chroma = ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    chroma.add(&col_id, &records());
+    let col = format!("{DEFAULT_DB_PATH}/collections/{col_id}");
+    let dir = policy_dir(&files);
+    let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
+    options.policies_pdp_yaml = Some(pdp_yaml(&format!("http://127.0.0.1:{}", pdp.port), "10s"));
+    let vecgate = VecgateServer::start(&options);
+    let stored = |chroma: &ChromaServer| -> BTreeSet<String> { chroma.get_ids(&col_id, None).unwrap_or_default().into_iter().collect() };
+    let delete = ["delete".to_string()];
+    let attrs: std::collections::BTreeMap<String, Value> = records().into_iter().map(|(id, meta, _)| (id, meta)).collect();
+    let by_name = |name: &str| callers().into_iter().find(|c| c.name == name).unwrap();
+
+    // yan owns r04 and r09: the PDP's plan says he may delete them, its check says no.
+    let yan = by_name("yan");
+    for id in ["r04", "r09"] {
+        assert!(!pdp.check(&yan.principal, &[document(id, &attrs[id])], &delete)[0][0], "{id}");
+    }
+    let before = stored(&chroma);
+    let (status, answer) = vecgate.call("POST", &format!("{col}/delete"), Some(&yan.token), Some(&json!({"ids": ["r04", "r09"]})));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(stored(&chroma), before, "yan's delete must remove nothing");
+
+    // alice: r00 and r05 are hers, r01 is bob's; only what the check allows goes.
+    let alice = by_name("alice");
+    let asked = ["r00", "r05", "r01", "no-such-id"];
+    let allowed: Vec<&str> = asked
+        .iter()
+        .copied()
+        .filter(|id| attrs.get(*id).is_some_and(|a| pdp.check(&alice.principal, &[document(id, a)], &delete)[0][0]))
+        .collect();
+    assert_eq!(allowed, ["r00", "r05"]);
+    let (status, answer) = vecgate.call("POST", &format!("{col}/delete"), Some(&alice.token), Some(&json!({"ids": asked})));
+    assert_eq!(status, 200, "{answer}");
+    let after = stored(&chroma);
+    let removed: BTreeSet<String> = before.difference(&after).cloned().collect();
+    assert_eq!(removed, ["r00", "r05"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+
+    // A delete by filter cannot be confirmed record by record: refused, nothing removed.
+    let (status, answer) =
+        vecgate.call("POST", &format!("{col}/delete"), Some(&alice.token), Some(&json!({"where": {"owner": "alice"}})));
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["message"].as_str().unwrap_or_default().contains("must name its records by id"), "{answer}");
+    assert_eq!(stored(&chroma), after);
 }
 
 fn chroma_shape_503(status: u16, answer: &Value) {

@@ -470,6 +470,13 @@ pub trait Database: Send + Sync + 'static {
 
     // ---- deletes ------------------------------------------------------------------------
 
+    /// The ids a delete names when it selects by ids alone; `None` when it selects by a filter
+    /// (or this face cannot say). Where every deleted record must be confirmed by a full
+    /// check (a PDP as policy source), only such deletes can be, and the others are refused.
+    fn delete_ids(&self, route: &Self::Route, body: &Self::Body) -> Result<Option<Vec<Self::Id>>, Self::RequestError>;
+    /// The delete narrowed to `ids`, a non-empty subset of what [`Database::delete_ids`]
+    /// returned for it.
+    fn delete_only(&self, route: &Self::Route, body: Self::Body, ids: &[Self::Id]) -> Result<Self::Body, Self::RequestError>;
     /// The delete rewritten for the scope (never [`Scope::Unfiltered`]: a delete cannot be
     /// checked afterwards).
     fn rewrite_delete(&self, route: &Self::Route, body: Self::Body, scope: Scope<'_>) -> Result<Outgoing<Self::Then>, Self::RequestError>;

@@ -16,7 +16,7 @@ use super::gateway::Gateway;
 use super::writes::{stamp_values, Writer};
 use crate::audit::{AuditEvent, Decision};
 use crate::backends::seam::{Call, CollectionRequest, Database, IdInput, Narrowed, Narrowing, Records, Selection, WriteKind};
-use crate::plan::Plan;
+use crate::plan::{Plan, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Resource kind of everything that is neither a record nor a collection (DESIGN §2).
@@ -324,14 +324,54 @@ impl Gateway {
 
     /// A delete: what the caller may delete. A delete cannot be checked afterwards, so a plan
     /// without an exact filter is refused even with `post_filter_only`.
+    ///
+    /// Where every record must be confirmed by a full check (a PDP, whose planner may allow
+    /// what its check denies), the delete must name its records by id: those the plan lets it
+    /// touch are read and checked (one batched question), and the delete is narrowed to the
+    /// ones the check allows, the plan's filter still ANDed in. A record it may not delete is
+    /// left alone and the answer is the database's for the rest, as for a missing record; a
+    /// delete by filter is refused.
     pub(super) async fn authorize_delete<D: Database>(
         &self,
         db: &D,
+        route: &D::Route,
         target: &Target<'_>,
+        body: &mut Option<D::Body>,
         authorizer: &Authorizer,
         event: &mut AuditEvent,
     ) -> Result<Authorized, ProxyError> {
         let access = self.record_access(db, target, "delete", false, authorizer, event).await?;
+        if !authorizer.confirms_hits() || matches!(access, Access::Nothing) {
+            return Ok(Authorized::Delete { access });
+        }
+        let named = match body.as_ref() {
+            Some(parsed) => db.delete_ids(route, parsed).map_err(ProxyError::refused)?,
+            None => None,
+        };
+        let (Some(ids), Some(owned)) = (named, body.take()) else {
+            event.decision = Decision::Deny;
+            return Err(ProxyError::Forbidden(
+                "with policies.pdp a delete must name its records by id, so that each can be confirmed by the PDP's check".into(),
+            ));
+        };
+        let existing = self.existing(db, target, &ids, &event.request_id).await?;
+        let kind = target.rule.resource_kind.as_str();
+        let candidates: Vec<(D::Id, String, BTreeMap<String, Value>)> = existing
+            .iter()
+            .map(|(id, record)| (id.clone(), id.to_string(), db.attributes(record, target.mapping)))
+            .filter(|(id, _, attrs)| access.residual().is_none_or(|plan| authorizer.hit_allowed(plan, kind, id, &**attrs)))
+            .map(|(id, text, attrs)| (id, text, attrs.all()))
+            .collect();
+        let questions: Vec<(&str, &BTreeMap<String, Value>)> = candidates.iter().map(|(_, text, attrs)| (text.as_str(), attrs)).collect();
+        let answers = authorizer.may_each(kind, "delete", &questions).await?;
+        event.records_checked = Some(candidates.len());
+        let keep: Vec<D::Id> = candidates.iter().zip(&answers).filter(|(_, allowed)| **allowed).map(|((id, _, _), _)| id.clone()).collect();
+        if keep.is_empty() {
+            *body = Some(owned);
+            event.decision = Decision::Deny;
+            return Ok(Authorized::Delete { access: Access::Nothing });
+        }
+        *body = Some(db.delete_only(route, owned, &keep).map_err(ProxyError::refused)?);
         Ok(Authorized::Delete { access })
     }
 

@@ -162,7 +162,7 @@ impl Gateway {
             }
             (Intent::Collection(_), _) => self.authorize_collection(db, &route, parsed, &authorizer, event).await?,
             (Intent::Read, Some(target)) => self.authorize_read(db, &route, target, parsed, &authorizer, event).await?,
-            (Intent::Delete, Some(target)) => self.authorize_delete(db, target, &authorizer, event).await?,
+            (Intent::Delete, Some(target)) => self.authorize_delete(db, &route, target, &mut body, &authorizer, event).await?,
             (Intent::Write, Some(target)) => {
                 let owned = body.take().unwrap_or(empty);
                 self.authorize_write(db, &route, target, &parts.method, parts.uri.query(), owned, &authorizer, event).await?

@@ -283,6 +283,23 @@ impl Database for Chroma {
         self.error_answer(StatusCode::NOT_FOUND, &format!("record {id} not found"))
     }
 
+    /// `{"ids": [...]}` without `where` or `where_document`.
+    fn delete_ids(&self, _route: &Route, body: &Json) -> Result<Option<Vec<String>>, RequestError> {
+        if ["where", "where_document"].iter().any(|k| body.get(*k).is_some_and(|v| !v.is_null())) {
+            return Ok(None);
+        }
+        let Some(Json::Array(items)) = body.get("ids") else {
+            return Ok(None);
+        };
+        Ok(items.iter().map(|i| i.as_str().map(String::from)).collect())
+    }
+
+    fn delete_only(&self, _route: &Route, mut body: Json, ids: &[String]) -> Result<Json, RequestError> {
+        let obj = body.as_object_mut().ok_or(RequestError::NotAnObject)?;
+        obj.insert("ids".into(), json!(ids));
+        Ok(body)
+    }
+
     fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let selects_nothing = ["ids", "where", "where_document"]
             .iter()

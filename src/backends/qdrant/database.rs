@@ -295,6 +295,18 @@ impl Database for Qdrant {
     }
 
     /// points/delete: by ids → `has_id` AND the delete filter; by filter → AND the filter.
+    /// `points/delete` with a `points` list of ids.
+    fn delete_ids(&self, route: &Route, body: &Json) -> Result<Option<Vec<PointId>>, RequestError> {
+        Ok(match request::write_selector(route.op, body)? {
+            request::Selector::Ids(ids) => Some(ids),
+            request::Selector::Filter(_) => None,
+        })
+    }
+
+    fn delete_only(&self, _route: &Route, body: Json, ids: &[PointId]) -> Result<Json, RequestError> {
+        by_ids(body, ids)
+    }
+
     fn rewrite_delete(&self, route: &Route, body: Json, scope: Scope<'_>) -> Result<Outgoing<Then>, RequestError> {
         let op = route.op;
         let send = |body| Outgoing::Send { call: Call::new(Method::POST, Path::AsSent, Body::Json(body)), then: None };

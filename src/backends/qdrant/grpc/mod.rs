@@ -291,6 +291,16 @@ impl Database for QdrantGrpc {
         status(Code::NotFound, &format!("Not found: No point with id {id} found"))
     }
 
+    /// Not confirmed record by record over gRPC: with a PDP as policy source, gRPC deletes
+    /// are refused (`delete_ids` says it cannot name them).
+    fn delete_ids(&self, _route: &GrpcRoute, _body: &Self::Body) -> Result<Option<Vec<PointId>>, Self::RequestError> {
+        Ok(None)
+    }
+
+    fn delete_only(&self, _route: &GrpcRoute, _body: Self::Body, _ids: &[PointId]) -> Result<Self::Body, Self::RequestError> {
+        Err(RequestError::Unsupported { what: "a delete narrowed to ids over gRPC" }.into())
+    }
+
     fn rewrite_delete(&self, route: &GrpcRoute, mut body: GrpcRequest, scope: Scope<'_>) -> Result<Outgoing<Then>, GrpcRequestError> {
         let send = |body: &GrpcRequest| Outgoing::Send { call: own(route, body), then: None };
         match scope {
