@@ -90,19 +90,23 @@ pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
     (integer + exponent <= SAFE_MAGNITUDE_DIGITS).then_some(i)
 }
 
-/// The index after the run of ASCII digits starting at `b[i]`: eight bytes at a time while
-/// they are all digits (each byte's high nibble is 3, and stays 3 after adding 6), then one
-/// by one.
+/// The index after the run of ASCII digits starting at `b[i]`: eight bytes at a time (a
+/// digit's high nibble is 3, and stays 3 after adding 6), the run's end found in the first
+/// word that holds another byte; the last few bytes of `b` one by one.
+///
+/// In that word, the lowest byte that is not a digit is exactly the lowest byte whose nibble
+/// pair is not `3,3`: adding 6 carries out of a byte only if it is 0xFA or above, which is
+/// itself not a digit, so no byte below the first non-digit receives a carry.
 fn digits(b: &[u8], mut i: usize) -> usize {
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const SIXES: u64 = 0x0606_0606_0606_0606;
     const THREES: u64 = 0x3333_3333_3333_3333;
     while let Some(chunk) = b.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
         let word = u64::from_le_bytes(chunk);
-        let all_digits =
-            (word & HIGH_NIBBLES) | ((word.wrapping_add(SIXES) & HIGH_NIBBLES) >> 4) == THREES;
-        if !all_digits {
-            break;
+        let others = ((word & HIGH_NIBBLES) | ((word.wrapping_add(SIXES) & HIGH_NIBBLES) >> 4)) ^ THREES;
+        if others != 0 {
+            // Little-endian: the lowest set bit is in the first byte that is not a digit.
+            return i + (others.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }

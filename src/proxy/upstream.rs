@@ -16,6 +16,7 @@ use crate::grpc;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::response::Parts;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -33,6 +34,13 @@ pub const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 /// Request headers passed to the database; everything else (credentials, hop-by-hop headers,
 /// `Accept-Encoding`, so responses arrive uncompressed and can be filtered) stays here.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] = [http::header::ACCEPT, http::header::USER_AGENT];
+
+/// Header names vecgate adds, made once rather than parsed from text on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const API_KEY: HeaderName = HeaderName::from_static("api-key");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const GRPC: HeaderValue = HeaderValue::from_static(grpc::CONTENT_TYPE_GRPC);
+const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 /// Why an exchange with the database failed.
 #[derive(Debug, thiserror::Error)]
@@ -141,17 +149,17 @@ impl Upstream {
                 }
             }
         }
-        builder = builder.header("x-request-id", request_id);
+        builder = builder.header(X_REQUEST_ID, request_id);
         if let Some(key) = &self.api_key {
-            builder = builder.header("api-key", key);
+            builder = builder.header(API_KEY, key);
         }
         let body = match body {
             Some(b) if self.grpc => {
-                builder = builder.header(CONTENT_TYPE, grpc::CONTENT_TYPE_GRPC).header(http::header::TE, "trailers");
+                builder = builder.header(CONTENT_TYPE, GRPC).header(http::header::TE, TRAILERS);
                 b
             }
             Some(b) => {
-                builder = builder.header(CONTENT_TYPE, "application/json");
+                builder = builder.header(CONTENT_TYPE, JSON);
                 b
             }
             None => Bytes::new(),
@@ -171,19 +179,19 @@ impl Upstream {
                 .request(request)
                 .await
                 .map_err(|e| UpstreamError::Unavailable(describe_client_error(&e)))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let content_type = headers.get(CONTENT_TYPE).cloned();
-            let collected = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            // Taken apart rather than copied: only the headers' `Content-Type` (and for gRPC
+            // a trailers-only answer's status) is read.
+            let (Parts { status, mut headers, .. }, incoming) = response.into_parts();
+            let content_type = headers.remove(CONTENT_TYPE);
+            let collected = Limited::new(incoming, MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| UpstreamError::Unavailable(format!("reading the answer: {e}")))?;
-            let trailers = collected.trailers().cloned();
-            let body = collected.to_bytes();
             if !self.grpc {
-                return Ok(Answer { status, content_type, body, trailers: None });
+                return Ok(Answer { status, content_type, body: collected.to_bytes(), trailers: None });
             }
-            grpc_answer(status, &headers, trailers.as_ref(), content_type, body)
+            let trailers = collected.trailers().cloned();
+            grpc_answer(status, &headers, trailers.as_ref(), content_type, collected.to_bytes())
         };
         let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, exchange).await {
