@@ -140,11 +140,16 @@ impl VecgateServer {
                 },
                 policies = match &options.policies_pdp_yaml {
                     Some(pdp) => format!("  pdp:\n{pdp}"),
+                    // The default mode is left implicit, so that older builds the load harness
+                    // runs beside this one (which lack the key) read the same file.
                     None => format!(
-                        "  dir: {}\n  watch: {}\n  evaluation: {}\n",
+                        "  dir: {}\n  watch: {}\n{}",
                         options.policies_dir.display(),
                         options.policies_watch,
-                        options.policies_evaluation
+                        match options.policies_evaluation {
+                            "cerbos" => String::new(),
+                            mode => format!("  evaluation: {mode}\n"),
+                        }
                     ),
                 },
                 collections = options.collections_yaml,
