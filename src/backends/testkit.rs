@@ -454,3 +454,38 @@ pub fn assert_many_translate(
         "only {translated} of 400 random plans translated"
     );
 }
+
+/// A [`crate::backends::seam::Judge`] for the answer filters' tests: decides on the
+/// `department` attribute (numbers: even admitted), asks for every attribute of the hits
+/// `whole_for` picks, and writes down every question, so that two ways of filtering one
+/// answer can be compared question by question.
+pub struct RecordingJudge {
+    pub asked: Vec<String>,
+    whole_for: fn(&str) -> bool,
+}
+
+impl RecordingJudge {
+    pub fn new(whole_for: fn(&str) -> bool) -> RecordingJudge {
+        RecordingJudge { asked: Vec::new(), whole_for }
+    }
+}
+
+impl crate::backends::seam::Judge for RecordingJudge {
+    fn admits(&mut self, id: &dyn std::fmt::Display, attrs: &dyn crate::backends::seam::RecordAttributes) -> bool {
+        let id = id.to_string();
+        let department = attrs.get("department");
+        let whole = (self.whole_for)(&id).then(|| attrs.all());
+        self.asked.push(format!("{id} {department:?} {whole:?}"));
+        match department {
+            Some(Value::String(d)) => &*d == "FINANCE",
+            // JSON numbers are doubles (`Value::from_json`).
+            Some(Value::Double(d)) => d.rem_euclid(2.0) == 0.0,
+            None => id.len() % 2 == 0,
+            _ => false,
+        }
+    }
+
+    fn admits_lookup(&mut self, _: &str, _: &dyn std::fmt::Display, _: &dyn crate::backends::seam::RecordAttributes) -> bool {
+        false
+    }
+}

@@ -266,33 +266,13 @@ impl RecordAttributes for RawMetadata<'_, '_> {
 mod tests {
     use super::*;
     use crate::backends::chroma::database::filter_hits_parsed;
+    use crate::backends::testkit::RecordingJudge;
     use proptest::prelude::*;
     use serde_json::{json, Value as Json};
-    use std::fmt;
 
-    /// Decides on the department (and on `all()` for some ids), writing down every question.
-    #[derive(Default)]
-    struct Recorder {
-        asked: Vec<String>,
-    }
-
-    impl Judge for Recorder {
-        fn admits(&mut self, id: &dyn fmt::Display, attrs: &dyn RecordAttributes) -> bool {
-            let id = id.to_string();
-            let department = attrs.get("department");
-            let whole = id.contains('a').then(|| attrs.all());
-            self.asked.push(format!("{id} {department:?} {whole:?}"));
-            match department {
-                Some(Value::String(d)) => &*d == "FINANCE",
-                Some(Value::Int(i)) => i % 2 == 0,
-                None => id.len() % 2 == 0,
-                _ => false,
-            }
-        }
-
-        fn admits_lookup(&mut self, _: &str, _: &dyn fmt::Display, _: &dyn RecordAttributes) -> bool {
-            false
-        }
+    /// The shared recording judge, asking for every attribute of some hits.
+    fn recorder() -> RecordingJudge {
+        RecordingJudge::new(|id| id.contains('a'))
     }
 
     fn attr_value() -> impl Strategy<Value = Json> {
@@ -383,11 +363,11 @@ mod tests {
 
     fn agree(op: Operation, drop_metadatas: bool, prefix: &str, bytes: &[u8]) -> Result<bool, TestCaseError> {
         let trim = Trim { drop_metadatas };
-        let mut fast_judge = Recorder::default();
+        let mut fast_judge = recorder();
         let Some(fast) = filter(op, trim, prefix, bytes, &mut fast_judge) else {
             return Ok(false);
         };
-        let mut tree_judge = Recorder::default();
+        let mut tree_judge = recorder();
         let tree = filter_hits_parsed(op, trim, prefix, bytes, &mut tree_judge);
         let Ok(tree) = tree else {
             prop_assert!(false, "the tree path refused what the fast path read: {:?}\n{}", tree.err(), String::from_utf8_lossy(bytes));
@@ -433,7 +413,7 @@ mod tests {
         });
         let bytes = serde_json::to_vec(&answer).unwrap();
         for drop in [false, true] {
-            let mut judge = Recorder::default();
+            let mut judge = recorder();
             let filtered = filter(Operation::Query, Trim { drop_metadatas: drop }, "", &bytes, &mut judge).unwrap();
             assert_eq!((filtered.stripped, filtered.returned), (1, Some(3)));
             let FilteredBody::Spliced(text) = filtered.body else { panic!("expected a spliced body") };
@@ -447,7 +427,7 @@ mod tests {
         }
         // Everything readable: the database's own bytes.
         let all: Json = serde_json::from_str(&String::from_utf8(bytes.clone()).unwrap().replace("HR", "FINANCE")).unwrap();
-        let filtered = filter(Operation::Query, Trim::default(), "", &serde_json::to_vec(&all).unwrap(), &mut Recorder::default()).unwrap();
+        let filtered = filter(Operation::Query, Trim::default(), "", &serde_json::to_vec(&all).unwrap(), &mut recorder()).unwrap();
         assert!(matches!(filtered.body, FilteredBody::Unchanged));
     }
 }

@@ -284,33 +284,13 @@ impl RecordAttributes for RawNestedPayload<'_, '_> {
 mod tests {
     use super::*;
     use crate::backends::qdrant::database::{filter_parsed, Then};
+    use crate::backends::testkit::RecordingJudge;
     use proptest::prelude::*;
     use serde_json::{json, Value as Json};
-    use std::fmt;
 
-    /// Decides on `metadata.department` (and `all()` for some ids), writing down every question.
-    #[derive(Default)]
-    struct Recorder {
-        asked: Vec<String>,
-    }
-
-    impl Judge for Recorder {
-        fn admits(&mut self, id: &dyn fmt::Display, attrs: &dyn RecordAttributes) -> bool {
-            let id = id.to_string();
-            let department = attrs.get("department");
-            let whole = id.ends_with('1').then(|| attrs.all());
-            self.asked.push(format!("{id} {department:?} {whole:?}"));
-            match department {
-                Some(Value::String(d)) => &*d == "FINANCE",
-                Some(Value::Int(i)) => i % 2 == 0,
-                None => id.len() % 2 == 0,
-                _ => false,
-            }
-        }
-
-        fn admits_lookup(&mut self, _: &str, _: &dyn fmt::Display, _: &dyn RecordAttributes) -> bool {
-            false
-        }
+    /// The shared recording judge, asking for every attribute of some hits.
+    fn recorder() -> RecordingJudge {
+        RecordingJudge::new(|id| id.ends_with('1'))
     }
 
     fn point() -> impl Strategy<Value = Json> {
@@ -410,12 +390,12 @@ mod tests {
             trim in trims(),
             prefix in prop::sample::select(vec!["metadata.", "", "metadata"]),
         ) {
-            let mut fast_judge = Recorder::default();
+            let mut fast_judge = recorder();
             let Some(fast) = filter(op, &trim, prefix, &bytes, &mut fast_judge) else {
                 prop_assert!(fast_judge.asked.is_empty());
                 return Ok(());
             };
-            let mut tree_judge = Recorder::default();
+            let mut tree_judge = recorder();
             let tree = filter_parsed(then(op, &trim, prefix), &bytes, &mut tree_judge);
             let Ok(tree) = tree else {
                 prop_assert!(false, "the tree path refused what the fast path read: {:?}\n{}", tree.err(), String::from_utf8_lossy(&bytes));
@@ -440,14 +420,14 @@ mod tests {
             .map(|i| json!({"id": i, "version": 1, "score": 0.5, "payload": {"page_content": "text", "metadata": {"department": if i == 2 { "HR" } else { "FINANCE" }}}}))
             .collect();
         let bytes = serde_json::to_vec(&json!({"result": {"points": points}, "status": "ok", "time": 0.001})).unwrap();
-        let filtered = filter(Operation::QueryPoints, &Trim::default(), "metadata.", &bytes, &mut Recorder::default()).unwrap();
+        let filtered = filter(Operation::QueryPoints, &Trim::default(), "metadata.", &bytes, &mut recorder()).unwrap();
         assert_eq!(filtered.stripped, 1);
         let FilteredBody::Spliced(text) = filtered.body else { panic!("expected a spliced body") };
         let out: Json = serde_json::from_slice(&text).unwrap();
         let ids: Vec<&Json> = out["result"]["points"].as_array().unwrap().iter().map(|p| &p["id"]).collect();
         assert_eq!(ids, [&json!(0), &json!(1), &json!(3)]);
         let drop = Trim { requests: vec![PayloadTrim::Drop], lookup: PayloadTrim::AsReturned };
-        let filtered = filter(Operation::QueryPoints, &drop, "metadata.", &bytes, &mut Recorder::default()).unwrap();
+        let filtered = filter(Operation::QueryPoints, &drop, "metadata.", &bytes, &mut recorder()).unwrap();
         let FilteredBody::Spliced(text) = filtered.body else { panic!("expected a spliced body") };
         let out: Json = serde_json::from_slice(&text).unwrap();
         assert!(out["result"]["points"].as_array().unwrap().iter().all(|p| p.get("payload").is_none()));
