@@ -81,7 +81,9 @@ PHASE="python venv"
 source "$ROOT/scripts/venv.sh"
 vecgate_venv "$ROOT" || exit 1
 RESULTS+=("venv: $VENV_OUTCOME")
-"$VENV/bin/python" -c 'import chromadb; print("chromadb", chromadb.__version__)'
+CHROMA_VERSION="$("$VENV/bin/python" -c 'import chromadb; print(chromadb.__version__)')" || exit 1
+echo "chromadb $CHROMA_VERSION"
+RESULTS+=("Chroma: the real server of chromadb $CHROMA_VERSION")
 export VECGATE_PYTHON="$VENV/bin/python"
 # The JavaScript clients of the client matrix (tests/node), run by the Python tests.
 # shellcheck source=scripts/node-clients.sh
@@ -126,7 +128,7 @@ unset QDRANT_URL QDRANT_BIN QDRANT_API_KEY
 PHASE="cerbos pdp"
 VECGATE_CERBOS="$("$ROOT/scripts/cerbos.sh")" || exit 1
 export VECGATE_CERBOS
-RESULTS+=("cerbos: $("$VECGATE_CERBOS" --version 2>/dev/null | head -n1)")
+RESULTS+=("Cerbos: the real PDP binary, $("$VECGATE_CERBOS" --version 2>/dev/null | head -n1)")
 
 # ---------------------------------------------------------------------------------------
 # 2. Rust tests (unit, integration, benches in test mode, examples), then doctests
