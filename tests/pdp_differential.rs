@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+use support::policygen::{attr_map, principal_from_json as principal};
 
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use vecgate::plan::functions::CallContext;
 use vecgate::plan::{Plan, Value};
 use vecgate::policy::evaluation::Evaluation;
 use vecgate::policy::load::load_documents;
-use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
+use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions};
 use vecgate::policy::suite::planner_suite::canonical;
 
 const PRINCIPALS: usize = 10;
@@ -53,26 +54,7 @@ fn set_count() -> u64 {
         .unwrap_or(12)
 }
 
-fn principal(p: &Json) -> Principal {
-    Principal {
-        id: p["id"].as_str().unwrap().to_string(),
-        roles: p["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap().to_string())
-            .collect(),
-        attr: attr_map(&p["attr"]),
-        scope: p["scope"].as_str().unwrap_or("").to_string(),
-        policy_version: String::new(),
-    }
-}
 
-fn attr_map(v: &Json) -> BTreeMap<String, Value> {
-    v.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-        .unwrap_or_default()
-}
 
 fn planner(set: &GeneratedSet, mode: Mode) -> Planner {
     let policies = load_documents(&set.files).unwrap_or_else(|e| {

@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+use support::policygen::{attr_map, principal_from_json as principal};
 
-use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use support::policygen;
@@ -17,28 +17,9 @@ use vecgate::plan::functions::CallContext;
 use vecgate::plan::Value;
 use vecgate::policy::evaluation::Evaluation;
 use vecgate::policy::load::load_documents;
-use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
+use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions};
 
-fn attr_map(v: &Json) -> BTreeMap<String, Value> {
-    v.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-        .unwrap_or_default()
-}
 
-fn principal(p: &Json) -> Principal {
-    Principal {
-        id: p["id"].as_str().unwrap().to_string(),
-        roles: p["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_str().unwrap().to_string())
-            .collect(),
-        attr: attr_map(&p["attr"]),
-        scope: p["scope"].as_str().unwrap_or("").to_string(),
-        policy_version: String::new(),
-    }
-}
 
 #[test]
 fn plans_decide_as_the_check_in_every_mode() {

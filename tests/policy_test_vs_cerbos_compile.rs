@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+use support::policygen::attr_map;
 
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
@@ -22,7 +23,6 @@ use std::path::Path;
 use std::sync::Arc;
 use support::cerbos;
 use support::policygen::{self, Rng};
-use vecgate::plan::Value;
 use vecgate::policy::evaluation::Evaluation;
 use vecgate::policy::load::load_dir;
 use vecgate::policy::planner::{PlanRequest, Planner, PlannerOptions, Principal};
@@ -138,11 +138,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn attr_map(v: &Json) -> BTreeMap<String, Value> {
-    v.as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-        .unwrap_or_default()
-}
 
 /// Options for one test: each field set or left out at random.
 fn random_options(rng: &mut Rng, scopes: &[&str]) -> Json {

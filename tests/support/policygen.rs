@@ -626,3 +626,22 @@ fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
+
+/// A generated resource's or principal's `attr` object as the engine's attributes (JSON
+/// numbers as doubles, as `Value::from_json` reads them).
+pub fn attr_map(v: &Json) -> std::collections::BTreeMap<String, vecgate::plan::Value> {
+    v.as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), vecgate::plan::Value::from_json(v))).collect())
+        .unwrap_or_default()
+}
+
+/// A generated principal (`{"id", "roles", "attr", "scope"}`) as the engine's principal.
+pub fn principal_from_json(p: &Json) -> vecgate::policy::planner::Principal {
+    vecgate::policy::planner::Principal {
+        id: p["id"].as_str().unwrap().to_string(),
+        roles: p["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect(),
+        attr: attr_map(&p["attr"]),
+        scope: p["scope"].as_str().unwrap_or("").to_string(),
+        policy_version: String::new(),
+    }
+}
