@@ -2,7 +2,7 @@
 //! suites must pass and fail the same test cases, one (suite, test, principal, resource,
 //! action) at a time:
 //! - the project's own policies and tests (`policies/`) and the fixture suites of
-//!   tests/fixtures/policy_test;
+//!   tests/fixtures/policy_test and tests/fixtures/request_fields;
 //! - suites written for Cerbos' conformance policies (tests/conformance/cerbos/policies);
 //! - suites over generated policy sets (tests/support/policygen.rs), with every TestOptions
 //!   field varied per test (`now`, `lenientScopeSearch`, `globals`, `defaultPolicyVersion`,
@@ -165,23 +165,23 @@ fn random_options(rng: &mut Rng, scopes: &[&str]) -> Json {
 }
 
 /// The engine a test's options describe, as `vecgate policy test` builds it.
-fn engine(set: Arc<vecgate::policy::model::PolicySet>, options: &Json) -> (Planner, String) {
+fn engine(set: Arc<vecgate::policy::model::PolicySet>, options: &Json) -> Planner {
     let evaluation = if options["strictEvaluation"] == json!(true) {
         Evaluation::CerbosStrict
     } else {
         Evaluation::Cerbos
     };
-    let planner = Planner::new(
+    Planner::new(
         set,
         PlannerOptions {
             globals: attr_map(&options["globals"]),
             default_version: options["defaultPolicyVersion"].as_str().unwrap_or("default").to_string(),
+            default_scope: options["defaultScope"].as_str().unwrap_or("").to_string(),
             lenient_scope_search: options["lenientScopeSearch"] == json!(true),
             evaluation,
             ..PlannerOptions::default()
         },
-    );
-    (planner, options["defaultScope"].as_str().unwrap_or("").to_string())
+    )
 }
 
 /// Writes a suite over `principals` × `resources` × `actions` into `dir`, tests with random
@@ -203,14 +203,14 @@ fn write_suite(
     let mut tests = Vec::new();
     for t in 0..3 {
         let options = random_options(rng, scopes);
-        let (planner, default_scope) = engine(set.clone(), &options);
+        let planner = engine(set.clone(), &options);
         let mut expected = Vec::new();
         for (pi, p) in principals.iter().enumerate() {
             let principal = Principal {
                 id: p["id"].as_str().unwrap().to_string(),
                 roles: p["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect(),
                 attr: attr_map(&p["attr"]),
-                scope: p["scope"].as_str().filter(|s| !s.is_empty()).unwrap_or(&default_scope).to_string(),
+                scope: p["scope"].as_str().unwrap_or("").to_string(),
                 policy_version: String::new(),
             };
             for (ri, r) in resources.iter().enumerate() {
@@ -218,7 +218,7 @@ fn write_suite(
                 let checked = planner.check_actions(&PlanRequest {
                     principal: &principal,
                     resource_kind: r["kind"].as_str().unwrap(),
-                    resource_scope: r["scope"].as_str().filter(|s| !s.is_empty()).unwrap_or(&default_scope),
+                    resource_scope: r["scope"].as_str().unwrap_or(""),
                     resource_version: "",
                     resource_attr: &attrs,
                     resource_id: Some(r["id"].as_str().unwrap()),
@@ -278,6 +278,11 @@ fn the_project_policies_and_fixture_suites() {
     println!("policies/: {cases} cases agree");
     let (cases, failed) = compare(&root.join("tests/fixtures/policy_test"), "tests/fixtures/policy_test");
     println!("tests/fixtures/policy_test: {cases} cases agree ({failed} failing in both)");
+    // Every case of this suite passes in Cerbos: defaultScope/defaultPolicyVersion choose
+    // where policies are found while conditions see the request's own scope and version.
+    let (cases, failed) = compare(&root.join("tests/fixtures/request_fields"), "tests/fixtures/request_fields");
+    assert_eq!(failed, 0, "tests/fixtures/request_fields: every case passes in cerbos compile");
+    println!("tests/fixtures/request_fields: {cases} cases agree");
 }
 
 #[test]
@@ -333,6 +338,15 @@ fn suites_over_generated_policy_sets() {
             std::fs::write(tmp.path().join(name), text).unwrap();
         }
         write_suite(tmp.path(), &format!("Generated{i}"), &set.principals, &set.resources, &set.actions, &policygen::SCOPES, &mut rng);
+        if std::env::var_os("VECGATE_SUITE_KEEP").is_some() {
+            let kept = tmp.path().to_path_buf();
+            std::mem::forget(tmp);
+            println!("generated set {i} kept in {}", kept.display());
+            let (cases, failed) = compare(&kept, &format!("generated set {i}"));
+            println!("generated set {i}: {cases} cases agree ({failed} failing in both)");
+            total += cases;
+            continue;
+        }
         let (cases, failed) = compare(tmp.path(), &format!("generated set {i}"));
         println!("generated set {i}: {cases} cases agree ({failed} failing in both)");
         total += cases;

@@ -188,7 +188,7 @@ impl<'a, 'e> Checker<'a, 'e> {
                 if i > 0 && kind == PolicyKind::Principal {
                     break;
                 }
-                let roles = self.table.role_with_parents(request.resource_scope, role);
+                let roles = self.lookup.role_with_parents(role);
                 let (role_effect, by) = self.role(kind, scopes, action, &roles, role)?;
                 if effect == Effect3::NoMatch {
                     effect = role_effect;

@@ -5,7 +5,7 @@
 //! principal's roles, attributes and JWT claims (and its id unless told) unknown, so they stay
 //! in the plan, while the resource is known.
 
-use super::request::{version_or, PlanRequest, PlannerOptions};
+use super::request::{PlanRequest, PlannerOptions};
 use crate::plan::eval::{walk, Env, Resolved};
 use crate::plan::expr::split_first_segment;
 use crate::plan::functions::CallContext;
@@ -50,17 +50,13 @@ impl PlanEnv {
         );
         pm.insert(MapKey::string("attr"), string_map(&p.attr));
         pm.insert(MapKey::string("scope"), Value::string(&p.scope));
-        pm.insert(
-            MapKey::string("policyVersion"),
-            Value::string(&version_or(&p.policy_version, options)),
-        );
+        // As the request gave them, like Cerbos: the default version and scope change where
+        // policies are found, not what conditions see.
+        pm.insert(MapKey::string("policyVersion"), Value::string(&p.policy_version));
         let mut rm = BTreeMap::new();
         rm.insert(MapKey::string("kind"), Value::string(request.resource_kind));
         rm.insert(MapKey::string("scope"), Value::string(request.resource_scope));
-        rm.insert(
-            MapKey::string("policyVersion"),
-            Value::string(&version_or(request.resource_version, options)),
-        );
+        rm.insert(MapKey::string("policyVersion"), Value::string(request.resource_version));
         let mut aux = BTreeMap::new();
         aux.insert(MapKey::string("jwt"), string_map(request.jwt));
         PlanEnv {

@@ -13,6 +13,11 @@ use std::collections::BTreeMap;
 pub struct PlannerOptions {
     pub globals: BTreeMap<String, Value>,
     pub default_version: String,
+    /// The scope policies are looked up in when a request names none (Cerbos'
+    /// `engine.defaultScope`, a test's `defaultScope`). It changes where policies are found,
+    /// not what conditions see: `R.scope` and `P.scope` stay as the request gave them, as in
+    /// Cerbos.
+    pub default_scope: String,
     pub lenient_scope_search: bool,
     /// What a rule whose condition errors does.
     pub evaluation: Evaluation,
@@ -31,6 +36,7 @@ impl Default for PlannerOptions {
         PlannerOptions {
             globals: BTreeMap::new(),
             default_version: "default".into(),
+            default_scope: String::new(),
             lenient_scope_search: false,
             evaluation: Evaluation::default(),
             unroll_limit: None,
@@ -67,6 +73,15 @@ pub struct PlanRequest<'a> {
     /// Verified JWT claims (`request.auxData.jwt`).
     pub jwt: &'a BTreeMap<String, Value>,
     pub now: DateTime<FixedOffset>,
+}
+
+/// `s`, or the default scope when `s` is empty: the scope policies are looked up in.
+pub fn scope_or(s: &str, options: &PlannerOptions) -> String {
+    if s.is_empty() {
+        options.default_scope.clone()
+    } else {
+        s.to_string()
+    }
 }
 
 /// `v`, or the default policy version when `v` is empty.

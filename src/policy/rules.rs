@@ -22,7 +22,7 @@
 use super::model::{
     Condition, Definitions, DerivedRole, Effect, PolicySet, ResourcePolicy, ScopePermissions,
 };
-use super::request::{version_or, PlanRequest, PlannerOptions};
+use super::request::{scope_or, version_or, PlanRequest, PlannerOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -426,8 +426,9 @@ pub struct Lookup<'a> {
     kind: &'a str,
     /// The resource's policy version (the default version where the request names none).
     pub version: String,
-    principal_scope: &'a str,
-    resource_scope: &'a str,
+    /// The scopes policies are looked up in: the request's, or the default scope.
+    principal_scope: String,
+    resource_scope: String,
     lenient: bool,
 }
 
@@ -439,18 +440,24 @@ impl<'a> Lookup<'a> {
             roles: &request.principal.roles,
             kind: request.resource_kind,
             version: version_or(request.resource_version, options),
-            principal_scope: &request.principal.scope,
-            resource_scope: request.resource_scope,
+            principal_scope: scope_or(&request.principal.scope, options),
+            resource_scope: scope_or(request.resource_scope, options),
             lenient: options.lenient_scope_search,
         }
+    }
+
+    /// `role` followed by the roles it inherits through the role policies of the resource's
+    /// (lookup) scope ([`RuleTable::role_with_parents`]).
+    pub fn role_with_parents(&self, role: &str) -> Vec<String> {
+        self.table.role_with_parents(&self.resource_scope, role)
     }
 
     /// The scopes of `kind` policies to evaluate, most specific first
     /// ([`RuleTable::scope_chain`]).
     pub fn scopes(&self, kind: PolicyKind) -> Vec<String> {
         let scope = match kind {
-            PolicyKind::Principal => self.principal_scope,
-            PolicyKind::Resource => self.resource_scope,
+            PolicyKind::Principal => &self.principal_scope,
+            PolicyKind::Resource => &self.resource_scope,
         };
         self.table.scope_chain(kind, scope, self.lenient)
     }
@@ -471,7 +478,7 @@ impl<'a> Lookup<'a> {
     /// holds (its roles and the roles they inherit through role policies), by name
     /// ([`RuleTable::derived_roles`]).
     pub fn derived_roles(&self, scope: &str) -> Vec<&'a DerivedRole> {
-        let all_roles = self.table.roles_with_parents(self.resource_scope, self.roles);
+        let all_roles = self.table.roles_with_parents(&self.resource_scope, self.roles);
         self.table.derived_roles(self.kind, &self.version, scope, &all_roles)
     }
 }

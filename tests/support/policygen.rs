@@ -403,7 +403,7 @@ impl Gen {
         if self.rng.chance(35) {
             return self.more_functions(n);
         }
-        match self.rng.below(27) {
+        match self.rng.below(29) {
             0 => "R.attr.owner == P.id".into(),
             1 => "R.attr.department == P.attr.department".into(),
             2 => format!("R.attr.level > {n}"),
@@ -430,6 +430,9 @@ impl Gen {
             23 => "R.attr.tags.all(t, t != \"x\")".into(),
             24 => "R.attr.owner == P.id && R.attr.c != \"secret\"".into(),
             25 => "R.attr.nested.k == \"v\"".into(),
+            // The request's own scope and version, not the ones policies were found under.
+            26 => "P.scope == \"\"".into(),
+            27 => "R.policyVersion == \"default\"".into(),
             _ => "R.scope == \"a\"".into(),
         }
     }

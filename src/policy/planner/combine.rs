@@ -140,8 +140,7 @@ impl Builder<'_> {
         role: &str,
         matched_scope: &mut String,
     ) -> RoleNodes {
-        let request = self.request;
-        let roles = self.table.role_with_parents(request.resource_scope, role);
+        let roles = self.lookup.role_with_parents(role);
         let mut out = RoleNodes {
             matched: false,
             allow: None,

@@ -107,8 +107,7 @@ impl Walk<'_> {
         action: &str,
         role: &str,
     ) -> Vec<ScopeOutcome> {
-        let request = self.request;
-        let roles = self.table.role_with_parents(request.resource_scope, role);
+        let roles = self.lookup.role_with_parents(role);
         let mut out = Vec::with_capacity(scopes.len());
         for scope in scopes {
             let bindings = self.lookup.bindings(kind, scope, action, &roles);

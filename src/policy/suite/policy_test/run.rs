@@ -25,7 +25,6 @@ const NOW_PROBES: [&str; 2] = ["1970-01-01T00:00:00Z", "2100-01-01T00:00:00Z"];
 pub(super) struct Engine {
     pub(super) planner: Planner,
     pub(super) now: Option<DateTime<FixedOffset>>,
-    pub(super) default_scope: String,
 }
 
 pub(super) fn engine_for(
@@ -53,6 +52,8 @@ pub(super) fn engine_for(
     let planner_options = PlannerOptions {
         globals,
         default_version,
+        // Where policies are looked up; `R.scope`/`P.scope` keep the fixtures' values.
+        default_scope: o.default_scope.unwrap_or_default(),
         lenient_scope_search: o.lenient_scope_search.unwrap_or(false),
         evaluation,
         unroll_limit: None,
@@ -61,7 +62,6 @@ pub(super) fn engine_for(
     Ok(Engine {
         planner: Planner::new(Arc::clone(set), planner_options),
         now: o.now.as_deref().map(parse_now).transpose()?,
-        default_scope: o.default_scope.unwrap_or_default(),
     })
 }
 
@@ -84,10 +84,7 @@ pub(super) fn check_one(
     action: &str,
 ) -> Result<bool, String> {
     let actions = [action.to_string()];
-    let scope = match resource.scope.as_deref() {
-        Some(s) if !s.is_empty() => s,
-        _ => engine.default_scope.as_str(),
-    };
+    let scope = resource.scope.as_deref().unwrap_or("");
     let ask = |now: DateTime<FixedOffset>| {
         engine.planner.check(&PlanRequest {
             principal,
@@ -120,11 +117,8 @@ pub(super) fn check_one(
     }
 }
 
-pub(super) fn to_principal(p: &RawPrincipal, default_scope: &str) -> Principal {
-    let scope = match p.scope.as_deref() {
-        Some(s) if !s.is_empty() => s,
-        _ => default_scope,
-    };
+pub(super) fn to_principal(p: &RawPrincipal) -> Principal {
+    let scope = p.scope.as_deref().unwrap_or("");
     Principal {
         id: p.id.clone(),
         roles: p.roles.clone(),
@@ -232,7 +226,7 @@ pub(super) fn run_file(
             .map(|a| attr_map(a.jwt.as_ref()))
             .unwrap_or_default();
         for cell in cells {
-            let principal = to_principal(scope.principal(&cell.principal)?, &engine.default_scope);
+            let principal = to_principal(scope.principal(&cell.principal)?);
             let resource = scope.resource(&cell.resource)?;
             let attr = attr_map(resource.attr.as_ref());
             for (action, want) in &cell.expected {
