@@ -27,7 +27,7 @@ use support::grpc::{Credential, GrpcClient};
 use vecgate::backends::qdrant::grpc::proto::qdrant as q;
 use support::stub_upstream::{counting_upstream, serve_http, RawResponse};
 use support::vecgate::{token, VecgateOptions, VecgateServer};
-use support::{repo_root, ChromaServer};
+use support::{repo_root, ChromaServer, QdrantServer};
 
 /// `zed` may not read documents at all, `yan` may not update or delete them: principal
 /// policies with an unconditional DENY, which the PDP's planner drops and its check applies.
@@ -219,6 +219,135 @@ fn reads_through_the_pdp_return_what_the_embedded_engine_returns() {
     let last = through_pdp.audit_lines().pop().unwrap();
     assert_eq!((last["hits_stripped"].as_u64(), last["hits_returned"].as_u64()), (Some(finance.len() as u64), Some(0)), "{last}");
     assert!(last["policy_version"].is_null(), "a PDP's decisions carry no vecgate policy version: {last}");
+}
+
+/// What a Qdrant REST read answered: the status and the point ids (or the count).
+fn qdrant_outcome(status: u16, body: &Value) -> (u16, Value) {
+    if status != 200 {
+        return (status, Value::Null);
+    }
+    let result = &body["result"];
+    if let Some(count) = result.get("count") {
+        return (status, count.clone());
+    }
+    let points = result.get("points").unwrap_or(result);
+    let ids: BTreeSet<String> = points
+        .as_array()
+        .unwrap_or_else(|| panic!("no points in {body}"))
+        .iter()
+        .map(|p| p["id"].to_string())
+        .collect();
+    (status, json!(ids))
+}
+
+fn grpc_ids<'a>(ids: impl Iterator<Item = &'a Option<q::PointId>>) -> BTreeSet<String> {
+    ids.map(|id| match id.as_ref().and_then(|i| i.point_id_options.clone()) {
+        Some(q::point_id::PointIdOptions::Num(n)) => n.to_string(),
+        other => panic!("unexpected point id {other:?}"),
+    })
+    .collect()
+}
+
+/// The same comparison in front of Qdrant (the double or the real server, as the run
+/// configures): REST scroll, query, search and retrieve-by-id, and gRPC Scroll and Query,
+/// through a PDP-backed vecgate return exactly the embedded engine's points; zed's dropped
+/// DENY is enforced on both protocols. Reads whose answer aggregates over points (count,
+/// groups) cannot be confirmed point by point by the PDP's check, so they are refused (with
+/// the PDP's plan alone, zed's count was his department's 13 points).
+#[test]
+fn qdrant_reads_through_the_pdp_return_what_the_embedded_engine_returns() {
+    let files = policy_files();
+    let dir = policy_dir(&files);
+    let pdp = start_pdp(&files);
+    let qdrant = QdrantServer::start();
+    qdrant.create_collection("docs", 2);
+    let points: Vec<(Value, Vec<f32>, Value)> = records()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, meta, vector))| {
+            let payload = if meta.is_null() { json!({}) } else { json!({"page_content": "text", "metadata": meta}) };
+            (json!(i), vector, payload)
+        })
+        .collect();
+    qdrant.upsert("docs", &points);
+    let mut options = VecgateOptions::qdrant(qdrant.url(), dir.path());
+    options.upstream_grpc_url = Some(qdrant.grpc_url().to_string());
+    let embedded = VecgateServer::start(&options);
+    options.policies_pdp_yaml = Some(pdp_yaml(&format!("http://127.0.0.1:{}", pdp.port), "10s"));
+    let through_pdp = VecgateServer::start(&options);
+
+    let rest_reads = [
+        ("scroll", "POST", "/collections/docs/points/scroll", json!({"limit": 100, "with_payload": true})),
+        ("scroll level <= 3", "POST", "/collections/docs/points/scroll", json!({"limit": 100, "filter": {"must": [{"key": "metadata.level", "range": {"lte": 3}}]}})),
+        ("query", "POST", "/collections/docs/points/query", json!({"query": [1.0, 0.0], "limit": 12, "with_payload": true})),
+        ("search", "POST", "/collections/docs/points/search", json!({"vector": [0.0, 1.0], "limit": 12})),
+        ("retrieve", "POST", "/collections/docs/points", json!({"ids": [0, 1, 3, 4, 9, 21, 39], "with_payload": true})),
+    ];
+    let mut nonempty = 0;
+    for who in callers() {
+        for (name, method, path, body) in &rest_reads {
+            let (s, a) = embedded.call(method, path, Some(&who.token), Some(body));
+            let want = qdrant_outcome(s, &a);
+            let (s, a) = through_pdp.call(method, path, Some(&who.token), Some(body));
+            let got = qdrant_outcome(s, &a);
+            assert_eq!(got, want, "{} REST {name}: PDP-backed vecgate vs embedded engine", who.name);
+            if want.0 == 200 && want.1 != json!([]) && want.1 != json!(0) {
+                nonempty += 1;
+            }
+        }
+        let scroll = q::ScrollPoints { collection_name: "docs".into(), limit: Some(100), ..Default::default() };
+        let query = q::QueryPoints {
+            collection_name: "docs".into(),
+            query: Some(q::Query { variant: Some(q::query::Variant::Nearest(q::VectorInput {
+                variant: Some(q::vector_input::Variant::Dense(q::DenseVector { data: vec![1.0, 0.0] })),
+            })) }),
+            limit: Some(12),
+            ..Default::default()
+        };
+        let mut grpc_answers = Vec::new();
+        for vecgate in [&embedded, &through_pdp] {
+            let grpc = GrpcClient::connect(vecgate.grpc_url());
+            let scrolled = grpc
+                .call::<_, q::ScrollResponse>("/qdrant.Points/Scroll", scroll.clone(), Credential::Bearer(&who.token))
+                .map(|r| grpc_ids(r.result.iter().map(|p| &p.id)))
+                .map_err(|e| e.code());
+            let queried = grpc
+                .call::<_, q::QueryResponse>("/qdrant.Points/Query", query.clone(), Credential::Bearer(&who.token))
+                .map(|r| grpc_ids(r.result.iter().map(|p| &p.id)))
+                .map_err(|e| e.code());
+            grpc_answers.push((scrolled, queried));
+        }
+        assert_eq!(grpc_answers[1], grpc_answers[0], "{} gRPC Scroll and Query: PDP-backed vecgate vs embedded engine", who.name);
+    }
+    assert!(nonempty >= 10, "the comparison must cover answers with points ({nonempty})");
+
+    // zed: the PDP's plan lets his department through; the check strips every point.
+    let zed = callers().into_iter().find(|c| c.name == "zed").unwrap();
+    let (status, answer) = through_pdp.call("POST", "/collections/docs/points/scroll", Some(&zed.token), Some(&json!({"limit": 100})));
+    assert_eq!(qdrant_outcome(status, &answer), (200, json!([])), "{answer}");
+    let grpc = GrpcClient::connect(through_pdp.grpc_url());
+    let scroll = q::ScrollPoints { collection_name: "docs".into(), limit: Some(100), ..Default::default() };
+    let scrolled: q::ScrollResponse = grpc.call("/qdrant.Points/Scroll", scroll, Credential::Bearer(&zed.token)).unwrap();
+    assert!(scrolled.result.is_empty(), "zed over gRPC: {:?}", grpc_ids(scrolled.result.iter().map(|p| &p.id)));
+    assert!(through_pdp.metric_sum("vecgate_hits_stripped_total") > 0.0, "the check stripped zed's points");
+
+    // Aggregating reads: refused in the database's own shape (the embedded engine answers them).
+    let alice = callers().into_iter().find(|c| c.name == "alice").unwrap();
+    for (path, body) in [
+        ("/collections/docs/points/count", json!({"exact": true})),
+        ("/collections/docs/points/query/groups", json!({"query": [1.0, 0.0], "group_by": "metadata.owner", "limit": 3})),
+    ] {
+        let (status, answer) = embedded.call("POST", path, Some(&alice.token), Some(&body));
+        assert_eq!(status, 200, "embedded {path}: {answer}");
+        for who in [&alice, &zed] {
+            let (status, answer) = through_pdp.call("POST", path, Some(&who.token), Some(&body));
+            assert_eq!(status, 403, "{} {path} through the PDP: {answer}", who.name);
+            assert!(answer["status"]["error"].as_str().is_some_and(|m| m.contains("policies.pdp")), "Qdrant's error shape: {answer}");
+        }
+    }
+    let count = q::CountPoints { collection_name: "docs".into(), exact: Some(true), ..Default::default() };
+    let refused = grpc.call::<_, q::CountResponse>("/qdrant.Points/Count", count, Credential::Bearer(&zed.token)).unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 }
 
 /// How the relay in front of the PDP answers.

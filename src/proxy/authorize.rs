@@ -225,6 +225,14 @@ impl Gateway {
         if matches!(access, Access::Nothing) {
             return Ok(Authorized::Read { access, lookups: Vec::new(), check_every_hit });
         }
+        if check_every_hit && !db.post_filterable(route) {
+            // A PDP's plan may allow what its check denies, and this answer (a count, a facet,
+            // groups, a distance matrix) aggregates over records that cannot be confirmed one
+            // by one, so it would depend on records the caller may not read.
+            return Err(ProxyError::Forbidden(
+                "with policies.pdp only reads whose answer lists its records can be confirmed by the PDP's check; this one aggregates over records".into(),
+            ));
+        }
         let inputs = db.id_inputs(route, body).map_err(ProxyError::refused)?;
         self.require_readable(db, route, target, inputs, authorizer, event).await?;
         let mut lookups = Vec::new();
