@@ -56,7 +56,7 @@ pub fn answer(planner: &Planner, config: Option<&Config>, input: &ExplainInput) 
 }
 
 /// The plan as the configured database's filter for `collection`, or why there is none.
-fn database_filter(config: &Config, collection: &str, plan: &Plan) -> (Option<serde_json::Value>, Option<String>) {
+pub(crate) fn database_filter(config: &Config, collection: &str, plan: &Plan) -> (Option<serde_json::Value>, Option<String>) {
     let Some(rule) = config.collection_rule(collection) else {
         return (None, Some(format!("no collection rule matches {collection:?}: the proxy refuses it")));
     };

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod explain_request;
+pub mod explain_pdp;
 pub mod json;
 pub mod metrics;
 pub mod plan;

@@ -350,6 +350,66 @@ fn qdrant_reads_through_the_pdp_return_what_the_embedded_engine_returns() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 }
 
+/// Explain with a PDP as the policy source: `POST /explain` and `vecgate explain --config`
+/// give the PDP's own account (the matched policy, from CheckResources with includeMeta) and
+/// what the proxy does with it; for zed, that the PDP's plan admits a record its check denies.
+#[test]
+fn explain_gives_the_pdps_account_of_its_decision() {
+    let files = policy_files();
+    let pdp = start_pdp(&files);
+    let chroma = ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    chroma.add(&col_id, &records());
+    let dir = policy_dir(&files);
+    let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
+    options.policies_pdp_yaml = Some(pdp_yaml(&format!("http://127.0.0.1:{}", pdp.port), "10s"));
+    options.extra_yaml = "admin_explain: true\n".into();
+    let vecgate = VecgateServer::start(&options);
+    let agent = ureq::AgentBuilder::new().build();
+    let explain = |who: &Caller, id: &str| -> Value {
+        let body = json!({"token": who.token, "collection": "docs", "id": id});
+        match agent.post(&format!("{}/explain", vecgate.admin_url())).send_json(body) {
+            Ok(r) => r.into_json().unwrap(),
+            Err(e) => panic!("POST /explain: {e}"),
+        }
+    };
+    let who = |name: &str| callers().into_iter().find(|c| c.name == name).unwrap();
+    // r00 is a finance record owned by alice.
+    let alice = explain(&who("alice"), "r00");
+    assert_eq!((alice["source"].as_str(), alice["decision"].as_str()), (Some("pdp"), Some("ALLOW")), "{alice}");
+    assert_eq!(alice["matched_policy"], "resource.document.vdefault", "{alice}");
+    assert_eq!((alice["filter"]["record_matches"].as_bool(), alice["served"].as_bool()), (Some(true), Some(true)), "{alice}");
+    assert!(alice["filter"]["database_filter"].is_object(), "the plan as Chroma's filter: {alice}");
+    assert!(!alice["pdp_call_id"].as_str().unwrap_or_default().is_empty(), "{alice}");
+    let bob = explain(&who("bob"), "r00");
+    assert_eq!((bob["decision"].as_str(), bob["filter"]["record_matches"].as_bool(), bob["served"].as_bool()), (Some("DENY"), Some(false), Some(false)), "{bob}");
+    // zed: his principal policy denies; the PDP's plan admits the record anyway.
+    let zed = explain(&who("zed"), "r00");
+    assert_eq!((zed["decision"].as_str(), zed["matched_policy"].as_str()), (Some("DENY"), Some("principal.zed.vdefault")), "{zed}");
+    assert_eq!((zed["filter"]["record_matches"].as_bool(), zed["filter"]["agrees_with_check"].as_bool(), zed["served"].as_bool()), (Some(true), Some(false), Some(false)), "{zed}");
+    assert!(zed["note"].as_str().is_some_and(|n| n.contains("strips")), "{zed}");
+    // The command line, on the same configuration.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vecgate"))
+        .args(["explain", "--config"])
+        .arg(vecgate.config_path())
+        .args(["--principal", &who("zed").principal.to_string(), "--collection", "docs", "--id", "r00", "--output", "json"])
+        .env("VECGATE_TEST_JWT_SECRET", support::vecgate::TEST_SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in ["decision", "matched_policy", "served", "filter"] {
+        assert_eq!(cli[field], zed[field], "{field}: CLI vs POST /explain");
+    }
+    // A PDP that is gone: an error, never a default answer.
+    drop(pdp);
+    let body = json!({"token": who("alice").token, "collection": "docs", "id": "r00"});
+    match agent.post(&format!("{}/explain", vecgate.admin_url())).send_json(body) {
+        Err(ureq::Error::Status(503, r)) => assert!(r.into_json::<Value>().unwrap()["error"].as_str().unwrap_or_default().contains("PDP")),
+        other => panic!("explain without a PDP: {other:?}"),
+    }
+}
+
 /// How the relay in front of the PDP answers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]

@@ -5,7 +5,10 @@
 //! said so in the report).
 
 use super::inputs::{self, Failure, PolicySource, RecordSource};
+use crate::config::Config;
+use crate::explain_pdp::{answer_with_pdp, to_text};
 use crate::explain_request::{answer, ExplainInput};
+use crate::policy::pdp::{PdpClient, PdpConfig};
 use crate::policy::explain::text::render;
 use clap::{Args, ValueEnum};
 
@@ -43,6 +46,9 @@ pub fn run(args: &ExplainArgs) -> i32 {
 }
 
 fn explain(args: &ExplainArgs) -> Result<i32, Failure> {
+    if let Some((config, pdp)) = inputs::pdp_source(&args.source)? {
+        return explain_with_pdp(args, &config, &pdp);
+    }
     let loaded = inputs::load(&args.source)?;
     let config = loaded.config.as_ref();
     let (principal, jwt) = inputs::principal(args.principal.as_deref(), args.token.as_deref(), config)?;
@@ -70,4 +76,38 @@ fn explain(args: &ExplainArgs) -> Result<i32, Failure> {
         ),
     }
     Ok(if report.filter.agrees_with_check { 0 } else { 1 })
+}
+
+/// With `policies.pdp` in the configuration: the PDP's account of its decision
+/// ([`crate::explain_pdp`]). Exit 0 with the report, 1 when the PDP gives none.
+fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Result<i32, Failure> {
+    let (principal, jwt) = inputs::principal(args.principal.as_deref(), args.token.as_deref(), Some(config))?;
+    let kind = inputs::kind(&args.record, Some(config))?;
+    let (id, attr) = inputs::record(&args.record, Some(config))?;
+    let input = ExplainInput {
+        principal,
+        jwt,
+        collection: args.record.collection.clone(),
+        kind,
+        scope: args.record.scope.clone(),
+        id,
+        attr,
+        action: args.record.action.clone(),
+    };
+    let client = PdpClient::new(pdp).map_err(|e| Failure::usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
+    let report = runtime
+        .block_on(answer_with_pdp(&client, &pdp.url, Some(config), &input))
+        .map_err(|e| Failure::failed(e.to_string()))?;
+    match args.output {
+        ReportFormat::Text => print!("{}", to_text(&report)),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::failed(e.to_string()))?
+        ),
+    }
+    Ok(0)
 }

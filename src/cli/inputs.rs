@@ -80,6 +80,20 @@ impl Failure {
     }
 }
 
+/// The configuration and its PDP settings, when `--config` names a configuration whose
+/// policies come from a PDP (`policies.pdp`).
+pub fn pdp_source(source: &PolicySource) -> Result<Option<(Config, crate::policy::pdp::PdpConfig)>, Failure> {
+    let Some(path) = &source.config else {
+        return Ok(None);
+    };
+    let config = config::load(path).map_err(|e| Failure::usage(format!("invalid configuration {}:\n{e}", path.display())))?;
+    let pdp = match &config.policies.source {
+        config::PolicySource::Pdp(pdp) => pdp.clone(),
+        config::PolicySource::Dir { .. } => return Ok(None),
+    };
+    Ok(Some((config, pdp)))
+}
+
 /// Loads the configuration (if given) and the policies.
 pub fn load(source: &PolicySource) -> Result<Loaded, Failure> {
     let (dir, config) = match (&source.config, &source.policies) {
@@ -90,7 +104,7 @@ pub fn load(source: &PolicySource) -> Result<Loaded, Failure> {
                 .policies
                 .dir()
                 .map(PathBuf::from)
-                .ok_or_else(|| Failure::usage("policies.pdp: explain and who-can read policy files; give --policies DIR"))?;
+                .ok_or_else(|| Failure::usage("policies.pdp: who-can reads policy files; give --policies DIR"))?;
             (dir, Some(config))
         }
         (None, Some(dir)) => (dir.clone(), None),

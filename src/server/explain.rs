@@ -9,6 +9,7 @@
 //! ([`MAX_BODY_BYTES`]) and strict (unknown fields refused); a token is never logged or
 //! echoed; every problem is a JSON `{"error": …}` with a 4xx/5xx status.
 
+use crate::explain_pdp::answer_with_pdp;
 use crate::explain_request::{answer, attributes_from_json, ExplainBody, ExplainInput};
 use crate::proxy::Gateway;
 use crate::policy::source::Policies;
@@ -61,29 +62,32 @@ async fn run(gateway: &Gateway, body: Incoming) -> Result<serde_json::Value, (St
             .map_err(|e| (e.status(), e.to_string()))?
             .ok_or_else(|| (StatusCode::NOT_FOUND, format!("the database has no record {:?} in {:?}", request.id, request.collection)))?,
     };
-    let snapshot = match gateway.policies() {
-        Policies::Embedded(store) => store.snapshot(),
-        // The PDP's decisions are the PDP's to explain (its own playground and audit logs).
-        Policies::Pdp(_) => {
-            return Err((
-                StatusCode::NOT_IMPLEMENTED,
-                "explain needs policies.dir: with policies.pdp the Cerbos PDP decides and explains".to_string(),
-            ))
-        }
+    let input = ExplainInput {
+        principal,
+        jwt,
+        collection: Some(request.collection.clone()),
+        kind: rule.resource_kind.clone(),
+        scope: request.scope.clone().unwrap_or_default(),
+        id: request.id.clone(),
+        attr,
+        action: request.action.clone().unwrap_or_else(|| "read".to_string()),
     };
-    let report = answer(
-        snapshot.planner.planner(),
-        Some(config),
-        &ExplainInput {
-            principal,
-            jwt,
-            collection: Some(request.collection.clone()),
-            kind: rule.resource_kind.clone(),
-            scope: request.scope.clone().unwrap_or_default(),
-            id: request.id.clone(),
-            attr,
-            action: request.action.clone().unwrap_or_else(|| "read".to_string()),
-        },
-    );
-    serde_json::to_value(&report).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    let internal = |e: serde_json::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    match gateway.policies() {
+        Policies::Embedded(store) => {
+            let snapshot = store.snapshot();
+            serde_json::to_value(answer(snapshot.planner.planner(), Some(config), &input)).map_err(internal)
+        }
+        // The PDP decides: its own account of the decision, and what the proxy does with it.
+        Policies::Pdp(client) => {
+            let url = match &config.policies.source {
+                crate::config::PolicySource::Pdp(pdp) => pdp.url.clone(),
+                crate::config::PolicySource::Dir { .. } => String::new(),
+            };
+            let report = answer_with_pdp(client, &url, Some(config), &input)
+                .await
+                .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            serde_json::to_value(report).map_err(internal)
+        }
+    }
 }

@@ -262,6 +262,11 @@ impl VecgateServer {
         None
     }
 
+    /// The configuration file the server was started with (for the CLI's `--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("vecgate.yaml")
+    }
+
     pub fn log_tail(&self) -> String {
         super::log_tail(&self.log_path, 60)
     }

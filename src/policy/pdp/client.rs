@@ -131,6 +131,28 @@ impl PdpClient {
         Ok(out)
     }
 
+    /// The PDP's decision on `action` for one resource, with the policy that matched and the
+    /// derived roles that were active (CheckResources with `includeMeta`): for explain.
+    pub async fn check_explained(
+        &self,
+        principal: &Principal,
+        jwt: Option<JwtAux<'_>>,
+        kind: &str,
+        action: &str,
+        resource: (&str, &BTreeMap<String, Value>),
+    ) -> Result<wire::ExplainedEffect, PdpError> {
+        let body = wire::explained_check_request(
+            &request_id(),
+            &wire::principal(principal),
+            jwt.map(|j| j.token),
+            kind,
+            action,
+            resource,
+        );
+        let answer = self.post("/api/check/resources", &body).await?;
+        wire::explained_check_answer(&answer, action, resource)
+    }
+
     /// Does the PDP answer its health route (`/_cerbos/health`)? For vecgate's `/readyz`.
     pub async fn ready(&self) -> Result<(), PdpError> {
         let url = format!("{}/_cerbos/health", self.base);

@@ -10,6 +10,9 @@
 //! async PdpClient::check(&self, principal: &Principal, jwt: Option<JwtAux<'_>>, kind: &str,
 //!                        action: &str, resources: &[(&str, &BTreeMap<String, Value>)])
 //!                        -> Result<Vec<bool>, PdpError>
+//! async PdpClient::check_explained(&self, principal, jwt, kind, action,
+//!                                  resource: (&str, &BTreeMap<String, Value>))
+//!                                  -> Result<ExplainedEffect, PdpError>
 //! ```
 //!
 //! - `principal` is the caller as vecgate maps it from the token ([`Principal`]); `jwt`, when
@@ -22,6 +25,8 @@
 //!   action) for `plan_cache_ttl` (0: not cached).
 //! - `check` decides `action` on each `(id, attributes)` resource: one CheckResources request
 //!   per [`CHECK_BATCH`] resources, answers in the order given, true for EFFECT_ALLOW.
+//! - `check_explained` is `check` for one resource with the PDP's `includeMeta`: the policy
+//!   that matched, the active derived roles and the PDP's call id (for explain).
 //! - Every failure is a [`PdpError`]: the PDP unreachable, slower than `timeout`, answering
 //!   something unreadable, or a plan that cannot be translated. The caller answers them all
 //!   fail-closed (503 in the database's error shape).
@@ -44,6 +49,7 @@ mod wire;
 
 pub use client::{JwtAux, PdpClient, CHECK_BATCH};
 pub use translate::plan_from_filter;
+pub use wire::ExplainedEffect;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -80,6 +80,55 @@ pub(super) fn check_request(
     body
 }
 
+/// A CheckResources body asking `action` on one resource, with the PDP's explanation
+/// (`includeMeta`: the policy that matched and the derived roles that were active).
+pub(super) fn explained_check_request(
+    request_id: &str,
+    principal_json: &Json,
+    token: Option<&str>,
+    kind: &str,
+    action: &str,
+    resource: (&str, &BTreeMap<String, Value>),
+) -> Json {
+    let mut body = check_request(request_id, principal_json, token, kind, action, &[resource]);
+    body["includeMeta"] = json!(true);
+    body
+}
+
+/// The PDP's decision on one action of one resource, with what it says about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainedEffect {
+    pub allowed: bool,
+    /// `matchedPolicy` (e.g. `resource.document.vdefault`); empty when none matched.
+    pub matched_policy: String,
+    /// `matchedScope`, when the policy that decided was scoped.
+    pub matched_scope: String,
+    pub effective_derived_roles: Vec<String>,
+    /// `cerbosCallId`: the PDP's own audit log names the decision by it.
+    pub call_id: String,
+}
+
+/// The answer to [`explained_check_request`].
+pub(super) fn explained_check_answer(
+    answer: &Json,
+    action: &str,
+    resource: (&str, &BTreeMap<String, Value>),
+) -> Result<ExplainedEffect, PdpError> {
+    let allowed = check_answer(answer, action, &[resource])?.first().copied().unwrap_or(false);
+    let meta = &answer["results"][0]["meta"];
+    let text = |v: &Json| v.as_str().unwrap_or_default().to_string();
+    Ok(ExplainedEffect {
+        allowed,
+        matched_policy: text(&meta["actions"][action]["matchedPolicy"]),
+        matched_scope: text(&meta["actions"][action]["matchedScope"]),
+        effective_derived_roles: meta["effectiveDerivedRoles"]
+            .as_array()
+            .map(|roles| roles.iter().map(text).collect())
+            .unwrap_or_default(),
+        call_id: text(&answer["cerbosCallId"]),
+    })
+}
+
 /// The `filter` of a PlanResources answer.
 pub(super) fn plan_answer(answer: &Json) -> Result<&Json, PdpError> {
     answer
