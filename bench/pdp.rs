@@ -93,14 +93,10 @@ fn policy_files() -> Vec<(String, String)> {
     files
 }
 
-fn alice() -> Authenticated {
+fn alice() -> Arc<Authenticated> {
     let mut attr = BTreeMap::new();
     attr.insert("department".to_string(), Value::string("finance"));
-    Authenticated {
-        principal: Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() },
-        claims: BTreeMap::new(),
-        expires_at: None,
-    }
+    Arc::new(Authenticated::new(Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() }, BTreeMap::new(), None))
 }
 
 fn hits(n: usize) -> Vec<(String, BTreeMap<String, Value>)> {

@@ -158,7 +158,7 @@ fn chroma_query_answer(n: usize) -> Json {
 }
 
 struct Fixture {
-    auth: Authenticated,
+    auth: Arc<Authenticated>,
     store: PolicyStore,
     metrics: Arc<Metrics>,
 }

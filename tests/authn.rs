@@ -196,7 +196,7 @@ fn every_public_key_algorithm_accepts_its_key_and_rejects_another() {
     for (alg, public, private, other) in PEM_CASES {
         let auth = authenticator(&pem_config(&[alg], public));
         let good = auth.verify_token(&sign_pem(alg, private, &good_claims()));
-        assert_eq!(good.unwrap().principal.id, "alice", "{alg:?}");
+        assert_eq!(good.unwrap().principal().id, "alice", "{alg:?}");
         let forged = auth.verify_token(&sign_pem(alg, other, &good_claims()));
         assert_eq!(forged.unwrap_err(), AuthnError::BadSignature, "{alg:?}");
     }
@@ -462,7 +462,7 @@ fn token_is_found_in_each_supported_header() {
         vec![("x-chroma-token", "  "), ("api-key", token.as_str())],
     ] {
         let result = auth.authenticate(&headers(&pairs));
-        assert_eq!(result.unwrap().principal.id, "alice", "{pairs:?}");
+        assert_eq!(result.unwrap().principal().id, "alice", "{pairs:?}");
     }
 }
 
@@ -532,7 +532,7 @@ fn header_value_that_is_not_text_is_malformed() {
 fn mapped(
     mapping: PrincipalMapping,
     claims: &Json,
-) -> Result<vecgate::authn::Authenticated, AuthnError> {
+) -> Result<std::sync::Arc<vecgate::authn::Authenticated>, AuthnError> {
     let mut cfg = hmac_config(&[Algorithm::HS256], SECRET);
     cfg.principal = mapping;
     authenticator(&cfg).verify_token(&sign_hmac(Algorithm::HS256, SECRET, claims))
@@ -550,7 +550,7 @@ fn id_and_roles_follow_dotted_claim_paths() {
         "realm_access": {"roles": ["reader", "writer"]},
         "exp": now() + 600,
     });
-    let p = mapped(mapping, &claims).unwrap().principal;
+    let p = mapped(mapping, &claims).unwrap().principal().clone();
     assert_eq!(p.id, "u-7");
     assert_eq!(p.roles, vec!["reader".to_string(), "writer".to_string()]);
 }
@@ -564,7 +564,7 @@ fn namespaced_claim_with_dots_is_found_whole() {
     };
     let claims = json!({"sub": "a", "https://example.com/roles": ["admin"], "exp": now() + 600});
     assert_eq!(
-        mapped(mapping, &claims).unwrap().principal.roles,
+        mapped(mapping, &claims).unwrap().principal().roles,
         vec!["admin".to_string()]
     );
 }
@@ -573,7 +573,7 @@ fn namespaced_claim_with_dots_is_found_whole() {
 fn integer_id_becomes_a_string_and_other_types_are_refused() {
     let claims = json!({"sub": 42, "roles": ["r"], "exp": now() + 600});
     assert_eq!(
-        mapped(default_mapping(), &claims).unwrap().principal.id,
+        mapped(default_mapping(), &claims).unwrap().principal().id,
         "42"
     );
     for sub in [
@@ -603,7 +603,7 @@ fn integer_id_becomes_a_string_and_other_types_are_refused() {
 fn roles_are_a_list_or_a_single_string_and_required() {
     let one = json!({"sub": "a", "roles": "reader writer", "exp": now() + 600});
     assert_eq!(
-        mapped(default_mapping(), &one).unwrap().principal.roles,
+        mapped(default_mapping(), &one).unwrap().principal().roles,
         vec!["reader writer".to_string()]
     );
     for missing in [
@@ -649,14 +649,14 @@ fn attr_mapping_takes_listed_claims_and_omits_missing_ones() {
         "org": {"department": "eng"}, "level": 3, "unlisted": "x",
     });
     let authenticated = mapped(mapping, &claims).unwrap();
-    let attr = &authenticated.principal.attr;
+    let attr = &authenticated.principal().attr;
     assert_eq!(attr.len(), 2);
     assert_eq!(attr["department"].as_str(), Some("eng"));
     // JSON numbers are doubles, as in the PDP (google.protobuf.Value).
     assert!(matches!(attr["level"], Value::Double(d) if d == 3.0));
     // Every verified claim stays available for request.auxData.jwt.
-    assert!(authenticated.claims.contains_key("unlisted"));
-    assert!(matches!(authenticated.claims["org"], Value::Map(_)));
+    assert!(authenticated.claims().contains_key("unlisted"));
+    assert!(matches!(authenticated.claims()["org"], Value::Map(_)));
 }
 
 #[test]
@@ -664,12 +664,12 @@ fn without_attr_mapping_every_claim_is_an_attribute() {
     let exp = now() + 600;
     let claims = json!({"sub": "a", "roles": ["r"], "exp": exp, "team": "blue", "tags": ["x"]});
     let authenticated = mapped(default_mapping(), &claims).unwrap();
-    let attr = &authenticated.principal.attr;
+    let attr = &authenticated.principal().attr;
     let names: Vec<&str> = attr.keys().map(String::as_str).collect();
     assert_eq!(names, ["exp", "roles", "sub", "tags", "team"]);
     assert_eq!(attr["team"].as_str(), Some("blue"));
     assert!(matches!(&attr["tags"], Value::List(l) if l.len() == 1));
-    assert_eq!(authenticated.expires_at, Some(exp));
+    assert_eq!(authenticated.expires_at(), Some(exp));
 }
 
 // --- the verified-claims cache ------------------------------------------------------------
@@ -684,8 +684,8 @@ fn cache_answers_each_token_with_its_own_principal() {
     };
     let (alice, bob) = (token_for("alice"), token_for("bob"));
     for _ in 0..3 {
-        assert_eq!(auth.verify_token(&alice).unwrap().principal.id, "alice");
-        assert_eq!(auth.verify_token(&bob).unwrap().principal.id, "bob");
+        assert_eq!(auth.verify_token(&alice).unwrap().principal().id, "alice");
+        assert_eq!(auth.verify_token(&bob).unwrap().principal().id, "bob");
     }
 }
 
@@ -789,16 +789,16 @@ fn minted_dev_token_round_trips_through_an_authenticator() {
     )
     .unwrap();
     let authenticated = authenticator(&cfg).verify_token(&token).unwrap();
-    assert_eq!(authenticated.principal.id, "dev-user");
+    assert_eq!(authenticated.principal().id, "dev-user");
     assert_eq!(
-        authenticated.principal.roles,
+        authenticated.principal().roles,
         vec!["reader".to_string(), "writer".to_string()]
     );
     assert!(matches!(
-        authenticated.principal.attr["level"],
+        authenticated.principal().attr["level"],
         Value::Double(d) if d == 3.0
     ));
-    let exp = authenticated.expires_at.unwrap();
+    let exp = authenticated.expires_at().unwrap();
     assert!((now() + 3590..=now() + 3610).contains(&exp));
 
     let other_secret = "another-secret-that-is-long-enough-0123456789";

@@ -256,7 +256,7 @@ fn rotation_unknown_kid_refresh_rate_limit_outage_and_expiry() {
         Box::new(SharedResolver(resolver.clone())),
     )
     .unwrap();
-    let verify = |t: &str| authn.verify_token(t).map(|a| a.principal.id);
+    let verify = |t: &str| authn.verify_token(t).map(|a| a.principal().id.clone());
     assert_eq!(server.fetches(), 1);
     assert_eq!(verify(&token(&a)), Ok("alice".into()));
 

@@ -28,6 +28,7 @@ pub use keys::{KeyResolver, StaticKey};
 use crate::config::keys as keys_check;
 use crate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
 use crate::plan::Value;
+use crate::policy::cache::caller_fingerprint;
 use crate::policy::planner::Principal;
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use moka::sync::Cache;
@@ -155,14 +156,47 @@ fn load_keys(cfg: &AuthConfig) -> Result<Box<dyn KeyResolver>, AuthnError> {
     }
 }
 
-/// A verified caller.
+/// A verified caller. Immutable once made: the verified-token cache shares one behind an
+/// `Arc` with every request that presents the same token, and [`Authenticated::plan_fingerprint`]
+/// is computed once, when it is made, from the principal and the claims it keeps.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
-    pub principal: Principal,
+    principal: Principal,
+    claims: BTreeMap<String, Value>,
+    expires_at: Option<i64>,
+    plan_fingerprint: u64,
+}
+
+impl Authenticated {
+    pub fn new(principal: Principal, claims: BTreeMap<String, Value>, expires_at: Option<i64>) -> Authenticated {
+        let plan_fingerprint = caller_fingerprint(&principal, &claims);
+        Authenticated { principal, claims, expires_at, plan_fingerprint }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
     /// All verified claims, for policies' `request.auxData.jwt`.
-    pub claims: BTreeMap<String, Value>,
+    pub fn claims(&self) -> &BTreeMap<String, Value> {
+        &self.claims
+    }
+
     /// `exp`, seconds since the epoch, if present (vecgate requires it, so always set).
-    pub expires_at: Option<i64>,
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+
+    /// The plan cache's key for this caller ([`caller_fingerprint`]): everything about it a
+    /// plan can depend on.
+    pub fn plan_fingerprint(&self) -> u64 {
+        self.plan_fingerprint
+    }
+
+    /// The principal and the claims, for callers that keep them (the explain paths).
+    pub fn into_parts(self) -> (Principal, BTreeMap<String, Value>) {
+        (self.principal, self.claims)
+    }
 }
 
 /// Verifies tokens against the configured key and maps them to principals.
@@ -179,7 +213,7 @@ pub struct Authenticator {
 
 /// A cached verification, valid while the key set is the one it was made under.
 struct Verified {
-    authenticated: Authenticated,
+    authenticated: Arc<Authenticated>,
     key_set_version: u64,
 }
 
@@ -228,13 +262,14 @@ impl Authenticator {
     }
 
     /// Finds the token in the headers and verifies it.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthnError> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Authenticated>, AuthnError> {
         let token = token_from_headers(headers)?;
         self.verify_token(token)
     }
 
-    /// Verifies a bare token (surrounding whitespace ignored).
-    pub fn verify_token(&self, token: &str) -> Result<Authenticated, AuthnError> {
+    /// Verifies a bare token (surrounding whitespace ignored). A token verified before is
+    /// answered from the cache: the same shared [`Authenticated`].
+    pub fn verify_token(&self, token: &str) -> Result<Arc<Authenticated>, AuthnError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthnError::MissingToken);
@@ -250,13 +285,13 @@ impl Authenticator {
             // Belt and braces: the entry's lifetime already ends before `exp`.
             let current = hit.key_set_version == key_set_version;
             if current && hit.authenticated.expires_at.is_some_and(|exp| exp > now) {
-                return Ok(hit.authenticated.clone());
+                return Ok(Arc::clone(&hit.authenticated));
             }
             self.verified.invalidate(&digest);
         }
-        let authenticated = self.verify_uncached(token, now)?;
+        let authenticated = Arc::new(self.verify_uncached(token, now)?);
         if authenticated.expires_at.is_some_and(|exp| exp > now) {
-            let entry = Verified { authenticated: authenticated.clone(), key_set_version };
+            let entry = Verified { authenticated: Arc::clone(&authenticated), key_set_version };
             self.verified.insert(digest, Arc::new(entry));
         }
         Ok(authenticated)
@@ -273,11 +308,8 @@ impl Authenticator {
         jwt::check_issuer(&claims, self.issuer.as_deref())?;
         jwt::check_audience(&claims, self.audience.as_deref())?;
         let principal = principal::principal_from_claims(&claims, &self.mapping)?;
-        Ok(Authenticated {
-            principal,
-            expires_at: jwt::numeric_date(&claims, "exp")?,
-            claims: principal::claims_as_values(&claims),
-        })
+        let expires_at = jwt::numeric_date(&claims, "exp")?;
+        Ok(Authenticated::new(principal, principal::claims_as_values(&claims), expires_at))
     }
 }
 

@@ -136,7 +136,7 @@ pub fn principal(
             let verified = authn
                 .verify_token(token)
                 .map_err(|e| Failure::usage(format!("the token is not accepted: {e}")))?;
-            Ok((verified.principal, verified.claims))
+            Ok(Arc::unwrap_or_clone(verified).into_parts())
         }
         _ => Err(Failure::usage("give --principal JSON or --token TOKEN")),
     }

@@ -4,6 +4,7 @@
 use super::planner::{PlanOutput, PlanRequest, Planner, Principal};
 use crate::plan::value::Value;
 use crate::plan::{Expr, Op, Plan};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -79,6 +80,20 @@ pub fn fingerprint(p: &Principal) -> u64 {
     p.scope.hash(&mut h);
     p.policy_version.hash(&mut h);
     for (k, v) in &p.attr {
+        k.hash(&mut h);
+        hash_value(v, &mut h);
+    }
+    h.finish()
+}
+
+/// The plan cache's key for a verified caller: its principal ([`fingerprint`]) and its
+/// verified claims, which policies read as `request.auxData.jwt` (with `auth.principal.attr`
+/// configured, claims outside it are not in the principal).
+pub fn caller_fingerprint(principal: &Principal, claims: &BTreeMap<String, Value>) -> u64 {
+    let mut h = DefaultHasher::new();
+    fingerprint(principal).hash(&mut h);
+    claims.len().hash(&mut h);
+    for (k, v) in claims {
         k.hash(&mut h);
         hash_value(v, &mut h);
     }

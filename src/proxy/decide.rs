@@ -18,7 +18,6 @@ use crate::plan::expr::{split_first_segment, RESOURCE_ATTR};
 use crate::plan::functions::CallContext;
 use crate::plan::value::MapKey;
 use crate::plan::{EvalError, Expr, Plan, Value};
-use crate::policy::cache::fingerprint;
 use crate::policy::planner::PlanRequest;
 use crate::policy::pdp::PdpError;
 use crate::policy::source::Source;
@@ -89,17 +88,16 @@ pub struct Resource<'a> {
 
 /// Who is asking, with the policy source used for the whole request.
 pub struct Authorizer {
-    pub caller: Authenticated,
+    /// Shared with the verified-token cache.
+    pub caller: Arc<Authenticated>,
     pub source: Source,
     pub now: DateTime<FixedOffset>,
-    principal_fingerprint: u64,
     metrics: Arc<Metrics>,
 }
 
 impl Authorizer {
-    pub fn new(caller: Authenticated, source: impl Into<Source>, metrics: Arc<Metrics>) -> Authorizer {
+    pub fn new(caller: Arc<Authenticated>, source: impl Into<Source>, metrics: Arc<Metrics>) -> Authorizer {
         Authorizer {
-            principal_fingerprint: fingerprint(&caller.principal),
             caller,
             source: source.into(),
             now: Utc::now().fixed_offset(),
@@ -118,14 +116,14 @@ impl Authorizer {
         let snapshot = match &self.source {
             Source::Snapshot(snapshot) => snapshot,
             Source::Pdp(pdp) => {
-                let plan = pdp.plan(&self.caller.principal, None, kind, action).await;
+                let plan = pdp.plan(self.caller.principal(), None, kind, action).await;
                 return plan.map(|p| Plan::clone(&p)).map_err(|e| self.pdp_failed(e));
             }
         };
         let no_attrs = BTreeMap::new();
         let actions = [action.to_string()];
         let request = PlanRequest {
-            principal: &self.caller.principal,
+            principal: self.caller.principal(),
             resource_kind: kind,
             resource_scope: "",
             resource_version: "",
@@ -133,10 +131,10 @@ impl Authorizer {
             resource_id: None,
             attr_complete: false,
             actions: &actions,
-            jwt: &self.caller.claims,
+            jwt: self.caller.claims(),
             now: self.now,
         };
-        let (output, cached) = snapshot.planner.plan_and_report(&request, self.principal_fingerprint);
+        let (output, cached) = snapshot.planner.plan_and_report(&request, self.caller.plan_fingerprint());
         self.metrics.plan_cache(cached);
         Ok(output.plan.clone())
     }
@@ -193,7 +191,7 @@ impl Authorizer {
                 .collect()),
             Source::Pdp(pdp) => {
                 let mut answers = pdp
-                    .check(&self.caller.principal, None, kind, action, resources)
+                    .check(self.caller.principal(), None, kind, action, resources)
                     .await
                     .map_err(|e| self.pdp_failed(e))?;
                 answers.resize(resources.len(), false);
@@ -210,7 +208,7 @@ impl Authorizer {
         };
         let actions = [action.to_string()];
         let request = PlanRequest {
-            principal: &self.caller.principal,
+            principal: self.caller.principal(),
             resource_kind: kind,
             resource_scope: "",
             resource_version: "",
@@ -218,7 +216,7 @@ impl Authorizer {
             resource_id: Some(id),
             attr_complete: true,
             actions: &actions,
-            jwt: &self.caller.claims,
+            jwt: self.caller.claims(),
             now: self.now,
         };
         Some(snapshot.planner.planner().check(&request))
@@ -365,5 +363,49 @@ mod tests {
         assert!(!lazy(&dotted, "1", &NestedPayload::new(None, "metadata.")));
         let payload = json!({"metadata": "not an object"});
         assert!(!lazy(&dotted, "1", &NestedPayload::new(payload.as_object(), "metadata.")));
+    }
+
+    /// Two tokens of the same principal that differ only in a claim outside the principal
+    /// (`auth.principal.attr` configured) get their own plans: the plan cache's key covers the
+    /// verified claims policies read as `request.auxData.jwt`, so a cached plan is never
+    /// served to a caller whose claims it was not made from.
+    #[test]
+    fn plan_cache_keeps_callers_apart_by_their_claims() {
+        use crate::authn::Authenticated;
+        use crate::metrics::Metrics;
+        use crate::policy::planner::{PlannerOptions, Principal};
+        use crate::policy::store::PolicyStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let policy = r#"
+apiVersion: api.cerbos.dev/v1
+resourcePolicy:
+  resource: doc
+  version: default
+  rules:
+    - actions: [read]
+      effect: EFFECT_ALLOW
+      roles: [user]
+      condition:
+        match:
+          expr: request.auxData.jwt.clearance == "high"
+"#;
+        std::fs::write(dir.path().join("doc.yaml"), policy).unwrap();
+        let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let principal = Principal { id: "alice".into(), roles: vec!["user".into()], ..Principal::default() };
+        let caller = |clearance: &str| {
+            let claims = BTreeMap::from([("clearance".to_string(), Value::string(clearance))]);
+            Arc::new(Authenticated::new(principal.clone(), claims, None))
+        };
+        let plan = |clearance: &str| {
+            let authorizer = Authorizer::new(caller(clearance), store.snapshot(), metrics.clone());
+            tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(authorizer.plan("doc", "read")).unwrap()
+        };
+        assert_eq!(plan("high"), Plan::AlwaysAllowed);
+        assert_eq!(plan("low"), Plan::AlwaysDenied);
+        assert_eq!(plan("high"), Plan::AlwaysAllowed);
+        assert_ne!(caller("high").plan_fingerprint(), caller("low").plan_fingerprint());
+        assert_eq!(caller("high").plan_fingerprint(), caller("high").plan_fingerprint());
     }
 }

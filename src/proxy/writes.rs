@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The attribute values a collection's `stamp` sets on written records, from the principal.
 /// A stamp naming an attribute the principal lacks refuses the write.
 pub fn stamp_values(stamps: &BTreeMap<String, StampSource>, caller: &Authenticated) -> Result<Vec<(String, Json)>, ProxyError> {
-    let principal = &caller.principal;
+    let principal = caller.principal();
     stamps
         .iter()
         .map(|(name, source)| {
@@ -316,11 +316,8 @@ resourcePolicy:
         let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
         let mut attr = BTreeMap::new();
         attr.insert("dept".to_string(), Value::string("fin"));
-        let caller = Authenticated {
-            principal: Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() },
-            claims: BTreeMap::new(),
-            expires_at: None,
-        };
+        let principal = Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() };
+        let caller = Arc::new(Authenticated::new(principal, BTreeMap::new(), None));
         (dir, Authorizer::new(caller, store.snapshot(), Arc::new(Metrics::new().unwrap())))
     }
 

@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -47,7 +48,7 @@ async fn run(gateway: &Gateway, body: Incoming) -> Result<serde_json::Value, (St
                 .authenticator()
                 .verify_token(token)
                 .map_err(|e| (StatusCode::UNAUTHORIZED, format!("the token is not accepted: {}", e.reason())))?;
-            (verified.principal, verified.claims)
+            Arc::unwrap_or_clone(verified).into_parts()
         }
         _ => return Err(bad("give either principal or token".into())),
     };
