@@ -116,6 +116,7 @@ fn client(pdp: &Pdp, ttl: Duration) -> PdpClient {
         timeout: Duration::from_secs(5),
         plan_cache_ttl: ttl,
         ca_file: None,
+        send_token: false,
     })
     .unwrap()
 }

@@ -21,7 +21,7 @@ use crate::plan::functions::CallContext;
 use crate::plan::text::{abbreviated, readable};
 use crate::plan::{Plan, Value};
 use crate::policy::explain::{FilterReport, DOCUMENT_VERSION};
-use crate::policy::pdp::{PdpClient, PdpError};
+use crate::policy::pdp::{JwtAux, PdpClient, PdpError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -56,17 +56,23 @@ pub struct PdpExplanation {
     pub note: Option<String>,
 }
 
-/// Asks the PDP about `input` and builds the report.
+/// Asks the PDP about `input` and builds the report. `token` is the caller's token when the
+/// principal came from one: sent as `auxData.jwt.token` if the PDP asks for tokens
+/// (`policies.pdp.send_token`), as the proxy sends it.
 pub async fn answer_with_pdp(
     client: &PdpClient,
     pdp_url: &str,
     config: Option<&Config>,
     input: &ExplainInput,
+    token: Option<&str>,
 ) -> Result<PdpExplanation, PdpError> {
+    let jwt = token
+        .filter(|_| client.sends_token())
+        .map(|token| JwtAux { token: token.trim(), claims: &input.jwt });
     let checked = client
-        .check_explained(&input.principal, None, &input.kind, &input.action, (&input.id, &input.attr))
+        .check_explained(&input.principal, jwt, &input.kind, &input.action, (&input.id, &input.attr))
         .await?;
-    let plan = client.plan(&input.principal, None, &input.kind, &input.action).await?;
+    let plan = client.plan(&input.principal, jwt, &input.kind, &input.action).await?;
     let record = RecordEnv::new(
         Value::string(&input.id),
         &input.kind,

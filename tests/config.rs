@@ -1151,15 +1151,16 @@ fn a_pdp_is_the_alternative_to_a_policy_directory() {
                 timeout: Duration::from_secs(2),
                 plan_cache_ttl: Duration::from_secs(10),
                 ca_file: None,
+                send_token: false,
             }
         ),
         other => panic!("{other:?}"),
     }
     assert_eq!(config.policies.dir(), None);
     assert!(!config.policies.watch());
-    let (_d, config) = load_ok(&doc(&[("policies", "{pdp: {url: \"https://pdp:3592\", timeout: 500ms, plan_cache_ttl: 0s}}")]));
+    let (_d, config) = load_ok(&doc(&[("policies", "{pdp: {url: \"https://pdp:3592\", timeout: 500ms, plan_cache_ttl: 0s, send_token: true}}")]));
     let PolicySource::Pdp(pdp) = &config.policies.source else { panic!() };
-    assert_eq!((pdp.timeout, pdp.plan_cache_ttl), (Duration::from_millis(500), Duration::ZERO));
+    assert_eq!((pdp.timeout, pdp.plan_cache_ttl, pdp.send_token), (Duration::from_millis(500), Duration::ZERO, true));
 
     // Exactly one source; the directory's settings do not apply to a PDP.
     let both = load_err(&doc(&[("policies", "{dir: policies, pdp: {url: \"http://pdp:3592\"}}")]));

@@ -86,6 +86,7 @@ fn client(pdp: &Pdp, ttl: Duration) -> PdpClient {
         timeout: Duration::from_secs(5),
         plan_cache_ttl: ttl,
         ca_file: None,
+        send_token: false,
     })
     .unwrap()
 }
@@ -218,6 +219,7 @@ async fn plans_are_cached_for_their_ttl_and_failures_are_typed() {
         timeout: Duration::from_millis(300),
         plan_cache_ttl: Duration::ZERO,
         ca_file: None,
+        send_token: false,
     })
     .unwrap();
     assert_eq!(
@@ -231,7 +233,8 @@ async fn plans_are_cached_for_their_ttl_and_failures_are_typed() {
             url: "ftp://x".into(),
             timeout: Duration::from_secs(1),
             plan_cache_ttl: Duration::ZERO,
-            ca_file: None
+            ca_file: None,
+            send_token: false,
         }),
         Err(PdpError::Config(_))
     ));

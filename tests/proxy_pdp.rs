@@ -15,6 +15,7 @@
 
 mod support;
 
+use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -407,6 +408,55 @@ fn explain_gives_the_pdps_account_of_its_decision() {
     match agent.post(&format!("{}/explain", vecgate.admin_url())).send_json(body) {
         Err(ureq::Error::Status(503, r)) => assert!(r.into_json::<Value>().unwrap()["error"].as_str().unwrap_or_default().contains("PDP")),
         other => panic!("explain without a PDP: {other:?}"),
+    }
+}
+
+/// `policies.pdp.send_token`: the caller's token reaches the PDP's policies as
+/// `request.auxData.jwt` (the PDP verifying it with its own key set), so a policy reading it
+/// decides through the PDP exactly as vecgate's own engine decides; without the setting the
+/// PDP sees no token (its condition errors, the rule is ignored: nothing readable), and a PDP
+/// without key sets refuses a request carrying one (503).
+#[test]
+fn the_token_reaches_the_pdps_policies_with_send_token() {
+    let files = vec![(
+        "document.yaml".to_string(),
+        "apiVersion: api.cerbos.dev/v1\nresourcePolicy:\n  resource: document\n  version: default\n  rules:\n    - actions: [read]\n      effect: EFFECT_ALLOW\n      roles: [user]\n      condition:\n        match:\n          expr: request.auxData.jwt.department == R.attr.department\n".to_string(),
+    )];
+    let keys = tempfile::tempdir().unwrap();
+    let jwks = keys.path().join("jwks.json");
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(support::vecgate::TEST_SECRET);
+    std::fs::write(&jwks, json!({"keys": [{"kty": "oct", "k": secret, "alg": "HS256", "use": "sig"}]}).to_string()).unwrap();
+    let aux = json!({"auxData": {"jwt": {"keySets": [{"id": "vecgate", "local": {"file": jwks}, "insecure": {"optionalKid": true}}]}}});
+    let pdp = Pdp::start_with(Mode { strict: false, lenient: false }, &json!({}), &aux);
+    pdp.load(&files);
+    let without_keys = start_pdp(&files);
+    let chroma = ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    chroma.add(&col_id, &records());
+    let col = format!("{DEFAULT_DB_PATH}/collections/{col_id}");
+    let dir = policy_dir(&files);
+    let embedded = VecgateServer::start(&VecgateOptions::chroma(chroma.url(), dir.path()));
+    let through = |port: u16, send_token: bool| {
+        let mut options = VecgateOptions::chroma(chroma.url(), dir.path());
+        let mut yaml = pdp_yaml(&format!("http://127.0.0.1:{port}"), "10s");
+        if send_token {
+            yaml.push_str("    send_token: true\n");
+        }
+        options.policies_pdp_yaml = Some(yaml);
+        VecgateServer::start(&options)
+    };
+    let with_token = through(pdp.port, true);
+    let without_token = through(pdp.port, false);
+    let refused = through(without_keys.port, true);
+    for who in callers().iter().filter(|c| ["alice", "bob"].contains(&c.name)) {
+        let body = json!({"include": ["metadatas"]});
+        let want = read(&embedded, &col, who, "get", &body);
+        assert_eq!(want.0, 200);
+        assert_ne!(want.1, json!([]), "{}: the embedded engine reads auxData.jwt", who.name);
+        assert_eq!(read(&with_token, &col, who, "get", &body), want, "{}: send_token", who.name);
+        assert_eq!(read(&without_token, &col, who, "get", &body), (200, json!([])), "{}: no token, no auxData.jwt", who.name);
+        let (status, answer) = refused.call("POST", &format!("{col}/get"), Some(&who.token), Some(&body));
+        chroma_shape_503(status, &answer);
     }
 }
 

@@ -100,7 +100,7 @@ fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Res
         .build()
         .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
     let report = runtime
-        .block_on(answer_with_pdp(&client, &pdp.url, Some(config), &input))
+        .block_on(answer_with_pdp(&client, &pdp.url, Some(config), &input, args.token.as_deref()))
         .map_err(|e| Failure::failed(e.to_string()))?;
     match args.output {
         ReportFormat::Text => print!("{}", to_text(&report)),

@@ -24,6 +24,7 @@ pub(super) fn plan(url: &str, principal: &Principal, kind: &str, actions: &[Stri
         timeout: TIMEOUT,
         plan_cache_ttl: Duration::ZERO,
         ca_file: None,
+        send_token: false,
     };
     let client = PdpClient::new(&config).map_err(|e| {
         eprintln!("error: {e}");

@@ -91,6 +91,7 @@ pub struct RawPdp {
     pub url: Option<String>,
     pub timeout: Option<String>,
     pub plan_cache_ttl: Option<String>,
+    pub send_token: Option<bool>,
     pub tls: Option<RawPdpTls>,
 }
 

@@ -1021,6 +1021,7 @@ fn pdp(v: &mut Validator<'_>, raw: RawPdp) -> Option<PdpConfig> {
         timeout: timeout?,
         plan_cache_ttl: plan_cache_ttl?,
         ca_file: ca_file.ok()?,
+        send_token: raw.send_token.unwrap_or(false),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::plan::functions::CallContext;
 use crate::plan::value::MapKey;
 use crate::plan::{EvalError, Expr, Plan, Value};
 use crate::policy::planner::PlanRequest;
-use crate::policy::pdp::PdpError;
+use crate::policy::pdp::{JwtAux, PdpError};
 use crate::policy::source::Source;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value as Json;
@@ -91,6 +91,9 @@ pub struct Authorizer {
     /// Shared with the verified-token cache.
     pub caller: Arc<Authenticated>,
     pub source: Source,
+    /// The caller's raw token, kept only for a PDP that asks for it
+    /// (`policies.pdp.send_token`: sent as `auxData.jwt.token`). Never logged.
+    token: Option<String>,
     pub now: DateTime<FixedOffset>,
     metrics: Arc<Metrics>,
 }
@@ -100,9 +103,23 @@ impl Authorizer {
         Authorizer {
             caller,
             source: source.into(),
+            token: None,
             now: Utc::now().fixed_offset(),
             metrics,
         }
+    }
+
+    /// Keeps the request's token when the source is a PDP that asks for callers' tokens.
+    pub fn with_token_from(mut self, headers: &http::HeaderMap) -> Authorizer {
+        if matches!(&self.source, Source::Pdp(pdp) if pdp.sends_token()) {
+            self.token = crate::authn::token_from_headers(headers).ok().map(str::to_string);
+        }
+        self
+    }
+
+    /// The token and verified claims for the PDP's `request.auxData.jwt`, when it gets them.
+    fn jwt_aux(&self) -> Option<JwtAux<'_>> {
+        self.token.as_deref().map(|token| JwtAux { token, claims: self.caller.claims() })
     }
 
     /// Must every record an answer lists be confirmed by a full check, beyond the plan? So
@@ -116,7 +133,7 @@ impl Authorizer {
         let snapshot = match &self.source {
             Source::Snapshot(snapshot) => snapshot,
             Source::Pdp(pdp) => {
-                let plan = pdp.plan(self.caller.principal(), None, kind, action).await;
+                let plan = pdp.plan(self.caller.principal(), self.jwt_aux(), kind, action).await;
                 return plan.map(|p| Plan::clone(&p)).map_err(|e| self.pdp_failed(e));
             }
         };
@@ -191,7 +208,7 @@ impl Authorizer {
                 .collect()),
             Source::Pdp(pdp) => {
                 let mut answers = pdp
-                    .check(self.caller.principal(), None, kind, action, resources)
+                    .check(self.caller.principal(), self.jwt_aux(), kind, action, resources)
                     .await
                     .map_err(|e| self.pdp_failed(e))?;
                 answers.resize(resources.len(), false);

@@ -141,7 +141,7 @@ impl Gateway {
         let caller = self.authenticate(parts, event)?;
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let mut body = db.parse_body(&route, &parts.headers, &bytes)?;
-        let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone());
+        let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone()).with_token_from(&parts.headers);
         event.policy_version = authorizer.source.version();
 
         // Authorize; record operations first find their collection and its rule.

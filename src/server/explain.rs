@@ -85,7 +85,7 @@ async fn run(gateway: &Gateway, body: Incoming) -> Result<serde_json::Value, (St
                 crate::config::PolicySource::Pdp(pdp) => pdp.url.clone(),
                 crate::config::PolicySource::Dir { .. } => String::new(),
             };
-            let report = answer_with_pdp(client, &url, Some(config), &input)
+            let report = answer_with_pdp(client, &url, Some(config), &input, request.token.as_deref())
                 .await
                 .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
             serde_json::to_value(report).map_err(internal)

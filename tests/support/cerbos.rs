@@ -87,6 +87,11 @@ impl Drop for Pdp {
 impl Pdp {
     /// Starts a server in `mode` with these engine globals.
     pub fn start(mode: Mode, globals: &Json) -> Pdp {
+        Pdp::start_with(mode, globals, &json!({}))
+    }
+
+    /// [`Pdp::start`] with further top-level configuration sections (e.g. `auxData`).
+    pub fn start_with(mode: Mode, globals: &Json, extra: &Json) -> Pdp {
         let bin = binary();
         for _attempt in 0..5 {
             let store = tempfile::tempdir().unwrap();
@@ -111,6 +116,10 @@ impl Pdp {
                 "audit": {"enabled": false},
                 "telemetry": {"disabled": true},
             });
+            let mut config = config;
+            for (key, value) in extra.as_object().into_iter().flatten() {
+                config[key] = value.clone();
+            }
             let config_file = config_dir.path().join("config.yaml");
             std::fs::write(&config_file, config.to_string()).unwrap();
             let log = std::fs::File::create(config_dir.path().join("server.log")).unwrap();

@@ -44,6 +44,8 @@ pub struct PdpClient {
     timeout: Duration,
     /// `None` when `plan_cache_ttl` is zero.
     plans: Option<moka::sync::Cache<u64, Arc<Plan>>>,
+    /// `policies.pdp.send_token`.
+    send_token: bool,
 }
 
 impl PdpClient {
@@ -75,7 +77,14 @@ impl PdpClient {
             base: config.url.trim_end_matches('/').to_string(),
             timeout: config.timeout,
             plans,
+            send_token: config.send_token,
         })
+    }
+
+    /// Does the PDP want callers' tokens (`policies.pdp.send_token`)? Callers pass a
+    /// [`JwtAux`] only then.
+    pub fn sends_token(&self) -> bool {
+        self.send_token
     }
 
     /// The plan for `action` on records of `kind` (see the module documentation).

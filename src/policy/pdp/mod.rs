@@ -65,6 +65,10 @@ pub struct PdpConfig {
     pub plan_cache_ttl: Duration,
     /// CA bundle trusted for an https PDP (replacing the bundled Mozilla roots).
     pub ca_file: Option<PathBuf>,
+    /// Send the caller's token as `auxData.jwt.token`, for policies that read
+    /// `request.auxData.jwt` (the PDP verifies it with its own `auxData.jwt.keySets`; a PDP
+    /// without them refuses every request that carries one).
+    pub send_token: bool,
 }
 
 /// Why the PDP gave no usable answer. Each one means: deny, and say so (503).
