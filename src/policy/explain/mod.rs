@@ -165,7 +165,7 @@ pub fn explain(planner: &Planner, question: &ExplainQuestion<'_>) -> (Explanatio
             PolicyKind::Resource => &question.principal.roles,
         };
         for role in roles {
-            let with_parents = table.role_with_parents(question.scope, role);
+            let with_parents = lookup.role_with_parents(role);
             for scope in lookup.scopes(kind) {
                 let traced: Vec<(usize, &RuleEvaluation<'_>)> = trace
                     .rules
