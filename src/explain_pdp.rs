@@ -16,14 +16,10 @@
 
 use crate::config::Config;
 use crate::explain_request::{database_filter, ExplainInput};
-use crate::plan::eval::{allows, RecordEnv};
-use crate::plan::functions::CallContext;
-use crate::plan::text::{abbreviated, readable};
-use crate::plan::{Plan, Value};
-use crate::policy::explain::{FilterReport, DOCUMENT_VERSION};
+use crate::plan::eval::allows;
+use crate::policy::explain::{plan_text, principal_json, record_env, resource_json, FilterReport, DOCUMENT_VERSION};
 use crate::policy::pdp::{JwtAux, PdpClient, PdpError};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// The report (JSON: fields are only ever added).
 #[derive(Clone, Debug, Serialize)]
@@ -73,18 +69,7 @@ pub async fn answer_with_pdp(
         .check_explained(&input.principal, jwt, &input.kind, &input.action, (&input.id, &input.attr))
         .await?;
     let plan = client.plan(&input.principal, jwt, &input.kind, &input.action).await?;
-    let record = RecordEnv::new(
-        Value::string(&input.id),
-        &input.kind,
-        Value::map(
-            input
-                .attr
-                .iter()
-                .map(|(k, v)| (crate::plan::value::MapKey::string(k), v.clone()))
-                .collect(),
-        ),
-        CallContext { now: chrono::Utc::now().fixed_offset() },
-    );
+    let record = record_env(&input.id, &input.kind, &input.attr, chrono::Utc::now().fixed_offset());
     let record_matches = allows(&plan, &record);
     let (database_filter, database_filter_note) = match (config, &input.collection) {
         (Some(config), Some(collection)) => database_filter(config, collection, &plan),
@@ -117,25 +102,11 @@ pub async fn answer_with_pdp(
         matched_scope: checked.matched_scope,
         effective_derived_roles: checked.effective_derived_roles,
         pdp_call_id: checked.call_id,
-        principal: serde_json::json!({
-            "id": input.principal.id,
-            "roles": input.principal.roles,
-            "attr": attr_json(&input.principal.attr),
-            "scope": input.principal.scope,
-        }),
-        resource: serde_json::json!({
-            "kind": input.kind,
-            "id": input.id,
-            "scope": input.scope,
-            "attr": attr_json(&input.attr),
-        }),
+        principal: principal_json(&input.principal),
+        resource: resource_json(&input.kind, &input.id, &input.scope, &input.attr),
         filter: FilterReport {
             plan: plan.to_cerbos_json(),
-            plan_text: match &*plan {
-                Plan::AlwaysAllowed => "true (every record)".into(),
-                Plan::AlwaysDenied => "false (no record)".into(),
-                Plan::Conditional(e) => readable(e, &abbreviated),
-            },
+            plan_text: plan_text(&plan),
             record_matches,
             agrees_with_check: record_matches == checked.allowed,
             database_filter,
@@ -144,10 +115,6 @@ pub async fn answer_with_pdp(
         served: record_matches && checked.allowed,
         note,
     })
-}
-
-fn attr_json(attr: &BTreeMap<String, Value>) -> serde_json::Value {
-    serde_json::Value::Object(attr.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 /// The report as text, for `vecgate explain --output text`.

@@ -51,23 +51,7 @@ fn explain(args: &ExplainArgs) -> Result<i32, Failure> {
     }
     let loaded = inputs::load(&args.source)?;
     let config = loaded.config.as_ref();
-    let (principal, jwt) = inputs::principal(args.principal.as_deref(), args.token.as_deref(), config)?;
-    let kind = inputs::kind(&args.record, config)?;
-    let (id, attr) = inputs::record(&args.record, config)?;
-    let report = answer(
-        &loaded.planner,
-        config,
-        &ExplainInput {
-            principal,
-            jwt,
-            collection: args.record.collection.clone(),
-            kind,
-            scope: args.record.scope.clone(),
-            id,
-            attr,
-            action: args.record.action.clone(),
-        },
-    );
+    let report = answer(&loaded.planner, config, &question(args, config)?);
     match args.output {
         ReportFormat::Text => print!("{}", render(&report)),
         ReportFormat::Json => println!(
@@ -78,13 +62,13 @@ fn explain(args: &ExplainArgs) -> Result<i32, Failure> {
     Ok(if report.filter.agrees_with_check { 0 } else { 1 })
 }
 
-/// With `policies.pdp` in the configuration: the PDP's account of its decision
-/// ([`crate::explain_pdp`]). Exit 0 with the report, 1 when the PDP gives none.
-fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Result<i32, Failure> {
-    let (principal, jwt) = inputs::principal(args.principal.as_deref(), args.token.as_deref(), Some(config))?;
-    let kind = inputs::kind(&args.record, Some(config))?;
-    let (id, attr) = inputs::record(&args.record, Some(config))?;
-    let input = ExplainInput {
+/// The question the arguments ask: the principal (verified when given as a token), the
+/// record (read from the database when given by id) and the action.
+fn question(args: &ExplainArgs, config: Option<&Config>) -> Result<ExplainInput, Failure> {
+    let (principal, jwt) = inputs::principal(args.principal.as_deref(), args.token.as_deref(), config)?;
+    let kind = inputs::kind(&args.record, config)?;
+    let (id, attr) = inputs::record(&args.record, config)?;
+    Ok(ExplainInput {
         principal,
         jwt,
         collection: args.record.collection.clone(),
@@ -93,7 +77,13 @@ fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Res
         id,
         attr,
         action: args.record.action.clone(),
-    };
+    })
+}
+
+/// With `policies.pdp` in the configuration: the PDP's account of its decision
+/// ([`crate::explain_pdp`]). Exit 0 with the report, 1 when the PDP gives none.
+fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Result<i32, Failure> {
+    let input = question(args, Some(config))?;
     let client = PdpClient::new(pdp).map_err(|e| Failure::usage(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

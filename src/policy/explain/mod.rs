@@ -225,18 +225,7 @@ pub fn explain(planner: &Planner, question: &ExplainQuestion<'_>) -> (Explanatio
             ..request.clone()
         })
         .plan;
-    let record = RecordEnv::new(
-        Value::string(question.id),
-        question.kind,
-        Value::map(
-            question
-                .attr
-                .iter()
-                .map(|(k, v)| (crate::plan::value::MapKey::string(k), v.clone()))
-                .collect(),
-        ),
-        CallContext { now: question.now },
-    );
+    let record = record_env(question.id, question.kind, question.attr, question.now);
     let record_matches = allows(&plan, &record);
     let reason = reason(&trace, decided_by.map(|i| &rules[i]), mode);
     let explanation = Explanation {
@@ -247,27 +236,13 @@ pub fn explain(planner: &Planner, question: &ExplainQuestion<'_>) -> (Explanatio
         evaluation: mode.name().to_string(),
         reason,
         decided_by,
-        principal: serde_json::json!({
-            "id": question.principal.id,
-            "roles": question.principal.roles,
-            "attr": attr_json(&question.principal.attr),
-            "scope": question.principal.scope,
-        }),
-        resource: serde_json::json!({
-            "kind": question.kind,
-            "id": question.id,
-            "scope": question.scope,
-            "attr": attr_json(question.attr),
-        }),
+        principal: principal_json(question.principal),
+        resource: resource_json(question.kind, question.id, question.scope, question.attr),
         derived_roles,
         rules,
         filter: FilterReport {
             plan: plan.to_cerbos_json(),
-            plan_text: match &plan {
-                Plan::AlwaysAllowed => "true (every record)".into(),
-                Plan::AlwaysDenied => "false (no record)".into(),
-                Plan::Conditional(e) => readable(e, &abbreviated),
-            },
+            plan_text: plan_text(&plan),
             record_matches,
             agrees_with_check: record_matches == trace.allowed,
             database_filter: None,
@@ -279,6 +254,35 @@ pub fn explain(planner: &Planner, question: &ExplainQuestion<'_>) -> (Explanatio
 
 fn attr_json(attr: &BTreeMap<String, Value>) -> serde_json::Value {
     serde_json::Value::Object(attr.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+}
+
+/// The report's `principal`.
+pub fn principal_json(p: &Principal) -> serde_json::Value {
+    serde_json::json!({"id": p.id, "roles": p.roles, "attr": attr_json(&p.attr), "scope": p.scope})
+}
+
+/// The report's `resource`.
+pub fn resource_json(kind: &str, id: &str, scope: &str, attr: &BTreeMap<String, Value>) -> serde_json::Value {
+    serde_json::json!({"kind": kind, "id": id, "scope": scope, "attr": attr_json(attr)})
+}
+
+/// A plan in one line, for the report's `plan_text`.
+pub fn plan_text(plan: &Plan) -> String {
+    match plan {
+        Plan::AlwaysAllowed => "true (every record)".into(),
+        Plan::AlwaysDenied => "false (no record)".into(),
+        Plan::Conditional(e) => readable(e, &abbreviated),
+    }
+}
+
+/// The record a plan is judged on.
+pub fn record_env(id: &str, kind: &str, attr: &BTreeMap<String, Value>, now: DateTime<FixedOffset>) -> RecordEnv {
+    RecordEnv::new(
+        Value::string(id),
+        kind,
+        Value::map(attr.iter().map(|(k, v)| (crate::plan::value::MapKey::string(k), v.clone())).collect()),
+        CallContext { now },
+    )
 }
 
 fn rule_report(
