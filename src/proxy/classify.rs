@@ -7,7 +7,7 @@
 use super::error::ProxyError;
 use super::gateway::Gateway;
 use crate::audit::AuditEvent;
-use crate::backends::seam::{CollectionName, Database, Located, Route};
+use crate::backends::seam::{Call, CollectionName, Database, Located, Route};
 use crate::backends::FieldMapping;
 use crate::config::CollectionRule;
 use http::request::Parts;
@@ -35,12 +35,12 @@ impl Gateway {
     pub(super) async fn collection_name<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<String, ProxyError> {
         let name = match db.collection_of(route, body).map_err(ProxyError::refused)? {
             CollectionName::Named(name) => name,
-            CollectionName::Lookup { cache_key, call } => match self.collection_names.get(&cache_key) {
+            CollectionName::Lookup { path } => match self.collection_names.get(&path) {
                 Some(name) => name,
                 None => {
-                    let answer = self.lookup_ok(db, call, &event.request_id).await?;
+                    let answer = self.lookup_ok(db, Call::get(path.clone()), &event.request_id).await?;
                     let name = db.collection_name(&answer.body).map_err(ProxyError::unreadable)?;
-                    self.collection_names.insert(cache_key, name.clone());
+                    self.collection_names.insert(path, name.clone());
                     name
                 }
             },
