@@ -27,6 +27,9 @@ pub(super) struct Target<'g> {
     pub located: Located,
     pub rule: &'g CollectionRule,
     pub mapping: &'g FieldMapping,
+    /// The rule's position in `config.collections` (the same rule and mapping for the
+    /// gateway's whole life).
+    pub rule_index: usize,
 }
 
 impl Gateway {
@@ -52,7 +55,7 @@ impl Gateway {
     /// The collection a record route addresses, under the first rule matching its name.
     pub(super) async fn target<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
         let name = self.collection_name(db, route, body, event).await?;
-        let (rule, mapping) = self.collection_rule(&name)?;
-        Ok(Target { located: db.locate(route, &name), rule, mapping })
+        let (rule_index, rule, mapping) = self.indexed_rule(&name)?;
+        Ok(Target { located: db.locate(route, &name), rule, mapping, rule_index })
     }
 }
