@@ -188,8 +188,8 @@ fn jwt(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    // One token, verified once before: SHA-256 of the token, a moka lookup, a clone of the
-    // Authenticated (principal + claims map).
+    // One token, verified once before: SHA-256 of the token, a moka lookup, an Arc clone of
+    // the shared Authenticated.
     let token = alice_token(0);
     authenticator.verify_token(&token).unwrap();
     g.bench_function("verify HS256 cached", |b| {

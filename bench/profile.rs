@@ -17,6 +17,10 @@
 //! connections for that long: its user and system CPU time per request (from /proc); with
 //! `--record` also a `perf record` of the current build (a separate run: sampling slows it),
 //! whose report (by shared object and symbol, kernel included where permitted) is printed.
+//!
+//! With `--memory N`, each build runs natively in front of the stub and its resident memory
+//! is read idle and with N keep-alive connections open, each of which has completed one
+//! LangChain query (what the load harness's memory table does, without the rest of its run).
 
 // A benchmark's setup either works or the run is meaningless: fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -240,6 +244,35 @@ fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &
     }
 }
 
+/// Each build's resident memory idle and with `n` keep-alive connections that have each
+/// completed one Chroma query.
+fn held_memory(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &str, ingest: &str, n: usize) {
+    let upstream = stub::start(COLLECTION, 4);
+    let work = Arc::new(Workload::new(Backend::Chroma, chroma_queries(4), alice, ingest));
+    let query = work.requests[0].clone();
+    for (label, binary) in binaries {
+        let mut options = support::vecgate::VecgateOptions::chroma(&format!("http://{upstream}"), &repo_root().join("examples/langchain-chroma/policies"));
+        options.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".to_string();
+        options.extra_yaml = format!("limits:\n  max_connections: {}\n", (2 * n).max(1024));
+        options.binary = Some(binary.clone());
+        let vecgate = support::vecgate::VecgateServer::start(&options);
+        std::thread::sleep(Duration::from_millis(500));
+        let idle = memory::rss(vecgate.pid());
+        let (held, failed) = rt.block_on(client::hold_connections(SocketAddr::from(([127, 0, 0, 1], vecgate.port())), n, work.clone(), &query));
+        std::thread::sleep(Duration::from_millis(500));
+        let with = memory::rss(vecgate.pid());
+        println!(
+            "{label}: idle {:.1} MiB, with {} connections {:.1} MiB (peak {:.1}), {failed} failed; {:.1} KiB per connection",
+            idle.rss_mib(),
+            held.len(),
+            with.rss_mib(),
+            with.hwm_mib(),
+            (with.rss_kib.saturating_sub(idle.rss_kib)) as f64 / held.len().max(1) as f64
+        );
+        drop(held);
+    }
+}
+
 /// Total instructions (`Ir`) of a callgrind output file, and its top inclusive functions.
 fn annotate(out: &std::path::Path, top: usize) -> (u64, Vec<(f64, String)>) {
     let text = Command::new("callgrind_annotate").arg("--inclusive=yes").arg("--threshold=100").arg(out).output().expect("callgrind_annotate");
@@ -273,6 +306,7 @@ fn main() {
     let mut top = 25;
     let mut perf_seconds: Option<u64> = None;
     let mut record = false;
+    let mut held: Option<usize> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -288,6 +322,7 @@ fn main() {
             "--keep" => keep = true,
             "--perf" => perf_seconds = Some(it.next().expect("--perf SECONDS").parse().expect("a number")),
             "--record" => record = true,
+            "--memory" => held = Some(it.next().expect("--memory N").parse().expect("a number")),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -296,6 +331,10 @@ fn main() {
     let ingest = token("loader", &["ingest"], &json!({}));
     let out_dir = repo_root().join(".tmp/profile");
     std::fs::create_dir_all(&out_dir).unwrap();
+    if let Some(n) = held {
+        held_memory(&rt, &binaries, &alice, &ingest, n);
+        return;
+    }
     if let Some(seconds) = perf_seconds {
         native(&rt, &binaries, &alice, &ingest, only.as_deref(), seconds, top, record);
         return;

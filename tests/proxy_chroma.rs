@@ -557,3 +557,43 @@ fn the_same_failure_gets_the_same_decision_in_both_modes() {
     assert_eq!(decisions[0], expected, "enforce");
     assert_eq!(decisions[1], expected, "shadow");
 }
+
+/// One caller, one resource kind, two collection rules whose records keep their attributes
+/// under different keys: each collection's reads get the filter of its own rule, in either
+/// order and again on later requests (vecgate keeps translated filters per plan, rule and
+/// database; a filter kept for one rule must never serve the other).
+#[test]
+fn translated_filters_are_kept_per_collection_rule() {
+    let chroma = ChromaServer::start();
+    let plain = chroma.create_collection("docs-plain");
+    let prefixed = chroma.create_collection("docs-acl");
+    chroma.add(
+        &plain,
+        &[
+            ("p-fin".into(), json!({"department": "finance"}), vec![1.0, 0.0]),
+            ("p-hr".into(), json!({"department": "hr", "acl_department": "finance"}), vec![0.0, 1.0]),
+        ],
+    );
+    chroma.add(
+        &prefixed,
+        &[
+            ("a-fin".into(), json!({"acl_department": "finance", "department": "hr"}), vec![1.0, 0.0]),
+            ("a-hr".into(), json!({"acl_department": "hr", "department": "finance"}), vec![0.0, 1.0]),
+        ],
+    );
+    let mut opts = VecgateOptions::chroma(chroma.url(), &policies());
+    opts.collections_yaml = "  - name: \"docs-acl\"\n    resource_kind: document\n    attr_prefix: acl_\n  - name: \"*\"\n    resource_kind: document\n".to_string();
+    let vecgate = VecgateServer::start(&opts);
+    let alice = token("alice", &["user"], &json!({"department": "finance"}));
+    let read = |id: &str| {
+        let (status, got) = vecgate.call("POST", &format!("{DEFAULT_DB_PATH}/collections/{id}/get"), Some(&alice), Some(&json!({})));
+        assert_eq!(status, 200, "{got}");
+        ids_of(&got)
+    };
+    for (first, second) in [(&plain, &prefixed), (&prefixed, &plain), (&plain, &prefixed)] {
+        for id in [first, second] {
+            let expected = if id == &plain { set(&["p-fin"]) } else { set(&["a-fin"]) };
+            assert_eq!(read(id), expected, "collection {id}");
+        }
+    }
+}

@@ -54,12 +54,19 @@ impl Workload {
 
     /// The same requests with tokens whose signature was changed: every proxy that verifies
     /// tokens must refuse them.
+    ///
+    /// The signature's first character is changed, not its last: the last of an HS256
+    /// signature's 43 base64url characters carries 4 bits of the signature and 2 unused bits,
+    /// so turning a final `A` into `B` changes only unused bits. A lenient decoder (HAProxy's)
+    /// reads the same signature from both, and the "forged" token verified — one token in 16,
+    /// by the time it was minted, which is why the check failed in one section and not others.
     pub fn with_forged_tokens(&self) -> Workload {
         let forge = |h: &HeaderValue| {
-            let mut text = h.to_str().expect("token header").to_string();
-            let last = text.pop().expect("a token");
-            text.push(if last == 'A' { 'B' } else { 'A' });
-            HeaderValue::from_str(&text).expect("token header")
+            let text = h.to_str().expect("token header");
+            let at = text.rfind('.').expect("a signed token") + 1;
+            let first = text[at..].chars().next().expect("a signature");
+            let changed = if first == 'A' { 'g' } else { 'A' };
+            HeaderValue::from_str(&format!("{}{changed}{}", &text[..at], &text[at + 1..])).expect("token header")
         };
         Workload { backend: self.backend, requests: self.requests.clone(), alice: forge(&self.alice), ingest: forge(&self.ingest) }
     }

@@ -261,9 +261,10 @@ pub enum FilteredBody {
 pub enum CollectionName {
     /// The path names it.
     Named(String),
-    /// Ask the database (`call`), read the name with [`Database::collection_name`]; the answer
-    /// may be cached under `cache_key` for a short while.
-    Lookup { cache_key: String, call: Call },
+    /// Ask the database (`GET path`), read the name with [`Database::collection_name`]; the
+    /// answer may be cached under `path` (which names the collection uniquely) for a short
+    /// while, and the call is made only when it is not.
+    Lookup { path: String },
 }
 
 /// The collection a record route addresses, as far as building lookups needs it.

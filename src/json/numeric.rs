@@ -13,35 +13,47 @@ const SAFE_MAGNITUDE_DIGITS: usize = 300;
 /// A flat list of numbers starting at `b[i]` (`[` n, … `]`, JSON whitespace anywhere between
 /// tokens): the index after its `]` and how many numbers it holds. `None` if anything else
 /// is there, or a number is at the edge of `f64`.
+///
+/// The inner loop of the fast path, so it works on a plain index and looks for whitespace
+/// only where a byte is not the token expected next (a list written without spaces costs
+/// one comparison per separator).
 pub(super) fn number_list(b: &[u8], i: usize) -> Option<(usize, usize)> {
-    list(b, i, number)
-}
-
-/// `[` item, … `]` starting at `b[i]`, each item read by `item`; the index after the list and
-/// how many items it has. The inner loop of the fast path, so it works on a plain index.
-fn list(b: &[u8], mut i: usize, item: impl Fn(&[u8], usize) -> Option<usize>) -> Option<(usize, usize)> {
     if *b.get(i)? != b'[' {
         return None;
     }
-    i = whitespace(b, i + 1);
+    let mut i = whitespace(b, i + 1);
     if *b.get(i)? == b']' {
         return Some((i + 1, 0));
     }
     let mut items = 0;
     loop {
-        i = whitespace(b, item(b, i)?);
+        i = number(b, i)?;
         items += 1;
-        match *b.get(i)? {
-            b',' => i = whitespace(b, i + 1),
+        let mut next = *b.get(i)?;
+        if is_whitespace(next) {
+            i = whitespace(b, i);
+            next = *b.get(i)?;
+        }
+        match next {
+            b',' => {
+                i += 1;
+                if is_whitespace(*b.get(i)?) {
+                    i = whitespace(b, i);
+                }
+            }
             b']' => return Some((i + 1, items)),
             _ => return None,
         }
     }
 }
 
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// The index of the first byte at or after `i` that is not JSON whitespace.
 pub(super) fn whitespace(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+    while b.get(i).is_some_and(|&byte| is_whitespace(byte)) {
         i += 1;
     }
     i
@@ -49,6 +61,7 @@ pub(super) fn whitespace(b: &[u8], mut i: usize) -> usize {
 
 /// One number at `b[i]` as RFC 8259 spells it,
 /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; the index after it.
+#[inline(always)]
 pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
     if b.get(i) == Some(&b'-') {
         i += 1;
@@ -67,26 +80,31 @@ pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
             return None;
         }
     }
-    let mut exponent = 0usize;
     if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        let negative = b.get(i) == Some(&b'-');
-        if matches!(b.get(i), Some(b'-' | b'+')) {
-            i += 1;
-        }
-        let start = i;
-        i = digits(b, start);
-        let count = i - start;
-        if count == 0 || count > 3 {
-            return None;
-        }
-        if !negative {
-            exponent = b
-                .get(start..i)?
-                .iter()
-                .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
-        }
+        return exponent(b, i + 1, integer);
     }
+    (integer <= SAFE_MAGNITUDE_DIGITS).then_some(i)
+}
+
+/// The exponent of a number whose integer part has `integer` digits, from just after its
+/// `e`; the index after it. Kept out of line: vectors rarely have exponents.
+#[inline(never)]
+fn exponent(b: &[u8], mut i: usize, integer: usize) -> Option<usize> {
+    let negative = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let start = i;
+    i = digits(b, start);
+    let count = i - start;
+    if count == 0 || count > 3 {
+        return None;
+    }
+    let exponent = if negative {
+        0
+    } else {
+        b.get(start..i)?.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'))
+    };
     (integer + exponent <= SAFE_MAGNITUDE_DIGITS).then_some(i)
 }
 
@@ -97,6 +115,7 @@ pub(super) fn number(b: &[u8], mut i: usize) -> Option<usize> {
 /// In that word, the lowest byte that is not a digit is exactly the lowest byte whose nibble
 /// pair is not `3,3`: adding 6 carries out of a byte only if it is 0xFA or above, which is
 /// itself not a digit, so no byte below the first non-digit receives a carry.
+#[inline(always)]
 fn digits(b: &[u8], mut i: usize) -> usize {
     const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const SIXES: u64 = 0x0606_0606_0606_0606;
@@ -142,6 +161,10 @@ mod tests {
         assert_eq!(listed("[1,2.5,-0.5e-3] x"), Some(("[1,2.5,-0.5e-3]".into(), 3)));
         assert_eq!(listed("[ 1 ,\n2\t]"), Some(("[ 1 ,\n2\t]".into(), 2)));
         assert_eq!(listed("[]"), Some(("[]".into(), 0)));
+        assert_eq!(listed("[ ]"), Some(("[ ]".into(), 0)));
+        assert_eq!(listed("[1 ] "), Some(("[1 ]".into(), 1)));
+        assert_eq!(listed("[1e5 ,\r\n2E+2\t,3e-7]"), Some(("[1e5 ,\r\n2E+2\t,3e-7]".into(), 3)));
+        assert_eq!(listed("[-0.25,0,-0]"), Some(("[-0.25,0,-0]".into(), 3)));
         // Large but finite literals are read.
         assert!(listed("[1e299, -2.5E-300, 123456789012345678901234567890]").is_some());
     }
@@ -150,7 +173,8 @@ mod tests {
     fn leaves_anything_else_to_the_strict_parser() {
         for text in [
             "[[1]]", r#"["1"]"#, "[1,]", "[01]", "[1.]", "[.5]", "[+1]", "[1e]", "[1e999]", "[1e300]",
-            "[NaN]", "[1", "[1 2]", "[-]", "[true]", "null", "[1e1000]",
+            "[NaN]", "[1", "[1 2]", "[-]", "[true]", "null", "[1e1000]", "[1 , ]", "[1,,2]", "[1 ", "[1,",
+            "[1e+]", "[1E-1234]", "[--1]", "[1.5.2]", "[0x1]", "[1e5e5]",
         ] {
             assert_eq!(listed(text), None, "{text}");
         }

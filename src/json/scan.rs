@@ -206,7 +206,8 @@ pub struct Members {
 impl Members {
     /// Reads the object at the scanner (validated), noting every member.
     pub fn read(scan: &mut Scan<'_>) -> Option<Members> {
-        let mut entries = Vec::new();
+        // Room for a typical record's metadata at once, instead of growing 4 → 8.
+        let mut entries = Vec::with_capacity(8);
         scan.object(|scan, name| {
             let value = scan.value()?;
             entries.push((name, value));

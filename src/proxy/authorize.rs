@@ -10,7 +10,9 @@
 //! Every decision goes into the audit event as it is made.
 
 use super::classify::Target;
-use super::decide::{Access, Authorizer, Resource};
+use super::decide::{Access, Authorizer, Planned, Resource};
+use super::translations::TranslationKey;
+use std::any::TypeId;
 use super::error::ProxyError;
 use super::gateway::Gateway;
 use super::writes::{stamp_values, Writer};
@@ -194,18 +196,28 @@ impl Gateway {
         access
     }
 
-    /// [`Gateway::record_access`] without a trace in the audit event.
+    /// [`Gateway::record_access`] without a trace in the audit event. A plan from the plan
+    /// cache is translated once per collection rule and database
+    /// ([`super::translations::Translations`]).
     async fn access<D: Database>(&self, db: &D, target: &Target<'_>, action: &str, post_filter_only: bool, authorizer: &Authorizer) -> Result<Access, ProxyError> {
-        authorizer
-            .access(
-                &target.rule.resource_kind,
-                action,
-                target.mapping,
-                self.config.limits.max_filter_terms,
-                post_filter_only,
-                |condition, mapping, max_terms| db.translate(condition, mapping, max_terms),
-            )
-            .await
+        let max_terms = self.config.limits.max_filter_terms;
+        let planned = authorizer.planned(&target.rule.resource_kind, action).await?;
+        let key = match &planned {
+            Planned::Shared(output) => {
+                Some(TranslationKey::new(output.clone(), target.rule_index, TypeId::of::<D>(), max_terms, post_filter_only))
+            }
+            Planned::Own(_) => None,
+        };
+        if let Some(access) = key.as_ref().and_then(|key| self.translations.get(key)) {
+            return Ok(access);
+        }
+        let access = Access::of(planned.into_plan(), target.mapping, max_terms, post_filter_only, |condition, mapping, max_terms| {
+            db.translate(condition, mapping, max_terms)
+        })?;
+        if let Some(key) = key {
+            self.translations.insert(key, access.clone());
+        }
+        Ok(access)
     }
 
     /// A read: what the caller may see; every id the request uses as an input must be
@@ -271,8 +283,8 @@ impl Gateway {
             let source = match collection {
                 None => target,
                 Some(name) => {
-                    let (rule, mapping) = self.collection_rule(&name)?;
-                    other = Target { located: db.locate(route, &name), rule, mapping };
+                    let (rule_index, rule, mapping) = self.indexed_rule(&name)?;
+                    other = Target { located: db.locate(route, &name), rule, mapping, rule_index };
                     &other
                 }
             };

@@ -7,7 +7,7 @@
 use super::error::ProxyError;
 use super::gateway::Gateway;
 use crate::audit::AuditEvent;
-use crate::backends::seam::{CollectionName, Database, Located, Route};
+use crate::backends::seam::{Call, CollectionName, Database, Located, Route};
 use crate::backends::FieldMapping;
 use crate::config::CollectionRule;
 use http::request::Parts;
@@ -27,6 +27,9 @@ pub(super) struct Target<'g> {
     pub located: Located,
     pub rule: &'g CollectionRule,
     pub mapping: &'g FieldMapping,
+    /// The rule's position in `config.collections` (the same rule and mapping for the
+    /// gateway's whole life).
+    pub rule_index: usize,
 }
 
 impl Gateway {
@@ -35,12 +38,12 @@ impl Gateway {
     pub(super) async fn collection_name<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<String, ProxyError> {
         let name = match db.collection_of(route, body).map_err(ProxyError::refused)? {
             CollectionName::Named(name) => name,
-            CollectionName::Lookup { cache_key, call } => match self.collection_names.get(&cache_key) {
+            CollectionName::Lookup { path } => match self.collection_names.get(&path) {
                 Some(name) => name,
                 None => {
-                    let answer = self.lookup_ok(db, call, &event.request_id).await?;
+                    let answer = self.lookup_ok(db, Call::get(path.clone()), &event.request_id).await?;
                     let name = db.collection_name(&answer.body).map_err(ProxyError::unreadable)?;
-                    self.collection_names.insert(cache_key, name.clone());
+                    self.collection_names.insert(path, name.clone());
                     name
                 }
             },
@@ -52,7 +55,7 @@ impl Gateway {
     /// The collection a record route addresses, under the first rule matching its name.
     pub(super) async fn target<D: Database>(&self, db: &D, route: &D::Route, body: &D::Body, event: &mut AuditEvent) -> Result<Target<'_>, ProxyError> {
         let name = self.collection_name(db, route, body, event).await?;
-        let (rule, mapping) = self.collection_rule(&name)?;
-        Ok(Target { located: db.locate(route, &name), rule, mapping })
+        let (rule_index, rule, mapping) = self.indexed_rule(&name)?;
+        Ok(Target { located: db.locate(route, &name), rule, mapping, rule_index })
     }
 }

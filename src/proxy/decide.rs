@@ -18,7 +18,7 @@ use crate::plan::expr::{split_first_segment, RESOURCE_ATTR};
 use crate::plan::functions::CallContext;
 use crate::plan::value::MapKey;
 use crate::plan::{EvalError, Expr, Plan, Value};
-use crate::policy::planner::PlanRequest;
+use crate::policy::planner::{PlanOutput, PlanRequest};
 use crate::policy::pdp::{JwtAux, PdpError};
 use crate::policy::source::Source;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -36,24 +36,24 @@ pub enum Access {
     /// Everything: forwarded without a filter and without stripping.
     Everything,
     /// The filter is ANDed into the request; hits are checked again against the plan.
-    Filtered { filter: Json, plan: Plan },
+    Filtered { filter: Arc<Json>, plan: Arc<Plan> },
     /// The plan has no exact filter, and the collection opted into `post_filter_only`:
     /// forwarded without pushdown, every hit checked against the plan.
-    PostFilterOnly { plan: Plan, reason: TranslateError },
+    PostFilterOnly { plan: Arc<Plan>, reason: TranslateError },
 }
 
 impl Access {
     /// The plan hits must satisfy, when hits must be checked.
     pub fn residual(&self) -> Option<&Plan> {
         match self {
-            Access::Filtered { plan, .. } | Access::PostFilterOnly { plan, .. } => Some(plan),
+            Access::Filtered { plan, .. } | Access::PostFilterOnly { plan, .. } => Some(plan.as_ref()),
             Access::Nothing | Access::Everything => None,
         }
     }
 
     pub fn filter(&self) -> Option<&Json> {
         match self {
-            Access::Filtered { filter, .. } => Some(filter),
+            Access::Filtered { filter, .. } => Some(filter.as_ref()),
             _ => None,
         }
     }
@@ -63,7 +63,7 @@ impl Access {
         match self {
             Access::Nothing => Scope::Nothing,
             Access::Everything => Scope::Everything,
-            Access::Filtered { filter, .. } => Scope::Filter(filter),
+            Access::Filtered { filter, .. } => Scope::Filter(filter.as_ref()),
             Access::PostFilterOnly { .. } => Scope::Unfiltered,
         }
     }
@@ -75,6 +75,49 @@ impl Access {
             Access::Everything => Decision::Allow,
             Access::Filtered { .. } => Decision::Filter,
             Access::PostFilterOnly { .. } => Decision::PostFilter,
+        }
+    }
+}
+
+/// A plan as [`Authorizer::planned`] gives it.
+pub enum Planned {
+    /// The plan cache's output: the same object for every request that finds it there.
+    Shared(Arc<PlanOutput>),
+    /// Made for this request alone (a PDP's, one the cache does not keep).
+    Own(Plan),
+}
+
+impl Planned {
+    pub fn into_plan(self) -> Plan {
+        match self {
+            Planned::Shared(output) => output.plan.clone(),
+            Planned::Own(plan) => plan,
+        }
+    }
+}
+
+impl Access {
+    /// What `plan` lets the caller touch, as a filter of the database's translator;
+    /// `post_filter_only`: a plan without an exact filter is forwarded unfiltered and every
+    /// hit checked, instead of being refused.
+    pub fn of(
+        plan: Plan,
+        mapping: &FieldMapping,
+        max_terms: usize,
+        post_filter_only: bool,
+        translate: impl Fn(&Expr, &FieldMapping, usize) -> Result<Pushdown, TranslateError>,
+    ) -> Result<Access, ProxyError> {
+        let condition = match &plan {
+            Plan::AlwaysDenied => return Ok(Access::Nothing),
+            Plan::AlwaysAllowed => return Ok(Access::Everything),
+            Plan::Conditional(e) => e,
+        };
+        match translate(condition, mapping, max_terms) {
+            Ok(Pushdown::MatchAll) => Ok(Access::Everything),
+            Ok(Pushdown::MatchNone) => Ok(Access::Nothing),
+            Ok(Pushdown::Filter(filter)) => Ok(Access::Filtered { filter: Arc::new(filter), plan: Arc::new(plan) }),
+            Err(reason) if post_filter_only => Ok(Access::PostFilterOnly { plan: Arc::new(plan), reason }),
+            Err(reason) => Err(ProxyError::Untranslatable(reason)),
         }
     }
 }
@@ -130,11 +173,17 @@ impl Authorizer {
 
     /// The plan for `action` on records of `kind`.
     pub async fn plan(&self, kind: &str, action: &str) -> Result<Plan, ProxyError> {
+        Ok(self.planned(kind, action).await?.into_plan())
+    }
+
+    /// The plan for `action` on records of `kind`, shared with the plan cache where it came
+    /// from there.
+    pub async fn planned(&self, kind: &str, action: &str) -> Result<Planned, ProxyError> {
         let snapshot = match &self.source {
             Source::Snapshot(snapshot) => snapshot,
             Source::Pdp(pdp) => {
                 let plan = pdp.plan(self.caller.principal(), self.jwt_aux(), kind, action).await;
-                return plan.map(|p| Plan::clone(&p)).map_err(|e| self.pdp_failed(e));
+                return plan.map(|p| Planned::Own(Plan::clone(&p))).map_err(|e| self.pdp_failed(e));
             }
         };
         let no_attrs = BTreeMap::new();
@@ -153,34 +202,7 @@ impl Authorizer {
         };
         let (output, cached) = snapshot.planner.plan_and_report(&request, self.caller.plan_fingerprint());
         self.metrics.plan_cache(cached);
-        Ok(output.plan.clone())
-    }
-
-    /// What the caller may touch for `action`, as a filter of the database's translator;
-    /// `post_filter_only`: a plan without an exact filter is forwarded unfiltered and every
-    /// hit checked, instead of being refused.
-    pub async fn access(
-        &self,
-        kind: &str,
-        action: &str,
-        mapping: &FieldMapping,
-        max_terms: usize,
-        post_filter_only: bool,
-        translate: impl Fn(&Expr, &FieldMapping, usize) -> Result<Pushdown, TranslateError>,
-    ) -> Result<Access, ProxyError> {
-        let plan = self.plan(kind, action).await?;
-        let condition = match &plan {
-            Plan::AlwaysDenied => return Ok(Access::Nothing),
-            Plan::AlwaysAllowed => return Ok(Access::Everything),
-            Plan::Conditional(e) => e,
-        };
-        match translate(condition, mapping, max_terms) {
-            Ok(Pushdown::MatchAll) => Ok(Access::Everything),
-            Ok(Pushdown::MatchNone) => Ok(Access::Nothing),
-            Ok(Pushdown::Filter(filter)) => Ok(Access::Filtered { filter, plan }),
-            Err(reason) if post_filter_only => Ok(Access::PostFilterOnly { plan, reason }),
-            Err(reason) => Err(ProxyError::Untranslatable(reason)),
-        }
+        Ok(if cached { Planned::Shared(output) } else { Planned::Own(output.plan.clone()) })
     }
 
     /// A full decision on one concrete resource.

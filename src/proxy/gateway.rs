@@ -5,6 +5,7 @@
 use super::error::ProxyError;
 use super::forward::Forwarding;
 use super::respond::ProxyResponse;
+use super::translations::Translations;
 use super::upstream::{Upstream, UpstreamSettings};
 use crate::audit::AuditLog;
 use crate::authn::Authenticator;
@@ -59,6 +60,8 @@ pub struct Gateway {
     pub(super) collection_names: moka::sync::Cache<String, String>,
     /// The field mapping of each `config.collections` rule, in the same order.
     mappings: Vec<FieldMapping>,
+    /// Plans from the plan cache translated into filters, by rule and database.
+    pub(super) translations: Translations,
     pub(super) audit: AuditLog,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -128,6 +131,7 @@ impl Gateway {
                 .iter()
                 .map(|rule| FieldMapping::new(&rule.attr_prefix, rule.required_attrs.iter().cloned()))
                 .collect(),
+            translations: Translations::new(),
             audit,
             metrics,
             config,
@@ -202,9 +206,14 @@ impl Gateway {
 
     /// The first collection rule matching `name`, with its field mapping.
     pub(super) fn collection_rule(&self, name: &str) -> Result<(&CollectionRule, &FieldMapping), ProxyError> {
+        self.indexed_rule(name).map(|(_, rule, mapping)| (rule, mapping))
+    }
+
+    /// [`Gateway::collection_rule`] with the rule's position in `config.collections`.
+    pub(super) fn indexed_rule(&self, name: &str) -> Result<(usize, &CollectionRule, &FieldMapping), ProxyError> {
         self.config
             .collection_rule_index(name)
-            .and_then(|i| Some((self.config.collections.get(i)?, self.mappings.get(i)?)))
+            .and_then(|i| Some((i, self.config.collections.get(i)?, self.mappings.get(i)?)))
             .ok_or_else(|| ProxyError::Forbidden(format!("no collection rule in the configuration matches {name:?}")))
     }
 }

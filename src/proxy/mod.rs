@@ -35,6 +35,7 @@ mod pipeline;
 mod record_lookup;
 mod respond;
 mod rewrite;
+mod translations;
 mod upstream;
 mod writes;
 

@@ -48,6 +48,17 @@ fn collections_path(route: &Route) -> String {
     )
 }
 
+/// `{collections_path}/{infix}{id}`, written at once.
+fn collection_path(route: &Route, infix: &str, id: &str) -> String {
+    let tenant = route.tenant.as_deref().unwrap_or_default();
+    let database = route.database.as_deref().unwrap_or_default();
+    let mut path = String::with_capacity(48 + tenant.len() + database.len() + infix.len() + id.len());
+    for part in ["/api/v2/tenants/", tenant, "/databases/", database, "/collections/", infix, id] {
+        path.push_str(part);
+    }
+    path
+}
+
 /// The collections of Chroma's default tenant and database.
 const DEFAULT_COLLECTIONS: &str = "/api/v2/tenants/default_tenant/databases/default_database/collections";
 
@@ -120,14 +131,7 @@ impl Database for Chroma {
             Some(CollectionRef::Crn(crn)) => crn_collection_name(crn)
                 .map(CollectionName::Named)
                 .ok_or_else(|| RequestError::InvalidField { field: "crn".into(), reason: "not a collection CRN" }),
-            Some(CollectionRef::Id(id)) => Ok(CollectionName::Lookup {
-                cache_key: format!(
-                    "{}/{}/{id}",
-                    route.tenant.as_deref().unwrap_or_default(),
-                    route.database.as_deref().unwrap_or_default()
-                ),
-                call: Call::get(format!("{}/by-id/{id}", collections_path(route))),
-            }),
+            Some(CollectionRef::Id(id)) => Ok(CollectionName::Lookup { path: collection_path(route, "by-id/", id) }),
             None => Err(RequestError::WrongOperation { op: route.op.name() }),
         }
     }
@@ -139,7 +143,7 @@ impl Database for Chroma {
 
     fn locate(&self, route: &Route, name: &str) -> Located {
         let id = route.collection.as_ref().map_or("", CollectionRef::as_str);
-        Located { name: name.to_string(), base: format!("{}/{id}", collections_path(route)) }
+        Located { name: name.to_string(), base: collection_path(route, "", id) }
     }
 
     fn collection_request(&self, route: &Route, body: &Json) -> Result<CollectionRequest, RequestError> {
