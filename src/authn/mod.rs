@@ -28,7 +28,7 @@ pub use keys::{KeyResolver, StaticKey};
 use crate::config::keys as keys_check;
 use crate::config::{Algorithm, AuthConfig, KeySource, PrincipalMapping};
 use crate::plan::Value;
-use crate::policy::cache::caller_fingerprint;
+use crate::policy::cache::{caller_fingerprint, Fingerprint};
 use crate::policy::planner::Principal;
 use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 use moka::sync::Cache;
@@ -164,7 +164,7 @@ pub struct Authenticated {
     principal: Principal,
     claims: BTreeMap<String, Value>,
     expires_at: Option<i64>,
-    plan_fingerprint: u64,
+    plan_fingerprint: Fingerprint,
 }
 
 impl Authenticated {
@@ -189,7 +189,7 @@ impl Authenticated {
 
     /// The plan cache's key for this caller ([`caller_fingerprint`]): everything about it a
     /// plan can depend on.
-    pub fn plan_fingerprint(&self) -> u64 {
+    pub fn plan_fingerprint(&self) -> Fingerprint {
         self.plan_fingerprint
     }
 

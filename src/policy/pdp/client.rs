@@ -8,7 +8,7 @@ use super::translate::plan_from_filter;
 use super::wire;
 use super::{PdpConfig, PdpError};
 use crate::plan::{Plan, Value};
-use crate::policy::cache::fingerprint;
+use crate::policy::cache::{fingerprint, Fingerprint, FingerprintHasher};
 use crate::policy::planner::Principal;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub struct PdpClient {
     base: String,
     timeout: Duration,
     /// `None` when `plan_cache_ttl` is zero.
-    plans: Option<moka::sync::Cache<u64, Arc<Plan>>>,
+    plans: Option<moka::sync::Cache<Fingerprint, Arc<Plan>>>,
     /// `policies.pdp.send_token`.
     send_token: bool,
 }
@@ -224,8 +224,8 @@ impl PdpClient {
 }
 
 /// What a plan depends on: the principal, the claims sent to the PDP, the kind and the action.
-fn cache_key(principal: &Principal, jwt: Option<JwtAux<'_>>, kind: &str, action: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+fn cache_key(principal: &Principal, jwt: Option<JwtAux<'_>>, kind: &str, action: &str) -> Fingerprint {
+    let mut h = FingerprintHasher::new();
     fingerprint(principal).hash(&mut h);
     if let Some(j) = jwt {
         let claims = Principal {
@@ -236,7 +236,7 @@ fn cache_key(principal: &Principal, jwt: Option<JwtAux<'_>>, kind: &str, action:
     }
     kind.hash(&mut h);
     action.hash(&mut h);
-    h.finish()
+    h.finish128()
 }
 
 fn request_id() -> String {
