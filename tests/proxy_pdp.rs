@@ -402,6 +402,16 @@ fn explain_gives_the_pdps_account_of_its_decision() {
     for field in ["decision", "matched_policy", "served", "filter"] {
         assert_eq!(cli[field], zed[field], "{field}: CLI vs POST /explain");
     }
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_vecgate"))
+        .args(["explain", "--config"])
+        .arg(vecgate.config_path())
+        .args(["--principal", &who("zed").principal.to_string(), "--collection", "docs", "--id", "r00"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    for part in ["\"zed\" read document \"r00\": DENY", "principal.zed.vdefault", "served by the proxy: no", "strips"] {
+        assert!(text.contains(part), "{part:?} in the text report:\n{text}");
+    }
     // A PDP that is gone: an error, never a default answer.
     drop(pdp);
     let body = json!({"token": who("alice").token, "collection": "docs", "id": "r00"});
