@@ -338,16 +338,15 @@ fn suites_over_generated_policy_sets() {
             std::fs::write(tmp.path().join(name), text).unwrap();
         }
         write_suite(tmp.path(), &format!("Generated{i}"), &set.principals, &set.resources, &set.actions, &policygen::SCOPES, &mut rng);
-        if std::env::var_os("VECGATE_SUITE_KEEP").is_some() {
-            let kept = tmp.path().to_path_buf();
-            std::mem::forget(tmp);
+        // VECGATE_SUITE_KEEP leaves the policies and suite on disk, to run both tools by hand.
+        let (dir, _removed_at_end) = if std::env::var_os("VECGATE_SUITE_KEEP").is_some() {
+            let kept = tmp.keep();
             println!("generated set {i} kept in {}", kept.display());
-            let (cases, failed) = compare(&kept, &format!("generated set {i}"));
-            println!("generated set {i}: {cases} cases agree ({failed} failing in both)");
-            total += cases;
-            continue;
-        }
-        let (cases, failed) = compare(tmp.path(), &format!("generated set {i}"));
+            (kept, None)
+        } else {
+            (tmp.path().to_path_buf(), Some(tmp))
+        };
+        let (cases, failed) = compare(&dir, &format!("generated set {i}"));
         println!("generated set {i}: {cases} cases agree ({failed} failing in both)");
         total += cases;
     }
