@@ -57,7 +57,6 @@ pub struct PdpExplanation {
 /// (`policies.pdp.send_token`), as the proxy sends it.
 pub async fn answer_with_pdp(
     client: &PdpClient,
-    pdp_url: &str,
     config: Option<&Config>,
     input: &ExplainInput,
     token: Option<&str>,
@@ -93,7 +92,7 @@ pub async fn answer_with_pdp(
     Ok(PdpExplanation {
         version: DOCUMENT_VERSION,
         source: "pdp",
-        pdp: pdp_url.to_string(),
+        pdp: client.url().to_string(),
         action: input.action.clone(),
         allowed: checked.allowed,
         decision: if checked.allowed { "ALLOW" } else { "DENY" },

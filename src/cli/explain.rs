@@ -46,10 +46,10 @@ pub fn run(args: &ExplainArgs) -> i32 {
 }
 
 fn explain(args: &ExplainArgs) -> Result<i32, Failure> {
-    if let Some((config, pdp)) = inputs::pdp_source(&args.source)? {
-        return explain_with_pdp(args, &config, &pdp);
-    }
-    let loaded = inputs::load(&args.source)?;
+    let loaded = match inputs::open(&args.source)? {
+        inputs::Decider::Files(loaded) => loaded,
+        inputs::Decider::Pdp { config, pdp } => return explain_with_pdp(args, &config, &pdp),
+    };
     let config = loaded.config.as_ref();
     let report = answer(&loaded.planner, config, &question(args, config)?);
     match args.output {
@@ -90,7 +90,7 @@ fn explain_with_pdp(args: &ExplainArgs, config: &Config, pdp: &PdpConfig) -> Res
         .build()
         .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
     let report = runtime
-        .block_on(answer_with_pdp(&client, &pdp.url, Some(config), &input, args.token.as_deref()))
+        .block_on(answer_with_pdp(&client, Some(config), &input, args.token.as_deref()))
         .map_err(|e| Failure::failed(e.to_string()))?;
     match args.output {
         ReportFormat::Text => print!("{}", to_text(&report)),

@@ -80,31 +80,26 @@ impl Failure {
     }
 }
 
-/// The configuration and its PDP settings, when `--config` names a configuration whose
-/// policies come from a PDP (`policies.pdp`).
-pub fn pdp_source(source: &PolicySource) -> Result<Option<(Config, crate::policy::pdp::PdpConfig)>, Failure> {
-    let Some(path) = &source.config else {
-        return Ok(None);
-    };
-    let config = config::load(path).map_err(|e| Failure::usage(format!("invalid configuration {}:\n{e}", path.display())))?;
-    let pdp = match &config.policies.source {
-        config::PolicySource::Pdp(pdp) => pdp.clone(),
-        config::PolicySource::Dir { .. } => return Ok(None),
-    };
-    Ok(Some((config, pdp)))
+/// Who decides: policy files loaded here, or the PDP a configuration names
+/// (`policies.pdp`).
+pub enum Decider {
+    Files(Loaded),
+    Pdp { config: Config, pdp: crate::policy::pdp::PdpConfig },
 }
 
-/// Loads the configuration (if given) and the policies.
-pub fn load(source: &PolicySource) -> Result<Loaded, Failure> {
+/// Loads the configuration (if given) and the policies, or says which PDP decides.
+pub fn open(source: &PolicySource) -> Result<Decider, Failure> {
     let (dir, config) = match (&source.config, &source.policies) {
         (Some(path), _) => {
             let config = config::load(path)
                 .map_err(|e| Failure::usage(format!("invalid configuration {}:\n{e}", path.display())))?;
-            let dir = config
-                .policies
-                .dir()
-                .map(PathBuf::from)
-                .ok_or_else(|| Failure::usage("policies.pdp: who-can reads policy files; give --policies DIR"))?;
+            let dir = match &config.policies.source {
+                config::PolicySource::Dir { dir, .. } => dir.clone(),
+                config::PolicySource::Pdp(pdp) => {
+                    let pdp = pdp.clone();
+                    return Ok(Decider::Pdp { config, pdp });
+                }
+            };
             (dir, Some(config))
         }
         (None, Some(dir)) => (dir.clone(), None),
@@ -118,7 +113,15 @@ pub fn load(source: &PolicySource) -> Result<Loaded, Failure> {
     for w in &set.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(Loaded { planner: Planner::new(Arc::new(set), options), config })
+    Ok(Decider::Files(Loaded { planner: Planner::new(Arc::new(set), options), config }))
+}
+
+/// [`open`] where only policy files will do.
+pub fn load(source: &PolicySource) -> Result<Loaded, Failure> {
+    match open(source)? {
+        Decider::Files(loaded) => Ok(loaded),
+        Decider::Pdp { .. } => Err(Failure::usage("policies.pdp: who-can reads policy files; give --policies DIR")),
+    }
 }
 
 /// The principal from `--principal` JSON, or from `--token` verified with the

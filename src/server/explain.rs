@@ -81,11 +81,7 @@ async fn run(gateway: &Gateway, body: Incoming) -> Result<serde_json::Value, (St
         }
         // The PDP decides: its own account of the decision, and what the proxy does with it.
         Policies::Pdp(client) => {
-            let url = match &config.policies.source {
-                crate::config::PolicySource::Pdp(pdp) => pdp.url.clone(),
-                crate::config::PolicySource::Dir { .. } => String::new(),
-            };
-            let report = answer_with_pdp(client, &url, Some(config), &input, request.token.as_deref())
+            let report = answer_with_pdp(client, Some(config), &input, request.token.as_deref())
                 .await
                 .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
             serde_json::to_value(report).map_err(internal)

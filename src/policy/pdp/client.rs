@@ -81,6 +81,11 @@ impl PdpClient {
         })
     }
 
+    /// The PDP's base URL, as configured (without a trailing `/`).
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
     /// Does the PDP want callers' tokens (`policies.pdp.send_token`)? Callers pass a
     /// [`JwtAux`] only then.
     pub fn sends_token(&self) -> bool {
