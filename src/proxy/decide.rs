@@ -152,10 +152,10 @@ impl Authorizer {
         }
     }
 
-    /// Keeps the request's token when the source is a PDP that asks for callers' tokens.
-    pub fn with_token_from(mut self, headers: &http::HeaderMap) -> Authorizer {
+    /// Keeps the caller's token when the source is a PDP that asks for callers' tokens.
+    pub fn with_token(mut self, token: &str) -> Authorizer {
         if matches!(&self.source, Source::Pdp(pdp) if pdp.sends_token()) {
-            self.token = crate::authn::token_from_headers(headers).ok().map(str::to_string);
+            self.token = Some(token.to_string());
         }
         self
     }
@@ -412,10 +412,9 @@ mod tests {
     fn plan_cache_keeps_callers_apart_by_their_claims() {
         use crate::authn::Authenticated;
         use crate::metrics::Metrics;
-        use crate::policy::planner::{PlannerOptions, Principal};
+        use crate::policy::planner::Principal;
         use crate::policy::store::PolicyStore;
 
-        let dir = tempfile::tempdir().unwrap();
         let policy = r#"
 apiVersion: api.cerbos.dev/v1
 resourcePolicy:
@@ -429,8 +428,7 @@ resourcePolicy:
         match:
           expr: request.auxData.jwt.clearance == "high"
 "#;
-        std::fs::write(dir.path().join("doc.yaml"), policy).unwrap();
-        let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
+        let (_dir, store) = PolicyStore::of_one_policy(policy);
         let metrics = Arc::new(Metrics::new().unwrap());
         let principal = Principal { id: "alice".into(), roles: vec!["user".into()], ..Principal::default() };
         let caller = |clearance: &str| {

@@ -138,10 +138,10 @@ impl Gateway {
         }
 
         // Authenticate; then read the body, and take one policy source for the request.
-        let caller = self.authenticate(parts, event)?;
+        let (caller, token) = self.authenticate(parts, event)?;
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let mut body = db.parse_body(&route, &parts.headers, &bytes)?;
-        let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone()).with_token_from(&parts.headers);
+        let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone()).with_token(token);
         event.policy_version = authorizer.source.version();
 
         // Authorize; record operations first find their collection and its rule.
