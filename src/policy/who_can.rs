@@ -53,6 +53,30 @@ pub struct WhoCanQuestion {
     pub now: DateTime<FixedOffset>,
 }
 
+impl WhoCanQuestion {
+    /// The check of this question's action on its resource, for `principal`; `actions` is
+    /// `[action]`, owned by the caller.
+    fn request<'a>(
+        &'a self,
+        principal: &'a Principal,
+        actions: &'a [String],
+        jwt: &'a BTreeMap<String, Value>,
+    ) -> PlanRequest<'a> {
+        PlanRequest {
+            principal,
+            resource_kind: &self.kind,
+            resource_scope: &self.scope,
+            resource_version: &self.version,
+            resource_attr: &self.attr,
+            resource_id: Some(&self.id),
+            attr_complete: true,
+            actions,
+            jwt,
+            now: self.now,
+        }
+    }
+}
+
 /// What one role grants: the plan over the principal for a principal holding that role.
 #[derive(Clone, Debug)]
 pub struct RoleGrant {
@@ -163,20 +187,8 @@ impl WhoCan {
     /// Whether `principal` may do the action: the combined condition evaluated on it where
     /// that is exact, otherwise a plan for its exact roles and id evaluated on it.
     pub fn allows(&self, planner: &Planner, principal: &Principal, jwt: &BTreeMap<String, Value>) -> bool {
-        let q = &self.question;
-        let actions = [q.action.clone()];
-        let request = PlanRequest {
-            principal,
-            resource_kind: &q.kind,
-            resource_scope: &q.scope,
-            resource_version: &q.version,
-            resource_attr: &q.attr,
-            resource_id: Some(&q.id),
-            attr_complete: true,
-            actions: &actions,
-            jwt,
-            now: q.now,
-        };
+        let actions = [self.question.action.clone()];
+        let request = self.question.request(principal, &actions, jwt);
         let env = PlanEnv::new(&request, planner.options());
         let plan = if self.condition_decides(principal) {
             self.condition()
@@ -337,18 +349,7 @@ fn grants(planner: &Planner, q: &WhoCanQuestion, principal: Option<&str>, roles:
         };
         let actions = [q.action.clone()];
         let jwt = BTreeMap::new();
-        let request = PlanRequest {
-            principal: &p,
-            resource_kind: &q.kind,
-            resource_scope: &q.scope,
-            resource_version: &q.version,
-            resource_attr: &q.attr,
-            resource_id: Some(&q.id),
-            attr_complete: true,
-            actions: &actions,
-            jwt: &jwt,
-            now: q.now,
-        };
+        let request = q.request(&p, &actions, &jwt);
         planner.plan_for_unknown_principal(&request, principal.is_some()).plan
     };
     Grants {
