@@ -45,6 +45,17 @@ impl PolicyStore {
         })
     }
 
+    /// A store of one policy file (`doc.yaml`) with default settings, for unit tests; the
+    /// directory lives as long as the returned guard.
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn of_one_policy(yaml: &str) -> (tempfile::TempDir, PolicyStore) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("doc.yaml"), yaml).unwrap();
+        let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
+        (dir, store)
+    }
+
     /// The snapshot a request should use from start to end.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()

@@ -281,7 +281,7 @@ mod tests {
     use crate::backends::qdrant::routes::{Operation as QdrantOp, Route as QdrantRoute};
     use crate::backends::qdrant::Qdrant;
     use crate::metrics::Metrics;
-    use crate::policy::planner::{PlannerOptions, Principal};
+    use crate::policy::planner::Principal;
     use crate::policy::store::PolicyStore;
     use serde_json::{json, Map};
     use std::sync::Arc;
@@ -311,9 +311,7 @@ resourcePolicy:
 "#;
 
     fn authorizer() -> (tempfile::TempDir, Authorizer) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("doc.yaml"), POLICY).unwrap();
-        let store = PolicyStore::open(dir.path(), PlannerOptions::default()).unwrap();
+        let (dir, store) = PolicyStore::of_one_policy(POLICY);
         let mut attr = BTreeMap::new();
         attr.insert("dept".to_string(), Value::string("fin"));
         let principal = Principal { id: "alice".into(), roles: vec!["user".into()], attr, ..Principal::default() };
