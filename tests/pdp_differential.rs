@@ -105,7 +105,9 @@ struct Shapes {
     /// The PDP's plan keeps a residual its planner did not evaluate, an expression over
     /// constants only: a missing field of a known map (`get-field(struct(…), teams)` for a
     /// principal attribute the principal lacks), `"3" > 3`. It errors on every record;
-    /// vecgate evaluates it at plan time.
+    /// vecgate evaluates it at plan time. Also a request field the PDP's planner does not bind
+    /// ([`UNBOUND_BY_THE_PDP_PLANNER`]): it stays a variable in the PDP's plan, where the
+    /// check (and vecgate) knows its value.
     pdp_unevaluated: usize,
     /// Shaped unlike the PDP's plan and unlike vecgate's reproduction of Cerbos' planner, but
     /// the same in meaning: vecgate's plan and the PDP's decide alike on every generated
@@ -203,6 +205,12 @@ fn has_as_cerbos_writes_it(v: &Json) -> Json {
     }
 }
 
+/// Request fields the PDP's planner leaves as variables in its plans although they do not
+/// depend on the record: it binds the resource's kind, scope and attributes and the
+/// principal, but not the policy versions (Cerbos 0.55 internal/ruletable/planner/planner.go,
+/// `knownVars`), while its check uses the request's values.
+const UNBOUND_BY_THE_PDP_PLANNER: [&str; 2] = ["request.resource.policyVersion", "request.principal.policyVersion"];
+
 /// Whether an operand holds an expression over constants only (no variable below it) that
 /// is not how Cerbos writes a constant (`timestamp`, `duration`, `hierarchy` of a value).
 fn has_unevaluated_constant(operand: &Json) -> bool {
@@ -213,7 +221,7 @@ fn has_unevaluated_constant(operand: &Json) -> bool {
             Json::Object(o) => {
                 o.get("variable")
                     .and_then(Json::as_str)
-                    .is_some_and(|name| name.starts_with("request."))
+                    .is_some_and(|name| name.starts_with("request.") && !UNBOUND_BY_THE_PDP_PLANNER.contains(&name))
                     || o.values().any(has_variable)
             }
             Json::Array(items) => items.iter().any(has_variable),
