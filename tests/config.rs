@@ -182,6 +182,7 @@ fn design_example_parses_into_the_expected_config() {
     assert_eq!(config.limits.body_timeout, Duration::from_secs(30));
     assert_eq!(config.limits.max_upstream_requests, 256);
     assert_eq!(config.limits.max_connections, 1024);
+    assert_eq!(config.limits.workers, None, "one per core");
 }
 
 #[test]
@@ -246,7 +247,7 @@ fn explicit_values_replace_defaults() {
         ("upstream", "{kind: qdrant, url: \"https://db.internal:6333/base/\", timeout: 2m}"),
         ("auth", "{algorithms: [HS512, HS256], hs256_secret_env: S, leeway: 0s, audience: [a, b], principal: {id: user.id, roles: realm_access.roles, attr: {}}}"),
         ("policies", "{dir: policies, watch: false, evaluation: cerbos_strict}"),
-        ("limits", "{max_body_bytes: 1024, max_filter_terms: 7, header_timeout: 500ms, body_timeout: 2s, max_connections: 3, max_upstream_requests: 5}"),
+        ("limits", "{max_body_bytes: 1024, max_filter_terms: 7, header_timeout: 500ms, body_timeout: 2s, max_connections: 3, max_upstream_requests: 5, workers: 2}"),
     ]));
     assert_eq!(config.mode, Mode::Shadow);
     assert_eq!(config.upstream.kind, BackendKind::Qdrant);
@@ -272,6 +273,7 @@ fn explicit_values_replace_defaults() {
     assert_eq!(config.limits.body_timeout, Duration::from_secs(2));
     assert_eq!(config.limits.max_connections, 3);
     assert_eq!(config.limits.max_upstream_requests, 5);
+    assert_eq!(config.limits.workers, Some(2));
 }
 
 #[test]
@@ -888,7 +890,7 @@ fn duration_forms() {
 fn limits_must_be_positive() {
     let errors = load_err(&doc(&[(
         "limits",
-        "{max_body_bytes: 0, max_filter_terms: -1, header_timeout: 10, max_connections: 0}",
+        "{max_body_bytes: 0, max_filter_terms: -1, header_timeout: 10, max_connections: 0, workers: 0}",
     )]));
     assert_eq!(
         paths(&errors),
@@ -897,6 +899,7 @@ fn limits_must_be_positive() {
             "limits.max_filter_terms",
             "limits.header_timeout",
             "limits.max_connections",
+            "limits.workers",
         ])
     );
 }

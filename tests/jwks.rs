@@ -564,6 +564,93 @@ fn vecgate_verifies_tokens_from_a_rotating_key_set_in_front_of_chroma() {
     );
 }
 
+/// A worker serves many connections on one thread: a token whose key must be fetched first
+/// must not stop the worker's other requests while the fetch is under way. One worker, so
+/// both requests share its thread; the key-set server holds its answer until released.
+#[test]
+fn a_key_set_fetch_under_way_does_not_stall_the_workers_other_requests() {
+    let chroma = ChromaServer::start();
+    let col_id = chroma.create_collection("docs");
+    chroma.add(&col_id, &[("f1".into(), json!({"department": "finance"}), vec![1.0, 0.0])]);
+    let path = format!("{DEFAULT_DB_PATH}/collections/{col_id}/get");
+    let a = es256("a");
+    let b = ed25519("b");
+    // The gate: closed, the key-set server waits (at most 20 s) before answering.
+    let gate = Arc::new((Mutex::new(GateState::Open), std::sync::Condvar::new()));
+    let document = Arc::new(Mutex::new(key_set(&[&a])));
+    let (served, held) = (document.clone(), gate.clone());
+    let respond: Responder = Arc::new(move |request| {
+        if request.path_and_query != "/jwks" {
+            return (404, "{}".to_string());
+        }
+        let (state, changed) = &*held;
+        let mut state = state.lock().unwrap();
+        if *state == GateState::Closed {
+            *state = GateState::Waiting;
+            changed.notify_all();
+            state = changed.wait_timeout_while(state, Duration::from_secs(20), |s| *s == GateState::Waiting).unwrap().0;
+        }
+        drop(state);
+        (200, served.lock().unwrap().to_string())
+    });
+    let ca = TestCa::new("identity provider CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_cert(dir.path(), "idp-ca.pem");
+    let server = TestHttpsServer::start(server_config(&ca.server_cert("idp"), &[b"http/1.1"]), respond);
+    let mut opts = VecgateOptions::chroma(chroma.url(), &policies());
+    opts.auth_yaml = Some(format!(
+        "  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [ES256, EdDSA]\n  \
+         jwks_url: {}/jwks\n  jwks_ca_file: {}\n  leeway: 5s\n  \
+         principal:\n    id: sub\n    roles: roles\n",
+        server.url(),
+        ca_file.display()
+    ));
+    opts.extra_yaml = "limits:\n  workers: 1\n".into();
+    let vecgate = Arc::new(VecgateServer::start(&opts));
+    let get = |vecgate: &VecgateServer, t: &str| vecgate.call("POST", &path, Some(t), Some(&json!({}))).0;
+    assert_eq!(get(&vecgate, &token(&a)), 200, "{}", vecgate.log_tail());
+
+    // b's kid is new: its request waits for a fetch the key-set server holds.
+    *document.lock().unwrap() = key_set(&[&a, &b]);
+    *gate.0.lock().unwrap() = GateState::Closed;
+    let b_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waiting = {
+        let (vecgate, path, b_done, token_b) = (vecgate.clone(), path.clone(), b_done.clone(), token(&b));
+        std::thread::spawn(move || {
+            let status = vecgate.call("POST", &path, Some(&token_b), Some(&json!({}))).0;
+            b_done.store(true, std::sync::atomic::Ordering::SeqCst);
+            status
+        })
+    };
+    {
+        let (state, changed) = &*gate;
+        let state = changed
+            .wait_timeout_while(state.lock().unwrap(), Duration::from_secs(20), |s| *s != GateState::Waiting)
+            .unwrap()
+            .0;
+        assert_eq!(*state, GateState::Waiting, "vecgate never fetched the key set for b's kid");
+    }
+
+    // Meanwhile the same worker answers a's requests, and b's is still waiting.
+    for _ in 0..3 {
+        assert_eq!(get(&vecgate, &token(&a)), 200, "{}", vecgate.log_tail());
+    }
+    assert!(!b_done.load(std::sync::atomic::Ordering::SeqCst), "b's request ended before its key set came");
+
+    let (state, changed) = &*gate;
+    *state.lock().unwrap() = GateState::Open;
+    changed.notify_all();
+    assert_eq!(waiting.join().unwrap(), 200, "{}", vecgate.log_tail());
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GateState {
+    Open,
+    Closed,
+    /// Closed, and a fetch is waiting at it.
+    Waiting,
+}
+
 #[test]
 fn vecgate_does_not_start_when_the_key_set_cannot_be_fetched() {
     let server = KeySetServer::start(key_set(&[&es256("a")]));

@@ -280,6 +280,15 @@ impl JwksResolver {
         kids
     }
 
+    /// Would [`JwksResolver::refresh_on_demand`] ask for a fetch or wait for one now?
+    fn would_refresh(&self, now: Instant) -> bool {
+        let state = self.shared.lock();
+        state.demand_pending_since.is_some()
+            || state.last_demand.is_none_or(|last| {
+                now.saturating_duration_since(last) >= self.shared.settings.unknown_kid_min_interval
+            })
+    }
+
     /// Asks for a fetch because a token named an unknown `kid` (or the keys are too old),
     /// unless one was asked for within the rate limit. Returns whether a fetch finished
     /// meanwhile, so looking again may help.
@@ -325,6 +334,18 @@ impl KeyResolver for JwksResolver {
             Lookup::Found(key) => Ok(key),
             Lookup::Missing => Err(AuthnError::UnknownKey),
             Lookup::Stale => Err(AuthnError::KeysUnavailable),
+        }
+    }
+
+    /// The key at hand; `None` when [`KeyResolver::key_for`] would ask for a fetch or wait
+    /// for one (an unknown `kid` or keys too old, outside the rate limit).
+    fn key_now(&self, kid: Option<&str>, alg: Algorithm) -> Option<Result<Arc<DecodingKey>, AuthnError>> {
+        let now = self.shared.clock.now();
+        match self.shared.lookup(kid, alg, now) {
+            Lookup::Found(key) => Some(Ok(key)),
+            _ if self.would_refresh(now) => None,
+            Lookup::Missing => Some(Err(AuthnError::UnknownKey)),
+            Lookup::Stale => Some(Err(AuthnError::KeysUnavailable)),
         }
     }
 

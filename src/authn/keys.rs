@@ -17,7 +17,15 @@ pub trait KeyResolver: Send + Sync {
     /// known to be configured). Returning a key of another family is refused by the caller.
     /// Ed25519 keys must be 32 bytes (jsonwebtoken slices them unchecked); EC and Ed25519 keys
     /// should pass [`crate::config::keys::public_key_from_pem`]'s checks or their JWK equivalent.
+    /// May wait for the keys to be fetched.
     fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthnError>;
+
+    /// [`KeyResolver::key_for`]'s answer when it can be given without waiting; `None` when
+    /// it would wait for the keys to be fetched. A resolver that never waits needs nothing
+    /// more than `key_for`.
+    fn key_now(&self, kid: Option<&str>, alg: Algorithm) -> Option<Result<Arc<DecodingKey>, AuthnError>> {
+        Some(self.key_for(kid, alg))
+    }
 
     /// Changes whenever tokens verified earlier must be verified again: the keys were
     /// fetched anew (one may have been removed or replaced) or have grown too old to use.

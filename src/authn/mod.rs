@@ -268,8 +268,20 @@ impl Authenticator {
     }
 
     /// Verifies a bare token (surrounding whitespace ignored). A token verified before is
-    /// answered from the cache: the same shared [`Authenticated`].
+    /// answered from the cache: the same shared [`Authenticated`]. May wait for a JWKS key
+    /// set to be fetched (a `kid` not seen yet): not for a proxy worker's thread
+    /// ([`crate::workers`]), which calls [`Authenticator::verify_token_now`] first.
     pub fn verify_token(&self, token: &str) -> Result<Arc<Authenticated>, AuthnError> {
+        self.verify(token, KeyWait::Allowed)?.ok_or(AuthnError::KeysUnavailable)
+    }
+
+    /// [`Authenticator::verify_token`] without waiting: `Ok(None)` when the answer needs a key
+    /// set fetched first; then `verify_token` gives it, off the async runtime's thread.
+    pub fn verify_token_now(&self, token: &str) -> Result<Option<Arc<Authenticated>>, AuthnError> {
+        self.verify(token, KeyWait::Never)
+    }
+
+    fn verify(&self, token: &str, wait: KeyWait) -> Result<Option<Arc<Authenticated>>, AuthnError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthnError::MissingToken);
@@ -285,21 +297,31 @@ impl Authenticator {
             // Belt and braces: the entry's lifetime already ends before `exp`.
             let current = hit.key_set_version == key_set_version;
             if current && hit.authenticated.expires_at.is_some_and(|exp| exp > now) {
-                return Ok(Arc::clone(&hit.authenticated));
+                return Ok(Some(Arc::clone(&hit.authenticated)));
             }
             self.verified.invalidate(&digest);
         }
-        let authenticated = Arc::new(self.verify_uncached(token, now)?);
+        let Some(authenticated) = self.verify_uncached(token, now, wait)? else {
+            return Ok(None);
+        };
+        let authenticated = Arc::new(authenticated);
         if authenticated.expires_at.is_some_and(|exp| exp > now) {
             let entry = Verified { authenticated: Arc::clone(&authenticated), key_set_version };
             self.verified.insert(digest, Arc::new(entry));
         }
-        Ok(authenticated)
+        Ok(Some(authenticated))
     }
 
-    fn verify_uncached(&self, token: &str, now: i64) -> Result<Authenticated, AuthnError> {
+    /// `Ok(None)`: the key must be fetched first and `wait` forbids waiting for it.
+    fn verify_uncached(&self, token: &str, now: i64, wait: KeyWait) -> Result<Option<Authenticated>, AuthnError> {
         let header = jwt::read_header(token, &self.algorithms)?;
-        let key = self.keys.key_for(header.kid.as_deref(), header.alg)?;
+        let key = match wait {
+            KeyWait::Allowed => self.keys.key_for(header.kid.as_deref(), header.alg)?,
+            KeyWait::Never => match self.keys.key_now(header.kid.as_deref(), header.alg) {
+                Some(key) => key?,
+                None => return Ok(None),
+            },
+        };
         if key.family() != jsonwebtoken::Algorithm::from(header.alg).family() {
             return Err(AuthnError::AlgorithmNotAllowed);
         }
@@ -309,8 +331,15 @@ impl Authenticator {
         jwt::check_audience(&claims, self.audience.as_deref())?;
         let principal = principal::principal_from_claims(&claims, &self.mapping)?;
         let expires_at = jwt::numeric_date(&claims, "exp")?;
-        Ok(Authenticated::new(principal, principal::claims_as_values(&claims), expires_at))
+        Ok(Some(Authenticated::new(principal, principal::claims_as_values(&claims), expires_at)))
     }
+}
+
+/// May a key lookup wait for a key set to be fetched?
+#[derive(Clone, Copy)]
+enum KeyWait {
+    Allowed,
+    Never,
 }
 
 /// Cache entries live until their token's `exp`, and at most [`VERIFIED_CACHE_TTL_CAP`].

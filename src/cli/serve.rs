@@ -43,6 +43,9 @@ pub fn run(config_path: &Path) -> i32 {
 
 async fn serve(config: Config) -> Result<(), String> {
     refuse_unavailable_features(&config)?;
+    if !crate::workers::configure(config.limits.workers) {
+        return Err(format!("limits.workers: the worker count was already fixed at {}", crate::workers::count()));
+    }
     let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
     let policies = open_policies(&config)?;
     let tls = match &config.tls {

@@ -431,6 +431,8 @@ pub struct Limits {
     /// Requests in flight to the database at once (default 256); more wait for a free slot,
     /// within `upstream.timeout`.
     pub max_upstream_requests: usize,
+    /// Threads serving the proxy port ([`crate::workers`]); `None`: one per core.
+    pub workers: Option<usize>,
 }
 
 impl Default for Limits {
@@ -442,6 +444,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_upstream_requests: 256,
+            workers: None,
         }
     }
 }

@@ -130,6 +130,7 @@ pub struct RawLimits {
     pub body_timeout: Option<String>,
     pub max_connections: Option<i64>,
     pub max_upstream_requests: Option<i64>,
+    pub workers: Option<i64>,
 }
 
 /// A value written either as one string or as a list of strings (`auth.audience`).

@@ -1232,7 +1232,12 @@ fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {
         "limits.max_upstream_requests",
         defaults.max_upstream_requests,
     );
+    let workers = match raw.workers {
+        Some(n) => Some(v.positive_count(Some(n), "limits.workers", 1)?),
+        None => None,
+    };
     Some(Limits {
+        workers,
         max_upstream_requests: max_upstream_requests?,
         max_body_bytes: max_body_bytes?,
         max_filter_terms: max_filter_terms?,

@@ -50,7 +50,7 @@ pub(super) struct GrpcFace {
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
     pub(super) config: Arc<Config>,
-    pub(super) authn: Authenticator,
+    pub(super) authn: Arc<Authenticator>,
     pub(super) policies: Policies,
     pub(super) backend: Backend,
     pub(super) upstream: Upstream,
@@ -116,7 +116,7 @@ impl Gateway {
             }),
         };
         Ok(Gateway {
-            authn,
+            authn: Arc::new(authn),
             policies: policies.into(),
             backend: Backend::from(config.upstream.kind),
             upstream,

@@ -138,7 +138,7 @@ impl Gateway {
         }
 
         // Authenticate; then read the body, and take one policy source for the request.
-        let (caller, token) = self.authenticate(parts, event)?;
+        let (caller, token) = self.authenticate(parts, event).await?;
         let bytes = body::read_body(&parts.headers, body, &self.config.limits).await?;
         let mut body = db.parse_body(&route, &parts.headers, &bytes)?;
         let authorizer = Authorizer::new(caller, self.policies.source(), self.metrics.clone()).with_token(token);

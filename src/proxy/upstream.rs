@@ -1,5 +1,6 @@
-//! The one pooled HTTP client to the database. It sends what it is given and reads the whole
-//! answer; it knows nothing of modes, decisions or databases.
+//! The pooled HTTP client to the database (one pool per worker, [`crate::workers`]). It sends
+//! what it is given and reads the whole answer; it knows nothing of modes, decisions or
+//! databases.
 //!
 //! `http://` and `https://` upstreams. For `https`, the server certificate is checked against
 //! `upstream.tls.ca_file` alone when it is set (it replaces the bundled Mozilla roots rather
@@ -14,6 +15,7 @@
 use crate::backends::seam::Answer;
 use crate::grpc;
 use crate::metrics::Metrics;
+use crate::workers::PerWorker;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::response::Parts;
@@ -70,7 +72,8 @@ impl UpstreamError {
 }
 
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One connection pool per worker (see [`crate::workers`]).
+    clients: PerWorker<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     metrics: Arc<Metrics>,
     /// Metric label of the database kind.
     backend: &'static str,
@@ -113,12 +116,14 @@ impl Upstream {
         let connector =
             crate::tls::https_connector(settings.ca_file, true, versions, settings.timeout.min(Duration::from_secs(5)))
                 .map_err(|e| UpstreamError::Config(format!("upstream.tls: {e}")))?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .http2_only(settings.grpc)
-            .build(connector);
+        let clients = PerWorker::new(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .http2_only(settings.grpc)
+                .build(connector.clone())
+        });
         Ok(Upstream {
-            client,
+            clients,
             metrics,
             backend: settings.backend,
             api_key: settings.api_key,
@@ -175,7 +180,8 @@ impl Upstream {
                 .await
                 .map_err(|_| UpstreamError::Internal("the upstream slots are closed".into()))?;
             let response = self
-                .client
+                .clients
+                .get()
                 .request(request)
                 .await
                 .map_err(|e| UpstreamError::Unavailable(describe_client_error(&e)))?;

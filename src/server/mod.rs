@@ -2,6 +2,11 @@
 //! port, connection limits (`limits.max_connections` across the proxy and gRPC ports),
 //! graceful shutdown, and inbound TLS ([`tls`], the same for the proxy and gRPC ports).
 //!
+//! The proxy port is served by one single-threaded runtime per worker ([`crate::workers`],
+//! `limits.workers`): a connection stays on the worker that accepted it. The gRPC port, whose
+//! HTTP/2 connections multiplex many calls, and the admin port are served by the process's
+//! shared multi-threaded runtime.
+//!
 //! The gRPC port speaks HTTP/2 only (prior knowledge, or ALPN `h2` over TLS) and hands every
 //! call to [`Gateway::handle_grpc`]: the same pipeline as the proxy port's requests, through
 //! the database's gRPC face.
@@ -11,6 +16,7 @@ mod explain;
 pub mod tls;
 
 use crate::proxy::{Gateway, ProxyResponse};
+use crate::workers;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -86,7 +92,7 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(gateway.config().limits.max_connections));
     let admin = listeners.admin.map(|admin| tokio::spawn(admin::serve(gateway.clone(), admin, shutdown.clone())));
-    let http = accept(gateway.clone(), listeners.proxy, Face::Http, tls.clone(), permits.clone(), shutdown.clone());
+    let http = accept_on_workers(gateway.clone(), listeners.proxy, tls.clone(), permits.clone(), shutdown.clone());
     match listeners.grpc {
         Some(grpc) => {
             tokio::join!(http, accept(gateway, grpc, Face::Grpc, tls, permits, shutdown));
@@ -96,6 +102,67 @@ pub async fn serve(
     if let Some(admin) = admin {
         let _ = admin.await;
     }
+}
+
+/// The proxy port, served by [`workers::count`] single-threaded runtimes, each on its own
+/// thread accepting from the same listener. A worker's runtime keeps running until every
+/// worker has drained, so nothing it spawned (a pooled connection of a client shared outside
+/// [`workers::PerWorker`]) disappears under another worker's request.
+async fn accept_on_workers(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<Arc<TlsAcceptorSource>>,
+    permits: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("the proxy listener: {e}");
+            return;
+        }
+    };
+    let (all_drained, drained) = watch::channel(false);
+    let mut finished = Vec::new();
+    for index in 1..=workers::count() {
+        let listener = match listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("the proxy listener: {e}");
+                break;
+            }
+        };
+        let (gateway, tls, permits, shutdown) = (gateway.clone(), tls.clone(), permits.clone(), shutdown.clone());
+        let mut drained = drained.clone();
+        let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name(format!("vecgate-worker-{index}")).spawn(move || {
+            workers::enter(index);
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("worker {index}: cannot start its runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => accept(gateway, listener, Face::Http, tls, permits, shutdown).await,
+                    Err(e) => tracing::error!("worker {index}: the proxy listener: {e}"),
+                }
+                let _ = done.send(());
+                let _ = drained.wait_for(|all| *all).await;
+            });
+        });
+        match spawned {
+            Ok(_) => finished.push(done_rx),
+            Err(e) => tracing::error!("cannot start worker {index}: {e}"),
+        }
+    }
+    // A worker that could not start has dropped its sender: that counts as finished.
+    for done in finished {
+        let _ = done.await;
+    }
+    let _ = all_drained.send(true);
 }
 
 /// Accepts and serves the connections of one listener until `shutdown`, then drains them.

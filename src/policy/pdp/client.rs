@@ -10,6 +10,7 @@ use super::{PdpConfig, PdpError};
 use crate::plan::{Plan, Value};
 use crate::policy::cache::{fingerprint, Fingerprint, FingerprintHasher};
 use crate::policy::planner::Principal;
+use crate::workers::PerWorker;
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -39,7 +40,8 @@ pub struct JwtAux<'a> {
 
 /// A client of one PDP.
 pub struct PdpClient {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One connection pool per worker (see [`crate::workers`]).
+    http: PerWorker<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     base: String,
     timeout: Duration,
     /// `None` when `plan_cache_ttl` is zero.
@@ -63,9 +65,11 @@ impl PdpClient {
             config.timeout,
         )
         .map_err(|e| PdpError::Config(format!("policies.pdp.tls: {e}")))?;
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let http = PerWorker::new(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector.clone())
+        });
         let plans = (!config.plan_cache_ttl.is_zero()).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(PLAN_CACHE_CAPACITY)
@@ -210,7 +214,7 @@ impl PdpClient {
     /// Sends a request and reads the whole answer, within the timeout.
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), PdpError> {
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| PdpError::Unreachable {
+            let response = self.http.get().request(request).await.map_err(|e| PdpError::Unreachable {
                 url: self.base.clone(),
                 reason: error_chain(&e),
             })?;
