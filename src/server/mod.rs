@@ -27,8 +27,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tls::TlsAcceptorSource;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -105,9 +105,11 @@ pub async fn serve(
 }
 
 /// The proxy port, served by [`workers::count`] single-threaded runtimes, each on its own
-/// thread accepting from the same listener. A worker's runtime keeps running until every
-/// worker has drained, so nothing it spawned (a pooled connection of a client shared outside
-/// [`workers::PerWorker`]) disappears under another worker's request.
+/// thread. This runtime accepts; each connection goes to the next worker in turn (Envoy's
+/// connection balancing, actix's acceptor): letting the workers race for the listener would
+/// give a burst of new connections, such as a client's pool opening, all to the first worker
+/// that woke. A worker's runtime keeps running until every worker has drained, so nothing it
+/// spawned disappears under another worker's request.
 async fn accept_on_workers(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -115,24 +117,12 @@ async fn accept_on_workers(
     permits: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("the proxy listener: {e}");
-            return;
-        }
-    };
     let (all_drained, drained) = watch::channel(false);
+    let mut inboxes = Vec::new();
     let mut finished = Vec::new();
     for index in 1..=workers::count() {
-        let listener = match listener.try_clone() {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("the proxy listener: {e}");
-                break;
-            }
-        };
-        let (gateway, tls, permits, shutdown) = (gateway.clone(), tls.clone(), permits.clone(), shutdown.clone());
+        let (inbox, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<Accepted<std::net::TcpStream>>();
+        let (gateway, tls, shutdown) = (gateway.clone(), tls.clone(), shutdown.clone());
         let mut drained = drained.clone();
         let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new().name(format!("vecgate-worker-{index}")).spawn(move || {
@@ -145,37 +135,92 @@ async fn accept_on_workers(
                 }
             };
             runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => accept(gateway, listener, Face::Http, tls, permits, shutdown).await,
-                    Err(e) => tracing::error!("worker {index}: the proxy listener: {e}"),
+                let mut connections = JoinSet::new();
+                while let Some(accepted) = arrivals.recv().await {
+                    // Registered with this worker's runtime from here on.
+                    match accepted.convert(TcpStream::from_std) {
+                        Ok(accepted) => spawn_connection(&mut connections, &gateway, Face::Http, &tls, &shutdown, accepted),
+                        Err(e) => tracing::warn!("worker {index}: cannot take a connection: {e}"),
+                    }
                 }
+                drain(connections).await;
                 let _ = done.send(());
                 let _ = drained.wait_for(|all| *all).await;
             });
         });
         match spawned {
-            Ok(_) => finished.push(done_rx),
+            Ok(_) => {
+                inboxes.push(inbox);
+                finished.push(done_rx);
+            }
             Err(e) => tracing::error!("cannot start worker {index}: {e}"),
         }
     }
-    // A worker that could not start has dropped its sender: that counts as finished.
+    let mut next = 0;
+    accept_loop(listener, permits, shutdown, |accepted| {
+        if inboxes.is_empty() {
+            return;
+        }
+        let accepted = match accepted.convert(TcpStream::into_std) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("cannot hand a connection to a worker: {e}");
+                return;
+            }
+        };
+        if inboxes[next].send(accepted).is_err() {
+            tracing::error!("worker {} has stopped; connection dropped", next + 1);
+        }
+        next = (next + 1) % inboxes.len();
+    })
+    .await;
+    // The workers drain once their inbox is closed.
+    drop(inboxes);
     for done in finished {
         let _ = done.await;
     }
     let _ = all_drained.send(true);
 }
 
-/// Accepts and serves the connections of one listener until `shutdown`, then drains them.
+/// An accepted connection with its slot of `limits.max_connections`.
+struct Accepted<S> {
+    stream: S,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+impl<S> Accepted<S> {
+    fn convert<T>(self, into: impl FnOnce(S) -> std::io::Result<T>) -> std::io::Result<Accepted<T>> {
+        Ok(Accepted { stream: into(self.stream)?, peer: self.peer, permit: self.permit })
+    }
+}
+
+/// Accepts and serves the connections of one listener on this runtime until `shutdown`, then
+/// drains them.
 async fn accept(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     face: Face,
     tls: Option<Arc<TlsAcceptorSource>>,
     permits: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let limits = gateway.config().limits.clone();
     let mut connections = JoinSet::new();
+    let serving = shutdown.clone();
+    accept_loop(listener, permits, shutdown, |accepted| {
+        spawn_connection(&mut connections, &gateway, face, &tls, &serving, accepted);
+    })
+    .await;
+    drain(connections).await;
+}
+
+/// Accepts until `shutdown`, each connection once a connection slot is free, and hands it on.
+async fn accept_loop(
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+    mut hand_on: impl FnMut(Accepted<TcpStream>),
+) {
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
@@ -194,53 +239,13 @@ async fn accept(
                 }
             },
         };
-        // A JoinSet keeps each finished task (its allocation included) until it is joined:
-        // reap the connections that have ended, or memory grows with every connection served.
-        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let mut conn_shutdown = shutdown.clone();
-        let header_timeout = limits.header_timeout;
-        let tls = tls.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let Some(tls) = tls else {
-                // hyper's header timer starts only once bytes arrive: a client that connects
-                // and sends nothing must not hold a connection slot.
-                let mut first = [0u8; 1];
-                let first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first));
-                tokio::select! {
-                    outcome = first_byte => match outcome {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => {
-                            tracing::debug!(%peer, "no request within {header_timeout:?}; closing");
-                            return;
-                        }
-                    },
-                    _ = conn_shutdown.changed() => return,
-                }
-                serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
-                return;
-            };
-            let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
-            let stream = tokio::select! {
-                outcome = handshake => match outcome {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake not finished within {header_timeout:?}");
-                        return;
-                    }
-                },
-                _ = conn_shutdown.changed() => return,
-            };
-            serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
-        });
+        hand_on(Accepted { stream, peer, permit });
     }
-    drop(listener);
+}
+
+/// Waits for the connections to end, at most [`DRAIN_DEADLINE`], then closes the rest.
+async fn drain(mut connections: JoinSet<()>) {
     if tokio::time::timeout(DRAIN_DEADLINE, async {
         while connections.join_next().await.is_some() {}
     })
@@ -250,6 +255,62 @@ async fn accept(
         tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing them");
         connections.abort_all();
     }
+}
+
+/// Serves one accepted connection on this runtime, in `connections`.
+fn spawn_connection(
+    connections: &mut JoinSet<()>,
+    gateway: &Arc<Gateway>,
+    face: Face,
+    tls: &Option<Arc<TlsAcceptorSource>>,
+    shutdown: &watch::Receiver<bool>,
+    accepted: Accepted<TcpStream>,
+) {
+    // A JoinSet keeps each finished task (its allocation included) until it is joined:
+    // reap the connections that have ended, or memory grows with every connection served.
+    while connections.try_join_next().is_some() {}
+    let Accepted { stream, peer, permit } = accepted;
+    let gateway = gateway.clone();
+    let mut conn_shutdown = shutdown.clone();
+    let header_timeout = gateway.config().limits.header_timeout;
+    let tls = tls.clone();
+    connections.spawn(async move {
+        let _permit = permit;
+        let Some(tls) = tls else {
+            // hyper's header timer starts only once bytes arrive: a client that connects
+            // and sends nothing must not hold a connection slot.
+            let mut first = [0u8; 1];
+            let first_byte = tokio::time::timeout(header_timeout, stream.peek(&mut first));
+            tokio::select! {
+                outcome = first_byte => match outcome {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => {
+                        tracing::debug!(%peer, "no request within {header_timeout:?}; closing");
+                        return;
+                    }
+                },
+                _ = conn_shutdown.changed() => return,
+            }
+            serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
+            return;
+        };
+        let handshake = tokio::time::timeout(header_timeout, tls.acceptor().accept(stream));
+        let stream = tokio::select! {
+            outcome = handshake => match outcome {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not finished within {header_timeout:?}");
+                    return;
+                }
+            },
+            _ = conn_shutdown.changed() => return,
+        };
+        serve_http(TokioIo::new(stream), gateway, face, header_timeout, conn_shutdown, peer).await;
+    });
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (detected; HTTP/2 only for gRPC) on one connection until it
