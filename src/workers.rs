@@ -1,8 +1,9 @@
 //! The proxy port's worker threads, as far as the rest of the crate needs to know them.
 //!
 //! The proxy port is served by one single-threaded runtime per core ([`count`]), each on its
-//! own thread accepting from the same listener: nginx's model, with no work stealing and no
-//! wake-ups across threads on the request path (`crate::server` starts them). A task spawned
+//! own thread and given its connections in turn by one accept loop: nginx's model, with no
+//! work stealing and no wake-ups across threads on the request path (`crate::server` starts
+//! them). A task spawned
 //! while serving a request, such as a pooled client's connection, runs on the runtime that
 //! spawned it; so each pooled client keeps one pool per worker ([`PerWorker`]), and a worker
 //! only ever drives its own connections.
