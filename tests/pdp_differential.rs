@@ -517,9 +517,11 @@ fn compare_shapes(
                 && allows(&their_plan, &record(r)) != effects[a]
         }) || {
             // No generated resource tells the plans apart: records made from the constants
-            // of the PDP's plan, where its plan and vecgate's disagree, asked of its check.
+            // of either plan (an unconditional PDP plan has none), where its plan and
+            // vecgate's disagree, asked of its check.
             let probes: Vec<Json> = probe_records(&theirs, set, scope)
                 .into_iter()
+                .chain(probe_records(&ours, set, scope))
                 .filter(|r| allows(&their_plan, &record(r)) != allows(plan, &record(r)))
                 .collect();
             !probes.is_empty()
