@@ -283,10 +283,14 @@ impl JwksResolver {
     /// Would [`JwksResolver::refresh_on_demand`] ask for a fetch or wait for one now?
     fn would_refresh(&self, now: Instant) -> bool {
         let state = self.shared.lock();
-        state.demand_pending_since.is_some()
-            || state.last_demand.is_none_or(|last| {
-                now.saturating_duration_since(last) >= self.shared.settings.unknown_kid_min_interval
-            })
+        state.demand_pending_since.is_some() || self.demand_allowed(&state, now)
+    }
+
+    /// Outside the rate limit on fetches for unknown `kid`s (`unknown_kid_min_interval`)?
+    fn demand_allowed(&self, state: &FetchState, now: Instant) -> bool {
+        state.last_demand.is_none_or(|last| {
+            now.saturating_duration_since(last) >= self.shared.settings.unknown_kid_min_interval
+        })
     }
 
     /// Asks for a fetch because a token named an unknown `kid` (or the keys are too old),
@@ -298,10 +302,7 @@ impl JwksResolver {
             drop(state);
             return self.shared.wait_for_fetch_after(seen).is_some();
         }
-        let allowed = state.last_demand.is_none_or(|last| {
-            now.saturating_duration_since(last) >= self.shared.settings.unknown_kid_min_interval
-        });
-        if !allowed {
+        if !self.demand_allowed(&state, now) {
             return false;
         }
         let seen = state.completed;
