@@ -109,9 +109,11 @@ fn key_set(keys: &[&TestKey]) -> Value {
     json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
 }
 
-/// The key-set server: `/jwks` answers the current document.
+/// The key-set server: `/jwks` answers the current document, once the gate lets it.
 struct KeySetServer {
     document: Arc<Mutex<Value>>,
+    /// Closed, a fetch waits (at most 20 s) until the test opens it again.
+    gate: Arc<(Mutex<GateState>, std::sync::Condvar)>,
     server: TestHttpsServer,
     dir: tempfile::TempDir,
     ca_file: PathBuf,
@@ -123,9 +125,21 @@ impl KeySetServer {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = ca.write_cert(dir.path(), "idp-ca.pem");
         let document = Arc::new(Mutex::new(initial));
-        let served = document.clone();
+        let gate = Arc::new((Mutex::new(GateState::Open), std::sync::Condvar::new()));
+        let (served, held) = (document.clone(), gate.clone());
         let respond: Responder = Arc::new(move |request| match request.path_and_query.as_str() {
-            "/jwks" => (200, served.lock().unwrap().to_string()),
+            "/jwks" => {
+                let (state, changed) = &*held;
+                let mut state = state.lock().unwrap();
+                if *state == GateState::Closed {
+                    *state = GateState::Waiting;
+                    changed.notify_all();
+                    let wait = Duration::from_secs(20);
+                    state = changed.wait_timeout_while(state, wait, |s| *s == GateState::Waiting).unwrap().0;
+                }
+                drop(state);
+                (200, served.lock().unwrap().to_string())
+            }
             "/not-json" => (200, "<html>".to_string()),
             _ => (404, "{}".to_string()),
         });
@@ -135,6 +149,7 @@ impl KeySetServer {
         );
         KeySetServer {
             document,
+            gate,
             server,
             dir,
             ca_file,
@@ -147,6 +162,26 @@ impl KeySetServer {
 
     fn publish(&self, document: Value) {
         *self.document.lock().unwrap() = document;
+    }
+
+    /// Closes the gate: the next fetch waits at it.
+    fn hold(&self) {
+        *self.gate.0.lock().unwrap() = GateState::Closed;
+    }
+
+    /// Waits (at most 20 s) until a fetch is waiting at the closed gate; whether one is.
+    fn fetch_held(&self) -> bool {
+        let (state, changed) = &*self.gate;
+        let wait = Duration::from_secs(20);
+        let state = changed.wait_timeout_while(state.lock().unwrap(), wait, |s| *s != GateState::Waiting).unwrap().0;
+        *state == GateState::Waiting
+    }
+
+    /// Opens the gate and lets a waiting fetch through.
+    fn release(&self) {
+        let (state, changed) = &*self.gate;
+        *state.lock().unwrap() = GateState::Open;
+        changed.notify_all();
     }
 
     /// Fetches answered so far.
@@ -575,44 +610,17 @@ fn a_key_set_fetch_under_way_does_not_stall_the_workers_other_requests() {
     let path = format!("{DEFAULT_DB_PATH}/collections/{col_id}/get");
     let a = es256("a");
     let b = ed25519("b");
-    // The gate: closed, the key-set server waits (at most 20 s) before answering.
-    let gate = Arc::new((Mutex::new(GateState::Open), std::sync::Condvar::new()));
-    let document = Arc::new(Mutex::new(key_set(&[&a])));
-    let (served, held) = (document.clone(), gate.clone());
-    let respond: Responder = Arc::new(move |request| {
-        if request.path_and_query != "/jwks" {
-            return (404, "{}".to_string());
-        }
-        let (state, changed) = &*held;
-        let mut state = state.lock().unwrap();
-        if *state == GateState::Closed {
-            *state = GateState::Waiting;
-            changed.notify_all();
-            state = changed.wait_timeout_while(state, Duration::from_secs(20), |s| *s == GateState::Waiting).unwrap().0;
-        }
-        drop(state);
-        (200, served.lock().unwrap().to_string())
-    });
-    let ca = TestCa::new("identity provider CA");
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = ca.write_cert(dir.path(), "idp-ca.pem");
-    let server = TestHttpsServer::start(server_config(&ca.server_cert("idp"), &[b"http/1.1"]), respond);
+    let server = KeySetServer::start(key_set(&[&a]));
     let mut opts = VecgateOptions::chroma(chroma.url(), &policies());
-    opts.auth_yaml = Some(format!(
-        "  issuer: {ISSUER}\n  audience: {AUDIENCE}\n  algorithms: [ES256, EdDSA]\n  \
-         jwks_url: {}/jwks\n  jwks_ca_file: {}\n  leeway: 5s\n  \
-         principal:\n    id: sub\n    roles: roles\n",
-        server.url(),
-        ca_file.display()
-    ));
+    opts.auth_yaml = Some(jwks_auth_yaml(&server));
     opts.extra_yaml = "limits:\n  workers: 1\n".into();
     let vecgate = Arc::new(VecgateServer::start(&opts));
     let get = |vecgate: &VecgateServer, t: &str| vecgate.call("POST", &path, Some(t), Some(&json!({}))).0;
     assert_eq!(get(&vecgate, &token(&a)), 200, "{}", vecgate.log_tail());
 
     // b's kid is new: its request waits for a fetch the key-set server holds.
-    *document.lock().unwrap() = key_set(&[&a, &b]);
-    *gate.0.lock().unwrap() = GateState::Closed;
+    server.publish(key_set(&[&a, &b]));
+    server.hold();
     let b_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let waiting = {
         let (vecgate, path, b_done, token_b) = (vecgate.clone(), path.clone(), b_done.clone(), token(&b));
@@ -622,14 +630,7 @@ fn a_key_set_fetch_under_way_does_not_stall_the_workers_other_requests() {
             status
         })
     };
-    {
-        let (state, changed) = &*gate;
-        let state = changed
-            .wait_timeout_while(state.lock().unwrap(), Duration::from_secs(20), |s| *s != GateState::Waiting)
-            .unwrap()
-            .0;
-        assert_eq!(*state, GateState::Waiting, "vecgate never fetched the key set for b's kid");
-    }
+    assert!(server.fetch_held(), "vecgate never fetched the key set for b's kid");
 
     // Meanwhile the same worker answers a's requests, and b's is still waiting.
     for _ in 0..3 {
@@ -637,9 +638,7 @@ fn a_key_set_fetch_under_way_does_not_stall_the_workers_other_requests() {
     }
     assert!(!b_done.load(std::sync::atomic::Ordering::SeqCst), "b's request ended before its key set came");
 
-    let (state, changed) = &*gate;
-    *state.lock().unwrap() = GateState::Open;
-    changed.notify_all();
+    server.release();
     assert_eq!(waiting.join().unwrap(), 200, "{}", vecgate.log_tail());
 }
 
