@@ -9,7 +9,9 @@ use crate::config::AuditConfig;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::FileTypeExt as _;
+use std::sync::RwLock;
 
 /// What the policy concluded for a request (or, where it concluded nothing, what stopped it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -111,10 +113,43 @@ impl AuditEvent {
     }
 }
 
+/// Where the lines go, and what keeps two threads' lines from mixing.
+///
+/// Workers write their lines concurrently (one runtime per core), so the sink must keep each
+/// line whole without making every request wait for every other one's `write`. One
+/// `write(2)` per line is whole where the kernel makes it so, and only there is the lock left
+/// out:
+/// - a regular file: the kernel serialises writes to one open file (the inode lock; with
+///   `O_APPEND`, as a file sink is opened, each write lands at the end in one piece);
+/// - a pipe or FIFO (a container's stdout): a write of at most `PIPE_BUF` bytes is never
+///   interleaved with another. Longer lines take the lock exclusively, the short ones share
+///   it, so a long line is never split by one of ours;
+/// - anything else (a terminal, a socket such as journald's stream): every line under one
+///   exclusive lock, as a plain logger would.
 enum Sink {
     Off,
-    Stdout,
-    File(Mutex<File>),
+    Out { out: File, whole: Whole, lock: RwLock<()> },
+}
+
+/// Up to which length one `write(2)` on the sink is whole without our lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    Always,
+    UpTo(usize),
+    Never,
+}
+
+/// POSIX's minimum `PIPE_BUF`, and Linux's value.
+const PIPE_BUF: usize = 4096;
+
+impl Whole {
+    fn of(out: &File) -> Whole {
+        match out.metadata().map(|m| m.file_type()) {
+            Ok(t) if t.is_file() => Whole::Always,
+            Ok(t) if t.is_fifo() => Whole::UpTo(PIPE_BUF),
+            _ => Whole::Never,
+        }
+    }
 }
 
 pub struct AuditLog {
@@ -123,14 +158,15 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub fn open(config: &AuditConfig) -> std::io::Result<AuditLog> {
-        let sink = match config {
-            AuditConfig::Off => Sink::Off,
-            AuditConfig::Stdout => Sink::Stdout,
-            AuditConfig::File(path) => Sink::File(Mutex::new(
-                OpenOptions::new().create(true).append(true).open(path)?,
-            )),
+        let out = match config {
+            AuditConfig::Off => return Ok(AuditLog { sink: Sink::Off }),
+            // Our own handle on standard output: std's `Stdout` would put its lock (and
+            // its line buffer) in front of every write.
+            AuditConfig::Stdout => File::from(std::io::stdout().as_fd().try_clone_to_owned()?),
+            AuditConfig::File(path) => OpenOptions::new().create(true).append(true).open(path)?,
         };
-        Ok(AuditLog { sink })
+        let whole = Whole::of(&out);
+        Ok(AuditLog { sink: Sink::Out { out, whole, lock: RwLock::new(()) } })
     }
 
     /// Writes one line; `false` if it could not be written (reported on stderr, never to
@@ -141,11 +177,7 @@ impl AuditLog {
         }
         let written = line::with_line(event, |line| match &self.sink {
             Sink::Off => Ok(()),
-            Sink::Stdout => std::io::stdout().lock().write_all(line),
-            Sink::File(file) => match file.lock() {
-                Ok(mut f) => f.write_all(line).and_then(|()| f.flush()),
-                Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
-            },
+            Sink::Out { out, whole, lock } => write_whole(out, *whole, lock, line),
         });
         let result = match written {
             Ok(result) => result,
@@ -160,6 +192,22 @@ impl AuditLog {
                 tracing::error!("writing the audit log failed: {e}");
                 false
             }
+        }
+    }
+}
+
+/// One line onto `out`, whole (see [`Sink`]). A lock poisoned by a panicking writer still
+/// orders the writes, so it is used as it is.
+fn write_whole(mut out: &File, whole: Whole, lock: &RwLock<()>, line: &[u8]) -> std::io::Result<()> {
+    match whole {
+        Whole::Always => out.write_all(line),
+        Whole::UpTo(n) if line.len() <= n => {
+            let _shared = lock.read().unwrap_or_else(|e| e.into_inner());
+            out.write_all(line)
+        }
+        Whole::UpTo(_) | Whole::Never => {
+            let _alone = lock.write().unwrap_or_else(|e| e.into_inner());
+            out.write_all(line)
         }
     }
 }
