@@ -211,3 +211,66 @@ fn write_whole(mut out: &File, whole: Whole, lock: &RwLock<()>, line: &[u8]) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::io::Read as _;
+
+    /// Lines of 100 bytes to 20 KiB, so a pipe sees lines on both sides of `PIPE_BUF`.
+    fn event(thread: usize, n: usize) -> AuditEvent {
+        let path = "/p".repeat(50 + (thread * 31 + n * 17) % 10_000);
+        AuditEvent::new(format!("{thread}-{n}"), "chroma", Mode::Enforce, "GET".into(), path)
+    }
+
+    /// Eight threads write 200 lines each at once.
+    fn write_from_threads(log: &AuditLog) {
+        std::thread::scope(|w| {
+            for t in 0..8 {
+                w.spawn(move || (0..200).for_each(|n| assert!(log.record(&event(t, n)))));
+            }
+        });
+    }
+
+    /// Every line is one whole event, and every event is there once.
+    fn assert_whole(text: &str) {
+        let mut ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a whole line")["request_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        let mut expected: Vec<String> = (0..8).flat_map(|t| (0..200).map(move |n| format!("{t}-{n}"))).collect();
+        expected.sort();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn a_file_sink_needs_no_lock_and_keeps_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&AuditConfig::File(path.clone())).unwrap();
+        assert!(matches!(log.sink, Sink::Out { whole: Whole::Always, .. }));
+        write_from_threads(&log);
+        assert_whole(&std::fs::read_to_string(&path).unwrap());
+    }
+
+    #[test]
+    fn a_fifo_sink_keeps_short_and_long_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        let reading = path.clone();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            File::open(reading).unwrap().read_to_string(&mut text).unwrap();
+            text
+        });
+        // Opening a FIFO for writing waits for its reader.
+        let log = AuditLog::open(&AuditConfig::File(path)).unwrap();
+        assert!(matches!(log.sink, Sink::Out { whole: Whole::UpTo(PIPE_BUF), .. }));
+        write_from_threads(&log);
+        drop(log);
+        assert_whole(&reader.join().unwrap());
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Labels are bounded by construction: every label value the API accepts is a `&'static str`
 //! (a name from the code, never request data such as principal ids, tokens, collection names
-//! or paths), a status folded into its class, or the policy version number. One [`Metrics`]
+//! or paths), a status folded into its class, the policy version number, or a proxy worker's
+//! number (1 to `limits.workers`). One [`Metrics`]
 //! is created at startup and shared through an `Arc`; it owns its registry, so tests and
 //! several instances in one process never see each other's series.
 //!
@@ -78,6 +79,8 @@ pub struct Metrics {
     result_shortfall: IntCounterVec,
     audit_failures: IntCounter,
     policy_source_errors: IntCounterVec,
+    worker_connections: IntCounterVec,
+    worker_connections_open: IntGaugeVec,
 }
 
 impl Metrics {
@@ -226,6 +229,25 @@ impl Metrics {
                 &["reason"],
             ),
         )?;
+        let worker_connections = register(
+            &registry,
+            "vecgate_worker_connections_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "vecgate_worker_connections_total",
+                    "Proxy-port connections handed to each worker (limits.workers).",
+                ),
+                &["worker"],
+            ),
+        )?;
+        let worker_connections_open = register(
+            &registry,
+            "vecgate_worker_connections_open",
+            IntGaugeVec::new(
+                Opts::new("vecgate_worker_connections_open", "Proxy-port connections each worker serves now."),
+                &["worker"],
+            ),
+        )?;
         let build_info = register(
             &registry,
             "vecgate_build_info",
@@ -252,6 +274,8 @@ impl Metrics {
             result_shortfall,
             audit_failures,
             policy_source_errors,
+            worker_connections,
+            worker_connections_open,
         })
     }
 
@@ -349,6 +373,26 @@ impl Metrics {
         self.policy_source_errors.with_label_values(&[reason]).inc();
     }
 
+    /// Exports both worker series at 0 for workers `1..=count`: a worker that is never given a
+    /// connection shows as 0, not as missing.
+    pub fn export_worker_series(&self, count: usize) {
+        for worker in 1..=count {
+            let worker = worker.to_string();
+            self.worker_connections.with_label_values(&[&worker]).inc_by(0);
+            self.worker_connections_open.with_label_values(&[&worker]).set(0);
+        }
+    }
+
+    /// A proxy-port connection handed to `worker` (1..=`limits.workers`: the label is bounded
+    /// by the configuration). It counts as open until the returned guard is dropped.
+    pub fn worker_connection(&self, worker: usize) -> OpenConnection {
+        let worker = worker.to_string();
+        self.worker_connections.with_label_values(&[&worker]).inc();
+        let open = self.worker_connections_open.with_label_values(&[&worker]);
+        open.inc();
+        OpenConnection(open)
+    }
+
     /// An audit line could not be written.
     pub fn audit_failure(&self) {
         self.audit_failures.inc();
@@ -379,6 +423,16 @@ impl Metrics {
             }
         }
         self.policy_version_info.with_label_values(&[&version.to_string()]).set(1);
+    }
+}
+
+/// One connection in `vecgate_worker_connections_open`, until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(prometheus::IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

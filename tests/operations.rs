@@ -353,3 +353,51 @@ fn slow_flooding_and_oversized_clients_do_not_starve_others_or_grow_memory() {
     );
     served("after the oversized bodies");
 }
+
+/// `name{worker="…"}`'s value for each worker, in worker order.
+fn per_worker(metrics: &str, name: &str, workers: usize) -> Vec<i64> {
+    (1..=workers)
+        .map(|w| {
+            let series = format!("{name}{{worker=\"{w}\"}} ");
+            let line = metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("no {series}in:\n{metrics}"));
+            line[series.len()..].trim().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn connections_are_handed_to_the_workers_in_turn_and_counted_per_worker() {
+    let chroma = ChromaServer::start();
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
+    options.extra_yaml = "limits:\n  workers: 3\n".into();
+    let vecgate = VecgateServer::start(&options);
+    let scrape = || vecgate.admin_get("/metrics").1;
+    let total = |m: &str| per_worker(m, "vecgate_worker_connections_total", 3);
+    let open = |m: &str| per_worker(m, "vecgate_worker_connections_open", 3);
+    // Start-up may have probed the port: count from here, once those probes have closed.
+    eventually("the start-up probes to close", || open(&scrape()) == vec![0, 0, 0]);
+    let before = total(&scrape());
+
+    // Six kept-alive connections, each served one request: two per worker, whichever worker's
+    // turn it was.
+    use std::io::{Read, Write};
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", vecgate.port())).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(c, "GET /api/v2/heartbeat HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        held.push(c);
+    }
+    let metrics = scrape();
+    let added: Vec<i64> = total(&metrics).iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(added, vec![2, 2, 2], "connections per worker:\n{metrics}");
+    assert_eq!(open(&metrics), vec![2, 2, 2]);
+
+    // A closed connection no longer counts as open on its worker.
+    drop(held);
+    eventually("the closed connections to leave the open count", || open(&scrape()) == vec![0, 0, 0]);
+}

@@ -128,8 +128,7 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop.send(true);
     });
-    server::serve(gateway, listeners, tls, stopped).await;
-    Ok(())
+    server::serve(gateway, listeners, tls, stopped).await.map_err(|e| e.to_string())
 }
 
 /// The policy source the configuration names: the directory loaded (refusing to start on

@@ -15,6 +15,7 @@ mod admin;
 mod explain;
 pub mod tls;
 
+use crate::metrics::OpenConnection;
 use crate::proxy::{Gateway, ProxyResponse};
 use crate::workers;
 use http::Request;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tls::TlsAcceptorSource;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -41,6 +42,10 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start proxy worker {index}: {source}")]
+    Worker { index: usize, source: std::io::Error },
+    #[error("every proxy worker has stopped")]
+    WorkersStopped,
 }
 
 /// Bound listeners, ready to serve.
@@ -84,102 +89,134 @@ enum Face {
 ///
 /// With `tls`, every proxy connection must complete a TLS handshake within
 /// `limits.header_timeout` before HTTP starts (the admin listener stays plain HTTP).
+///
+/// Fails, before accepting anything, if a proxy worker cannot be started, and later if every
+/// worker has stopped: a gateway that accepts connections and serves none would look alive.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listeners: Listeners,
     tls: Option<Arc<TlsAcceptorSource>>,
     shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), ServerError> {
     let permits = Arc::new(Semaphore::new(gateway.config().limits.max_connections));
+    let (all_drained, drained) = watch::channel(false);
+    let workers = start_workers(&gateway, &tls, &shutdown, &drained)?;
     let admin = listeners.admin.map(|admin| tokio::spawn(admin::serve(gateway.clone(), admin, shutdown.clone())));
-    let http = accept_on_workers(gateway.clone(), listeners.proxy, tls.clone(), permits.clone(), shutdown.clone());
-    match listeners.grpc {
-        Some(grpc) => {
-            tokio::join!(http, accept(gateway, grpc, Face::Grpc, tls, permits, shutdown));
-        }
+    let http = accept_on_workers(workers, listeners.proxy, permits.clone(), shutdown.clone(), all_drained);
+    let served = match listeners.grpc {
+        Some(grpc) => tokio::join!(http, accept(gateway, grpc, Face::Grpc, tls, permits, shutdown)).0,
         None => http.await,
-    }
+    };
     if let Some(admin) = admin {
         let _ = admin.await;
     }
+    served
 }
 
-/// The proxy port, served by [`workers::count`] single-threaded runtimes, each on its own
-/// thread. This runtime accepts; each connection goes to the next worker in turn (Envoy's
-/// connection balancing, actix's acceptor): letting the workers race for the listener would
-/// give a burst of new connections, such as a client's pool opening, all to the first worker
-/// that woke. A worker's runtime keeps running until every worker has drained, so nothing it
-/// spawned disappears under another worker's request.
+/// One proxy worker, as the accept loop knows it.
+struct Worker {
+    index: usize,
+    inbox: mpsc::UnboundedSender<Accepted<std::net::TcpStream>>,
+    /// Closed once the worker has drained its connections.
+    done: oneshot::Receiver<()>,
+}
+
+/// Starts [`workers::count`] threads, each with a single-threaded runtime that serves the
+/// connections it is handed until its inbox closes, drains them, and keeps its runtime
+/// running until `drained` says every worker has drained (so nothing it spawned disappears
+/// under another worker's request). Each runtime is built before its thread starts, so a
+/// worker either fails here or runs.
+fn start_workers(
+    gateway: &Arc<Gateway>,
+    tls: &Option<Arc<TlsAcceptorSource>>,
+    shutdown: &watch::Receiver<bool>,
+    drained: &watch::Receiver<bool>,
+) -> Result<Vec<Worker>, ServerError> {
+    gateway.metrics().export_worker_series(workers::count());
+    (1..=workers::count())
+        .map(|index| {
+            let cannot_start = |source| ServerError::Worker { index, source };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cannot_start)?;
+            let (inbox, mut arrivals) = mpsc::unbounded_channel::<Accepted<std::net::TcpStream>>();
+            let (finished, done) = oneshot::channel::<()>();
+            let (gateway, tls, shutdown, mut drained) = (gateway.clone(), tls.clone(), shutdown.clone(), drained.clone());
+            std::thread::Builder::new()
+                .name(format!("vecgate-worker-{index}"))
+                .spawn(move || {
+                    workers::enter(index);
+                    runtime.block_on(async move {
+                        let mut connections = JoinSet::new();
+                        while let Some(accepted) = arrivals.recv().await {
+                            // Registered with this worker's runtime from here on.
+                            match accepted.convert(TcpStream::from_std) {
+                                Ok(mut accepted) => {
+                                    accepted.open = Some(gateway.metrics().worker_connection(index));
+                                    spawn_connection(&mut connections, &gateway, Face::Http, &tls, &shutdown, accepted);
+                                }
+                                Err(e) => tracing::warn!("worker {index}: cannot take a connection: {e}"),
+                            }
+                        }
+                        drain(connections).await;
+                        let _ = finished.send(());
+                        let _ = drained.wait_for(|all| *all).await;
+                    });
+                })
+                .map_err(cannot_start)?;
+            Ok(Worker { index, inbox, done })
+        })
+        .collect()
+}
+
+/// The proxy port: this runtime accepts, and each connection goes to the next worker in turn
+/// (Envoy's connection balancing, actix's acceptor). Letting the workers race for the
+/// listener would give a burst of new connections, such as a client's pool opening, all to
+/// the first worker that woke. A worker that has stopped (its thread panicked) is passed over
+/// and dropped from the turn; with none left, accepting stops with an error.
 async fn accept_on_workers(
-    gateway: Arc<Gateway>,
+    mut workers: Vec<Worker>,
     listener: TcpListener,
-    tls: Option<Arc<TlsAcceptorSource>>,
     permits: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
-) {
-    let (all_drained, drained) = watch::channel(false);
-    let mut inboxes = Vec::new();
-    let mut finished = Vec::new();
-    for index in 1..=workers::count() {
-        let (inbox, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<Accepted<std::net::TcpStream>>();
-        let (gateway, tls, shutdown) = (gateway.clone(), tls.clone(), shutdown.clone());
-        let mut drained = drained.clone();
-        let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new().name(format!("vecgate-worker-{index}")).spawn(move || {
-            workers::enter(index);
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("worker {index}: cannot start its runtime: {e}");
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let mut connections = JoinSet::new();
-                while let Some(accepted) = arrivals.recv().await {
-                    // Registered with this worker's runtime from here on.
-                    match accepted.convert(TcpStream::from_std) {
-                        Ok(accepted) => spawn_connection(&mut connections, &gateway, Face::Http, &tls, &shutdown, accepted),
-                        Err(e) => tracing::warn!("worker {index}: cannot take a connection: {e}"),
-                    }
-                }
-                drain(connections).await;
-                let _ = done.send(());
-                let _ = drained.wait_for(|all| *all).await;
-            });
-        });
-        match spawned {
-            Ok(_) => {
-                inboxes.push(inbox);
-                finished.push(done_rx);
-            }
-            Err(e) => tracing::error!("cannot start worker {index}: {e}"),
-        }
-    }
+    all_drained: watch::Sender<bool>,
+) -> Result<(), ServerError> {
     let mut next = 0;
     accept_loop(listener, permits, shutdown, |accepted| {
-        if inboxes.is_empty() {
-            return;
-        }
-        let accepted = match accepted.convert(TcpStream::into_std) {
+        let mut accepted = match accepted.convert(TcpStream::into_std) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("cannot hand a connection to a worker: {e}");
-                return;
+                return !workers.is_empty();
             }
         };
-        if inboxes[next].send(accepted).is_err() {
-            tracing::error!("worker {} has stopped; connection dropped", next + 1);
+        while !workers.is_empty() {
+            next %= workers.len();
+            match workers[next].inbox.send(accepted) {
+                Ok(()) => {
+                    next += 1;
+                    return true;
+                }
+                Err(mpsc::error::SendError(back)) => {
+                    tracing::error!("worker {} has stopped; its turn goes to the others", workers[next].index);
+                    workers.remove(next);
+                    accepted = back;
+                }
+            }
         }
-        next = (next + 1) % inboxes.len();
+        tracing::error!("every proxy worker has stopped; no longer accepting");
+        false
     })
     .await;
+    let stopped = workers.is_empty();
     // The workers drain once their inbox is closed.
-    drop(inboxes);
-    for done in finished {
+    let done: Vec<_> = workers.into_iter().map(|w| w.done).collect();
+    for done in done {
         let _ = done.await;
     }
     let _ = all_drained.send(true);
+    if stopped {
+        return Err(ServerError::WorkersStopped);
+    }
+    Ok(())
 }
 
 /// An accepted connection with its slot of `limits.max_connections`.
@@ -187,11 +224,13 @@ struct Accepted<S> {
     stream: S,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
+    /// On the proxy port, the worker's count of open connections while this one lasts.
+    open: Option<OpenConnection>,
 }
 
 impl<S> Accepted<S> {
     fn convert<T>(self, into: impl FnOnce(S) -> std::io::Result<T>) -> std::io::Result<Accepted<T>> {
-        Ok(Accepted { stream: into(self.stream)?, peer: self.peer, permit: self.permit })
+        Ok(Accepted { stream: into(self.stream)?, peer: self.peer, permit: self.permit, open: self.open })
     }
 }
 
@@ -209,17 +248,19 @@ async fn accept(
     let serving = shutdown.clone();
     accept_loop(listener, permits, shutdown, |accepted| {
         spawn_connection(&mut connections, &gateway, face, &tls, &serving, accepted);
+        true
     })
     .await;
     drain(connections).await;
 }
 
-/// Accepts until `shutdown`, each connection once a connection slot is free, and hands it on.
+/// Accepts until `shutdown`, each connection once a connection slot is free, and hands it on;
+/// stops early when `hand_on` says it can take no more.
 async fn accept_loop(
     listener: TcpListener,
     permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
-    mut hand_on: impl FnMut(Accepted<TcpStream>),
+    mut hand_on: impl FnMut(Accepted<TcpStream>) -> bool,
 ) {
     loop {
         let permit = tokio::select! {
@@ -240,7 +281,9 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        hand_on(Accepted { stream, peer, permit });
+        if !hand_on(Accepted { stream, peer, permit, open: None }) {
+            break;
+        }
     }
 }
 
@@ -269,13 +312,13 @@ fn spawn_connection(
     // A JoinSet keeps each finished task (its allocation included) until it is joined:
     // reap the connections that have ended, or memory grows with every connection served.
     while connections.try_join_next().is_some() {}
-    let Accepted { stream, peer, permit } = accepted;
+    let Accepted { stream, peer, permit, open } = accepted;
     let gateway = gateway.clone();
     let mut conn_shutdown = shutdown.clone();
     let header_timeout = gateway.config().limits.header_timeout;
     let tls = tls.clone();
     connections.spawn(async move {
-        let _permit = permit;
+        let _slot = (permit, open);
         let Some(tls) = tls else {
             // hyper's header timer starts only once bytes arrive: a client that connects
             // and sends nothing must not hold a connection slot.
