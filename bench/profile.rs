@@ -18,6 +18,9 @@
 //! `--record` also a `perf record` of the current build (a separate run: sampling slows it),
 //! whose report (by shared object and symbol, kernel included where permitted) is printed.
 //!
+//! `--audit line|buffered|off` chooses the audit log for `--perf`: one write per line (the
+//! default, as every other harness runs it), `flush_interval: 1s`, or none.
+//!
 //! With `--memory N`, each build runs natively in front of the stub and its resident memory
 //! is read idle and with N keep-alive connections open, each of which has completed one
 //! LangChain query (what the load harness's memory table does, without the rest of its run).
@@ -190,7 +193,7 @@ fn cpu_split(pid: u32) -> (f64, f64) {
 /// Each build natively under a closed loop: CPU per request split into user and system time,
 /// and a `perf` profile of the current build.
 #[allow(clippy::too_many_arguments)]
-fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &str, ingest: &str, only: Option<&str>, seconds: u64, top: usize, record: bool) {
+fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &str, ingest: &str, only: Option<&str>, seconds: u64, top: usize, record: bool, audit_yaml: Option<&str>) {
     for shape in SHAPES.iter().filter(|s| only.is_none_or(|o| s.name.contains(o))) {
         let upstream = stub::start(COLLECTION, shape.hits);
         let work = Arc::new(Workload::new(shape.backend, (shape.requests)(shape.hits), alice, ingest));
@@ -201,6 +204,9 @@ fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &
             };
             options.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".to_string();
             options.binary = Some(binary.clone());
+            if audit_yaml.is_some() {
+                options.audit_yaml = audit_yaml.map(str::to_string);
+            }
             let vecgate = support::vecgate::VecgateServer::start(&options);
             let pool = Pool::new(SocketAddr::from(([127, 0, 0, 1], vecgate.port())), 64);
             rt.block_on(client::closed_loop(pool.clone(), work.clone(), 8, Duration::from_secs(1), Duration::from_secs(1), 0, None));
@@ -307,6 +313,7 @@ fn main() {
     let mut perf_seconds: Option<u64> = None;
     let mut record = false;
     let mut held: Option<usize> = None;
+    let mut audit = "line".to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -323,6 +330,7 @@ fn main() {
             "--perf" => perf_seconds = Some(it.next().expect("--perf SECONDS").parse().expect("a number")),
             "--record" => record = true,
             "--memory" => held = Some(it.next().expect("--memory N").parse().expect("a number")),
+            "--audit" => audit = it.next().expect("--audit line|buffered|off").clone(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -336,7 +344,15 @@ fn main() {
         return;
     }
     if let Some(seconds) = perf_seconds {
-        native(&rt, &binaries, &alice, &ingest, only.as_deref(), seconds, top, record);
+        let buffered = out_dir.join("audit.jsonl");
+        let audit_yaml = match audit.as_str() {
+            "line" => None,
+            "buffered" => Some(format!("  path: {}\n  flush_interval: 1s\n", buffered.display())),
+            "off" => Some("  path: off\n".to_string()),
+            other => panic!("--audit {other}: expected line, buffered or off"),
+        };
+        native(&rt, &binaries, &alice, &ingest, only.as_deref(), seconds, top, record, audit_yaml.as_deref());
+        let _ = std::fs::remove_file(buffered);
         return;
     }
     let mut table = Vec::new();

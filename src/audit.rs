@@ -2,16 +2,18 @@
 //! [`line`] into a buffer each thread reuses; `AuditEvent`'s `Serialize` is the reference it
 //! is tested against.
 
+mod buffer;
 mod line;
+mod sink;
+
+use buffer::Buffered;
+pub use buffer::LostLines;
+use sink::Sink;
 
 pub use crate::config::Mode;
 use crate::config::AuditConfig;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::fd::AsFd as _;
-use std::os::unix::fs::FileTypeExt as _;
-use std::sync::RwLock;
+use std::time::Duration;
 
 /// What the policy concluded for a request (or, where it concluded nothing, what stopped it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -113,72 +115,54 @@ impl AuditEvent {
     }
 }
 
-/// Where the lines go, and what keeps two threads' lines from mixing.
-///
-/// Workers write their lines concurrently (one runtime per core), so the sink must keep each
-/// line whole without making every request wait for every other one's `write`. One
-/// `write(2)` per line is whole where the kernel makes it so, and only there is the lock left
-/// out:
-/// - a regular file: the kernel serialises writes to one open file (the inode lock; with
-///   `O_APPEND`, as a file sink is opened, each write lands at the end in one piece);
-/// - a pipe or FIFO (a container's stdout): a write of at most `PIPE_BUF` bytes is never
-///   interleaved with another. Longer lines take the lock exclusively, the short ones share
-///   it, so a long line is never split by one of ours;
-/// - anything else (a terminal, a socket such as journald's stream): every line under one
-///   exclusive lock, as a plain logger would.
-enum Sink {
-    Off,
-    Out { out: File, whole: Whole, lock: RwLock<()> },
-}
-
-/// Up to which length one `write(2)` on the sink is whole without our lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Whole {
-    Always,
-    UpTo(usize),
-    Never,
-}
-
-/// POSIX's minimum `PIPE_BUF`, and Linux's value.
-const PIPE_BUF: usize = 4096;
-
-impl Whole {
-    fn of(out: &File) -> Whole {
-        match out.metadata().map(|m| m.file_type()) {
-            Ok(t) if t.is_file() => Whole::Always,
-            Ok(t) if t.is_fifo() => Whole::UpTo(PIPE_BUF),
-            _ => Whole::Never,
-        }
-    }
-}
-
+/// The audit log: a sink, written to line by line or through a buffer.
 pub struct AuditLog {
-    sink: Sink,
+    output: Output,
+}
+
+enum Output {
+    Off,
+    /// Each line written as its request ends.
+    Direct(Sink),
+    /// Lines gathered and written by [`Buffered`]'s flusher.
+    Buffered(Buffered),
 }
 
 impl AuditLog {
+    /// Each line written as its request ends (`audit.flush_interval` absent).
     pub fn open(config: &AuditConfig) -> std::io::Result<AuditLog> {
-        let out = match config {
-            AuditConfig::Off => return Ok(AuditLog { sink: Sink::Off }),
-            // Our own handle on standard output: std's `Stdout` would put its lock (and
-            // its line buffer) in front of every write.
-            AuditConfig::Stdout => File::from(std::io::stdout().as_fd().try_clone_to_owned()?),
-            AuditConfig::File(path) => OpenOptions::new().create(true).append(true).open(path)?,
+        let output = match Sink::open(config)? {
+            None => Output::Off,
+            Some(sink) => Output::Direct(sink),
         };
-        let whole = Whole::of(&out);
-        Ok(AuditLog { sink: Sink::Out { out, whole, lock: RwLock::new(()) } })
+        Ok(AuditLog { output })
     }
 
-    /// Writes one line; `false` if it could not be written (reported on stderr, never to
-    /// the client — the caller decides what the request gets, per `audit.on_failure`).
+    /// Lines gathered in a buffer and written at least every `interval` and whenever the
+    /// buffer fills (`audit.flush_interval`: Envoy's file access log, nginx's
+    /// `access_log … buffer= flush=`). A write that fails loses the lines it held: `lost` is
+    /// told how many.
+    pub fn open_buffered(config: &AuditConfig, interval: Duration, lost: LostLines) -> std::io::Result<AuditLog> {
+        let output = match Sink::open(config)? {
+            None => Output::Off,
+            Some(sink) => Output::Buffered(Buffered::start(sink, interval, lost)?),
+        };
+        Ok(AuditLog { output })
+    }
+
+    /// Records one line; `false` if it could not be written (reported on stderr, never to
+    /// the client — the caller decides what the request gets, per `audit.on_failure`). A
+    /// buffered log answers `true` once the line is in the buffer; lines lost later are
+    /// reported to its [`LostLines`].
     pub fn record(&self, event: &AuditEvent) -> bool {
-        if matches!(self.sink, Sink::Off) {
-            return true;
-        }
-        let written = line::with_line(event, |line| match &self.sink {
-            Sink::Off => Ok(()),
-            Sink::Out { out, whole, lock } => write_whole(out, *whole, lock, line),
-        });
+        let written = match &self.output {
+            Output::Off => return true,
+            Output::Direct(sink) => line::with_line(event, |line| sink.write(line)),
+            Output::Buffered(buffered) => line::with_line(event, |line| {
+                buffered.push(line);
+                Ok(())
+            }),
+        };
         let result = match written {
             Ok(result) => result,
             Err(e) => {
@@ -194,20 +178,11 @@ impl AuditLog {
             }
         }
     }
-}
 
-/// One line onto `out`, whole (see [`Sink`]). A lock poisoned by a panicking writer still
-/// orders the writes, so it is used as it is.
-fn write_whole(mut out: &File, whole: Whole, lock: &RwLock<()>, line: &[u8]) -> std::io::Result<()> {
-    match whole {
-        Whole::Always => out.write_all(line),
-        Whole::UpTo(n) if line.len() <= n => {
-            let _shared = lock.read().unwrap_or_else(|e| e.into_inner());
-            out.write_all(line)
-        }
-        Whole::UpTo(_) | Whole::Never => {
-            let _alone = lock.write().unwrap_or_else(|e| e.into_inner());
-            out.write_all(line)
+    /// Writes what a buffered log holds now (at shutdown); nothing for the others.
+    pub fn flush(&self) {
+        if let Output::Buffered(buffered) = &self.output {
+            buffered.flush();
         }
     }
 }
@@ -217,6 +192,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::io::Read as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     /// Lines of 100 bytes to 20 KiB, so a pipe sees lines on both sides of `PIPE_BUF`.
     fn event(thread: usize, n: usize) -> AuditEvent {
@@ -250,7 +227,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&AuditConfig::File(path.clone())).unwrap();
-        assert!(matches!(log.sink, Sink::Out { whole: Whole::Always, .. }));
+        assert!(matches!(&log.output, Output::Direct(sink) if sink.whole() == sink::Whole::Always));
         write_from_threads(&log);
         assert_whole(&std::fs::read_to_string(&path).unwrap());
     }
@@ -263,14 +240,78 @@ mod tests {
         let reading = path.clone();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
-            File::open(reading).unwrap().read_to_string(&mut text).unwrap();
+            std::fs::File::open(reading).unwrap().read_to_string(&mut text).unwrap();
             text
         });
         // Opening a FIFO for writing waits for its reader.
         let log = AuditLog::open(&AuditConfig::File(path)).unwrap();
-        assert!(matches!(log.sink, Sink::Out { whole: Whole::UpTo(PIPE_BUF), .. }));
+        assert!(matches!(&log.output, Output::Direct(sink) if sink.whole() == sink::Whole::UpTo(sink::PIPE_BUF)));
         write_from_threads(&log);
         drop(log);
         assert_whole(&reader.join().unwrap());
+    }
+
+    fn counter() -> (Arc<AtomicUsize>, LostLines) {
+        let lost = Arc::new(AtomicUsize::new(0));
+        let counted = lost.clone();
+        (lost, Box::new(move |n| {
+            counted.fetch_add(n, Ordering::SeqCst);
+        }))
+    }
+
+    fn lines_in(path: &std::path::Path) -> usize {
+        std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+    }
+
+    #[test]
+    fn a_buffered_log_writes_on_flush_when_full_and_when_dropped_and_keeps_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (lost, on_lost) = counter();
+        // An interval no test waits for: only a flush, a full buffer or the drop write.
+        let log = AuditLog::open_buffered(&AuditConfig::File(path.clone()), Duration::from_secs(3600), on_lost).unwrap();
+        assert!(log.record(&event(0, 0)));
+        assert_eq!(lines_in(&path), 0, "held in the buffer");
+        log.flush();
+        assert_eq!(lines_in(&path), 1);
+        // Lines of 100 B to 20 KiB from eight threads overflow the 64 KiB buffer many times.
+        std::fs::remove_file(&path).unwrap();
+        let log = AuditLog::open_buffered(&AuditConfig::File(path.clone()), Duration::from_secs(3600), counter().1).unwrap();
+        write_from_threads(&log);
+        assert!(lines_in(&path) > 0, "a full buffer is written without waiting");
+        drop(log);
+        assert_whole(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(lost.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_buffered_log_is_written_every_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open_buffered(&AuditConfig::File(path.clone()), Duration::from_millis(50), counter().1).unwrap();
+        assert!(log.record(&event(0, 0)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while lines_in(&path) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(lines_in(&path), 1, "the flusher wrote the line without a flush call");
+    }
+
+    #[test]
+    fn lines_a_failed_write_loses_are_counted() {
+        // /dev/full refuses every write (ENOSPC).
+        let full = AuditConfig::File("/dev/full".into());
+        let direct = AuditLog::open(&full).unwrap();
+        assert!(!direct.record(&event(0, 0)), "a direct write reports its own failure");
+        let (lost, on_lost) = counter();
+        let buffered = AuditLog::open_buffered(&full, Duration::from_secs(3600), on_lost).unwrap();
+        for n in 0..3 {
+            assert!(buffered.record(&event(0, n)), "accepted into the buffer");
+        }
+        buffered.flush();
+        assert_eq!(lost.load(Ordering::SeqCst), 3);
+        assert!(buffered.record(&event(0, 3)));
+        drop(buffered);
+        assert_eq!(lost.load(Ordering::SeqCst), 4, "the drop's write is counted too");
     }
 }

@@ -398,6 +398,11 @@ impl Metrics {
         self.audit_failures.inc();
     }
 
+    /// `n` buffered audit lines were lost in one failed write.
+    pub fn audit_failures(&self, n: usize) {
+        self.audit_failures.inc_by(to_u64(n));
+    }
+
     /// The registry, for callers that add metrics of their own.
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -998,6 +998,25 @@ fn audit_forms() {
 }
 
 #[test]
+fn audit_flush_interval_buffers_lines_and_refuses_on_failure_deny() {
+    let (_d, config) = load_ok(&doc(&[("audit", "{path: \"-\"}")]));
+    assert_eq!(config.audit_flush_interval, None, "each line written as its request ends");
+    let (_d, config) = load_ok(&doc(&[("audit", "{path: \"-\", flush_interval: 0s}")]));
+    assert_eq!(config.audit_flush_interval, None);
+    let (_d, config) = load_ok(&doc(&[("audit", "{path: \"-\", flush_interval: 250ms}")]));
+    assert_eq!(config.audit_flush_interval, Some(std::time::Duration::from_millis(250)));
+    let (_d, config) = load_ok(&doc(&[("audit", "{flush_interval: 1s, on_failure: continue}")]));
+    assert_eq!(config.audit_flush_interval, Some(std::time::Duration::from_secs(1)));
+    // deny answers only once the request's line is written: no buffer can promise that.
+    let errors = load_err(&doc(&[("audit", "{flush_interval: 1s, on_failure: deny}")]));
+    assert_eq!(paths(&errors), set(&["audit.flush_interval"]));
+    let (_d, config) = load_ok(&doc(&[("audit", "{flush_interval: 0s, on_failure: deny}")]));
+    assert_eq!(config.audit_flush_interval, None);
+    let errors = load_err(&doc(&[("audit", "{flush_interval: 5}")]));
+    assert_eq!(paths(&errors), set(&["audit.flush_interval"]));
+}
+
+#[test]
 fn relative_paths_resolve_against_the_config_directory() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("conf");

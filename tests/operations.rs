@@ -401,3 +401,27 @@ fn connections_are_handed_to_the_workers_in_turn_and_counted_per_worker() {
     drop(held);
     eventually("the closed connections to leave the open count", || open(&scrape()) == vec![0, 0, 0]);
 }
+
+#[test]
+fn a_buffered_audit_log_holds_lines_until_its_interval_and_writes_them_all_at_shutdown() {
+    let chroma = ChromaServer::start();
+    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
+    // An interval no test waits for: the lines can only come from the shutdown's flush.
+    options.audit_yaml = Some(format!("  path: {}\n  flush_interval: 1h\n", audit.display()));
+    let mut vecgate = VecgateServer::start(&options);
+    let lines = || std::fs::read_to_string(&audit).unwrap_or_default().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>();
+    for _ in 0..3 {
+        assert_eq!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().unwrap().status(), 200);
+    }
+    assert_eq!(lines().len(), 0, "the lines wait in the buffer");
+    let killed = std::process::Command::new("kill").args(["-TERM", &vecgate.pid().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let exit = vecgate.wait_exit(Duration::from_secs(30)).expect("vecgate exits");
+    assert!(exit.success(), "{exit:?}\n{}", vecgate.log_tail());
+    let written = lines();
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(written.iter().all(|l| l["path"] == "/api/v2/heartbeat" && l["status"] == 200), "{written:?}");
+}

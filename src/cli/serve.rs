@@ -54,8 +54,15 @@ async fn serve(config: Config) -> Result<(), String> {
         )),
         None => None,
     };
-    let audit = AuditLog::open(&config.audit).map_err(|e| format!("audit log: {e}"))?;
     let metrics = Arc::new(Metrics::new().map_err(|e| e.to_string())?);
+    let audit = match config.audit_flush_interval {
+        None => AuditLog::open(&config.audit),
+        Some(interval) => {
+            let lost = metrics.clone();
+            AuditLog::open_buffered(&config.audit, interval, Box::new(move |n| lost.audit_failures(n)))
+        }
+    }
+    .map_err(|e| format!("audit log: {e}"))?;
     metrics.export_known_series(&KnownLabels {
         backend: config.upstream.kind.name(),
         auth_failure_reasons: AuthnError::REASONS,
@@ -128,7 +135,10 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::info!("shutting down: no new connections, draining open ones");
         let _ = stop.send(true);
     });
-    server::serve(gateway, listeners, tls, stopped).await.map_err(|e| e.to_string())
+    let served = server::serve(gateway.clone(), listeners, tls, stopped).await.map_err(|e| e.to_string());
+    // A buffered audit log still holds the last lines: the process may end without dropping it.
+    gateway.flush_audit();
+    served
 }
 
 /// The policy source the configuration names: the directory loaded (refusing to start on

@@ -172,6 +172,9 @@ pub struct Config {
     pub audit: AuditConfig,
     /// What a request gets when its audit line cannot be written.
     pub audit_on_failure: AuditOnFailure,
+    /// `audit.flush_interval`: lines are gathered in a buffer and written at least this often
+    /// (and whenever the buffer fills). `None`: each line is written as its request ends.
+    pub audit_flush_interval: Option<Duration>,
     pub limits: Limits,
 }
 

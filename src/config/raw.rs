@@ -117,6 +117,7 @@ pub struct RawCollectionRule {
 pub struct RawAudit {
     pub path: Option<String>,
     pub on_failure: Option<String>,
+    pub flush_interval: Option<String>,
 }
 
 /// Limits are signed so that a negative number is reported by validation ("must be > 0")

@@ -440,6 +440,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             None
         }
     };
+    let audit_flush_interval = audit_flush_interval(&mut v, raw.audit.as_ref(), audit_on_failure);
     let audit = audit(&mut v, raw.audit);
     let limits = limits(&mut v, raw.limits.unwrap_or_default());
 
@@ -456,6 +457,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
         collections,
         audit,
         audit_on_failure,
+        audit_flush_interval,
         limits,
     ) {
         (
@@ -470,6 +472,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             Some(collections),
             Some(audit),
             Some(audit_on_failure),
+            Some(audit_flush_interval),
             Some(limits),
         ) if problems.is_empty() => Ok(Config {
             listen,
@@ -484,6 +487,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Config
             collections,
             audit,
             audit_on_failure,
+            audit_flush_interval,
             limits,
         }),
         _ => Err(ConfigErrors { problems }),
@@ -1198,6 +1202,30 @@ fn audit(v: &mut Validator<'_>, raw: Option<RawAudit>) -> Option<AuditConfig> {
             }
         }
     }
+}
+
+/// `audit.flush_interval`: `Some(None)` when absent or zero (each line written as its request
+/// ends). Buffering cannot be combined with `on_failure: deny`, which must know that a line
+/// was written before its answer goes out.
+fn audit_flush_interval(
+    v: &mut Validator<'_>,
+    raw: Option<&RawAudit>,
+    on_failure: Option<AuditOnFailure>,
+) -> Option<Option<Duration>> {
+    let text = raw.and_then(|a| a.flush_interval.clone());
+    let interval = v.duration(text, "audit.flush_interval", Duration::ZERO)?;
+    if interval.is_zero() {
+        return Some(None);
+    }
+    if on_failure == Some(AuditOnFailure::Deny) {
+        v.report(
+            "audit.flush_interval",
+            ConfigErrorKind::InvalidValue,
+            "cannot be combined with on_failure: deny, which answers only once the request's line is written",
+        );
+        return None;
+    }
+    Some(Some(interval))
 }
 
 fn limits(v: &mut Validator<'_>, raw: RawLimits) -> Option<Limits> {

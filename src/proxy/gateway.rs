@@ -150,6 +150,11 @@ impl Gateway {
         &self.metrics
     }
 
+    /// Writes the lines a buffered audit log (`audit.flush_interval`) still holds.
+    pub fn flush_audit(&self) {
+        self.audit.flush();
+    }
+
     /// The token verifier (the admin listener's `POST /explain` verifies tokens with it).
     pub fn authenticator(&self) -> &Authenticator {
         &self.authn
