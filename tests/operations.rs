@@ -121,6 +121,17 @@ fn policies_switch_cleanly_under_load_and_a_broken_set_keeps_the_last_good_one()
     assert!(metrics.contains("vecgate_policy_version_info{version=\"2\"} 1"), "{metrics}");
 }
 
+/// Sends SIGTERM and waits for a clean exit; the error says what happened instead.
+fn stop_with_sigterm(vecgate: &mut VecgateServer) -> Result<(), String> {
+    let killed = std::process::Command::new("kill").args(["-TERM", &vecgate.pid().to_string()]).status().unwrap();
+    assert!(killed.success());
+    match vecgate.wait_exit(Duration::from_secs(30)) {
+        Some(exit) if exit.success() => Ok(()),
+        Some(exit) => Err(format!("{exit:?}\n{}", vecgate.log_tail())),
+        None => Err(format!("vecgate did not exit after draining\n{}", vecgate.log_tail())),
+    }
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_and_stops_accepting() {
     // An upstream that answers after a pause, so a request is in flight when SIGTERM lands.
@@ -153,15 +164,13 @@ fn sigterm_drains_in_flight_requests_and_stops_accepting() {
         (response.status(), response.into_string().unwrap())
     });
     std::thread::sleep(Duration::from_millis(400));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &vecgate.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let (status, body) = in_flight.join().unwrap();
-    assert_eq!((status, body.as_str()), (200, "\"ok\""), "the in-flight request was completed");
-    let exit = vecgate.wait_exit(Duration::from_secs(30)).expect("vecgate exits after draining");
-    assert!(exit.success(), "{exit:?}\n{}", vecgate.log_tail());
+    let stopped = std::thread::scope(|s| {
+        let stopping = s.spawn(|| stop_with_sigterm(&mut vecgate));
+        let (status, body) = in_flight.join().unwrap();
+        assert_eq!((status, body.as_str()), (200, "\"ok\""), "the in-flight request was completed");
+        stopping.join().unwrap()
+    });
+    stopped.unwrap();
     assert!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().is_err(), "still accepting after SIGTERM");
 }
 
@@ -417,10 +426,7 @@ fn a_buffered_audit_log_holds_lines_until_its_interval_and_writes_them_all_at_sh
         assert_eq!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().unwrap().status(), 200);
     }
     assert_eq!(lines().len(), 0, "the lines wait in the buffer");
-    let killed = std::process::Command::new("kill").args(["-TERM", &vecgate.pid().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let exit = vecgate.wait_exit(Duration::from_secs(30)).expect("vecgate exits");
-    assert!(exit.success(), "{exit:?}\n{}", vecgate.log_tail());
+    stop_with_sigterm(&mut vecgate).unwrap();
     let written = lines();
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(written.iter().all(|l| l["path"] == "/api/v2/heartbeat" && l["status"] == 200), "{written:?}");
