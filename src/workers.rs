@@ -13,26 +13,14 @@
 //! pool by the authenticate phase.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
 
 thread_local! {
     static INDEX: Cell<usize> = const { Cell::new(0) };
 }
 
-static COUNT: OnceLock<usize> = OnceLock::new();
-
-/// How many workers serve the proxy port: `limits.workers`, else one per core.
-pub fn count() -> usize {
-    *COUNT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Sets [`count`] from `limits.workers`, once per process and before any [`PerWorker`] is
-/// made; `false` if the count was already fixed otherwise.
-pub fn configure(workers: Option<usize>) -> bool {
-    match workers {
-        Some(n) => COUNT.set(n.max(1)).is_ok() || count() == n.max(1),
-        None => true,
-    }
+/// How many workers serve the proxy port: `limits.workers` (`configured`), else one per core.
+pub fn count(configured: Option<usize>) -> usize {
+    configured.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
 }
 
 /// Marks this thread as worker `index` (1..=[`count`]); 0, every other thread's, is the default.
@@ -46,12 +34,13 @@ pub struct PerWorker<T> {
 }
 
 impl<T> PerWorker<T> {
-    /// `make` is called once per worker and once for the other threads.
-    pub fn new(mut make: impl FnMut() -> T) -> PerWorker<T> {
-        PerWorker { slots: (0..=count()).map(|_| make()).collect() }
+    /// `make` is called once for each of `workers` workers and once for the other threads.
+    pub fn new(workers: usize, mut make: impl FnMut() -> T) -> PerWorker<T> {
+        PerWorker { slots: (0..=workers).map(|_| make()).collect() }
     }
 
-    /// This thread's value.
+    /// This thread's value. A worker of a larger pool than this one was made for (another
+    /// gateway in the same process) shares a slot with a worker of this one.
     pub fn get(&self) -> &T {
         let index = INDEX.with(Cell::get);
         &self.slots[index % self.slots.len()]
@@ -65,11 +54,12 @@ mod tests {
     #[test]
     fn each_worker_gets_its_own_value_and_other_threads_share_one() {
         let counter = std::sync::atomic::AtomicUsize::new(0);
-        let values = PerWorker::new(|| counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        assert_eq!(values.slots.len(), count() + 1);
+        let workers = 3;
+        let values = PerWorker::new(workers, || counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(values.slots.len(), workers + 1);
         assert_eq!(*values.get(), 0);
         let seen: Vec<usize> = std::thread::scope(|s| {
-            (1..=count())
+            (1..=workers)
                 .map(|i| {
                     let values = &values;
                     s.spawn(move || {
@@ -82,7 +72,7 @@ mod tests {
                 .map(|h| h.join().unwrap())
                 .collect()
         });
-        assert_eq!(seen, (1..=count()).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=workers).collect::<Vec<_>>());
         assert_eq!(std::thread::spawn(move || *values.get()).join().unwrap(), 0);
     }
 }

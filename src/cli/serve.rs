@@ -43,9 +43,6 @@ pub fn run(config_path: &Path) -> i32 {
 
 async fn serve(config: Config) -> Result<(), String> {
     refuse_unavailable_features(&config)?;
-    if !crate::workers::configure(config.limits.workers) {
-        return Err(format!("limits.workers: the worker count was already fixed at {}", crate::workers::count()));
-    }
     let authn = Authenticator::from_config(&config.auth).map_err(|e| format!("auth: {e}"))?;
     let policies = open_policies(&config)?;
     let tls = match &config.tls {
@@ -155,7 +152,8 @@ fn open_policies(config: &Config) -> Result<Policies, String> {
             Ok(Policies::Embedded(Arc::new(store)))
         }
         PolicySource::Pdp(pdp) => {
-            let client = PdpClient::new(pdp).map_err(|e| format!("policies.pdp: {e}"))?;
+            let client = PdpClient::for_workers(pdp, crate::workers::count(config.limits.workers))
+                .map_err(|e| format!("policies.pdp: {e}"))?;
             tracing::info!(url = %pdp.url, "policies come from the Cerbos PDP");
             Ok(Policies::Pdp(Arc::new(client)))
         }

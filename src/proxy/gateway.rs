@@ -79,6 +79,7 @@ pub(super) fn upstream_client(config: &Config, base_url: &str, grpc: bool, max_i
             api_key: upstream_api_key(config)?,
             max_in_flight,
             grpc,
+            workers: crate::workers::count(config.limits.workers),
         },
         metrics,
     )?)

@@ -100,6 +100,8 @@ pub struct UpstreamSettings<'a> {
     pub max_in_flight: usize,
     /// The database's gRPC port rather than its HTTP API.
     pub grpc: bool,
+    /// The proxy's worker count: one connection pool each ([`crate::workers`]).
+    pub workers: usize,
 }
 
 impl Upstream {
@@ -116,7 +118,7 @@ impl Upstream {
         let connector =
             crate::tls::https_connector(settings.ca_file, true, versions, settings.timeout.min(Duration::from_secs(5)))
                 .map_err(|e| UpstreamError::Config(format!("upstream.tls: {e}")))?;
-        let clients = PerWorker::new(|| {
+        let clients = PerWorker::new(settings.workers, || {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
                 .http2_only(settings.grpc)

@@ -132,8 +132,9 @@ fn start_workers(
     shutdown: &watch::Receiver<bool>,
     drained: &watch::Receiver<bool>,
 ) -> Result<Vec<Worker>, ServerError> {
-    gateway.metrics().export_worker_series(workers::count());
-    (1..=workers::count())
+    let count = workers::count(gateway.config().limits.workers);
+    gateway.metrics().export_worker_series(count);
+    (1..=count)
         .map(|index| {
             let cannot_start = |source| ServerError::Worker { index, source };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cannot_start)?;

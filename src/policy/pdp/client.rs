@@ -51,7 +51,14 @@ pub struct PdpClient {
 }
 
 impl PdpClient {
+    /// A client for callers off the proxy's workers (the CLI's commands, tests).
     pub fn new(config: &PdpConfig) -> Result<PdpClient, PdpError> {
+        PdpClient::for_workers(config, 0)
+    }
+
+    /// A client with one connection pool for each of `workers` proxy workers
+    /// ([`crate::workers`]) and one for every other thread.
+    pub fn for_workers(config: &PdpConfig, workers: usize) -> Result<PdpClient, PdpError> {
         if !(config.url.starts_with("http://") || config.url.starts_with("https://")) {
             return Err(PdpError::Config(format!(
                 "{}: only http:// and https:// PDP urls are supported",
@@ -65,7 +72,7 @@ impl PdpClient {
             config.timeout,
         )
         .map_err(|e| PdpError::Config(format!("policies.pdp.tls: {e}")))?;
-        let http = PerWorker::new(|| {
+        let http = PerWorker::new(workers, || {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(60))
                 .build(connector.clone())
