@@ -174,13 +174,20 @@ fn sigterm_drains_in_flight_requests_and_stops_accepting() {
     assert!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().is_err(), "still accepting after SIGTERM");
 }
 
-#[test]
-fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
+/// A real Chroma and a vecgate in front of it with the proxy tests' policies, its options
+/// adjusted by `adjust`.
+fn on_chroma(adjust: impl FnOnce(&mut VecgateOptions)) -> (ChromaServer, VecgateServer) {
     let chroma = ChromaServer::start();
     let policies = support::repo_root().join("tests/fixtures/proxy/policies");
     let mut options = VecgateOptions::chroma(chroma.url(), &policies);
-    options.extra_yaml = "limits:\n  max_connections: 1\n  header_timeout: 1s\n".into();
+    adjust(&mut options);
     let vecgate = VecgateServer::start(&options);
+    (chroma, vecgate)
+}
+
+#[test]
+fn idle_connections_are_dropped_after_the_header_timeout_and_free_their_slot() {
+    let (_chroma, vecgate) = on_chroma(|o| o.extra_yaml = "limits:\n  max_connections: 1\n  header_timeout: 1s\n".into());
 
     // A client that connects and never sends a request holds the only connection slot…
     use std::io::Read;
@@ -376,11 +383,7 @@ fn per_worker(metrics: &str, name: &str, workers: usize) -> Vec<i64> {
 
 #[test]
 fn connections_are_handed_to_the_workers_in_turn_and_counted_per_worker() {
-    let chroma = ChromaServer::start();
-    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
-    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
-    options.extra_yaml = "limits:\n  workers: 3\n".into();
-    let vecgate = VecgateServer::start(&options);
+    let (_chroma, vecgate) = on_chroma(|o| o.extra_yaml = "limits:\n  workers: 3\n".into());
     let scrape = || vecgate.admin_get("/metrics").1;
     let total = |m: &str| per_worker(m, "vecgate_worker_connections_total", 3);
     let open = |m: &str| per_worker(m, "vecgate_worker_connections_open", 3);
@@ -413,14 +416,10 @@ fn connections_are_handed_to_the_workers_in_turn_and_counted_per_worker() {
 
 #[test]
 fn a_buffered_audit_log_holds_lines_until_its_interval_and_writes_them_all_at_shutdown() {
-    let chroma = ChromaServer::start();
-    let policies = support::repo_root().join("tests/fixtures/proxy/policies");
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let mut options = VecgateOptions::chroma(chroma.url(), &policies);
     // An interval no test waits for: the lines can only come from the shutdown's flush.
-    options.audit_yaml = Some(format!("  path: {}\n  flush_interval: 1h\n", audit.display()));
-    let mut vecgate = VecgateServer::start(&options);
+    let (_chroma, mut vecgate) = on_chroma(|o| o.audit_yaml = Some(format!("  path: {}\n  flush_interval: 1h\n", audit.display())));
     let lines = || std::fs::read_to_string(&audit).unwrap_or_default().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>();
     for _ in 0..3 {
         assert_eq!(ureq::get(&format!("{}/api/v2/heartbeat", vecgate.url())).call().unwrap().status(), 200);
