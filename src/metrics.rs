@@ -373,24 +373,16 @@ impl Metrics {
         self.policy_source_errors.with_label_values(&[reason]).inc();
     }
 
-    /// Exports both worker series at 0 for workers `1..=count`: a worker that is never given a
-    /// connection shows as 0, not as missing.
-    pub fn export_worker_series(&self, count: usize) {
-        for worker in 1..=count {
-            let worker = worker.to_string();
-            self.worker_connections.with_label_values(&[&worker]).inc_by(0);
-            self.worker_connections_open.with_label_values(&[&worker]).set(0);
-        }
-    }
-
-    /// A proxy-port connection handed to `worker` (1..=`limits.workers`: the label is bounded
-    /// by the configuration). It counts as open until the returned guard is dropped.
-    pub fn worker_connection(&self, worker: usize) -> OpenConnection {
+    /// Worker `worker`'s connection series (1..=`limits.workers`: the label is bounded by the
+    /// configuration), exported at 0 from here on, so a worker never given a connection shows
+    /// as 0 rather than missing. Looked up once per worker, not per connection.
+    pub fn worker_connections(&self, worker: usize) -> WorkerConnections {
         let worker = worker.to_string();
-        self.worker_connections.with_label_values(&[&worker]).inc();
+        let handed = self.worker_connections.with_label_values(&[&worker]);
         let open = self.worker_connections_open.with_label_values(&[&worker]);
-        open.inc();
-        OpenConnection(open)
+        handed.inc_by(0);
+        open.set(0);
+        WorkerConnections { handed, open }
     }
 
     /// An audit line could not be written.
@@ -428,6 +420,22 @@ impl Metrics {
             }
         }
         self.policy_version_info.with_label_values(&[&version.to_string()]).set(1);
+    }
+}
+
+/// One worker's `vecgate_worker_connections_total` and `vecgate_worker_connections_open`.
+#[derive(Debug, Clone)]
+pub struct WorkerConnections {
+    handed: prometheus::IntCounter,
+    open: prometheus::IntGauge,
+}
+
+impl WorkerConnections {
+    /// A connection handed to this worker; it counts as open until the guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.handed.inc();
+        self.open.inc();
+        OpenConnection(self.open.clone())
     }
 }
 

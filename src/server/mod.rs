@@ -132,11 +132,10 @@ fn start_workers(
     shutdown: &watch::Receiver<bool>,
     drained: &watch::Receiver<bool>,
 ) -> Result<Vec<Worker>, ServerError> {
-    let count = workers::count(gateway.config().limits.workers);
-    gateway.metrics().export_worker_series(count);
-    (1..=count)
+    (1..=workers::count(gateway.config().limits.workers))
         .map(|index| {
             let cannot_start = |source| ServerError::Worker { index, source };
+            let connections_metric = gateway.metrics().worker_connections(index);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(cannot_start)?;
             let (inbox, mut arrivals) = mpsc::unbounded_channel::<Accepted<std::net::TcpStream>>();
             let (finished, done) = oneshot::channel::<()>();
@@ -151,7 +150,7 @@ fn start_workers(
                             // Registered with this worker's runtime from here on.
                             match accepted.convert(TcpStream::from_std) {
                                 Ok(mut accepted) => {
-                                    accepted.open = Some(gateway.metrics().worker_connection(index));
+                                    accepted.open = Some(connections_metric.opened());
                                     spawn_connection(&mut connections, &gateway, Face::Http, &tls, &shutdown, accepted);
                                 }
                                 Err(e) => tracing::warn!("worker {index}: cannot take a connection: {e}"),
