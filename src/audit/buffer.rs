@@ -32,17 +32,23 @@ struct Shared {
     lost: LostLines,
 }
 
-#[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
     lines: usize,
+}
+
+impl Pending {
+    /// An empty buffer with room for a whole batch, so it is not regrown after each write.
+    fn empty() -> Pending {
+        Pending { bytes: Vec::with_capacity(BUFFER_BYTES), lines: 0 }
+    }
 }
 
 impl Buffered {
     pub(super) fn start(sink: Sink, interval: Duration, lost: LostLines) -> std::io::Result<Buffered> {
         let shared = Arc::new(Shared {
             sink,
-            pending: Mutex::new(Pending { bytes: Vec::with_capacity(BUFFER_BYTES), lines: 0 }),
+            pending: Mutex::new(Pending::empty()),
             stopping: Mutex::new(false),
             wake: Condvar::new(),
             lost,
@@ -63,7 +69,7 @@ impl Buffered {
         let full = {
             let mut pending = lock(&self.shared.pending);
             let full = (pending.bytes.len() + line.len() > BUFFER_BYTES && pending.lines > 0)
-                .then(|| std::mem::replace(&mut *pending, Pending { bytes: Vec::with_capacity(BUFFER_BYTES), lines: 0 }));
+                .then(|| std::mem::replace(&mut *pending, Pending::empty()));
             pending.bytes.extend_from_slice(line);
             pending.lines += 1;
             full
@@ -81,10 +87,14 @@ impl Buffered {
 
 impl Shared {
     fn flush(&self) {
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        if batch.lines > 0 {
-            self.write(&batch);
-        }
+        let batch = {
+            let mut pending = lock(&self.pending);
+            if pending.lines == 0 {
+                return;
+            }
+            std::mem::replace(&mut *pending, Pending::empty())
+        };
+        self.write(&batch);
     }
 
     fn write(&self, batch: &Pending) {
