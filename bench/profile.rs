@@ -204,8 +204,8 @@ fn native(rt: &tokio::runtime::Runtime, binaries: &[(String, PathBuf)], alice: &
             };
             options.collections_yaml = "  - name: \"*\"\n    resource_kind: document\n    required_attrs: [department, region]\n".to_string();
             options.binary = Some(binary.clone());
-            if audit_yaml.is_some() {
-                options.audit_yaml = audit_yaml.map(str::to_string);
+            if let Some(yaml) = audit_yaml {
+                options.audit_yaml = Some(yaml.to_string());
             }
             let vecgate = support::vecgate::VecgateServer::start(&options);
             let pool = Pool::new(SocketAddr::from(([127, 0, 0, 1], vecgate.port())), 64);
